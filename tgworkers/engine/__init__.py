@@ -4,6 +4,7 @@ Only the names below are the job-facing API; everything else in this package is
 the engine's own business. See contracts/engine.md for the promises it keeps.
 """
 
+from tgworkers.engine.context import JobContext
 from tgworkers.engine.outcome import (
     DeadLetter,
     Disposition,
@@ -15,15 +16,22 @@ from tgworkers.engine.outcome import (
     RetryLater,
     Snooze,
 )
+from tgworkers.engine.registry import JobType, Processor, Schedule
+from tgworkers.engine.retry import RetryPolicy
 
 __all__ = [
     "DeadLetter",
     "Disposition",
     "Done",
+    "JobContext",
     "JobSignal",
+    "JobType",
     "NotDue",
     "Outcome",
     "PermanentError",
+    "Processor",
     "RetryLater",
+    "RetryPolicy",
+    "Schedule",
     "Snooze",
 ]

@@ -1,0 +1,1 @@
+"""Test support: a real redis-server, waiting on conditions, worker subprocesses."""

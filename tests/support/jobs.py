@@ -1,0 +1,85 @@
+"""Job types the tests run through the real engine (also in worker subprocesses).
+
+Every run appends a JSON record to the Redis list `test:runs`, so a test can see
+exactly which jobs ran, how often, on which process, and for how long.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import anyio
+import msgspec
+
+from tgworkers.engine import (
+    Done,
+    JobContext,
+    JobType,
+    NotDue,
+    Outcome,
+    PermanentError,
+    Processor,
+    RetryLater,
+)
+from tgworkers.jobs.builtin import NOOP_PROCESSOR
+
+RUNS_KEY = "test:runs"
+
+
+class Work(msgspec.Struct, frozen=True, kw_only=True):
+    n: int = 0
+    key: str | None = None
+    sleep_ms: int = 0
+    fail_times: int = 0
+    mode: str = "ok"  # ok | permanent | not_due | crash | retry_after
+
+
+class RunRecord(msgspec.Struct, frozen=True):
+    job_id: str
+    n: int
+    attempt: int
+    pid: int
+    start_ms: int
+    end_ms: int
+    key: str | None
+    deliveries: int
+
+
+_encoder = msgspec.json.Encoder()
+
+
+async def work(ctx: JobContext, p: Work) -> Outcome:
+    start = int(time.time() * 1000)
+    if p.mode == "crash":
+        os._exit(1)
+    if p.sleep_ms:
+        await anyio.sleep(p.sleep_ms / 1000)
+    end = int(time.time() * 1000)
+    record = RunRecord(ctx.job_id, p.n, ctx.attempt, os.getpid(), start, end, p.key, ctx.deliveries)
+    await ctx.redis.rpush(RUNS_KEY, _encoder.encode(record))
+    if p.mode == "permanent":
+        raise PermanentError("bad thing", status=404, body='{"code":"bet_not_found"}')
+    if p.mode == "not_due" and await ctx.redis.incr(f"test:notdue:{ctx.job_id}") == 1:
+        raise NotDue(retry_at_ms=int(time.time() * 1000) + 300)
+    if ctx.attempt <= p.fail_times:
+        if p.mode == "retry_after":
+            raise RetryLater("busy", after_ms=200)
+        raise RuntimeError(f"planned failure {ctx.attempt}")
+    return Done()
+
+
+WORK = JobType(name="test.work", payload=Work, handler=work, timeout_s=30.0)
+UNIQUE = JobType(name="test.unique", payload=Work, handler=work, job_id=lambda p: f"test.unique:{p.n}")
+SLOW = JobType(name="test.slow", payload=Work, handler=work, timeout_s=0.3)
+EXCLUSIVE = JobType(
+    name="test.exclusive", payload=Work, handler=work, timeout_s=60.0,
+    partition_key=lambda p: p.key or "", exclusive=True,
+)  # fmt: skip
+POISON = JobType(name="test.poison", payload=Work, handler=work, timeout_s=30.0)
+
+TEST_WORK = Processor(name="test.work", job_types=(WORK, SLOW, UNIQUE), concurrency=8)
+TEST_EXCLUSIVE = Processor(name="test.exclusive", job_types=(EXCLUSIVE,), concurrency=8, partitions=2)
+TEST_POISON = Processor(name="test.poison", job_types=(POISON,), concurrency=4)
+
+PROCESSORS = (TEST_WORK, TEST_EXCLUSIVE, TEST_POISON, NOOP_PROCESSOR)

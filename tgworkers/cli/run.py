@@ -1,0 +1,59 @@
+"""`run [--processors a,b]`: run processors, their schedules and the HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import anyio
+
+from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
+from tgworkers.config import Settings, default_consumer_name
+from tgworkers.engine.registry import Processor, Registry
+from tgworkers.engine.worker import Worker
+from tgworkers.errors import ConfigError, InputError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run processors until SIGTERM/SIGINT")
+    p.add_argument("--processors", help="comma list of processor or job-type names")
+    p.add_argument("--app", help="module:ATTR holding the processors (default: the platform's)")
+    p.set_defaults(func=main)
+
+
+def select_processors(registry: Registry, settings: Settings, names: str | None) -> tuple[Processor, ...]:
+    """`--processors`, else `PROCESSORS`, else every processor whose flag is on."""
+    try:
+        if names:
+            return registry.select(names)
+        if settings.processors:
+            return registry.select(settings.processors)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    return tuple(
+        p for p in registry.processors.values() if settings.enabled(p.enabled_by, p.enabled_default)
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    registry = registry_for(args.app)
+    processors = select_processors(registry, settings, args.processors)
+    if not processors:
+        raise ConfigError("no processor selected: pass --processors or set PROCESSORS / ENABLE_*")
+    setup_logging(settings)
+    worker = Worker(
+        settings=settings,
+        registry=registry,
+        processors=processors,
+        consumer=settings.consumer_name or default_consumer_name(),
+    )
+    backend_options: dict[str, Any] = {}
+    try:
+        import uvloop  # noqa: F401, PLC0415 - optional speed-up
+
+        backend_options["use_uvloop"] = True
+    except ImportError:
+        pass
+    anyio.run(worker.run, backend="asyncio", backend_options=backend_options)
+    return 0

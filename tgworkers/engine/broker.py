@@ -1,0 +1,120 @@
+"""The Streams surface of the engine: every non-script stream command lives here.
+
+Reads return `Delivery` values; group creation, consumer listing and the
+NOGROUP recovery are here too, so no other module issues a stream command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from redis import exceptions as rex
+from redis.asyncio import Redis
+
+from tgworkers.engine.envelope import Envelope, MalformedEntryError, entry_time_ms, from_fields
+from tgworkers.engine.keys import GROUP, PartitionKeys
+
+if TYPE_CHECKING:
+    import anyio
+
+    from tgworkers.engine.registry import JobType
+
+
+@dataclass(slots=True, eq=False)
+class Delivery:
+    """One stream entry handed to this worker, and what became of it here."""
+
+    pk: PartitionKeys
+    entry_id: bytes
+    fields: dict[bytes, bytes]
+    deliveries: int = 1
+    envelope: Envelope | None = None
+    problem: str | None = None
+    job_type: JobType[Any] | None = None
+    lock: str | None = None
+    scope: anyio.CancelScope | None = None
+    lost: bool = False
+    handback: bool = False
+    read_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def decode(self) -> None:
+        """Fill `envelope`, or `problem` naming why the entry is not a job."""
+        if not self.fields:
+            self.problem = "entry has no fields (deleted while pending)"
+            return
+        try:
+            self.envelope = from_fields(self.fields, entry_ms=entry_time_ms(self.entry_id))
+        except MalformedEntryError as exc:
+            self.problem = f"malformed entry: {exc}"
+
+    @property
+    def job_id(self) -> str:
+        return self.envelope.id if self.envelope else ""
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    return isinstance(exc, rex.ResponseError) and "NOGROUP" in str(exc)
+
+
+class Broker:
+    """Stream commands for one consumer."""
+
+    def __init__(self, redis: Redis, blocking: Redis, consumer: str) -> None:
+        self.redis = redis
+        self.blocking = blocking
+        self.consumer = consumer
+
+    async def ensure_groups(self, pks: Sequence[PartitionKeys]) -> None:
+        """Create the consumer group (from the stream's start) where missing."""
+        for pk in pks:
+            try:
+                await self.redis.xgroup_create(pk.ready, GROUP, id="0", mkstream=True)
+            except rex.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(
+        self, pks: Sequence[PartitionKeys], *, count: int, block_ms: int | None
+    ) -> list[Delivery]:
+        """One XREADGROUP over all partitions: new entries, at most `count` each."""
+        by_key = {pk.ready: pk for pk in pks}
+        streams: dict[Any, Any] = dict.fromkeys(by_key, ">")
+        try:
+            reply = await self.blocking.xreadgroup(
+                GROUP, self.consumer, streams, count=count, block=block_ms
+            )
+        except rex.ResponseError as exc:
+            if not is_nogroup(exc):
+                raise
+            await self.ensure_groups(pks)
+            return []
+        out: list[Delivery] = []
+        for stream, entries in reply or ():
+            pk = by_key[stream.decode() if isinstance(stream, bytes) else stream]
+            out.extend(Delivery(pk, entry_id, fields or {}) for entry_id, fields in entries)
+        return out
+
+    async def consumers(self, pk: PartitionKeys) -> list[dict[str, Any]]:
+        """XINFO CONSUMERS of the group: name, pending, idle (ms)."""
+        try:
+            rows = await self.redis.xinfo_consumers(pk.ready, GROUP)
+        except rex.ResponseError:
+            return []
+        return [
+            {
+                "name": r["name"].decode() if isinstance(r["name"], bytes) else r["name"],
+                "pending": int(r["pending"]),
+                "idle": int(r["idle"]),
+            }
+            for r in rows
+        ]
+
+    async def pending_count(self, pk: PartitionKeys) -> int:
+        try:
+            summary = await self.redis.xpending(pk.ready, GROUP)
+        except rex.ResponseError:
+            return 0
+        return int(summary["pending"]) if summary else 0

@@ -1,0 +1,155 @@
+"""Enqueueing jobs: single, bulk, delayed and unique by job id (promise 5).
+
+The payload is validated against the job type's Struct and size-checked before
+anything reaches Redis (promise 7); a bad one raises `InputError` naming the
+problem. Jobs of one partition are sent in one script call per chunk, so a bulk
+enqueue costs one round trip per partition and chunk, not one per job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import anyio
+import msgspec
+from opentelemetry import propagate
+from redis.asyncio import Redis
+
+from tgworkers.config import Settings
+from tgworkers.engine.envelope import Envelope, to_fields
+from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.layout import Layout
+from tgworkers.engine.registry import JobType, Registry
+from tgworkers.engine.scripts import NewJob, Scripts
+from tgworkers.errors import InputError
+
+CHUNK: Final = 500
+_encoder: Final = msgspec.json.Encoder()
+
+
+class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One job to enqueue. `payload` is a Struct, a mapping or JSON text."""
+
+    name: str
+    payload: Any
+    id: str | None = None
+    run_at_ms: int | None = None
+    delay_s: float | None = None
+    origin: str | None = None
+
+
+class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What `enqueue --json` prints: `{"id", "queue", "runAt", "created"}`."""
+
+    id: str
+    queue: str
+    run_at: int
+    created: bool
+
+
+def new_job_id() -> str:
+    """A random 96-bit id for jobs whose type does not derive one."""
+    return os.urandom(12).hex()
+
+
+def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[bytes, Any]:
+    """Validate `payload` against the job type; returns (JSON bytes, decoded Struct)."""
+    try:
+        if isinstance(payload, jt.payload):
+            value = payload
+        elif isinstance(payload, bytes | str):
+            value = jt.decoder.decode(payload)
+        elif isinstance(payload, Mapping):
+            value = msgspec.convert(payload, jt.payload)
+        else:
+            raise InputError(f"{jt.name}: payload must be a JSON object")
+        if jt.validate is not None:
+            jt.validate(value)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+        raise InputError(f"{jt.name}: invalid payload: {exc}") from None
+    raw = _encoder.encode(value)
+    if len(raw) > max_bytes:
+        raise InputError(
+            f"{jt.name}: payload is {len(raw)} bytes, over MAX_PAYLOAD_BYTES ({max_bytes})"
+        )
+    return raw, value
+
+
+class Client:
+    """Enqueues jobs of the registered job types."""
+
+    def __init__(self, redis: Redis, registry: Registry, settings: Settings) -> None:
+        self.redis = redis
+        self.registry = registry
+        self.settings = settings
+        self.layout = Layout(settings)
+        self.scripts = Scripts(redis)
+
+    async def enqueue(  # noqa: PLR0913 - mirrors the CLI's flags
+        self,
+        name: str,
+        payload: Any,
+        *,
+        id: str | None = None,  # noqa: A002 - the contract's name
+        run_at_ms: int | None = None,
+        delay_s: float | None = None,
+        origin: str | None = None,
+    ) -> EnqueueResult:
+        request = EnqueueRequest(
+            name=name, payload=payload, id=id, run_at_ms=run_at_ms, delay_s=delay_s, origin=origin
+        )
+        return (await self.enqueue_many([request]))[0]
+
+    def prepare(self, req: EnqueueRequest, now_ms: int, trace: Mapping[str, str]) -> tuple[
+        PartitionKeys, NewJob, EnqueueResult
+    ]:
+        """Validate one request and build its partition, job and (pending) result."""
+        jt = self.registry.job_type(req.name)
+        proc = self.registry.processor_of[jt.name]
+        raw, value = encode_payload(jt, req.payload, max_bytes=self.settings.max_payload_bytes)
+        job_id = req.id or (jt.job_id(value) if jt.job_id else None)
+        if job_id is not None and not job_id.strip():
+            raise InputError(f"{jt.name}: job id must not be empty")
+        auto = job_id is None
+        job_id = job_id or new_job_id()
+        key = jt.partition_key(value) if jt.partition_key else None
+        due = req.run_at_ms or (now_ms + int(req.delay_s * 1000) if req.delay_s else 0)
+        env = Envelope(
+            id=job_id, name=jt.name, payload=raw, enqueued_ms=now_ms, key=key,
+            origin=req.origin, traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"), auto_id=auto,
+        )  # fmt: skip
+        pk = self.layout.partition_for(proc, key if key is not None else job_id)
+        result = EnqueueResult(id=job_id, queue=proc.queue, run_at=due or now_ms, created=False)
+        return pk, NewJob(id=job_id, due_ms=due, fields=to_fields(env)), result
+
+    async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueResult]:
+        """Enqueue a batch: validated first (all or nothing), then one call per chunk."""
+        now_ms = int(time.time() * 1000)
+        trace: dict[str, str] = {}
+        propagate.inject(trace)
+        prepared = [self.prepare(r, now_ms, trace) for r in requests]
+        groups: dict[PartitionKeys, list[int]] = defaultdict(list)
+        for i, (pk, _, _) in enumerate(prepared):
+            groups[pk].append(i)
+        created: list[bool] = [False] * len(prepared)
+
+        async def send(pk: PartitionKeys, idx: list[int]) -> None:
+            jobs = [prepared[i][1] for i in idx]
+            ttl_ms = self.settings.dedupe_ttl_s * 1000
+            flags = await self.scripts.enqueue(pk, jobs, dedupe_ttl_ms=ttl_ms)
+            for i, flag in zip(idx, flags, strict=True):
+                created[i] = flag
+
+        async with anyio.create_task_group() as tg:
+            for pk, idx in groups.items():
+                for start in range(0, len(idx), CHUNK):
+                    tg.start_soon(send, pk, idx[start : start + CHUNK])
+        return [
+            msgspec.structs.replace(res, created=flag)
+            for (_, _, res), flag in zip(prepared, created, strict=True)
+        ]

@@ -1,0 +1,90 @@
+"""Redis connections, and the outage tracker every loop reports to.
+
+Blocking stream reads get their own client whose socket timeout is longer than
+the BLOCK time (redis-py 8 defaults to 5 s, which breaks blocking readers), so a
+half-open TCP connection can never hang a reader forever, and a slow read never
+holds a connection other commands wait for.
+
+An outage is logged once when it begins (`redis.down`) and once when it ends
+(`redis.up`, with its length); loops keep running and retry with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Final
+
+import anyio
+import structlog
+from redis import exceptions as rex
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+log = structlog.get_logger("tgworkers.redis")
+
+CONNECTION_ERRORS: Final = (
+    rex.ConnectionError,
+    rex.TimeoutError,
+    rex.BusyLoadingError,
+    rex.ReadOnlyError,
+    rex.TryAgainError,
+    rex.ClusterDownError,
+    OSError,
+)
+
+
+def connect(url: str, *, socket_timeout_s: float = 10.0, max_connections: int = 64) -> Redis:
+    """A pooled client for short commands and scripts (bytes replies, RESP2)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=5.0,
+        max_connections=max_connections,
+        protocol=2,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=2),
+        health_check_interval=30,
+    )
+
+
+def connect_for_blocking(url: str, *, block_ms: int) -> Redis:
+    """A client for blocking XREADGROUP: socket timeout = BLOCK + 5 s."""
+    return Redis.from_url(
+        url,
+        socket_timeout=block_ms / 1000 + 5.0,
+        socket_connect_timeout=5.0,
+        max_connections=4,
+        protocol=2,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=1),
+    )
+
+
+class RedisHealth:
+    """Shared outage state: logs down once, up once, and paces retries."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+        self._failures = 0
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def ok(self) -> None:
+        if self.down_since is not None:
+            downtime_ms = int((time.monotonic() - self.down_since) * 1000)
+            log.warning("redis.up", downtime_ms=downtime_ms)
+            self.down_since = None
+        self._failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.error("redis.down", error=type(exc).__name__, detail=str(exc)[:200])
+        self._failures += 1
+
+    async def backoff(self) -> None:
+        """Sleep a jittered, growing delay (50 ms to 5 s) before the next try."""
+        ceiling = min(5.0, 0.05 * 2 ** min(self._failures, 7))
+        await anyio.sleep(random.uniform(ceiling / 2, ceiling))  # noqa: S311

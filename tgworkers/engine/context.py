@@ -1,0 +1,134 @@
+"""What a handler gets besides its payload: the job's identity and its tools.
+
+`ctx.resources(Peers)` returns what `run` registered for that type, so the
+engine never imports the peers or the jobs. `ctx.steps` remembers which steps of
+a multi-step job finished, so a retry skips them; the record is cleared when the
+job is done (kept when it is dead-lettered, so a replay skips them too).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+from redis.asyncio import Redis
+
+from tgworkers.engine.envelope import HistoryEntry
+from tgworkers.engine.keys import PartitionKeys
+
+if TYPE_CHECKING:
+    from tgworkers.engine.client import Client, EnqueueResult
+
+R = TypeVar("R")
+
+_steps_codec = msgspec.json.Decoder(list[str])
+
+
+class Resources:
+    """A typed map from a type to the one instance of it a worker runs with."""
+
+    def __init__(self, *items: object) -> None:
+        self._items: dict[type[Any], object] = {type(i): i for i in items}
+
+    def add(self, item: object, as_type: type[Any] | None = None) -> None:
+        self._items[as_type or type(item)] = item
+
+    def get(self, cls: type[R]) -> R:
+        try:
+            item = self._items[cls]
+        except KeyError:
+            raise LookupError(f"no resource of type {cls.__name__} was registered") from None
+        assert isinstance(item, cls)  # noqa: S101
+        return item
+
+
+class Steps:
+    """The finished steps of one job, kept in the partition's steps hash."""
+
+    def __init__(self, redis: Redis, pk: PartitionKeys, job_id: str) -> None:
+        self._redis = redis
+        self._pk = pk
+        self._job_id = job_id
+        self._done: set[str] | None = None
+
+    async def _load(self) -> set[str]:
+        if self._done is None:
+            raw = await self._redis.hget(self._pk.steps, self._job_id)
+            self._done = set(_steps_codec.decode(raw)) if raw else set()
+        return self._done
+
+    async def is_done(self, step: str) -> bool:
+        return step in await self._load()
+
+    async def mark_done(self, step: str) -> None:
+        done = await self._load()
+        done.add(step)
+        await self._redis.hset(self._pk.steps, self._job_id, msgspec.json.encode(sorted(done)))
+
+
+class JobContext:
+    """Identity of the running job and the tools a handler may use."""
+
+    __slots__ = (
+        "_client",
+        "_resources",
+        "_steps",
+        "attempt",
+        "deliveries",
+        "enqueued_ms",
+        "history",
+        "job_id",
+        "name",
+        "origin",
+        "partition",
+        "queue",
+        "redis",
+    )
+
+    def __init__(  # noqa: PLR0913 - a value object built in one place (the executor)
+        self,
+        *,
+        job_id: str,
+        name: str,
+        attempt: int,
+        queue: str,
+        partition: PartitionKeys,
+        enqueued_ms: int,
+        deliveries: int = 1,
+        origin: str | None = None,
+        history: tuple[HistoryEntry, ...] = (),
+        resources: Resources,
+        client: Client,
+        redis: Redis,
+    ) -> None:
+        self.job_id = job_id
+        self.name = name
+        self.attempt = attempt
+        self.queue = queue
+        self.partition = partition
+        self.enqueued_ms = enqueued_ms
+        self.deliveries = deliveries
+        self.origin = origin
+        self.history = history
+        self._resources = resources
+        self._client = client
+        self.redis = redis
+        self._steps: Steps | None = None
+
+    def resources(self, cls: type[R]) -> R:
+        return self._resources.get(cls)
+
+    @property
+    def steps(self) -> Steps:
+        if self._steps is None:
+            self._steps = Steps(self.redis, self.partition, self.job_id)
+        return self._steps
+
+    @property
+    def client(self) -> Client:
+        """The enqueue client, for jobs that create other jobs."""
+        return self._client
+
+    async def enqueue(self, name: str, payload: Any, **kw: Any) -> EnqueueResult:
+        kw.setdefault("origin", f"job:{self.name}:{self.job_id}")
+        return await self._client.enqueue(name, payload, **kw)

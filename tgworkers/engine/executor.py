@@ -1,0 +1,191 @@
+"""Runs ONE delivery as a pipeline of small steps and says how to settle it.
+
+1. `_check`: a malformed entry, an unknown job name, an oversize or invalid
+   payload becomes a dead-letter decision naming the problem (promise 7);
+2. `_perform`: the handler under its timeout, every exception captured as data;
+3. `decide_*`: the result classified into a `Decision` (retry.py);
+4. `_settlement`: exactly one settle item per decision, built here and sent by
+   the runtime in batches.
+
+Nothing here touches Redis except through the handler's context.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+import anyio
+import msgspec
+import structlog
+
+from tgworkers.engine.broker import Delivery
+from tgworkers.engine.context import JobContext, Resources
+from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
+from tgworkers.engine.keys import Field
+from tgworkers.engine.outcome import Disposition
+from tgworkers.engine.retry import (
+    Decision,
+    HandlerTimeoutError,
+    RetryPolicy,
+    decide_failure,
+    decide_outcome,
+)
+from tgworkers.engine.scripts import DeadItem, DoneItem, HandBackItem, LaterItem
+
+log = structlog.get_logger("tgworkers.job")
+
+
+class SettleKind(enum.Enum):
+    DONE = "done"
+    LATER = "later"
+    DEAD = "dead"
+    HAND_BACK = "hand_back"
+    DROP = "drop"
+
+
+@dataclass(slots=True)
+class Settlement:
+    """How one delivery ends on this worker: the script item to send, if any."""
+
+    kind: SettleKind
+    delivery: Delivery
+    item: DoneItem | LaterItem | DeadItem | HandBackItem | None = None
+    decision: Decision | None = None
+    duration_s: float = 0.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Executor:
+    """Turns deliveries of one processor into settlements."""
+
+    def __init__(  # noqa: PLR0913 - wiring, built once per processor
+        self,
+        *,
+        queue: str,
+        policy_of: Any,
+        timeout_of: Any,
+        max_payload_bytes: int,
+        resources: Resources,
+        client: Any,
+        redis: Any,
+    ) -> None:
+        self.queue = queue
+        self.policy_of = policy_of  # (JobType) -> RetryPolicy, read per run (hot reload)
+        self.timeout_of = timeout_of  # (JobType) -> float
+        self.max_payload_bytes = max_payload_bytes
+        self.resources = resources
+        self.client = client
+        self.redis = redis
+
+    async def run(self, d: Delivery) -> Settlement:
+        if d.handback:
+            return self.hand_back(d)
+        problem = self._check(d)
+        if problem is not None:
+            return self.dead(d, problem, failed=False)
+        assert d.envelope is not None and d.job_type is not None  # noqa: S101
+        started = time.perf_counter()
+        decision = await self._perform(d, d.envelope, d.extra.pop("payload"))
+        if d.lost:
+            return Settlement(SettleKind.DROP, d)
+        if d.handback:
+            return self.hand_back(d)
+        settlement = self._settlement(d, d.envelope, decision)
+        settlement.duration_s = time.perf_counter() - started
+        return settlement
+
+    def _check(self, d: Delivery) -> str | None:
+        if d.problem is not None:
+            return d.problem
+        env = d.envelope
+        assert env is not None  # noqa: S101
+        if d.job_type is None:
+            return f"unknown job name {env.name!r} for queue {self.queue!r}"
+        if len(env.payload) > self.max_payload_bytes:
+            size, limit = len(env.payload), self.max_payload_bytes
+            return f"payload is {size} bytes, over MAX_PAYLOAD_BYTES ({limit})"
+        try:
+            payload = d.job_type.decoder.decode(env.payload)
+            if d.job_type.validate is not None:
+                d.job_type.validate(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+            return f"invalid payload for {env.name}: {exc}"
+        d.extra["payload"] = payload
+        return None
+
+    async def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision:
+        jt = d.job_type
+        assert jt is not None  # noqa: S101
+        ctx = JobContext(
+            job_id=env.id, name=env.name, attempt=env.attempt, queue=self.queue,
+            partition=d.pk, enqueued_ms=env.enqueued_ms, deliveries=d.deliveries,
+            origin=env.origin, history=env.history, resources=self.resources,
+            client=self.client, redis=self.redis,
+        )  # fmt: skip
+        timeout_s = self.timeout_of(jt)
+        policy: RetryPolicy = self.policy_of(jt)
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout_s) as scope:
+            d.scope = scope
+            try:
+                outcome = await jt.handler(ctx, payload)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
+                return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
+            return decide_outcome(outcome, now_ms())
+        d.scope = None
+        error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
+        return decide_failure(error, attempt=env.attempt, policy=policy, now_ms=now_ms())
+
+    def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:
+        match dec.disposition:
+            case Disposition.DONE:
+                item = DoneItem(d.entry_id, env.id, not env.auto_id, d.lock)
+                return Settlement(SettleKind.DONE, d, item, dec)
+            case Disposition.RETRY | Disposition.SNOOZE:
+                retry = dec.disposition is Disposition.RETRY
+                nxt = msgspec.structs.replace(
+                    env,
+                    attempt=env.attempt + 1 if retry else env.attempt,
+                    history=env.history + ((dec.record,) if dec.record else ()),
+                    due_ms=None,
+                )
+                blob = fields_json(to_fields(nxt))
+                item = LaterItem(
+                    d.entry_id, env.id, dec.at_ms or 0, dec.delay_ms, retry, blob, d.lock
+                )
+                return Settlement(SettleKind.LATER, d, item, dec)
+            case Disposition.DEAD:
+                return self.dead(d, dec.reason or "dead-lettered", failed=True, record=dec.record)
+            case _ as unreachable:
+                assert_never(unreachable)
+
+    def dead(
+        self, d: Delivery, reason: str, *, failed: bool, record: HistoryEntry | None = None
+    ) -> Settlement:
+        """Dead-letter a delivery; a malformed entry keeps its raw fields untouched."""
+        env = d.envelope
+        if env is None or (d.problem is not None):
+            fields: list[str | bytes] = [x for kv in d.fields.items() for x in kv]
+        else:
+            history = env.history + ((record,) if record else ())
+            fields = to_fields(msgspec.structs.replace(env, history=history, due_ms=None))
+        fields += [Field.REASON, reason]
+        item = DeadItem(d.entry_id, d.job_id, failed, fields, d.lock)
+        return Settlement(
+            SettleKind.DEAD, d, item, Decision(disposition=Disposition.DEAD, reason=reason)
+        )
+
+    def hand_back(self, d: Delivery) -> Settlement:
+        """Give an unfinished job back to the queue as a fresh entry (shutdown)."""
+        if d.envelope is None:
+            fields: list[str | bytes] = [x for kv in d.fields.items() for x in kv]
+        else:
+            fields = to_fields(msgspec.structs.replace(d.envelope, due_ms=None))
+        return Settlement(
+            SettleKind.HAND_BACK, d, HandBackItem(d.entry_id, d.job_id, fields, d.lock)
+        )

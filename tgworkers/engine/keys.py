@@ -1,0 +1,149 @@
+"""Every Redis key and stream field name the engine uses, in one place.
+
+A queue is split into `partitions` partitions; every key of one partition shares
+one hash tag, `{<prefix>:<queue>:<partition>}`, so each Lua script touches a single
+slot and the engine runs unchanged on Redis Cluster. Keys that span queues (the
+control hash, the worker registry, the schedule ledger) live under `{<prefix>}`
+and are only touched by single-key commands.
+
+The partition of a job is `sha256(partition_key)[0:4]` read as a big-endian
+unsigned integer, modulo the partition count; a job without a partition key uses
+its job id. docs/wire-format.md gives the same rule for producers in other
+languages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+GROUP: Final = "tgworkers"
+"""The consumer group every worker of every queue reads through."""
+
+
+def partition_of(partition_key: str, partitions: int) -> int:
+    """The partition a key belongs to (documented in docs/wire-format.md)."""
+    if partitions <= 1:
+        return 0
+    digest = hashlib.sha256(partition_key.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionKeys:
+    """The keys of one queue partition, all under one hash tag."""
+
+    prefix: str
+    queue: str
+    partition: int
+    dlq_suffix: str = ":dlq"
+
+    @property
+    def tag(self) -> str:
+        return f"{{{self.prefix}:{self.queue}:{self.partition}}}"
+
+    @property
+    def ready(self) -> str:
+        """Stream of ready jobs, read through the consumer group `GROUP`."""
+        return f"{self.tag}:ready"
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set: job id -> due time (Unix ms)."""
+        return f"{self.tag}:delayed"
+
+    @property
+    def delayed_jobs(self) -> str:
+        """Hash: job id -> the delayed job's stream fields as a JSON array of strings."""
+        return f"{self.tag}:delayed:jobs"
+
+    @property
+    def jobs(self) -> str:
+        """Hash: job id -> state of every live job: `r:<entry>`, `d` or `x:<dlq entry>`."""
+        return f"{self.tag}:jobs"
+
+    @property
+    def done(self) -> str:
+        """Sorted set: producer-chosen job id -> finish time, kept `DEDUPE_TTL_S`."""
+        return f"{self.tag}:done"
+
+    @property
+    def dlq(self) -> str:
+        """Dead-letter stream of this partition (`DLQ_SUFFIX`)."""
+        return f"{self.tag}{self.dlq_suffix}"
+
+    @property
+    def stats(self) -> str:
+        """Hash of running totals: processed, failed, retried, dead, lost."""
+        return f"{self.tag}:stats"
+
+    @property
+    def steps(self) -> str:
+        """Hash: job id -> JSON list of the job's finished steps (cleared when done)."""
+        return f"{self.tag}:steps"
+
+    @property
+    def bars(self) -> str:
+        """Hash for job-owned per-partition data (the price sampler's minute bars)."""
+        return f"{self.tag}:bars"
+
+    def lock(self, exclusive_key: str) -> str:
+        """String: the job id holding per-key exclusivity for `exclusive_key`."""
+        return f"{self.tag}:lock:{exclusive_key}"
+
+    @property
+    def wake_channel(self) -> str:
+        """Pub/Sub channel told when a delayed job becomes the earliest one."""
+        return f"{self.tag}:wake"
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalKeys:
+    """Keys shared by every queue under one prefix."""
+
+    prefix: str
+
+    @property
+    def control(self) -> str:
+        """Hash: queue -> `paused` when paused (absent when running)."""
+        return f"{{{self.prefix}}}:control"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: consumer name -> last heartbeat (Unix ms)."""
+        return f"{{{self.prefix}}}:workers"
+
+    @property
+    def schedules(self) -> str:
+        """Hash: schedule name -> its ledger record (JSON)."""
+        return f"{{{self.prefix}}}:schedules"
+
+    def samples(self, queue: str) -> str:
+        """Sorted set of counter samples used for the per-minute rates of `stats`."""
+        return f"{{{self.prefix}}}:samples:{queue}"
+
+    @property
+    def audit(self) -> str:
+        """Stream of operator actions (who replayed, drained or dropped what)."""
+        return f"{{{self.prefix}}}:audit"
+
+
+class Field:
+    """Field names of a job entry in a ready or dead-letter stream (the wire format)."""
+
+    ID: Final = "id"
+    NAME: Final = "name"
+    PAYLOAD: Final = "payload"
+    ATTEMPT: Final = "attempt"
+    ENQUEUED_MS: Final = "enqueued_ms"
+    DUE_MS: Final = "due_ms"
+    KEY: Final = "key"
+    ORIGIN: Final = "origin"
+    TRACEPARENT: Final = "traceparent"
+    TRACESTATE: Final = "tracestate"
+    ERRORS: Final = "errors"
+    AUTO_ID: Final = "auto_id"
+    # only in dead-letter entries
+    REASON: Final = "reason"
+    FAILED_MS: Final = "failed_ms"

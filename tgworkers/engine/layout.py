@@ -1,0 +1,34 @@
+"""Where a processor's jobs live: its partitions and their keys.
+
+Derived from settings (QUEUE_PREFIX, DLQ_SUFFIX, PARTITIONS_<P>), so producers and
+workers configured alike agree on every key without talking to each other.
+"""
+
+from __future__ import annotations
+
+from tgworkers.config import Settings
+from tgworkers.engine.keys import GlobalKeys, PartitionKeys, partition_of
+from tgworkers.engine.registry import Processor
+
+
+class Layout:
+    """Computes the partition keys of processors under the current settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.globals = GlobalKeys(settings.queue_prefix)
+
+    def partition_count(self, proc: Processor) -> int:
+        return self.settings.processor_overrides(proc.env_name).partitions or proc.partitions
+
+    def partitions(self, proc: Processor) -> list[PartitionKeys]:
+        s = self.settings
+        return [
+            PartitionKeys(s.queue_prefix, proc.queue, p, s.dlq_suffix)
+            for p in range(self.partition_count(proc))
+        ]
+
+    def partition_for(self, proc: Processor, partition_key: str) -> PartitionKeys:
+        s = self.settings
+        index = partition_of(partition_key, self.partition_count(proc))
+        return PartitionKeys(s.queue_prefix, proc.queue, index, s.dlq_suffix)

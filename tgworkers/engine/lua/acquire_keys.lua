@@ -1,0 +1,34 @@
+-- acquire_keys: take per-key exclusivity locks for delivered jobs; a job whose
+-- key is held by another job waits in the delayed set instead (promise 6).
+--
+-- KEYS[1] ready stream  KEYS[2] delayed zset  KEYS[3] delayed jobs hash
+-- KEYS[4] jobs hash     KEYS[5..] exclusivity locks
+-- ARGV[1] group  ARGV[2] consumer  ARGV[3] lock ttl ms  ARGV[4] wait ms
+-- ARGV[5] job count, then per job: entry id, job id, lock index, fields JSON
+-- returns  one integer per job: 1 acquired, 0 waiting, -1 not owned by us
+--
+-- The lock holds the job id, so a recovered job of key K keeps its lock and a
+-- new job of key K waits until the first one settles or its lock expires.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out, i = {}, 6
+for j = 1, tonumber(ARGV[5]) do
+  local entry, id, lock, json = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  i = i + 4
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
+  local holder = redis.call('GET', KEYS[lock])
+  if not (p[1] and p[1][2] == ARGV[2]) then
+    out[j] = -1
+  elseif not holder or holder == id then
+    redis.call('SET', KEYS[lock], id, 'PX', ARGV[3])
+    out[j] = 1
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], entry)
+    redis.call('XDEL', KEYS[1], entry)
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)
+    redis.call('HSET', KEYS[3], id, json)
+    redis.call('HSET', KEYS[4], id, 'd')
+    out[j] = 0
+  end
+end
+return out

@@ -1,0 +1,34 @@
+-- dead_letter: move jobs this consumer owns to the dead-letter stream.
+--
+-- KEYS[1] ready stream  KEYS[2] dead-letter stream  KEYS[3] jobs hash
+-- KEYS[4] stats hash    KEYS[5..] exclusivity locks
+-- ARGV[1] group  ARGV[2] consumer  ARGV[3] job count
+-- then per job: entry id, job id ('' when the entry had none), failed flag (1/0),
+--               lock index, field count, fields (envelope + reason)...
+-- returns  the entry ids refused because another consumer owns them now
+--
+-- The dead-letter entry gets failed_ms from Redis's clock; the job id keeps
+-- pointing at it so `dlq show ID` and unique enqueues find it.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local refused, i = {}, 4
+for _ = 1, tonumber(ARGV[3]) do
+  local entry, id, failed, lock, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local fields = {unpack(ARGV, i + 5, i + 4 + n)}
+  i = i + 5 + n
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    fields[#fields + 1] = 'failed_ms'
+    fields[#fields + 1] = tostring(now)
+    local dead = redis.call('XADD', KEYS[2], '*', unpack(fields))
+    redis.call('XACK', KEYS[1], ARGV[1], entry)
+    redis.call('XDEL', KEYS[1], entry)
+    if id ~= '' then redis.call('HSET', KEYS[3], id, 'x:' .. dead) end
+    redis.call('HINCRBY', KEYS[4], 'dead', 1)
+    if failed == '1' then redis.call('HINCRBY', KEYS[4], 'failed', 1) end
+    if lock > 0 and redis.call('GET', KEYS[lock]) == id then redis.call('DEL', KEYS[lock]) end
+  else
+    refused[#refused + 1] = entry
+  end
+end
+return refused

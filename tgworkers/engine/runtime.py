@@ -1,0 +1,490 @@
+"""One processor inside a worker: its loops, its concurrency and its settles.
+
+Duties, each a named loop whose one-iteration body is testable on its own:
+1. `_read_loop`: XREADGROUP over all partitions, as many entries as there are
+   free slots; exclusive job types take their key locks first;
+2. `_consume_loop` (x concurrency): runs deliveries through the executor;
+3. `_settle_loop`: sends finished settlements in batches (one script call per
+   partition and kind), so a busy worker pays one round trip per batch;
+4. `_lease_loop`: renews the lease of every entry this worker holds, every
+   VT/3, and cancels handlers whose entry another worker took over;
+5. `_reclaim_loop`: XAUTOCLAIM of entries idle past the visibility timeout,
+   quarantine of poison jobs, counting of lost entries, consumer hygiene;
+6. `_promote_loop`: moves due delayed jobs to the stream, sleeping exactly until
+   the next due time (woken by Pub/Sub when an earlier one arrives).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from tgworkers.engine.broker import Broker, Delivery
+from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
+from tgworkers.engine.envelope import fields_json, to_fields
+from tgworkers.engine.executor import Executor, Settlement, SettleKind
+from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.registry import JobType, Processor
+from tgworkers.engine.scripts import AcquireItem, LeaseItem, Scripts
+
+log = structlog.get_logger("tgworkers.engine")
+
+PROMOTE_LIMIT = 500
+IDLE_PROMOTE_S = 1.0
+EXCLUSIVE_WAIT_MS = 200
+
+
+class RuntimeOptions:
+    """The knobs a runtime reads on every use, so a hot reload applies live."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        concurrency: int,
+        visibility_timeout_ms: int,
+        max_deliveries: int,
+        dedupe_ttl_ms: int,
+        block_ms: int = 1000,
+        reap_idle_ms: int | None = None,
+    ) -> None:
+        self.concurrency = concurrency
+        self.visibility_timeout_ms = visibility_timeout_ms
+        self.max_deliveries = max_deliveries
+        self.dedupe_ttl_ms = dedupe_ttl_ms
+        self.block_ms = block_ms
+        self.reap_idle_ms = reap_idle_ms or max(2 * visibility_timeout_ms, 5_000)
+
+    @property
+    def lease_interval_s(self) -> float:
+        return self.visibility_timeout_ms / 3000
+
+    @property
+    def sweep_interval_s(self) -> float:
+        return min(max(self.visibility_timeout_ms / 4000, 0.25), 2.0)
+
+
+class ProcessorRuntime:
+    """Runs one processor's queue on this worker (see the module docstring)."""
+
+    def __init__(  # noqa: PLR0913 - wiring, built once by the worker
+        self,
+        *,
+        processor: Processor,
+        partitions: list[PartitionKeys],
+        broker: Broker,
+        scripts: Scripts,
+        executor: Executor,
+        options: RuntimeOptions,
+        health: RedisHealth,
+        is_alive: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.processor = processor
+        self.queue = processor.queue
+        self.partitions = partitions
+        self.broker = broker
+        self.scripts = scripts
+        self.executor = executor
+        self.options = options
+        self.health = health
+        self.is_alive = is_alive
+        self.consumer = broker.consumer
+        self.job_types: dict[str, JobType[Any]] = {jt.name: jt for jt in processor.job_types}
+        self.paused = False
+        self.stopping = False
+        self.owned: dict[bytes, Delivery] = {}
+        self.active = 0
+        self.running_consumers = 0
+        self.counters: dict[str, int] = defaultdict(int)
+        self.last_progress = time.monotonic()
+        self._pending: list[Settlement] = []
+        self._settle_wake = anyio.Event()
+        self._slot_freed = anyio.Event()
+        self._promote_wake = anyio.Event()
+        self._resumed = anyio.Event()
+        self._settled_all = anyio.Event()
+        self._send: MemoryObjectSendStream[Delivery]
+        self._recv: MemoryObjectReceiveStream[Delivery]
+        self._send, self._recv = anyio.create_memory_object_stream[Delivery](math.inf)
+        self._tg: TaskGroup | None = None
+        self.observers: list[Callable[[Settlement], None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, tg: TaskGroup) -> None:
+        await self._with_redis(lambda: self.broker.ensure_groups(self.partitions))
+        self._tg = tg
+        for loop in (self._read_loop, self._settle_loop, self._lease_loop):
+            tg.start_soon(loop)
+        tg.start_soon(self._reclaim_loop)
+        tg.start_soon(self._promote_loop)
+        self.set_concurrency(self.options.concurrency)
+
+    def set_concurrency(self, n: int) -> None:
+        """Grow now; shrink as consumers finish their current job (none dropped)."""
+        self.options.concurrency = max(1, n)
+        while self._tg is not None and self.running_consumers < self.options.concurrency:
+            self.running_consumers += 1
+            self._tg.start_soon(self._consume_loop)
+        self._slot_freed.set()
+
+    def set_paused(self, paused: bool) -> None:  # noqa: FBT001
+        if self.paused and not paused:
+            self._resumed.set()
+            self._resumed = anyio.Event()
+        self.paused = paused
+
+    def wake_promoter(self) -> None:
+        self._promote_wake.set()
+
+    def stop_reading(self) -> None:
+        self.stopping = True
+        self._slot_freed.set()
+        self._resumed.set()
+
+    @property
+    def running(self) -> list[Delivery]:
+        return [d for d in self.owned.values() if d.scope is not None]
+
+    def cancel_running(self) -> None:
+        """After the grace period: cancel handlers; their entries are handed back."""
+        for d in list(self.owned.values()):
+            d.handback = True
+            if d.scope is not None:
+                d.scope.cancel()
+
+    async def wait_idle(self) -> None:
+        """Until nothing is buffered, running or waiting to be settled."""
+        while self.active > 0 or self._pending:
+            self._settled_all = anyio.Event()
+            await self._settled_all.wait()
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _with_redis(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `op` until it succeeds, riding out Redis outages with backoff."""
+        while True:
+            try:
+                result = await op()
+            except CONNECTION_ERRORS as exc:
+                self.health.failed(exc)
+                await self.health.backoff()
+                continue
+            self.health.ok()
+            return result
+
+    def _free_slots(self) -> int:
+        return self.options.concurrency - self.active
+
+    def _track(self, deliveries: list[Delivery]) -> None:
+        now = time.monotonic()
+        for d in deliveries:
+            d.read_at = now
+            self.owned[d.entry_id] = d
+            if d.envelope is not None:
+                d.job_type = self.job_types.get(d.envelope.name)
+                if d.job_type is not None and d.job_type.exclusive:
+                    key = d.envelope.key or d.envelope.id
+                    d.lock = d.pk.lock(key)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read_loop(self) -> None:
+        while not self.stopping:
+            await self._read_once()
+
+    async def _read_once(self) -> None:
+        if self.paused:
+            with anyio.move_on_after(0.5):
+                await self._resumed.wait()
+            return
+        free = self._free_slots()
+        if free <= 0:
+            self._slot_freed = anyio.Event()
+            if self._free_slots() <= 0:
+                await self._slot_freed.wait()
+            return
+        try:
+            batch = await self.broker.read(
+                self.partitions, count=free, block_ms=self.options.block_ms
+            )
+        except CONNECTION_ERRORS as exc:
+            self.health.failed(exc)
+            await self.health.backoff()
+            return
+        self.health.ok()
+        self.last_progress = time.monotonic()
+        if batch:
+            for d in batch:
+                d.decode()
+            await self.dispatch(batch)
+
+    async def dispatch(self, batch: list[Delivery]) -> None:
+        """Hand read or reclaimed deliveries to the consumers (locks taken first)."""
+        self._track(batch)
+        runnable = await self._take_locks(batch)
+        self.active += len(runnable)
+        for d in runnable:
+            if self.paused or self.stopping:
+                d.handback = True
+            self._send.send_nowait(d)
+
+    async def _take_locks(self, batch: list[Delivery]) -> list[Delivery]:
+        needing = [d for d in batch if d.lock is not None]
+        if not needing:
+            return batch
+        by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
+        for d in needing:
+            by_pk[d.pk].append(d)
+        refused: set[bytes] = set()
+        for pk, group in by_pk.items():
+            items = [
+                AcquireItem(d.entry_id, d.job_id, d.lock or "", self._delayed_blob(d))
+                for d in group
+            ]
+            verdicts = await self._with_redis(
+                lambda pk=pk, items=items: self.scripts.acquire_keys(
+                    pk, self.consumer, items,
+                    lock_ttl_ms=self.options.visibility_timeout_ms, wait_ms=EXCLUSIVE_WAIT_MS,
+                )
+            )  # fmt: skip
+            for d, verdict in zip(group, verdicts, strict=True):
+                if verdict != 1:
+                    refused.add(d.entry_id)
+                    self.owned.pop(d.entry_id, None)
+                    self.counters["exclusive_waits"] += 1
+        if refused:
+            self._promote_wake.set()
+        return [d for d in batch if d.entry_id not in refused]
+
+    @staticmethod
+    def _delayed_blob(d: Delivery) -> bytes:
+        if d.envelope is None:
+            return fields_json([x for kv in d.fields.items() for x in kv])
+        return fields_json(to_fields(d.envelope))
+
+    # ------------------------------------------------------------------ consuming
+
+    async def _consume_loop(self) -> None:
+        try:
+            while self.running_consumers <= self.options.concurrency:
+                d = await self._recv.receive()
+                await self._consume_once(d)
+        finally:
+            self.running_consumers -= 1
+
+    async def _consume_once(self, d: Delivery) -> None:
+        if self.stopping and d.scope is None:
+            d.handback = True
+        try:
+            settlement = await self.executor.run(d)
+        finally:
+            self.active -= 1
+            self._slot_freed.set()
+        self.last_progress = time.monotonic()
+        self._pending.append(settlement)
+        self._settle_wake.set()
+
+    # ------------------------------------------------------------------ settling
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._settle_wake.wait()
+            self._settle_wake = anyio.Event()
+            await self.settle_once()
+
+    async def settle_once(self) -> None:
+        """Send every pending settlement: one script call per partition and kind."""
+        batch, self._pending = self._pending, []
+        groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
+        for s in batch:
+            if s.kind is SettleKind.DROP:
+                self.owned.pop(s.delivery.entry_id, None)
+                self.counters["lease_lost"] += 1
+            else:
+                groups[(s.delivery.pk, s.kind)].append(s)
+        for (pk, kind), group in groups.items():
+            refused = await self._with_redis(lambda pk=pk, k=kind, g=group: self._send_group(pk, k, g))
+            for s in group:
+                self.owned.pop(s.delivery.entry_id, None)
+                self._observe(s, refused=s.delivery.entry_id in refused)
+        if not self._pending and self.active == 0:
+            self._settled_all.set()
+
+    async def _send_group(self, pk: PartitionKeys, kind: SettleKind, group: list[Settlement]) -> set[bytes]:
+        items: Any = [s.item for s in group]
+        if kind is SettleKind.DONE:
+            ttl = self.options.dedupe_ttl_ms
+            return set(await self.scripts.settle_done(pk, self.consumer, items, dedupe_ttl_ms=ttl))
+        if kind is SettleKind.LATER:
+            refused, earliest = await self.scripts.settle_later(pk, self.consumer, items)
+            if earliest >= 0:
+                self._promote_wake.set()
+            return set(refused)
+        if kind is SettleKind.DEAD:
+            return set(await self.scripts.dead_letter(pk, self.consumer, items))
+        await self.scripts.hand_back(pk, self.consumer, items)
+        return set()
+
+    def _observe(self, s: Settlement, *, refused: bool) -> None:
+        d = s.delivery
+        if refused:
+            self.counters["settle_refused"] += 1
+            log.warning("job.settle_refused", queue=self.queue, job_id=d.job_id,
+                        entry=d.entry_id.decode(), reason="ownership lost")  # fmt: skip
+            return
+        self.counters[s.kind.value] += 1
+        for observer in self.observers:
+            observer(s)
+        if s.kind is SettleKind.DEAD:
+            log.warning("job.dead_lettered", queue=self.queue, job_id=d.job_id,
+                        job=d.envelope.name if d.envelope else None,
+                        reason=s.decision.reason if s.decision else None)  # fmt: skip
+        elif s.kind is SettleKind.LATER and s.decision and s.decision.record:
+            log.info("job.retry_scheduled", queue=self.queue, job_id=d.job_id,
+                     attempt=s.decision.record.attempt, error=s.decision.record.message,
+                     delay_ms=s.decision.delay_ms)  # fmt: skip
+
+    # ------------------------------------------------------------------ leases
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.options.lease_interval_s)
+            await self.renew_once()
+
+    async def renew_once(self) -> None:
+        by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
+        for d in list(self.owned.values()):
+            by_pk[d.pk].append(d)
+        for pk, group in by_pk.items():
+            items = [LeaseItem(d.entry_id, d.job_id, d.lock) for d in group]
+            try:
+                lost = await self.scripts.renew_leases(
+                    pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
+                )
+            except CONNECTION_ERRORS as exc:
+                self.health.failed(exc)
+                return
+            self.health.ok()
+            for entry in lost:
+                self._lose(entry)
+
+    def _lose(self, entry: bytes) -> None:
+        d = self.owned.pop(entry, None)
+        if d is None:
+            return
+        d.lost = True
+        self.counters["lease_lost"] += 1
+        log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
+        if d.scope is not None:
+            d.scope.cancel()
+
+    # ------------------------------------------------------------------ recovery
+
+    async def _reclaim_loop(self) -> None:
+        sweeps = 0
+        while True:
+            await anyio.sleep(self.options.sweep_interval_s)
+            if self.stopping:
+                return
+            try:
+                await self.reclaim_once()
+                sweeps += 1
+                if sweeps % 10 == 0:
+                    await self.reap_consumers_once()
+            except CONNECTION_ERRORS as exc:
+                self.health.failed(exc)
+
+    async def reclaim_once(self) -> int:
+        """One sweep over every partition; returns how many entries were claimed."""
+        claimed_total = 0
+        for pk in self.partitions:
+            cursor = b"0-0"
+            while not self.paused and (budget := self._free_slots()) > 0:
+                page = await self.scripts.reclaim_idle(
+                    pk, self.consumer, min_idle_ms=self.options.visibility_timeout_ms,
+                    cursor=cursor, count=min(budget, 100),
+                )  # fmt: skip
+                self._count_lost(pk, page.deleted)
+                claimed_total += await self._adopt(pk, page.claimed)
+                cursor = page.cursor
+                if cursor == b"0-0":
+                    break
+        return claimed_total
+
+    def _count_lost(self, pk: PartitionKeys, deleted: list[bytes]) -> None:
+        if deleted:
+            self.counters["lost"] += len(deleted)
+            log.error("job.entries_lost", queue=self.queue, partition=pk.partition,
+                      count=len(deleted), entries=[e.decode() for e in deleted[:20]])  # fmt: skip
+
+    async def _adopt(self, pk: PartitionKeys, claimed: list[Any]) -> int:
+        batch: list[Delivery] = []
+        poison: list[Delivery] = []
+        for c in claimed:
+            d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries)
+            d.decode()
+            (poison if c.deliveries > self.options.max_deliveries else batch).append(d)
+        if poison:
+            self._track(poison)
+            for d in poison:
+                reason = f"poison: delivered {d.deliveries} times without settling"
+                self._pending.append(self.executor.dead(d, reason, failed=True))
+            self._settle_wake.set()
+        if batch:
+            self.counters["reclaimed"] += len(batch)
+            log.info("job.reclaimed", queue=self.queue, count=len(batch))
+            await self.dispatch(batch)
+        return len(claimed)
+
+    async def reap_consumers_once(self) -> int:
+        """Remove consumers of dead workers, only those with no pending entries."""
+        removed = 0
+        for pk in self.partitions:
+            for c in await self.broker.consumers(pk):
+                if c["name"] == self.consumer or c["pending"] > 0:
+                    continue
+                if c["idle"] < self.options.reap_idle_ms:
+                    continue
+                if self.is_alive is not None and await self.is_alive(c["name"]):
+                    continue
+                if await self.scripts.remove_consumer(pk, c["name"]):
+                    removed += 1
+                    log.info("consumer.removed", queue=self.queue, consumer=c["name"])
+        return removed
+
+    # ------------------------------------------------------------------ delayed jobs
+
+    async def _promote_loop(self) -> None:
+        while True:
+            wait_s = await self.promote_once()
+            if wait_s > 0:
+                with anyio.move_on_after(wait_s):
+                    await self._promote_wake.wait()
+            self._promote_wake = anyio.Event()
+
+    async def promote_once(self) -> float:
+        """Promote what is due; returns how long to sleep until the next due job."""
+        soonest: float = IDLE_PROMOTE_S
+        for pk in self.partitions:
+            try:
+                moved, lost, nxt, now = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
+            except CONNECTION_ERRORS as exc:
+                self.health.failed(exc)
+                return IDLE_PROMOTE_S
+            self.health.ok()
+            if lost:
+                self.counters["lost"] += lost
+                log.error("job.delayed_lost", queue=self.queue, count=lost)
+            if moved >= PROMOTE_LIMIT:
+                soonest = 0.0
+            elif nxt >= 0:
+                soonest = min(soonest, max(nxt - now, 0) / 1000)
+        return soonest

@@ -1,0 +1,270 @@
+"""Typed wrappers over the Lua scripts in `lua/`: the only code that runs EVALSHA.
+
+Each script is loaded from the package with `importlib.resources` and registered
+with redis-py's `register_script`, which runs EVALSHA and reloads the script
+transparently on NOSCRIPT (after a Redis restart, failover or SCRIPT FLUSH).
+Every key a script touches is passed in KEYS, built by `keys.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from tgworkers.engine.keys import GROUP, PartitionKeys
+
+_NAMES: Final = (
+    "enqueue",
+    "promote_due",
+    "settle_done",
+    "settle_later",
+    "dead_letter",
+    "reclaim_idle",
+    "renew_leases",
+    "hand_back",
+    "acquire_keys",
+    "remove_consumer",
+    "drain_ready",
+    "dlq_requeue",
+    "dlq_drop",
+)
+
+Fields = Sequence[str | bytes]
+
+
+def script_text(name: str) -> str:
+    """The source of one Lua script shipped with the package."""
+    return resources.files("tgworkers.engine.lua").joinpath(f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job for `enqueue`: its id, due time (0 = now) and stream fields."""
+
+    id: str
+    due_ms: int
+    fields: Fields
+
+
+@dataclass(frozen=True, slots=True)
+class DoneItem:
+    entry_id: bytes
+    job_id: str
+    dedupe: bool
+    lock: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LaterItem:
+    entry_id: bytes
+    job_id: str
+    at_ms: int
+    delay_ms: int
+    retry: bool
+    fields_json: bytes
+    lock: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadItem:
+    entry_id: bytes
+    job_id: str
+    failed: bool
+    fields: Fields
+    lock: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseItem:
+    entry_id: bytes
+    job_id: str
+    lock: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AcquireItem:
+    entry_id: bytes
+    job_id: str
+    lock: str
+    fields_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HandBackItem:
+    entry_id: bytes
+    job_id: str
+    fields: Fields
+    lock: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    entry_id: bytes
+    deliveries: int
+    fields: dict[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class ReclaimPage:
+    cursor: bytes
+    claimed: list[Claimed]
+    deleted: list[bytes]
+
+
+class _Locks:
+    """Collects the lock keys of a batch; `index()` gives the KEYS position (0 = none)."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.keys: list[str] = []
+        self._pos: dict[str, int] = {}
+
+    def index(self, lock: str | None) -> int:
+        if lock is None:
+            return 0
+        if lock not in self._pos:
+            self.keys.append(lock)
+            self._pos[lock] = self.base + len(self.keys)
+        return self._pos[lock]
+
+
+def _pairs(flat: Sequence[Any]) -> dict[bytes, bytes]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+
+
+class Scripts:
+    """One typed async method per script."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._s: dict[str, AsyncScript] = {
+            name: redis.register_script(script_text(name)) for name in _NAMES
+        }
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._s[name](keys=list(keys), args=list(args))
+
+    async def enqueue(
+        self, pk: PartitionKeys, jobs: Sequence[NewJob], *, dedupe_ttl_ms: int
+    ) -> list[bool]:
+        args: list[Any] = [dedupe_ttl_ms, pk.wake_channel, len(jobs)]
+        for job in jobs:
+            args += (job.id, job.due_ms, len(job.fields), *job.fields)
+        keys = (pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, pk.done, pk.dlq)
+        return [bool(x) for x in await self._run("enqueue", keys, args)]
+
+    async def promote_due(self, pk: PartitionKeys, *, limit: int) -> tuple[int, int, int, int]:
+        """Returns (moved, lost, next due ms or -1, Redis now ms)."""
+        keys = (pk.delayed, pk.delayed_jobs, pk.ready, pk.jobs)
+        moved, lost, nxt, now = await self._run("promote_due", keys, [limit])
+        return int(moved), int(lost), int(nxt), int(now)
+
+    async def settle_done(
+        self, pk: PartitionKeys, consumer: str, items: Sequence[DoneItem], *, dedupe_ttl_ms: int
+    ) -> list[bytes]:
+        locks = _Locks(5)
+        args: list[Any] = [GROUP, consumer, dedupe_ttl_ms, len(items)]
+        for it in items:
+            args += (it.entry_id, it.job_id, "1" if it.dedupe else "0", locks.index(it.lock))
+        keys = [pk.ready, pk.jobs, pk.done, pk.stats, pk.steps, *locks.keys]
+        return list(await self._run("settle_done", keys, args))
+
+    async def settle_later(
+        self, pk: PartitionKeys, consumer: str, items: Sequence[LaterItem]
+    ) -> tuple[list[bytes], int]:
+        locks = _Locks(5)
+        args: list[Any] = [GROUP, consumer, len(items)]
+        for it in items:
+            kind = "retry" if it.retry else "snooze"
+            args += (it.entry_id, it.job_id, it.at_ms, it.delay_ms, kind, it.fields_json)
+            args.append(locks.index(it.lock))
+        keys = [pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, pk.stats, *locks.keys]
+        refused, earliest = await self._run("settle_later", keys, args)
+        return list(refused), int(earliest)
+
+    async def dead_letter(
+        self, pk: PartitionKeys, consumer: str, items: Sequence[DeadItem]
+    ) -> list[bytes]:
+        locks = _Locks(4)
+        args: list[Any] = [GROUP, consumer, len(items)]
+        for it in items:
+            args += (it.entry_id, it.job_id, "1" if it.failed else "0", locks.index(it.lock))
+            args += (len(it.fields), *it.fields)
+        keys = [pk.ready, pk.dlq, pk.jobs, pk.stats, *locks.keys]
+        return list(await self._run("dead_letter", keys, args))
+
+    async def reclaim_idle(
+        self, pk: PartitionKeys, consumer: str, *, min_idle_ms: int, cursor: bytes, count: int
+    ) -> ReclaimPage:
+        args = [GROUP, consumer, min_idle_ms, cursor, count]
+        nxt, claimed, deleted = await self._run("reclaim_idle", [pk.ready], args)
+        return ReclaimPage(
+            cursor=nxt,
+            claimed=[Claimed(c[0], int(c[1]), _pairs(c[2])) for c in claimed],
+            deleted=list(deleted),
+        )
+
+    async def renew_leases(
+        self, pk: PartitionKeys, consumer: str, items: Sequence[LeaseItem], *, lock_ttl_ms: int
+    ) -> list[bytes]:
+        locks = _Locks(1)
+        args: list[Any] = [GROUP, consumer, lock_ttl_ms, len(items)]
+        for it in items:
+            args += (it.entry_id, it.job_id, locks.index(it.lock))
+        return list(await self._run("renew_leases", [pk.ready, *locks.keys], args))
+
+    async def hand_back(
+        self, pk: PartitionKeys, consumer: str, items: Sequence[HandBackItem]
+    ) -> int:
+        locks = _Locks(2)
+        args: list[Any] = [GROUP, consumer, len(items)]
+        for it in items:
+            args += (it.entry_id, it.job_id, locks.index(it.lock), len(it.fields), *it.fields)
+        return int(await self._run("hand_back", [pk.ready, pk.jobs, *locks.keys], args))
+
+    async def acquire_keys(
+        self,
+        pk: PartitionKeys,
+        consumer: str,
+        items: Sequence[AcquireItem],
+        *,
+        lock_ttl_ms: int,
+        wait_ms: int,
+    ) -> list[int]:
+        locks = _Locks(4)
+        args: list[Any] = [GROUP, consumer, lock_ttl_ms, wait_ms, len(items)]
+        for it in items:
+            args += (it.entry_id, it.job_id, locks.index(it.lock), it.fields_json)
+        keys = [pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, *locks.keys]
+        return [int(x) for x in await self._run("acquire_keys", keys, args)]
+
+    async def remove_consumer(self, pk: PartitionKeys, consumer: str) -> bool:
+        return bool(await self._run("remove_consumer", [pk.ready], [GROUP, consumer]))
+
+    async def drain_ready(
+        self, pk: PartitionKeys, *, delayed: bool, limit: int
+    ) -> tuple[int, int, bool]:
+        keys = (pk.ready, pk.jobs, pk.delayed, pk.delayed_jobs)
+        ready, later, more = await self._run(
+            "drain_ready", keys, [GROUP, "1" if delayed else "0", limit]
+        )
+        return int(ready), int(later), bool(more)
+
+    async def dlq_requeue(
+        self, pk: PartitionKeys, items: Sequence[tuple[bytes, str, Fields]]
+    ) -> list[bool]:
+        args: list[Any] = [len(items)]
+        for dead_id, job_id, fields in items:
+            args += (dead_id, job_id, len(fields), *fields)
+        keys = (pk.dlq, pk.ready, pk.jobs)
+        return [bool(x) for x in await self._run("dlq_requeue", keys, args)]
+
+    async def dlq_drop(self, pk: PartitionKeys, items: Sequence[tuple[bytes, str]]) -> int:
+        args: list[Any] = [len(items)]
+        for dead_id, job_id in items:
+            args += (dead_id, job_id)
+        return int(await self._run("dlq_drop", (pk.dlq, pk.jobs, pk.steps), args))

@@ -1,0 +1,247 @@
+"""A worker process: lifecycle only, everything else is in the runtimes.
+
+Duties:
+1. build one `ProcessorRuntime` per selected processor and start their loops in
+   one task group (every task has an owner);
+2. poll the pause flags (control.py) and the worker registry heartbeat;
+3. listen for Pub/Sub wake-ups of the delayed-job promoters;
+4. on SIGTERM/SIGINT: stop reading, let in-flight jobs finish within
+   `SHUTDOWN_GRACE_S`, hand the unfinished ones back so another worker takes
+   them at once, settle what finished, and return (exit 0). A second signal
+   returns at once, leaving held entries to the reclaim sweep (promise 10).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import structlog
+from redis.asyncio import Redis
+
+from tgworkers.config import Settings
+from tgworkers.engine.broker import Broker
+from tgworkers.engine.client import Client
+from tgworkers.engine.connection import (
+    CONNECTION_ERRORS,
+    RedisHealth,
+    connect,
+    connect_for_blocking,
+)
+from tgworkers.engine.context import Resources
+from tgworkers.engine.control import POLL_INTERVAL_S, Control
+from tgworkers.engine.executor import Executor
+from tgworkers.engine.layout import Layout
+from tgworkers.engine.registry import JobType, Processor, Registry
+from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
+from tgworkers.engine.scripts import Scripts
+
+log = structlog.get_logger("tgworkers.worker")
+
+HEARTBEAT_S = 2.0
+
+
+class Worker:
+    """Runs the selected processors of one process until told to stop."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        settings: Settings,
+        registry: Registry,
+        processors: Sequence[Processor],
+        consumer: str,
+        resources: Resources | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.processors = tuple(processors)
+        self.consumer = consumer
+        self.resources = resources or Resources()
+        url = settings.redis_url.reveal()
+        self.redis = redis or connect(url)
+        self.blocking = connect_for_blocking(url, block_ms=1000)
+        self.health = RedisHealth()
+        self.layout = Layout(settings)
+        self.client = Client(self.redis, registry, settings)
+        self.control = Control(self.redis, registry, self.layout)
+        self.scripts = Scripts(self.redis)
+        self.broker = Broker(self.redis, self.blocking, consumer)
+        self.runtimes = [self._runtime(p) for p in self.processors]
+        self.started = anyio.Event()
+        self.stop_requested = anyio.Event()
+        self._force = anyio.Event()
+        self.resources.add(self.client)
+
+    def _runtime(self, proc: Processor) -> ProcessorRuntime:
+        s = self.settings
+        over = s.processor_overrides(proc.env_name)
+
+        def policy_of(jt: JobType[Any]) -> Any:
+            return jt.retry or self.settings.retry_policy(proc.env_name)
+
+        def timeout_of(jt: JobType[Any]) -> float:
+            return self.settings.processor_overrides(proc.env_name).timeout_s or jt.timeout_s
+
+        executor = Executor(
+            queue=proc.queue, policy_of=policy_of, timeout_of=timeout_of,
+            max_payload_bytes=s.max_payload_bytes, resources=self.resources,
+            client=self.client, redis=self.redis,
+        )  # fmt: skip
+        options = RuntimeOptions(
+            concurrency=over.concurrency or proc.concurrency,
+            visibility_timeout_ms=s.visibility_timeout_ms,
+            max_deliveries=s.max_deliveries_effective,
+            dedupe_ttl_ms=s.dedupe_ttl_s * 1000,
+        )
+        return ProcessorRuntime(
+            processor=proc, partitions=self.layout.partitions(proc), broker=self.broker,
+            scripts=self.scripts, executor=executor, options=options, health=self.health,
+            is_alive=self.is_alive,
+        )  # fmt: skip
+
+    def runtime(self, queue: str) -> ProcessorRuntime:
+        return next(rt for rt in self.runtimes if rt.queue == queue)
+
+    async def is_alive(self, consumer: str) -> bool:
+        score = await self.redis.zscore(self.layout.globals.workers, consumer)
+        return score is not None and score > time.time() * 1000 - 3 * HEARTBEAT_S * 1000
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Run until `request_stop()` or a signal; returns after a graceful stop."""
+        log.info("worker.starting", consumer=self.consumer,
+                 processors=[p.name for p in self.processors])  # fmt: skip
+        async with anyio.create_task_group() as tg:
+            if handle_signals:
+                tg.start_soon(self._signal_loop)
+            await self._check_redis_policy()
+            for rt in self.runtimes:
+                await rt.start(tg)
+            for loop in (self._control_loop, self._heartbeat_loop, self._wake_loop):
+                tg.start_soon(loop)
+            self.started.set()
+            log.info("worker.started", consumer=self.consumer)
+            await self.stop_requested.wait()
+            with anyio.CancelScope(shield=True):
+                await self._shutdown()
+            tg.cancel_scope.cancel()
+        await self._close()
+        log.info("worker.stopped", consumer=self.consumer)
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    async def _signal_loop(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if self.stop_requested.is_set():
+                    log.warning("worker.forced_exit", signal=signum.name)
+                    self._force.set()
+                    return
+                log.info("worker.stopping", signal=signum.name,
+                         grace_s=self.settings.shutdown_grace_s)  # fmt: skip
+                self.stop_requested.set()
+
+    async def _shutdown(self) -> None:
+        """Graceful stop: finish within the grace, hand back the rest, settle."""
+        for rt in self.runtimes:
+            rt.stop_reading()
+        async with anyio.create_task_group() as tg:
+
+            async def until_idle() -> None:
+                with anyio.move_on_after(self.settings.shutdown_grace_s):
+                    for rt in self.runtimes:
+                        await rt.wait_idle()
+                tg.cancel_scope.cancel()
+
+            async def until_forced() -> None:
+                await self._force.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_idle)
+            tg.start_soon(until_forced)
+        if self._force.is_set():
+            return
+        for rt in self.runtimes:
+            rt.cancel_running()
+        with anyio.move_on_after(5):
+            for rt in self.runtimes:
+                await rt.wait_idle()
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Remove this consumer from the registry and, if empty, from the groups."""
+        try:
+            await self.redis.zrem(self.layout.globals.workers, self.consumer)
+            for rt in self.runtimes:
+                for pk in rt.partitions:
+                    await self.scripts.remove_consumer(pk, self.consumer)
+        except CONNECTION_ERRORS as exc:
+            log.warning("worker.leave_failed", error=type(exc).__name__)
+
+    async def _close(self) -> None:
+        for client in (self.blocking, self.redis):
+            await client.aclose()
+
+    async def _check_redis_policy(self) -> None:
+        try:
+            info = await self.redis.config_get("maxmemory-policy")
+        except Exception:  # noqa: BLE001 - CONFIG may be disabled (managed Redis); only a warning
+            return
+        policy = info.get(b"maxmemory-policy") or info.get("maxmemory-policy")
+        if policy not in (b"noeviction", "noeviction"):
+            log.warning("redis.eviction_policy", policy=policy,
+                        advice="set maxmemory-policy noeviction, or queue keys can be evicted")  # fmt: skip
+
+    # ------------------------------------------------------------------ loops
+
+    async def _control_loop(self) -> None:
+        while True:
+            await self.control_once()
+            await anyio.sleep(POLL_INTERVAL_S)
+
+    async def control_once(self) -> None:
+        try:
+            paused = await self.control.paused_queues()
+        except CONNECTION_ERRORS as exc:
+            self.health.failed(exc)
+            return
+        paused |= set(self.settings.paused_queues)
+        for rt in self.runtimes:
+            rt.set_paused(rt.queue in paused)
+
+    async def _heartbeat_loop(self) -> None:
+        key = self.layout.globals.workers
+        while True:
+            try:
+                now_ms = int(time.time() * 1000)
+                await self.redis.zadd(key, {self.consumer: now_ms})
+                await self.redis.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
+            except CONNECTION_ERRORS as exc:
+                self.health.failed(exc)
+            await anyio.sleep(HEARTBEAT_S)
+
+    async def _wake_loop(self) -> None:
+        """Pub/Sub: a delayed job earlier than any known wakes its promoter now."""
+        by_channel = {pk.wake_channel.encode(): rt for rt in self.runtimes for pk in rt.partitions}
+        if not by_channel:
+            return
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(*by_channel)
+                async for message in pubsub.listen():
+                    rt = by_channel.get(message.get("channel"))
+                    if rt is not None and message.get("type") == "message":
+                        rt.wake_promoter()
+            except CONNECTION_ERRORS as exc:
+                self.health.failed(exc)
+                await self.health.backoff()
+            finally:
+                await pubsub.aclose()

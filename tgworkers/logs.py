@@ -1,0 +1,85 @@
+"""Structured logging: structlog JSON lines (a console renderer on a terminal).
+
+Events are `noun.past_verb` with snake_case fields. The redaction processor runs
+last before rendering and masks anything that looks like a secret: the private
+JWK (its `d`), bearer tokens, `Authorization` values and passwords in Redis URLs,
+whatever field they arrive in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Final
+
+import structlog
+
+from tgworkers.secrets import MASK, Secret
+
+_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_SENSITIVE_KEYS: Final = frozenset(
+    {"authorization", "token", "admin_token", "metrics_token", "password", "jwk",
+     "private_jwk", "service_jwt_private_jwk", "secret", "d"}
+)  # fmt: skip
+_PATTERNS: Final = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)(rediss?://[^:/@\s]*:)[^@\s]+(@)"),
+    re.compile(r"(\"d\"\s*:\s*\")[^\"]+(\")"),
+)
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for value in secrets:
+        if value and len(value) >= 6:
+            text = text.replace(value, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex == 2 else ""), text)  # noqa: PLR2004
+    return text
+
+
+class Redactor:
+    """A structlog processor masking secrets in every field of every event."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = tuple(s for s in secrets if s)
+
+    def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, value in list(event.items()):
+            if key.lower() in _SENSITIVE_KEYS and value is not None:
+                event[key] = MASK
+            elif isinstance(value, Secret):
+                event[key] = MASK
+            elif isinstance(value, str):
+                event[key] = _scrub(value, self.secrets)
+            elif isinstance(value, list | tuple | dict):
+                event[key] = _scrub(repr(value), self.secrets) if self._leaks(value) else value
+        return event
+
+    def _leaks(self, value: object) -> bool:
+        text = repr(value)
+        return _scrub(text, self.secrets) != text
+
+
+def configure_logging(
+    level: str = "info", *, fmt: str = "auto", secrets: Iterable[str] = (), stream: Any = None
+) -> None:
+    """Configure structlog once per process (idempotent)."""
+    out = stream or sys.stderr
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            Redactor(secrets),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=logging.WARNING, stream=out)
