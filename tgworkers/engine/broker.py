@@ -37,6 +37,7 @@ class Delivery:
     scope: anyio.CancelScope | None = None
     lost: bool = False
     handback: bool = False
+    settling: bool = False
     read_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 

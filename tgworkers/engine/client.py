@@ -58,6 +58,10 @@ def new_job_id() -> str:
 
 def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[bytes, Any]:
     """Validate `payload` against the job type; returns (JSON bytes, decoded Struct)."""
+    if isinstance(payload, bytes | str) and len(payload) > max_bytes:
+        raise InputError(
+            f"{jt.name}: payload is {len(payload)} bytes, over MAX_PAYLOAD_BYTES ({max_bytes})"
+        )
     try:
         if isinstance(payload, jt.payload):
             value = payload

@@ -289,6 +289,7 @@ class ProcessorRuntime:
             self.active -= 1
             self._slot_freed.set()
         self.last_progress = time.monotonic()
+        d.settling = True
         self._pending.append(settlement)
         self._settle_wake.set()
 
@@ -377,9 +378,10 @@ class ProcessorRuntime:
                 self._lose(entry)
 
     def _lose(self, entry: bytes) -> None:
-        d = self.owned.pop(entry, None)
-        if d is None:
-            return
+        d = self.owned.get(entry)
+        if d is None or d.settling:
+            return  # being settled right now: the settle script decides, fenced
+        del self.owned[entry]
         d.lost = True
         self.counters["lease_lost"] += 1
         log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())

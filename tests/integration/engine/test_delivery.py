@@ -1,36 +1,36 @@
 from __future__ import annotations
 
-import msgspec
 import pytest
 
-from tests.support.jobs import RUNS_KEY, RunRecord
+from tests.integration.engine.helpers import idle, queue_state, runs
 from tests.support.wait import wait_until
-
-runs_decoder = msgspec.json.Decoder(RunRecord)
-
-
-async def runs(redis) -> list[RunRecord]:
-    return [runs_decoder.decode(x) for x in await redis.lrange(RUNS_KEY, 0, -1)]
+from tgworkers.engine.client import EnqueueRequest
 
 
 @pytest.mark.promise(1)
-async def test_enqueued_jobs_all_run_once_and_leave_nothing_behind(redis, client, settings, registry, worker_factory):
-    results = await client.enqueue_many_simple if False else None  # noqa: F841
-    from tgworkers.engine.client import EnqueueRequest
-
-    res = await client.enqueue_many([EnqueueRequest(name="test.work", payload={"n": i}) for i in range(50)])
-    assert all(r.created for r in res)
+async def test_every_enqueued_job_runs_and_the_queue_is_left_empty(
+    redis, client, settings, registry, worker_factory
+):
+    reqs = [EnqueueRequest(name="test.work", payload={"n": i}) for i in range(200)]
+    assert all(r.created for r in await client.enqueue_many(reqs))
     async with worker_factory(settings, registry, "test.work"):
-        await wait_until(lambda: redis.llen(RUNS_KEY), timeout_s=10, what="runs") 
-        await wait_until(lambda: _count(redis, 50), timeout_s=10, what="50 runs")
-        await wait_until(lambda: _empty(redis), timeout_s=5, what="queue empty")
+        await wait_until(lambda: _ran(redis, 200), timeout_s=15, what="200 runs")
+        await wait_until(lambda: idle(redis), timeout_s=5, what="queue idle")
     got = await runs(redis)
-    assert sorted(r.n for r in got) == list(range(50))
+    assert sorted(r.n for r in got) == list(range(200))
+    state = await queue_state(redis)
+    assert state == {"ready": 0, "pending": 0, "delayed": 0, "delayed_jobs": 0, "jobs": 0, "dlq": 0}
 
 
-async def _count(redis, n):
-    return await redis.llen(RUNS_KEY) >= n
+@pytest.mark.promise(1)
+async def test_delayed_job_runs_at_its_time_not_before(redis, client, settings, registry, worker_factory):
+    async with worker_factory(settings, registry, "test.work"):
+        res = await client.enqueue("test.work", {"n": 1}, delay_s=0.5)
+        assert res.created
+        await wait_until(lambda: _ran(redis, 1), timeout_s=5, what="delayed run")
+    (run,) = await runs(redis)
+    assert run.start_ms >= res.run_at - 5  # Redis and host share a clock here
 
 
-async def _empty(redis):
-    return await redis.xlen("{tgw:test.work:0}:ready") == 0 and await redis.hlen("{tgw:test.work:0}:jobs") == 0
+async def _ran(redis, n: int) -> bool:
+    return await redis.llen("test:runs") >= n

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.engine.helpers import idle, queue_state
+from tests.support.wait import wait_until
+from tgworkers.engine.client import EnqueueRequest
+from tgworkers.engine.keys import GROUP
+
+N = 100_000
+
+
+@pytest.mark.promise(11)
+async def test_memory_stays_flat_after_100k_noop_jobs(redis, redis_url, registry, worker_factory):
+    from tests.conftest import make_settings
+
+    settings = make_settings(redis_url, CONCURRENCY_TGWORKERS_NOOP=200)
+    from tgworkers.engine.client import Client
+
+    client = Client(redis, registry, settings)
+    async with worker_factory(settings, registry, "tgworkers.noop"):
+        # warm-up at the same batch size, so connection buffers and the script cache
+        # are at their steady size before the baseline is taken
+        await client.enqueue_many([EnqueueRequest(name="tgworkers.noop", payload={}) for _ in range(5000)])
+        await wait_until(lambda: idle(redis, "tgworkers.noop"), timeout_s=20, what="warm-up")
+        before = (await redis.info("memory"))["used_memory"]
+        for start in range(0, N, 5000):
+            await client.enqueue_many(
+                [EnqueueRequest(name="tgworkers.noop", payload={"n": i}) for i in range(start, start + 5000)]
+            )
+            await wait_until(lambda: _backlog_below(redis, 20_000), timeout_s=60, what="backlog")
+        await wait_until(lambda: idle(redis, "tgworkers.noop"), timeout_s=120, what="all done")
+        after = (await redis.info("memory"))["used_memory"]
+    state = await queue_state(redis, "tgworkers.noop")
+    assert state == {"ready": 0, "pending": 0, "delayed": 0, "delayed_jobs": 0, "jobs": 0, "dlq": 0}
+    stats = await redis.hgetall("{tgw:tgworkers.noop:0}:stats")
+    assert int(stats[b"processed"]) == N + 5000
+    assert after <= before * 1.10, (before, after)
+    groups = await redis.xinfo_groups("{tgw:tgworkers.noop:0}:ready")
+    assert [int(g["pending"]) for g in groups if g["name"] == GROUP.encode()] == [0]
+
+
+async def _backlog_below(redis, n):
+    return await redis.xlen("{tgw:tgworkers.noop:0}:ready") < n
