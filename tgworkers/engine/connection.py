@@ -18,7 +18,7 @@ from typing import Final
 import anyio
 import structlog
 from redis import exceptions as rex
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -35,17 +35,24 @@ CONNECTION_ERRORS: Final = (
 )
 
 
-def connect(url: str, *, socket_timeout_s: float = 10.0, max_connections: int = 64) -> Redis:
-    """A pooled client for short commands and scripts (bytes replies, RESP2)."""
-    return Redis.from_url(
+def connect(url: str, *, socket_timeout_s: float = 10.0, max_connections: int = 128) -> Redis:
+    """A pooled client for short commands and scripts (bytes replies, RESP2).
+
+    The pool *blocks* when all its connections are busy instead of raising "Too
+    many connections" (redis-py 8 caps pools at 100), so a burst of handlers
+    waits a few microseconds for a connection rather than failing an attempt.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=5.0,
         max_connections=max_connections,
+        timeout=socket_timeout_s,
         protocol=2,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=2),
         health_check_interval=30,
     )
+    return Redis(connection_pool=pool)
 
 
 def connect_for_blocking(url: str, *, block_ms: int) -> Redis:
