@@ -18,4 +18,4 @@ def redis_server_url():  # type: ignore[no-untyped-def]
     url, owner = session_redis()
     yield url
     if owner is not None:
-        owner.close()  # type: ignore[attr-defined]
+        owner.close()

@@ -11,11 +11,11 @@ import time
 
 import pytest
 import redis.asyncio as aredis
-
-from bench.jobs import LATENCY_KEY
 from tests.conftest import make_settings
 from tests.support.processes import start_worker
-from tgworkers.engine.client import Client, EnqueueRequest  # noqa: F401
+
+from bench.jobs import LATENCY_KEY
+from tgworkers.engine.client import Client, EnqueueRequest
 from tgworkers.engine.control import Control
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Registry
@@ -136,8 +136,16 @@ async def test_engine_figures(redis_server_url):
     print("\n=== tgworkers engine benchmark (one run, this machine) ===")
     print(f"raw pipelined XADD:              {xadd_rate:10.0f} msg/s")
     print(f"raw XREADGROUP 500 + XACK:       {read_rate:10.0f} msg/s")
-    print(f"bulk enqueue (enqueue_many):     {enq:10.0f} jobs/s  = {enq / xadd_rate:6.1%} of raw XADD (target >= 70%)")
-    print(f"drain 20k no-op, 1 process:      {d1:10.0f} jobs/s  = {d1 / read_rate:6.1%} of raw read+ack (target >= 10%, stretch 20%)")
+    print(
+        f"bulk enqueue (enqueue_many):     {enq:10.0f} jobs/s  = {enq / xadd_rate:6.1%} of raw XADD (target >= 70%)"
+    )
+    print(
+        f"drain 20k no-op, 1 process:      {d1:10.0f} jobs/s  = {d1 / read_rate:6.1%} of raw read+ack (target >= 10%, stretch 20%)"
+    )
     print(f"drain 20k no-op, 2 processes:    {d2:10.0f} jobs/s  (x{d2 / d1:.2f})")
-    print(f"pickup latency at 500/s:         p50 {statistics.median(lat):.2f} ms  p99 {pct(lat, 0.99):.2f} ms (target p99 <= 2 ms)")
-    print(f"delayed lateness (1000 @ +1 s, 500/s): p50 {statistics.median(late):.2f} ms  p99 {pct(late, 0.99):.2f} ms (target p99 <= 5 ms)")
+    print(
+        f"pickup latency at 500/s:         p50 {statistics.median(lat):.2f} ms  p99 {pct(lat, 0.99):.2f} ms (target p99 <= 2 ms)"
+    )
+    print(
+        f"delayed lateness (1000 @ +1 s, 500/s): p50 {statistics.median(late):.2f} ms  p99 {pct(late, 0.99):.2f} ms (target p99 <= 5 ms)"
+    )

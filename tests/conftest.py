@@ -35,11 +35,11 @@ def redis_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url(redis_server_url: str) -> Iterator[str]:
+def redis_url(redis_server_url: str) -> str:
     client = sync_redis.Redis.from_url(redis_server_url)
     client.flushdb()
     client.close()
-    yield redis_server_url
+    return redis_server_url
 
 
 @pytest.fixture
@@ -78,7 +78,11 @@ async def client(redis: Redis, registry: Registry, settings: Settings) -> Client
 
 @asynccontextmanager
 async def running_worker(
-    settings: Settings, registry: Registry, processors: str, *, consumer: str = "w1",
+    settings: Settings,
+    registry: Registry,
+    processors: str,
+    *,
+    consumer: str = "w1",
     resources: Resources | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker running in this test's event loop until the block ends."""

@@ -60,7 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int | None = None
     log_level: str = "info"
     log_format: str = "auto"
-    redis_url: Secret[str] = msgspec.field(default_factory=lambda: Secret("redis://127.0.0.1:6379/0"))
+    redis_url: Secret[str] = msgspec.field(
+        default_factory=lambda: Secret("redis://127.0.0.1:6379/0")
+    )
     consumer_name: str | None = None
     peer_urls: dict[str, str] = msgspec.field(default_factory=dict)
     peer_timeout_s: dict[str, float] = msgspec.field(default_factory=dict)
@@ -205,7 +207,9 @@ def _tz(raw: str) -> str:
     try:
         ZoneInfo(raw.strip())
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"expected an IANA time zone such as UTC or Europe/Berlin, got {raw!r}") from None
+        raise ValueError(
+            f"expected an IANA time zone such as UTC or Europe/Berlin, got {raw!r}"
+        ) from None
     return raw.strip()
 
 
@@ -256,7 +260,7 @@ def _parse(name: str, raw: str, parser: Callable[[str], T], *, secret: bool) -> 
     except ValueError as exc:
         detail = str(exc)
         if secret:  # never echo any part of a secret
-            detail = detail.split(", got")[0]
+            detail = detail.split(", got", maxsplit=1)[0]
         raise ConfigError(f"{name}: {detail}") from None
 
 

@@ -30,12 +30,20 @@ _PATTERNS: Final = (
 )
 
 
+_MIN_SECRET_CHARS: Final = 6
+
+
+def _mask_match(m: re.Match[str]) -> str:
+    tail = m.group(2) if (m.lastindex or 0) > 1 else ""
+    return m.group(1) + MASK + tail
+
+
 def _scrub(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
-        if value and len(value) >= 6:
+        if value and len(value) >= _MIN_SECRET_CHARS:
             text = text.replace(value, MASK)
     for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex == 2 else ""), text)  # noqa: PLR2004
+        text = pattern.sub(_mask_match, text)
     return text
 
 
@@ -45,11 +53,11 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets = tuple(s for s in secrets if s)
 
-    def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def __call__(
+        self, _: Any, __: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         for key, value in list(event.items()):
-            if key.lower() in _SENSITIVE_KEYS and value is not None:
-                event[key] = MASK
-            elif isinstance(value, Secret):
+            if (key.lower() in _SENSITIVE_KEYS and value is not None) or isinstance(value, Secret):
                 event[key] = MASK
             elif isinstance(value, str):
                 event[key] = _scrub(value, self.secrets)
@@ -68,7 +76,9 @@ def configure_logging(
     """Configure structlog once per process (idempotent)."""
     out = stream or sys.stderr
     console = fmt == "console" or (fmt == "auto" and out.isatty())
-    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -32,7 +32,7 @@ class Secret(Generic[T]):
         return MASK
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value  # noqa: SLF001
+        return isinstance(other, Secret) and other._value == self._value
 
     def __hash__(self) -> int:
         return hash(self._value)

@@ -70,7 +70,9 @@ async def work(ctx: JobContext, p: Work) -> Outcome:
 
 
 WORK = JobType(name="test.work", payload=Work, handler=work, timeout_s=30.0)
-UNIQUE = JobType(name="test.unique", payload=Work, handler=work, job_id=lambda p: f"test.unique:{p.n}")
+UNIQUE = JobType(
+    name="test.unique", payload=Work, handler=work, job_id=lambda p: f"test.unique:{p.n}"
+)
 SLOW = JobType(name="test.slow", payload=Work, handler=work, timeout_s=0.3)
 EXCLUSIVE = JobType(
     name="test.exclusive", payload=Work, handler=work, timeout_s=60.0,
@@ -79,7 +81,9 @@ EXCLUSIVE = JobType(
 POISON = JobType(name="test.poison", payload=Work, handler=work, timeout_s=30.0)
 
 TEST_WORK = Processor(name="test.work", job_types=(WORK, SLOW, UNIQUE), concurrency=8)
-TEST_EXCLUSIVE = Processor(name="test.exclusive", job_types=(EXCLUSIVE,), concurrency=8, partitions=2)
+TEST_EXCLUSIVE = Processor(
+    name="test.exclusive", job_types=(EXCLUSIVE,), concurrency=8, partitions=2
+)
 TEST_POISON = Processor(name="test.poison", job_types=(POISON,), concurrency=4)
 
 PROCESSORS = (TEST_WORK, TEST_EXCLUSIVE, TEST_POISON, NOOP_PROCESSOR)

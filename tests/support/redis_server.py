@@ -28,7 +28,9 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process owned by the tests."""
 
-    def __init__(self, *, appendonly: bool = False, fsync: str = "always", binary: str | None = None):
+    def __init__(
+        self, *, appendonly: bool = False, fsync: str = "always", binary: str | None = None
+    ):
         found = binary or shutil.which("redis-server")
         if found is None:
             raise RuntimeError("redis-server not found on PATH (apt-get install -y redis-server)")
@@ -105,7 +107,12 @@ def docker_usable() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+        return (
+            subprocess.run(
+                ["docker", "info"], capture_output=True, timeout=5, check=False
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tgworkers.engine.envelope import (
     Envelope,
@@ -24,7 +23,9 @@ texts = st.text(min_size=1, max_size=40)
     history=st.lists(st.builds(HistoryEntry, attempt=st.integers(1, 9), at_ms=st.integers(0, 2**45),
                                kind=texts, message=st.text(max_size=50)), max_size=3),
 )  # fmt: skip
-def test_envelope_round_trips_through_stream_fields_and_delayed_json(job_id, name, attempt, key, history):
+def test_envelope_round_trips_through_stream_fields_and_delayed_json(
+    job_id, name, attempt, key, history
+):
     env = Envelope(id=job_id, name=name, payload=b'{"a":1}', enqueued_ms=5, attempt=attempt,
                    key=key, history=tuple(history))  # fmt: skip
     flat = to_fields(env)
@@ -39,7 +40,10 @@ def test_envelope_round_trips_through_stream_fields_and_delayed_json(job_id, nam
     ("fields", "message"),
     [
         ({b"name": b"x", b"payload": b"{}"}, "missing field 'id'"),
-        ({b"id": b"1", b"name": b"x", b"payload": b"{}", b"attempt": b"two"}, "'attempt' is not an integer"),
+        (
+            {b"id": b"1", b"name": b"x", b"payload": b"{}", b"attempt": b"two"},
+            "'attempt' is not an integer",
+        ),
         ({b"id": b"\xff", b"name": b"x", b"payload": b"{}"}, "'id' is not UTF-8"),
     ],
 )
@@ -50,7 +54,17 @@ def test_malformed_entries_name_the_problem(fields, message):
 
 def test_every_key_of_a_partition_shares_one_hash_tag():
     pk = PartitionKeys("tgw", "escrow", 3, ":dead")
-    keys = [pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, pk.done, pk.dlq, pk.stats, pk.steps, pk.lock("e_1")]
+    keys = [
+        pk.ready,
+        pk.delayed,
+        pk.delayed_jobs,
+        pk.jobs,
+        pk.done,
+        pk.dlq,
+        pk.stats,
+        pk.steps,
+        pk.lock("e_1"),
+    ]
     assert {k[: k.index("}") + 1] for k in keys} == {"{tgw:escrow:3}"}
     assert pk.dlq == "{tgw:escrow:3}:dead"
 

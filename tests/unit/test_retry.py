@@ -4,7 +4,15 @@ import random
 
 import pytest
 
-from tgworkers.engine.outcome import DeadLetter, Disposition, Done, NotDue, PermanentError, RetryLater, Snooze
+from tgworkers.engine.outcome import (
+    DeadLetter,
+    Disposition,
+    Done,
+    NotDue,
+    PermanentError,
+    RetryLater,
+    Snooze,
+)
 from tgworkers.engine.retry import HandlerTimeoutError, RetryPolicy, decide_failure, decide_outcome
 
 POLICY = RetryPolicy(base_ms=1000, cap_ms=300_000, max_attempts=5)
@@ -21,7 +29,9 @@ def test_backoff_is_full_jitter_under_the_exponential_ceiling(attempt):
 
 
 def test_permanent_error_is_dead_at_once_with_status_and_body():
-    d = decide_failure(PermanentError("nope", status=404, body="x" * 5000), attempt=1, policy=POLICY, now_ms=7)
+    d = decide_failure(
+        PermanentError("nope", status=404, body="x" * 5000), attempt=1, policy=POLICY, now_ms=7
+    )
     assert d.disposition is Disposition.DEAD
     assert d.record is not None and d.record.status == 404
     assert len(d.record.body.encode()) == 2048
@@ -33,7 +43,10 @@ def test_not_due_snoozes_at_retry_at_without_a_record():
 
 
 def test_failure_retries_until_the_last_attempt_then_dead_letters():
-    assert decide_failure(RuntimeError("x"), attempt=4, policy=POLICY, now_ms=0).disposition is Disposition.RETRY
+    assert (
+        decide_failure(RuntimeError("x"), attempt=4, policy=POLICY, now_ms=0).disposition
+        is Disposition.RETRY
+    )
     last = decide_failure(RuntimeError("x"), attempt=5, policy=POLICY, now_ms=0)
     assert last.disposition is Disposition.DEAD
     assert last.reason == "attempts exhausted (5/5): RuntimeError: x"
@@ -51,7 +64,11 @@ def test_timeout_is_recorded_as_timeout():
 
 @pytest.mark.parametrize(
     ("outcome", "disposition"),
-    [(Done(), Disposition.DONE), (Snooze(after_ms=5), Disposition.SNOOZE), (DeadLetter("why"), Disposition.DEAD)],
+    [
+        (Done(), Disposition.DONE),
+        (Snooze(after_ms=5), Disposition.SNOOZE),
+        (DeadLetter("why"), Disposition.DEAD),
+    ],
 )
 def test_returned_outcomes_map_to_dispositions(outcome, disposition):
     assert decide_outcome(outcome, 0).disposition is disposition

@@ -15,9 +15,9 @@ from tgworkers import __version__
 from tgworkers.cli import run as run_cmd
 from tgworkers.errors import TgworkersError
 
-COMMANDS: tuple[tuple[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]], ...] = (
-    ("run", run_cmd.register),
-)
+COMMANDS: tuple[
+    tuple[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]], ...
+] = (("run", run_cmd.register),)
 
 
 def build_parser() -> argparse.ArgumentParser:

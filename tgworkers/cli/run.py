@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=main)
 
 
-def select_processors(registry: Registry, settings: Settings, names: str | None) -> tuple[Processor, ...]:
+def select_processors(
+    registry: Registry, settings: Settings, names: str | None
+) -> tuple[Processor, ...]:
     """`--processors`, else `PROCESSORS`, else every processor whose flag is on."""
     try:
         if names:

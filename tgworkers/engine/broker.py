@@ -51,9 +51,24 @@ class Delivery:
         except MalformedEntryError as exc:
             self.problem = f"malformed entry: {exc}"
 
+    def interrupted(self) -> bool:
+        """True when the run must not be settled normally (lease lost, shutdown)."""
+        return self.lost or self.handback
+
     @property
     def job_id(self) -> str:
         return self.envelope.id if self.envelope else ""
+
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+async def xrange_entries(
+    redis: Redis, key: str, start: str | bytes, end: str | bytes = "+", count: int | None = None
+) -> list[Entry]:
+    """XRANGE with the reply typed as (entry id, fields) pairs."""
+    reply: Any = await redis.xrange(key, min=start, max=end, count=count)
+    return [(entry_id, fields or {}) for entry_id, fields in reply or []]
 
 
 def is_nogroup(exc: BaseException) -> bool:
@@ -93,7 +108,8 @@ class Broker:
             await self.ensure_groups(pks)
             return []
         out: list[Delivery] = []
-        for stream, entries in reply or ():
+        rows: Any = reply or []
+        for stream, entries in rows:
             pk = by_key[stream.decode() if isinstance(stream, bytes) else stream]
             out.extend(Delivery(pk, entry_id, fields or {}) for entry_id, fields in entries)
         return out

@@ -93,12 +93,12 @@ class Client:
         self.layout = Layout(settings)
         self.scripts = Scripts(redis)
 
-    async def enqueue(  # noqa: PLR0913 - mirrors the CLI's flags
+    async def enqueue(
         self,
         name: str,
         payload: Any,
         *,
-        id: str | None = None,  # noqa: A002 - the contract's name
+        id: str | None = None,
         run_at_ms: int | None = None,
         delay_s: float | None = None,
         origin: str | None = None,
@@ -108,9 +108,9 @@ class Client:
         )
         return (await self.enqueue_many([request]))[0]
 
-    def prepare(self, req: EnqueueRequest, now_ms: int, trace: Mapping[str, str]) -> tuple[
-        PartitionKeys, NewJob, EnqueueResult
-    ]:
+    def prepare(
+        self, req: EnqueueRequest, now_ms: int, trace: Mapping[str, str]
+    ) -> tuple[PartitionKeys, NewJob, EnqueueResult]:
         """Validate one request and build its partition, job and (pending) result."""
         jt = self.registry.job_type(req.name)
         proc = self.registry.processor_of[jt.name]

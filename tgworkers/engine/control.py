@@ -40,7 +40,7 @@ class Control:
         self.scripts = Scripts(redis)
 
     async def paused_queues(self) -> set[str]:
-        raw = await self.redis.hgetall(self.layout.globals.control)
+        raw: dict[bytes, bytes] = await self.redis.hgetall(self.layout.globals.control)  # type: ignore[assignment]
         return {k.decode() for k, v in raw.items() if v == b"paused"}
 
     async def set_paused(self, queue: str, *, paused: bool) -> dict[str, object]:

@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgspec
 from redis.asyncio import Redis
 
+from tgworkers.engine.broker import xrange_entries
 from tgworkers.engine.envelope import (
     Envelope,
     HistoryEntry,
@@ -49,8 +50,14 @@ class DeadJob(msgspec.Struct, frozen=True, kw_only=True):
 
     def summary(self) -> dict[str, Any]:
         """The `dlq list` item (without the history)."""
-        return {"id": self.id, "name": self.name, "attempts": self.attempts,
-                "reason": self.reason, "failedAt": self.failedAt, "payload": self.payload}  # fmt: skip
+        return {
+            "id": self.id,
+            "name": self.name,
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "failedAt": self.failedAt,
+            "payload": self.payload,
+        }
 
 
 def _text(fields: dict[bytes, bytes], name: str, default: str = "") -> str:
@@ -102,14 +109,14 @@ class DeadLetters:
         for pk in self._partitions(queue):
             start = "-"
             while True:
-                page = await self.redis.xrange(pk.dlq, min=start, max="+", count=PAGE)
+                page = await xrange_entries(self.redis, pk.dlq, start, count=PAGE)
                 for entry_id, fields in page:
                     yield dead_job(pk, entry_id, fields)
                 if len(page) < PAGE:
                     break
                 start = "(" + page[-1][0].decode()
 
-    async def list(self, queue: str, *, limit: int = 100) -> dict[str, Any]:
+    async def list_jobs(self, queue: str, *, limit: int = 100) -> dict[str, Any]:
         """`dlq list --json`: `{"queue", "items": [...], "total"}`."""
         items: list[dict[str, Any]] = []
         async for job in self.iterate(queue):
@@ -121,10 +128,10 @@ class DeadLetters:
     async def find(self, queue: str, job_id: str) -> DeadJob | None:
         proc = self.registry.queue(queue)
         for pk in self.layout.partitions(proc):
-            state = await self.redis.hget(pk.jobs, job_id)
+            state: Any = await self.redis.hget(pk.jobs, job_id)
             if state and state.startswith(b"x:"):
                 entry = state[2:]
-                found = await self.redis.xrange(pk.dlq, min=entry, max=entry)
+                found = await xrange_entries(self.redis, pk.dlq, entry, entry)
                 if found:
                     return dead_job(pk, found[0][0], found[0][1])
         return None
@@ -145,10 +152,11 @@ class DeadLetters:
     ) -> dict[str, Any]:
         """Move jobs back onto their queue, same ids; `ids=None` means all."""
         targets, missing = await self._targets(queue, ids)
-        requeued, skipped = [], list(missing)
+        requeued: list[str] = []
+        skipped = list(missing)
         now = int(time.time() * 1000)
         for pk, job in targets:
-            raw = await self.redis.xrange(pk.dlq, min=job.entry, max=job.entry)
+            raw = await xrange_entries(self.redis, pk.dlq, job.entry, job.entry)
             if not raw:
                 skipped.append(job.id)
                 continue
@@ -166,8 +174,8 @@ class DeadLetters:
         except MalformedEntryError:
             skip = {Field.REASON.encode(), Field.FAILED_MS.encode()}
             return [x for k, v in fields.items() if k not in skip for x in (k, v)]
-        note = HistoryEntry(attempt=env.attempt, at_ms=now, kind="replayed",
-                            message=f"replayed by {by}" + (" (attempts reset)" if reset else ""))  # fmt: skip
+        message = f"replayed by {by}" + (" (attempts reset)" if reset else "")
+        note = HistoryEntry(attempt=env.attempt, at_ms=now, kind="replayed", message=message)
         env = msgspec.structs.replace(
             env, attempt=1 if reset else env.attempt, history=(*env.history, note), due_ms=None
         )

@@ -130,7 +130,9 @@ def from_fields(fields: Mapping[bytes, bytes], *, entry_ms: int) -> Envelope:
     for field_name, value in ((Field.ID, job_id), (Field.NAME, name), (Field.PAYLOAD, payload)):
         if not value:
             raise MalformedEntryError(f"missing field {field_name!r}")
-    assert job_id is not None and name is not None and payload is not None  # noqa: S101
+    assert job_id is not None  # noqa: S101
+    assert name is not None  # noqa: S101
+    assert payload is not None  # noqa: S101
     attempt = _int_field(fields, Field.ATTEMPT, 1) or 1
     history_raw = fields.get(Field.ERRORS.encode())
     try:

@@ -39,6 +39,8 @@ log = structlog.get_logger("tgworkers.job")
 
 
 class SettleKind(enum.Enum):
+    """What the runtime does with a finished delivery."""
+
     DONE = "done"
     LATER = "later"
     DEAD = "dead"
@@ -89,13 +91,12 @@ class Executor:
         problem = self._check(d)
         if problem is not None:
             return self.dead(d, problem, failed=False)
-        assert d.envelope is not None and d.job_type is not None  # noqa: S101
+        assert d.envelope is not None  # noqa: S101
+        assert d.job_type is not None  # noqa: S101
         started = time.perf_counter()
         decision = await self._perform(d, d.envelope, d.extra.pop("payload"))
-        if d.lost:
-            return Settlement(SettleKind.DROP, d)
-        if d.handback:
-            return self.hand_back(d)
+        if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
+            return Settlement(SettleKind.DROP, d) if d.lost else self.hand_back(d)
         settlement = self._settlement(d, d.envelope, decision)
         settlement.duration_s = time.perf_counter() - started
         return settlement
@@ -144,8 +145,8 @@ class Executor:
     def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:
         match dec.disposition:
             case Disposition.DONE:
-                item = DoneItem(d.entry_id, env.id, not env.auto_id, d.lock)
-                return Settlement(SettleKind.DONE, d, item, dec)
+                done = DoneItem(d.entry_id, env.id, not env.auto_id, d.lock)
+                return Settlement(SettleKind.DONE, d, done, dec)
             case Disposition.RETRY | Disposition.SNOOZE:
                 retry = dec.disposition is Disposition.RETRY
                 nxt = msgspec.structs.replace(
@@ -155,10 +156,10 @@ class Executor:
                     due_ms=None,
                 )
                 blob = fields_json(to_fields(nxt))
-                item = LaterItem(
+                later = LaterItem(
                     d.entry_id, env.id, dec.at_ms or 0, dec.delay_ms, retry, blob, d.lock
                 )
-                return Settlement(SettleKind.LATER, d, item, dec)
+                return Settlement(SettleKind.LATER, d, later, dec)
             case Disposition.DEAD:
                 return self.dead(d, dec.reason or "dead-lettered", failed=True, record=dec.record)
             case _ as unreachable:

@@ -89,7 +89,7 @@ class JobType(Generic[P]):
 
 
 def _type_name(t: msgspec.inspect.Type) -> str:
-    names = {
+    names: dict[type[msgspec.inspect.Type], str] = {
         msgspec.inspect.StrType: "str",
         msgspec.inspect.IntType: "int",
         msgspec.inspect.BoolType: "bool",

@@ -10,7 +10,7 @@ Retry-After) is honoured when it is longer. Attempts are bounded by
 from __future__ import annotations
 
 import random
-from typing import Final
+from typing import Final, assert_never
 
 import msgspec
 
@@ -82,7 +82,8 @@ def decide_outcome(outcome: Outcome, now_ms: int) -> Decision:
             return Decision(disposition=Disposition.SNOOZE, at_ms=at_ms, delay_ms=after_ms or 0)
         case DeadLetter(reason=reason):
             return Decision(disposition=Disposition.DEAD, reason=cut(reason, MESSAGE_LIMIT_CHARS))
-    return Decision(disposition=Disposition.DONE)  # pragma: no cover - closed union
+        case _ as unreachable:
+            assert_never(unreachable)
 
 
 def decide_failure(

@@ -16,6 +16,7 @@ Duties, each a named loop whose one-iteration body is testable on its own:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
@@ -30,7 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from tgworkers.engine.broker import Broker, Delivery
 from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
 from tgworkers.engine.envelope import fields_json, to_fields
-from tgworkers.engine.executor import Executor, Settlement, SettleKind
+from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.registry import JobType, Processor
 from tgworkers.engine.scripts import AcquireItem, LeaseItem, Scripts
@@ -45,7 +46,7 @@ EXCLUSIVE_WAIT_MS = 200
 class RuntimeOptions:
     """The knobs a runtime reads on every use, so a hot reload applies live."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         concurrency: int,
@@ -249,12 +250,11 @@ class ProcessorRuntime:
                 AcquireItem(d.entry_id, d.job_id, d.lock or "", self._delayed_blob(d))
                 for d in group
             ]
-            verdicts = await self._with_redis(
-                lambda pk=pk, items=items: self.scripts.acquire_keys(
-                    pk, self.consumer, items,
-                    lock_ttl_ms=self.options.visibility_timeout_ms, wait_ms=EXCLUSIVE_WAIT_MS,
-                )
+            acquire = functools.partial(
+                self.scripts.acquire_keys, pk, self.consumer, items,
+                lock_ttl_ms=self.options.visibility_timeout_ms, wait_ms=EXCLUSIVE_WAIT_MS,
             )  # fmt: skip
+            verdicts: list[int] = await self._with_redis(acquire)  # fmt: skip
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
                     refused.add(d.entry_id)
@@ -312,14 +312,17 @@ class ProcessorRuntime:
             else:
                 groups[(s.delivery.pk, s.kind)].append(s)
         for (pk, kind), group in groups.items():
-            refused = await self._with_redis(lambda pk=pk, k=kind, g=group: self._send_group(pk, k, g))
+            send = functools.partial(self._send_group, pk, kind, group)
+            refused: set[bytes] = await self._with_redis(send)
             for s in group:
                 self.owned.pop(s.delivery.entry_id, None)
                 self._observe(s, refused=s.delivery.entry_id in refused)
         if not self._pending and self.active == 0:
             self._settled_all.set()
 
-    async def _send_group(self, pk: PartitionKeys, kind: SettleKind, group: list[Settlement]) -> set[bytes]:
+    async def _send_group(
+        self, pk: PartitionKeys, kind: SettleKind, group: list[Settlement]
+    ) -> set[bytes]:
         items: Any = [s.item for s in group]
         if kind is SettleKind.DONE:
             ttl = self.options.dedupe_ttl_ms

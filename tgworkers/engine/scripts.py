@@ -53,6 +53,8 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class DoneItem:
+    """A finished job for `settle_done`."""
+
     entry_id: bytes
     job_id: str
     dedupe: bool
@@ -61,6 +63,8 @@ class DoneItem:
 
 @dataclass(frozen=True, slots=True)
 class LaterItem:
+    """A job to run again later, for `settle_later`."""
+
     entry_id: bytes
     job_id: str
     at_ms: int
@@ -72,6 +76,8 @@ class LaterItem:
 
 @dataclass(frozen=True, slots=True)
 class DeadItem:
+    """A job for `dead_letter`, with the fields of its DLQ entry."""
+
     entry_id: bytes
     job_id: str
     failed: bool
@@ -81,6 +87,8 @@ class DeadItem:
 
 @dataclass(frozen=True, slots=True)
 class LeaseItem:
+    """An entry whose lease `renew_leases` extends."""
+
     entry_id: bytes
     job_id: str
     lock: str | None
@@ -88,6 +96,8 @@ class LeaseItem:
 
 @dataclass(frozen=True, slots=True)
 class AcquireItem:
+    """A delivered job that needs its exclusivity lock."""
+
     entry_id: bytes
     job_id: str
     lock: str
@@ -96,6 +106,8 @@ class AcquireItem:
 
 @dataclass(frozen=True, slots=True)
 class HandBackItem:
+    """An unfinished job handed back on shutdown."""
+
     entry_id: bytes
     job_id: str
     fields: Fields
@@ -104,6 +116,8 @@ class HandBackItem:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
+    """An entry taken over by `reclaim_idle`, with its delivery count."""
+
     entry_id: bytes
     deliveries: int
     fields: dict[bytes, bytes]
@@ -111,6 +125,8 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class ReclaimPage:
+    """One XAUTOCLAIM page: next cursor, claimed entries, deleted ids."""
+
     cursor: bytes
     claimed: list[Claimed]
     deleted: list[bytes]

@@ -47,7 +47,7 @@ HEARTBEAT_S = 2.0
 class Worker:
     """Runs the selected processors of one process until told to stop."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         settings: Settings,
@@ -187,17 +187,17 @@ class Worker:
 
     async def _close(self) -> None:
         for client in (self.blocking, self.redis):
-            await client.aclose()
+            await client.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     async def _check_redis_policy(self) -> None:
         try:
-            info = await self.redis.config_get("maxmemory-policy")
+            info: dict[Any, Any] = await self.redis.config_get("maxmemory-policy")
         except Exception:  # noqa: BLE001 - CONFIG may be disabled (managed Redis); only a warning
             return
         policy = info.get(b"maxmemory-policy") or info.get("maxmemory-policy")
         if policy not in (b"noeviction", "noeviction"):
-            log.warning("redis.eviction_policy", policy=policy,
-                        advice="set maxmemory-policy noeviction, or queue keys can be evicted")  # fmt: skip
+            advice = "set maxmemory-policy noeviction, or queue keys can be evicted"
+            log.warning("redis.eviction_policy", policy=policy, advice=advice)
 
     # ------------------------------------------------------------------ loops
 
@@ -237,11 +237,11 @@ class Worker:
             try:
                 await pubsub.subscribe(*by_channel)
                 async for message in pubsub.listen():
-                    rt = by_channel.get(message.get("channel"))
+                    rt = by_channel.get(bytes(message.get("channel") or b""))
                     if rt is not None and message.get("type") == "message":
                         rt.wake_promoter()
             except CONNECTION_ERRORS as exc:
                 self.health.failed(exc)
                 await self.health.backoff()
             finally:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -3,9 +3,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from tests.integration.engine.helpers import pk, runs
 from tests.support.wait import wait_until
+
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
 from tgworkers.errors import InputError
@@ -15,12 +15,24 @@ GOOD = {"id": "good", "name": "test.work", "payload": '{"n": 1}'}
 BAD_ENTRIES = [
     ({"name": "test.work", "payload": "{}"}, "missing field 'id'"),
     ({"id": "x1", "payload": "{}"}, "missing field 'name'"),
-    ({"id": "x2", "name": "test.work", "payload": "{}", "attempt": "many"}, "'attempt' is not an integer"),
+    (
+        {"id": "x2", "name": "test.work", "payload": "{}", "attempt": "many"},
+        "'attempt' is not an integer",
+    ),
     ({"id": "x3", "name": "no.such.job", "payload": "{}"}, "unknown job name 'no.such.job'"),
-    ({"id": "x4", "name": "test.work", "payload": '{"n": "seven"}'}, "Expected `int`, got `str` - at `$.n`"),
+    (
+        {"id": "x4", "name": "test.work", "payload": '{"n": "seven"}'},
+        "Expected `int`, got `str` - at `$.n`",
+    ),
     ({"id": "x5", "name": "test.work", "payload": "not json"}, "invalid payload for test.work"),
-    ({"id": "x6", "name": "test.work", "payload": '{"n": 1, "pad": "' + "x" * 70000 + '"}'}, "over MAX_PAYLOAD_BYTES"),
-    ({"id": "x7", "name": "test.work", "payload": "{}", "errors": "[garbage"}, "field 'errors' is not a history"),
+    (
+        {"id": "x6", "name": "test.work", "payload": '{"n": 1, "pad": "' + "x" * 70000 + '"}'},
+        "over MAX_PAYLOAD_BYTES",
+    ),
+    (
+        {"id": "x7", "name": "test.work", "payload": "{}", "errors": "[garbage"},
+        "field 'errors' is not a history",
+    ),
 ]
 
 
@@ -35,7 +47,7 @@ async def test_bad_entries_written_straight_to_the_stream_end_in_the_dlq_and_the
     async with worker_factory(settings, registry, "test.work"):
         await wait_until(lambda: redis.llen("test:runs"), timeout_s=5, what="good job ran")
         await wait_until(lambda: _count(dlq, len(BAD_ENTRIES)), timeout_s=5, what="all in DLQ")
-    reasons = [item["reason"] for item in (await dlq.list("test.work"))["items"]]
+    reasons = [item["reason"] for item in (await dlq.list_jobs("test.work"))["items"]]
     for (_, expected), reason in zip(BAD_ENTRIES, reasons, strict=True):
         assert expected in reason, (expected, reason)
     assert [r.job_id for r in await runs(redis)] == ["good"]
@@ -53,7 +65,11 @@ async def _count(dlq, n):
         ("test.work", {"n": "seven"}, "Expected `int`, got `str` - at `$.n`"),
         ("test.work", "[1, 2", "invalid payload"),
         ("test.work", {"n": 1, "key": "x" * 70000}, "over MAX_PAYLOAD_BYTES (65536)"),
-        ("test.work", b'{"n": 1, "pad": "' + b"x" * 70000 + b'"}', "over MAX_PAYLOAD_BYTES (65536)"),
+        (
+            "test.work",
+            b'{"n": 1, "pad": "' + b"x" * 70000 + b'"}',
+            "over MAX_PAYLOAD_BYTES (65536)",
+        ),
     ],
 )
 async def test_enqueue_refuses_bad_input_before_redis(redis, client, name, payload, message):

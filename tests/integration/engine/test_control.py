@@ -3,9 +3,9 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from tests.integration.engine.helpers import idle, queue_state
 from tests.support.wait import wait_until
+
 from tgworkers.engine.client import EnqueueRequest
 from tgworkers.engine.control import Control
 from tgworkers.engine.layout import Layout
@@ -21,7 +21,9 @@ async def test_pause_stops_handing_out_jobs_within_a_second_and_enqueue_still_wo
 ):
     control = Control(redis, registry, Layout(settings))
     async with worker_factory(settings, registry, "test.work"):
-        await client.enqueue_many([EnqueueRequest(name="test.work", payload={"n": i, "sleep_ms": 20}) for i in range(400)])
+        await client.enqueue_many(
+            [EnqueueRequest(name="test.work", payload={"n": i, "sleep_ms": 20}) for i in range(400)]
+        )
         await wait_until(lambda: _count(redis), timeout_s=5, what="started")
         await control.set_paused("test.work", paused=True)
         paused_at = time.monotonic()
@@ -30,7 +32,9 @@ async def test_pause_stops_handing_out_jobs_within_a_second_and_enqueue_still_wo
         assert time.monotonic() - paused_at < 1.5
         frozen = await _count(redis)
         assert (await client.enqueue("test.work", {"n": 999}, delay_s=0.1)).created
-        await wait_until(lambda: _promoted(redis), timeout_s=3, what="delayed job promoted while paused")
+        await wait_until(
+            lambda: _promoted(redis), timeout_s=3, what="delayed job promoted while paused"
+        )
         assert await _count(redis) == frozen
         await control.set_paused("test.work", paused=False)
         await wait_until(lambda: idle(redis), timeout_s=15, what="all done after resume")
@@ -63,7 +67,9 @@ async def test_drain_removes_ready_and_delayed_jobs_but_in_flight_ones_finish(
         worker.runtime("test.work").set_concurrency(1)
         await client.enqueue("test.work", {"n": 0, "sleep_ms": 500})
         await wait_until(lambda: _inflight(redis), timeout_s=5, what="first in flight")
-        await client.enqueue_many([EnqueueRequest(name="test.work", payload={"n": i}) for i in range(1, 11)])
+        await client.enqueue_many(
+            [EnqueueRequest(name="test.work", payload={"n": i}) for i in range(1, 11)]
+        )
         await client.enqueue("test.work", {"n": 99}, delay_s=60)
         result = await control.drain("test.work", delayed=True)
         assert (result.removed_ready, result.removed_delayed) == (10, 1)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.integration.engine.helpers import idle, queue_state, runs
 from tests.support.wait import wait_until
+
 from tgworkers.engine.client import EnqueueRequest
 
 
@@ -23,7 +23,9 @@ async def test_every_enqueued_job_runs_and_the_queue_is_left_empty(
 
 
 @pytest.mark.promise(1)
-async def test_delayed_job_runs_at_its_time_not_before(redis, client, settings, registry, worker_factory):
+async def test_delayed_job_runs_at_its_time_not_before(
+    redis, client, settings, registry, worker_factory
+):
     async with worker_factory(settings, registry, "test.work"):
         res = await client.enqueue("test.work", {"n": 1}, delay_s=0.5)
         assert res.created

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.integration.engine.helpers import idle, queue_state
 from tests.support.wait import wait_until
+
 from tgworkers.engine.client import EnqueueRequest
 from tgworkers.engine.keys import GROUP
 
@@ -21,12 +21,17 @@ async def test_memory_stays_flat_after_100k_noop_jobs(redis, redis_url, registry
     async with worker_factory(settings, registry, "tgworkers.noop"):
         # warm-up at the same batch size, so connection buffers and the script cache
         # are at their steady size before the baseline is taken
-        await client.enqueue_many([EnqueueRequest(name="tgworkers.noop", payload={}) for _ in range(5000)])
+        await client.enqueue_many(
+            [EnqueueRequest(name="tgworkers.noop", payload={}) for _ in range(5000)]
+        )
         await wait_until(lambda: idle(redis, "tgworkers.noop"), timeout_s=20, what="warm-up")
         before = (await redis.info("memory"))["used_memory"]
         for start in range(0, N, 5000):
             await client.enqueue_many(
-                [EnqueueRequest(name="tgworkers.noop", payload={"n": i}) for i in range(start, start + 5000)]
+                [
+                    EnqueueRequest(name="tgworkers.noop", payload={"n": i})
+                    for i in range(start, start + 5000)
+                ]
             )
             await wait_until(lambda: _backlog_below(redis, 20_000), timeout_s=60, what="backlog")
         await wait_until(lambda: idle(redis, "tgworkers.noop"), timeout_s=120, what="all done")

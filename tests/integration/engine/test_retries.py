@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-import pytest
+import itertools
 
+import pytest
 from tests.integration.engine.helpers import idle, queue_state, runs
 from tests.support.wait import wait_until
+
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
 
@@ -56,7 +58,7 @@ async def test_backoff_grows_with_attempts_and_stays_under_the_cap(
         await client.enqueue("test.work", {"n": 1, "fail_times": 3})
         await wait_until(lambda: _ran(redis, 4), timeout_s=10, what="4 attempts")
     got = await runs(redis)
-    gaps = [b.start_ms - a.end_ms for a, b in zip(got, got[1:], strict=False)]
+    gaps = [b.start_ms - a.end_ms for a, b in itertools.pairwise(got)]
     assert all(gap <= 150 + 150 for gap in gaps), gaps  # cap + scheduling slack
 
 

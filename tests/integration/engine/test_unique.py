@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.integration.engine.helpers import idle, pk, runs
 from tests.support.wait import wait_until
+
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
 
@@ -20,7 +20,9 @@ async def test_enqueue_of_a_ready_or_delayed_id_does_nothing_and_says_so(client)
 
 
 @pytest.mark.promise(5)
-async def test_enqueue_of_a_running_id_does_nothing(redis, client, settings, registry, worker_factory):
+async def test_enqueue_of_a_running_id_does_nothing(
+    redis, client, settings, registry, worker_factory
+):
     async with worker_factory(settings, registry, "test.work"):
         await client.enqueue("test.work", {"n": 1, "sleep_ms": 500}, id="busy")
         await wait_until(lambda: _pending(redis), timeout_s=5, what="running")
@@ -44,6 +46,7 @@ async def test_finished_id_can_be_created_again_after_the_dedupe_window(
     redis, redis_url, registry, worker_factory
 ):
     from tests.conftest import make_settings
+
     from tgworkers.engine.client import Client
 
     settings = make_settings(redis_url, DEDUPE_TTL_S=1)
@@ -52,9 +55,7 @@ async def test_finished_id_can_be_created_again_after_the_dedupe_window(
         await client.enqueue("test.unique", {"n": 7})
         await wait_until(lambda: idle(redis), timeout_s=5, what="idle")
         await wait_until(lambda: redis.llen("test:runs"), timeout_s=5, what="run")
-        await wait_until(
-            lambda: _created(client), timeout_s=5, what="re-created after the window"
-        )
+        await wait_until(lambda: _created(client), timeout_s=5, what="re-created after the window")
 
 
 async def _created(client) -> bool:

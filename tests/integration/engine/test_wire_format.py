@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-
 from tests.integration.engine.helpers import runs
 from tests.support.wait import wait_until
 
@@ -25,7 +24,16 @@ async def test_raw_xadd_and_raw_delayed_add_both_run(redis, settings, registry, 
         "XADD", ready_key, "*", "id", "node-1", "name", "test.work",
         "payload", json.dumps({"n": 1}), "enqueued_ms", now, "origin", "node",
     )  # fmt: skip
-    fields = ["id", "node-2", "name", "test.work", "payload", json.dumps({"n": 2}), "enqueued_ms", str(now)]
+    fields = [
+        "id",
+        "node-2",
+        "name",
+        "test.work",
+        "payload",
+        json.dumps({"n": 2}),
+        "enqueued_ms",
+        str(now),
+    ]
     pipe = redis.pipeline(transaction=True)
     pipe.zadd("{tgw:test.work:0}:delayed", {"node-2": now + 300})
     pipe.hset("{tgw:test.work:0}:delayed:jobs", "node-2", json.dumps(fields))
@@ -39,7 +47,9 @@ async def test_raw_xadd_and_raw_delayed_add_both_run(redis, settings, registry, 
 
 
 @pytest.mark.promise(12)
-async def test_raw_producer_partition_formula_matches_the_engine(redis, redis_url, registry, worker_factory):
+async def test_raw_producer_partition_formula_matches_the_engine(
+    redis, redis_url, registry, worker_factory
+):
     from tests.conftest import make_settings
 
     settings = make_settings(redis_url, PARTITIONS_TEST_EXCLUSIVE=2)
@@ -47,7 +57,12 @@ async def test_raw_producer_partition_formula_matches_the_engine(redis, redis_ur
         p = partition(key, 2)
         await redis.xadd(
             f"{{tgw:test.exclusive:{p}}}:ready",
-            {"id": f"job-{key}", "name": "test.exclusive", "payload": json.dumps({"key": key}), "key": key},
+            {
+                "id": f"job-{key}",
+                "name": "test.exclusive",
+                "payload": json.dumps({"key": key}),
+                "key": key,
+            },
         )
     async with worker_factory(settings, registry, "test.exclusive"):
         await wait_until(lambda: _n(redis, 3), timeout_s=5, what="3 ran")
