@@ -20,7 +20,7 @@ from opentelemetry import propagate
 from redis.asyncio import Redis
 
 from tgworkers.config import Settings
-from tgworkers.engine.envelope import Envelope, to_fields
+from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import JobType, Registry
@@ -129,7 +129,7 @@ class Client:
         )  # fmt: skip
         pk = self.layout.partition_for(proc, key if key is not None else job_id)
         result = EnqueueResult(id=job_id, queue=proc.queue, run_at=due or now_ms, created=False)
-        return pk, NewJob(id=job_id, due_ms=due, fields=to_fields(env)), result
+        return pk, NewJob(id=job_id, due_ms=due, fields_json=fields_json(to_fields(env))), result
 
     async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueResult]:
         """Enqueue a batch: validated first (all or nothing), then one call per chunk."""

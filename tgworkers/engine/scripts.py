@@ -44,11 +44,11 @@ def script_text(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """One job for `enqueue`: its id, due time (0 = now) and stream fields."""
+    """One job for `enqueue`: its id, due time (0 = now) and stream fields as JSON."""
 
     id: str
     due_ms: int
-    fields: Fields
+    fields_json: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,7 @@ class Scripts:
     ) -> list[bool]:
         args: list[Any] = [dedupe_ttl_ms, pk.wake_channel, len(jobs)]
         for job in jobs:
-            args += (job.id, job.due_ms, len(job.fields), *job.fields)
+            args += (job.id, job.due_ms, job.fields_json)
         keys = (pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, pk.done, pk.dlq)
         return [bool(x) for x in await self._run("enqueue", keys, args)]
 

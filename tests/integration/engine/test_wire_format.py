@@ -73,3 +73,27 @@ async def test_raw_producer_partition_formula_matches_the_engine(
 
 async def _n(redis, n):
     return await redis.llen("test:runs") >= n
+
+
+@pytest.mark.promise(5)
+async def test_raw_producer_can_enqueue_uniquely_with_the_shipped_script(redis):
+    from pathlib import Path
+
+    from tgworkers.engine import lua
+
+    text = (Path(lua.__file__).parent / "enqueue.lua").read_text()
+    sha = await redis.script_load(text)
+    tag = "{tgw:test.work:0}"
+    keys = [
+        f"{tag}:ready",
+        f"{tag}:delayed",
+        f"{tag}:delayed:jobs",
+        f"{tag}:jobs",
+        f"{tag}:done",
+        f"{tag}:dlq",
+    ]
+    fields = json.dumps(["id", "node-9", "name", "test.work", "payload", '{"n": 9}'])
+    first = await redis.evalsha(sha, 6, *keys, 86_400_000, f"{tag}:wake", 1, "node-9", 0, fields)
+    again = await redis.evalsha(sha, 6, *keys, 86_400_000, f"{tag}:wake", 1, "node-9", 0, fields)
+    assert (first, again) == ([1], [0])
+    assert await redis.xlen(f"{tag}:ready") == 1

@@ -1,0 +1,109 @@
+"""Each script on a real server: twice = once where it makes sense, and a call after
+SCRIPT FLUSH (the script cache is lost on restart) works without surfacing NOSCRIPT."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from tests.integration.engine.helpers import pk
+from tests.support.wait import wait_until
+
+from tgworkers.engine.envelope import Envelope, fields_json, to_fields
+from tgworkers.engine.keys import GROUP
+from tgworkers.engine.scripts import DoneItem, LaterItem, NewJob, Scripts
+
+P = pk()
+
+
+def job(job_id: str, due_ms: int = 0) -> NewJob:
+    env = Envelope(id=job_id, name="test.work", payload=b"{}", enqueued_ms=1)
+    return NewJob(id=job_id, due_ms=due_ms, fields_json=fields_json(to_fields(env)))
+
+
+async def deliver(redis, consumer: str = "c1") -> list[bytes]:
+    await redis.xgroup_create(P.ready, GROUP, id="0", mkstream=True)
+    reply = await redis.xreadgroup(GROUP, consumer, {P.ready: ">"}, count=100)
+    return [e[0] for e in reply[0][1]] if reply else []
+
+
+async def test_enqueue_twice_is_once_and_survives_script_flush(redis):
+    s = Scripts(redis)
+    assert await s.enqueue(P, [job("a"), job("a")], dedupe_ttl_ms=1000) == [True, False]
+    await redis.script_flush()
+    assert await s.enqueue(P, [job("a"), job("b")], dedupe_ttl_ms=1000) == [False, True]
+    assert await redis.xlen(P.ready) == 2
+
+
+async def test_promote_due_moves_each_job_once(redis):
+    s = Scripts(redis)
+    due = int(time.time() * 1000) + 50
+    await s.enqueue(P, [job("d", due_ms=due)], dedupe_ttl_ms=1000)
+    assert (await s.promote_due(P, limit=10))[:3] == (0, 0, due)  # not yet: says when
+    await redis.script_flush()
+    await wait_until(lambda: _promoted(s), timeout_s=2, what="promoted")
+    assert (await s.promote_due(P, limit=10))[0] == 0  # twice = once
+    entries = await redis.xrange(P.ready)
+    assert [f[b"id"] for _, f in entries] == [b"d"]
+    assert entries[0][1][b"due_ms"] == str(due).encode()
+
+
+async def _promoted(s: Scripts) -> bool:
+    return (await s.promote_due(P, limit=10))[0] == 1
+
+
+async def test_settle_done_is_fenced_and_twice_is_once(redis):
+    s = Scripts(redis)
+    await s.enqueue(P, [job("x")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis)
+    item = DoneItem(entry, "x", dedupe=True, lock=None)
+    assert await s.settle_done(P, "someone-else", [item], dedupe_ttl_ms=1000) == [entry]
+    await redis.script_flush()
+    assert await s.settle_done(P, "c1", [item], dedupe_ttl_ms=1000) == []
+    assert await s.settle_done(P, "c1", [item], dedupe_ttl_ms=1000) == [entry]  # already gone
+    assert await redis.xlen(P.ready) == 0
+    assert await redis.hgetall(P.jobs) == {}
+    assert await redis.zscore(P.done, "x") is not None
+    assert int(await redis.hget(P.stats, "processed")) == 1
+
+
+async def test_settle_later_moves_to_delayed_with_the_new_envelope(redis):
+    s = Scripts(redis)
+    await s.enqueue(P, [job("r")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis)
+    env = Envelope(id="r", name="test.work", payload=b"{}", enqueued_ms=1, attempt=2)
+    blob = fields_json(to_fields(env))
+    refused, earliest = await s.settle_later(
+        P, "c1", [LaterItem(entry, "r", 0, 50, True, blob, None)]
+    )
+    assert refused == []
+    assert earliest > 0
+    assert await redis.zscore(P.delayed, "r") == earliest
+    assert await redis.hget(P.jobs, "r") == b"d"
+    assert msgspec.json.decode(await redis.hget(P.delayed_jobs, "r"))[7] == "2"  # attempt field
+    stats = await redis.hgetall(P.stats)
+    assert (stats[b"retried"], stats[b"failed"]) == (b"1", b"1")
+
+
+async def test_renew_leases_never_takes_back_an_entry_another_consumer_owns(redis):
+    from tgworkers.engine.scripts import LeaseItem
+
+    s = Scripts(redis)
+    await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis, "old")
+    await redis.xclaim(P.ready, GROUP, "new", 0, [entry])
+    lost = await s.renew_leases(P, "old", [LeaseItem(entry, "z", None)], lock_ttl_ms=1000)
+    assert lost == [entry]
+    pending = await redis.xpending_range(P.ready, GROUP, "-", "+", 10)
+    assert [p["consumer"] for p in pending] == [b"new"]
+
+
+async def test_remove_consumer_keeps_one_with_pending_entries(redis):
+    s = Scripts(redis)
+    await s.enqueue(P, [job("p")], dedupe_ttl_ms=1000)
+    await deliver(redis, "busy")
+    await redis.xreadgroup(GROUP, "idle", {P.ready: ">"}, count=1)
+    assert await s.remove_consumer(P, "busy") is False
+    assert await s.remove_consumer(P, "idle") is True
+    names = [c["name"] for c in await redis.xinfo_consumers(P.ready, GROUP)]
+    assert names == [b"busy"]
