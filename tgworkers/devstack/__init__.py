@@ -1,0 +1,1 @@
+"""The local development stack: stub peers (the same fakes the tests use) and friends."""
