@@ -16,6 +16,9 @@ from typing import Any
 import msgspec
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError
 from tests.support.jobs import RUNS_KEY, RunRecord
 from tests.support.processes import WorkerProcess, start_worker
 from tests.support.redis_server import RedisServer
@@ -141,7 +144,12 @@ def aof_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def r(aof_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(aof_server.url, protocol=2)
+    # The test's own client rides out the Redis restarts the tests cause.
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=20)
+    client = Redis.from_url(
+        aof_server.url, protocol=2, retry=retry,
+        retry_on_error=[ConnectionError, BusyLoadingError],
+    )  # fmt: skip
     yield client
     await client.aclose()
 
