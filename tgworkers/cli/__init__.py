@@ -12,12 +12,32 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tgworkers import __version__
-from tgworkers.cli import run as run_cmd
+from tgworkers.cli import (
+    backfill,
+    dlq,
+    drain,
+    enqueue,
+    jobs,
+    pause,
+    run as run_cmd,
+    schedules,
+    stats,
+)
 from tgworkers.errors import TgworkersError
 
 COMMANDS: tuple[
     tuple[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]], ...
-] = (("run", run_cmd.register),)
+] = (
+    ("run", run_cmd.register),
+    ("enqueue", enqueue.register),
+    ("stats", stats.register),
+    ("pause", pause.register),
+    ("drain", drain.register),
+    ("backfill", backfill.register),
+    ("dlq", dlq.register),
+    ("schedules", schedules.register),
+    ("jobs", jobs.register),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from tgworkers.config import Settings, default_consumer_name
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError, InputError
+from tgworkers.http.server import embedded_server, run_with_server
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
         processors=processors,
         consumer=settings.consumer_name or default_consumer_name(),
     )
+    if settings.port is not None:
+        embedded_server(worker, settings, settings.port)  # a bad ADMIN_TRUSTED_JWKS exits 2 now
     backend_options: dict[str, Any] = {}
     try:
         import uvloop  # noqa: F401, PLC0415 - optional speed-up
@@ -57,5 +60,5 @@ def main(args: argparse.Namespace) -> int:
         backend_options["use_uvloop"] = True
     except ImportError:
         pass
-    anyio.run(worker.run, backend="asyncio", backend_options=backend_options)
+    anyio.run(run_with_server, worker, settings, backend="asyncio", backend_options=backend_options)
     return 0

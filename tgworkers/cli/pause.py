@@ -1,0 +1,35 @@
+"""`pause QUEUE` / `resume QUEUE`: every worker stops / starts taking jobs within 1 s."""
+
+from __future__ import annotations
+
+import argparse
+
+from tgworkers.cli.services import add_app_flag, context, open_services, print_json, run_async
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, paused, text in (
+        ("pause", True, "stop handing out jobs of a queue (in-flight ones finish)"),
+        ("resume", False, "hand out jobs of a paused queue again"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("queue", metavar="QUEUE")
+        p.add_argument("--json", action="store_true", help='print {"queue", "paused"}')
+        add_app_flag(p)
+        p.set_defaults(func=main, paused=paused)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings, registry = context(args)
+    registry.queue(args.queue)
+
+    async def body() -> int:
+        async with open_services(settings, registry) as svc:
+            state = await svc.control.set_paused(args.queue, paused=args.paused)
+        if args.json:
+            print_json(state)
+        else:
+            print(f"queue {args.queue} {'paused' if args.paused else 'resumed'}")
+        return 0
+
+    return run_async(settings, body)

@@ -1,0 +1,95 @@
+"""The engine services an operator command runs on, and its error translation.
+
+Commands are thin: each opens the services, calls one engine operation and
+prints the result. Everything Redis can throw is translated here, once, into
+`OperationError` (exit 1) with one line naming the redacted URL, never the
+password; anyio's exception groups are unwrapped so no traceback leaks out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import msgspec
+from redis import exceptions as rex
+from rich.console import Console
+
+from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
+from tgworkers.config import Settings
+from tgworkers.engine.connection import CONNECTION_ERRORS, connect
+from tgworkers.engine.registry import Registry
+from tgworkers.errors import OperationError, TgworkersError
+from tgworkers.http.services import EngineServices
+
+_encoder = msgspec.json.Encoder()
+
+
+Services = EngineServices
+"""The CLI runs on the very services the HTTP API uses (no second implementation)."""
+
+
+def add_app_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app", help="module:ATTR holding the processors (default: the platform's)"
+    )
+
+
+def context(args: argparse.Namespace) -> tuple[Settings, Registry]:
+    """Settings and registry of a command (config errors exit 2 before any output)."""
+    settings = settings_from_env()
+    registry = registry_for(getattr(args, "app", None))
+    setup_logging(settings)
+    return settings, registry
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, registry: Registry) -> AsyncIterator[Services]:
+    redis = connect(settings.redis_url.reveal(), socket_timeout_s=10.0, max_connections=16)
+    try:
+        yield EngineServices.build(redis, registry, settings)
+    finally:
+        await redis.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def translate(exc: BaseException, settings: Settings) -> BaseException:
+    """Map a failure to the error the CLI reports (one line, no secret)."""
+    exc = _leaf(exc)
+    if isinstance(exc, TgworkersError | KeyboardInterrupt):
+        return exc
+    where = settings.redacted_redis_url()
+    if isinstance(exc, CONNECTION_ERRORS):
+        return OperationError(f"cannot reach Redis at {where} ({type(exc).__name__})")
+    if isinstance(exc, rex.RedisError):
+        return OperationError(f"Redis at {where} refused the command ({type(exc).__name__})")
+    return exc
+
+
+def run_async(settings: Settings, body: Callable[[], Awaitable[int]]) -> int:
+    """Run one command's coroutine, translating Redis failures into exit 1."""
+    try:
+        return anyio.run(body)
+    except BaseException as exc:  # noqa: BLE001 - re-raised, translated, never swallowed
+        raise translate(exc, settings) from None
+
+
+def out_console() -> Console:
+    """A console on stdout; wide when piped, so tables are not cut at 80 columns."""
+    console = Console(file=sys.stdout)
+    return console if console.is_terminal else Console(file=sys.stdout, width=200)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(_encoder.encode(value).decode() + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,44 @@
+"""The ASGI app: health and metrics open, admin API and dashboard behind auth.
+
+Built from engine services and a health probe, so tests drive it through
+`httpx.ASGITransport` against real Redis exactly as `run` serves it.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tgworkers.config import Settings
+from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.http import admin, dashboard, health, metrics
+from tgworkers.http.auth import AdminAuth
+from tgworkers.http.services import EngineServices
+
+
+async def redis_unavailable(_: Request, __: Exception) -> Response:
+    return JSONResponse({"error": "redis unavailable"}, status_code=503)
+
+
+def create_app(
+    services: EngineServices, probe: health.HealthProbe, settings: Settings
+) -> Starlette:
+    """The app `run` serves on `PORT`; `ConfigError` if `ADMIN_TRUSTED_JWKS` is bad."""
+    routes = [
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
+        Route("/", admin.guarded(dashboard.dashboard), methods=["GET"]),
+        Route("/ui/", admin.guarded(dashboard.dashboard), methods=["GET"]),
+        *admin.ROUTES,
+    ]
+    handlers = dict.fromkeys(CONNECTION_ERRORS, redis_unavailable)
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.services = services
+    app.state.probe = probe
+    app.state.auth = AdminAuth(settings)
+    token = settings.metrics_token
+    app.state.metrics_token = token.reveal().encode() if token is not None else None
+    return app

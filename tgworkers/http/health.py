@@ -1,0 +1,67 @@
+"""Liveness and readiness of a worker process, for `/healthz` and `/readyz`.
+
+Liveness asks whether the worker's loops are alive and making progress, not
+only whether the event loop answers: every runtime stamps `last_progress` when
+its read loop completes a read (at least once per block time, even when idle)
+or a job finishes. A runtime is stalled when that stamp is older than
+`max(60 s, 2 x its longest job timeout)` while it is neither paused, stopping,
+nor riding out a Redis outage (an outage is a readiness matter, and restarting
+the pod would not cure it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tgworkers.engine.runtime import ProcessorRuntime
+from tgworkers.engine.worker import Worker
+
+STALE_MIN_S: Final = 60.0
+
+
+def stale_after_s(rt: ProcessorRuntime) -> float:
+    longest = max((jt.timeout_s for jt in rt.processor.job_types), default=0.0)
+    return max(STALE_MIN_S, 2 * longest)
+
+
+class HealthProbe:
+    """Reads a worker's state; never touches Redis (a probe must not add load)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def liveness(self) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        ages = {rt.queue: round(now - rt.last_progress, 3) for rt in self.worker.runtimes}
+        stalled = [
+            rt.queue
+            for rt in self.worker.runtimes
+            if not (rt.paused or rt.stopping) and now - rt.last_progress > stale_after_s(rt)
+        ]
+        if not self.worker.started.is_set() or not self.worker.health.up:
+            stalled = []
+        status = "stalled" if stalled else "ok"
+        return not stalled, {"status": status, "stalled": stalled, "progressAgeS": ages}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        if not self.worker.started.is_set():
+            return False, {"status": "starting"}
+        if not self.worker.health.up:
+            return False, {"status": "redis_unreachable"}
+        return True, {"status": "ready"}
+
+
+async def healthz(request: Request) -> JSONResponse:
+    probe: HealthProbe = request.app.state.probe
+    ok, body = probe.liveness()
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+async def readyz(request: Request) -> JSONResponse:
+    probe: HealthProbe = request.app.state.probe
+    ok, body = probe.readiness()
+    return JSONResponse(body, status_code=200 if ok else 503)

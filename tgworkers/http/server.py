@@ -1,0 +1,55 @@
+"""Serve the app with uvicorn in the worker's event loop, for as long as it runs.
+
+uvicorn's own signal capture is turned off: the worker owns SIGTERM/SIGINT and
+its graceful drain, and the server stops only after the worker has stopped, so
+`/healthz` and `/readyz` keep answering during the drain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+
+import anyio
+import structlog
+import uvicorn
+
+from tgworkers.config import Settings
+from tgworkers.engine.worker import Worker
+from tgworkers.http.app import create_app
+from tgworkers.http.health import HealthProbe
+from tgworkers.http.services import EngineServices
+
+log = structlog.get_logger("tgworkers.http")
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedServer:
+    services = EngineServices.build(worker.redis, worker.registry, settings)
+    app = create_app(services, HealthProbe(worker), settings)
+    config = uvicorn.Config(
+        app, host="0.0.0.0", port=port, log_config=None, access_log=False,  # noqa: S104
+        lifespan="off", server_header=False,
+    )  # fmt: skip
+    return EmbeddedServer(config)
+
+
+async def run_with_server(worker: Worker, settings: Settings) -> None:
+    """Run the worker and, when `PORT` is set, the HTTP server beside it."""
+    if settings.port is None:
+        await worker.run()
+        return
+    server = embedded_server(worker, settings, settings.port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        log.info("http.started", port=settings.port)
+        await worker.run()
+        server.should_exit = True
+    log.info("http.stopped", port=settings.port)
