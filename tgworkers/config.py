@@ -10,11 +10,14 @@ half-applied document.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Final, Literal, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
@@ -63,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: Secret[str] = msgspec.field(
         default_factory=lambda: Secret("redis://127.0.0.1:6379/0")
     )
+    redis_cluster: bool = False
+    """`REDIS_URL` named a cluster (`redis+cluster://…` or `?cluster=true`)."""
     consumer_name: str | None = None
     peer_urls: dict[str, str] = msgspec.field(default_factory=dict)
     peer_timeout_s: dict[str, float] = msgspec.field(default_factory=dict)
@@ -97,6 +102,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     crons: dict[str, str] = msgspec.field(default_factory=dict)
     overrides: dict[str, ProcessorOverrides] = msgspec.field(default_factory=dict)
     paused_queues: tuple[str, ...] = ()
+    otel_sdk_disabled: bool = False
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str | None = None
 
     @property
     def max_deliveries_effective(self) -> int:
@@ -184,7 +192,8 @@ def _url(*schemes: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip()
         parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
+        located = parts.netloc or (parts.scheme == "unix" and parts.path)
+        if parts.scheme not in schemes or not located:
             raise ValueError(f"expected a URL starting with {' or '.join(schemes)}://")
         return value.rstrip("/")
 
@@ -211,6 +220,108 @@ def _tz(raw: str) -> str:
             f"expected an IANA time zone such as UTC or Europe/Berlin, got {raw!r}"
         ) from None
     return raw.strip()
+
+
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+
+def split_cluster_url(url: str) -> tuple[str, bool]:
+    """A `REDIS_URL` without its cluster marker, and whether it named a cluster.
+
+    `redis+cluster://h:6379` and `redis://h:6379?cluster=true` both name a cluster;
+    what the Redis client gets is the plain `redis://` form.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme.endswith("+cluster") and "cluster=" not in parts.query:
+        return url, False
+    cluster = parts.scheme.endswith("+cluster")
+    scheme = parts.scheme.removesuffix("+cluster")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    rest = [(k, v) for k, v in query if k != "cluster"]
+    for key, value in query:
+        if key == "cluster":
+            cluster = cluster or parse_bool(value)
+    return parts._replace(scheme=scheme, query=urlencode(rest)).geturl(), cluster
+
+
+def _redis_url(raw: str) -> str:
+    try:
+        value = _url(*_REDIS_SCHEMES)(raw)
+    except ValueError:
+        raise ValueError(
+            "expected redis://host:port/db, rediss://…, unix:///path.sock, "
+            "or a cluster: redis+cluster://host:port (or ?cluster=true)"
+        ) from None
+    try:
+        split_cluster_url(value)
+    except ValueError:
+        raise ValueError("expected cluster=true or cluster=false in the query") from None
+    return value
+
+
+def _b64url_bytes(value: object) -> int:
+    """Length of a base64url (unpadded) string's bytes, or -1 when it is not one."""
+    if not isinstance(value, str):
+        return -1
+    try:
+        return len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError):
+        return -1
+
+
+_ED25519_BYTES: Final = 32
+
+
+def _ed25519_jwk(raw: str) -> str:
+    """A private Ed25519 JWK (`kty` OKP, `crv` Ed25519, 32-byte `x` and `d`)."""
+    expected = 'expected a private Ed25519 JWK: {"kty":"OKP","crv":"Ed25519","x":…,"d":…}'
+    try:
+        jwk = json.loads(raw)
+    except ValueError:
+        raise ValueError(f"{expected}; it is not JSON") from None
+    if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise ValueError(f"{expected}; it is not an Ed25519 key")
+    if any(_b64url_bytes(jwk.get(part)) != _ED25519_BYTES for part in ("x", "d")):
+        raise ValueError(f"{expected}; x and d must be 32-byte base64url values")
+    return raw.strip()
+
+
+def _jwks(raw: str) -> str:
+    """A JWKS document: `{"keys": [{…}, …]}` with at least one key."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ValueError('expected a JWKS JSON document {"keys": [...]}; it is not JSON') from None
+    keys = doc.get("keys") if isinstance(doc, dict) else None
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+        raise ValueError('expected a JWKS JSON document {"keys": [...]} with at least one key')
+    return raw.strip()
+
+
+def _check_schedule(variable: str, value: str, tz: str) -> None:
+    """Validate one `CRON_*` value; the scheduler's parser when it is there.
+
+    `tgworkers.engine.cron.parse_schedule(value, tz=, variable=)` is the one
+    source of truth for the schedule syntax; until it exists, croniter's own
+    check stands in, so a malformed cron still stops start-up.
+    """
+    try:
+        from tgworkers.engine.cron import (  # type: ignore[import-not-found,unused-ignore] # noqa: PLC0415
+            parse_schedule,
+        )
+    except ImportError:
+        from croniter import croniter  # noqa: PLC0415 - start-up and reload only
+
+        if not croniter.is_valid(value):
+            raise ConfigError(
+                f"{variable}: expected a cron expression such as '*/5 * * * *', got {value!r}"
+            ) from None
+        return
+    try:
+        parse_schedule(value, tz=tz, variable=variable)
+    except ValueError as exc:
+        message = str(exc)
+        raise ConfigError(message if variable in message else f"{variable}: {message}") from None
 
 
 _SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
@@ -244,12 +355,29 @@ _SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "PEER_CONNECT_TIMEOUT_S": ("peer_connect_timeout_s", _float(0.01)),
     "PEER_TIMEOUT_S": ("peer_total_timeout_s", _float(0.01)),
     "PAUSED_QUEUES": ("paused_queues", _csv),
+    "OTEL_SDK_DISABLED": ("otel_sdk_disabled", parse_bool),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_exporter_otlp_endpoint", _url("http", "https")),
+    "OTEL_SERVICE_NAME": ("otel_service_name", _text),
 }
+_OTEL_SAMPLERS: Final = (
+    "always_on", "always_off", "traceidratio",
+    "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio",
+)  # fmt: skip
+_OTEL_CHECKED: Final[dict[str, Callable[[str], Any]]] = {
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": _url("http", "https"),
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": _url("http", "https"),
+    "OTEL_EXPORTER_OTLP_PROTOCOL": _choice("http/protobuf", "http/json", "grpc"),
+    "OTEL_TRACES_SAMPLER": _choice(*_OTEL_SAMPLERS),
+    "OTEL_TRACES_SAMPLER_ARG": _float(0),
+    "OTEL_METRIC_EXPORT_INTERVAL": _int(1),
+    "OTEL_EXPORTER_OTLP_TIMEOUT": _int(1),
+}
+"""Standard OpenTelemetry variables the SDK reads itself: checked, not stored."""
 _SECRETS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
-    "REDIS_URL": ("redis_url", _url("redis", "rediss", "unix")),
-    "SERVICE_JWT_PRIVATE_JWK": ("service_jwt_private_jwk", _text),
+    "REDIS_URL": ("redis_url", _redis_url),
+    "SERVICE_JWT_PRIVATE_JWK": ("service_jwt_private_jwk", _ed25519_jwk),
     "ADMIN_TOKEN": ("admin_token", _text),
-    "ADMIN_TRUSTED_JWKS": ("admin_trusted_jwks", _text),
+    "ADMIN_TRUSTED_JWKS": ("admin_trusted_jwks", _jwks),
     "METRICS_TOKEN": ("metrics_token", _text),
 }
 
@@ -317,10 +445,8 @@ def merged_environment(environ: Mapping[str, str], dotenv_path: Path | None) -> 
     return merged
 
 
-def load_settings(environ: Mapping[str, str], dotenv_path: Path | None = None) -> Settings:
-    """Parse and validate every variable; raises `ConfigError` on the first bad one."""
-    env = merged_environment(environ, dotenv_path)
-    values: dict[str, Any] = {"environment": _environment_name(env)}
+def _table_values(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for table, secret in ((_SCALARS, False), (_SECRETS, True)):
         for name, (field, parser) in table.items():
             raw = env.get(name)
@@ -328,18 +454,91 @@ def load_settings(environ: Mapping[str, str], dotenv_path: Path | None = None) -
                 continue
             value = _parse(name, raw, parser, secret=secret)
             values[field] = Secret(value) if secret else value
+    for name, parser in _OTEL_CHECKED.items():
+        if (raw := env.get(name, "")).strip():
+            _parse(name, raw, parser, secret=False)
+    if "redis_url" in values:
+        url, values["redis_cluster"] = split_cluster_url(values["redis_url"].reveal())
+        values["redis_url"] = Secret(url)
+    return values
+
+
+def _crons(env: Mapping[str, str], tz: str) -> dict[str, str]:
+    crons = {n: v.strip() for n, v in env.items() if n.startswith("CRON_") and v.strip()}
+    for name, value in sorted(crons.items()):
+        _check_schedule(name, value, tz)
+    return crons
+
+
+def _check_consistency(settings: Settings) -> None:
+    """Rules that span two variables."""
+    if settings.backoff_max_ms < settings.backoff_default_ms:
+        raise ConfigError("BACKOFF_MAX_MS: must be >= BACKOFF_DEFAULT_MS")
+    if settings.config_url and settings.config_file:
+        raise ConfigError("CONFIG_FILE: set either CONFIG_URL or CONFIG_FILE, not both")
+
+
+def load_settings(environ: Mapping[str, str], dotenv_path: Path | None = None) -> Settings:
+    """Parse and validate every variable; raises `ConfigError` on the first bad one."""
+    env = merged_environment(environ, dotenv_path)
+    values: dict[str, Any] = {"environment": _environment_name(env), **_table_values(env)}
     values["peer_urls"], values["peer_timeout_s"] = _peer_values(env)
     values["enable_flags"] = {
         name: _parse(name, raw, parse_bool, secret=False)
         for name, raw in env.items()
         if name.startswith("ENABLE_")
     }
-    values["crons"] = {n: v.strip() for n, v in env.items() if n.startswith("CRON_") and v.strip()}
+    values["crons"] = _crons(env, values.get("schedules_tz", "UTC"))
     values["overrides"] = _overrides(env)
     settings = Settings(**values)
-    if settings.backoff_max_ms < settings.backoff_default_ms:
-        raise ConfigError("BACKOFF_MAX_MS: must be >= BACKOFF_DEFAULT_MS")
+    _check_consistency(settings)
     return settings
+
+
+def check_processor_names(settings: Settings, env_names: set[str]) -> None:
+    """Every `CONCURRENCY_<P>`-style variable names a known processor (typos stop start-up)."""
+    for proc in sorted(set(settings.overrides) - env_names):
+        fields = msgspec.structs.asdict(settings.overrides[proc])
+        field = next(iter(fields))
+        prefix, suffix = next(
+            (pre, suf) for pre, (suf, f) in OVERRIDE_PREFIXES.items() if f == field
+        )
+        known = ", ".join(sorted(env_names))
+        raise ConfigError(f"{prefix}{proc}{suffix}: no processor {proc}; known: {known}")
+
+
+# --------------------------------------------------------------------------- reload keys
+
+VariableKind = Literal["dynamic", "static", "secret", "unknown"]
+
+DYNAMIC_VARIABLES: Final = frozenset(
+    {"MAX_ATTEMPTS_DEFAULT", "BACKOFF_DEFAULT_MS", "BACKOFF_MAX_MS", "PROCESSORS",
+     "PAUSED_QUEUES", "SCHEDULES_TZ"}
+)  # fmt: skip
+"""Plain variables a hot-reload document may change (besides the families below)."""
+_DYNAMIC_FIELDS: Final = frozenset({"concurrency", "max_attempts", "backoff_ms", "timeout_s"})
+_STATIC_EXTRA: Final = frozenset({"NODE_ENV", "TGW_ENV"})
+
+
+def variable_kind(name: str) -> VariableKind:
+    """How a hot-reload document's key is treated: applied, ignored, or rejected.
+
+    Dynamic keys are applied live. Static keys (the Redis URL, the queue prefix,
+    the port, partitions, …) need a restart and secrets never come from a
+    document: both are ignored with a warning. Anything else is a typo, and the
+    document is rejected.
+    """
+    if name in SECRET_VARIABLES:
+        return "secret"
+    if name in DYNAMIC_VARIABLES or name.startswith(("ENABLE_", "CRON_")):
+        return "dynamic"
+    if (hit := _override_for(name)) is not None:
+        return "dynamic" if hit[1] in _DYNAMIC_FIELDS else "static"
+    if name in _SCALARS or name in _STATIC_EXTRA or name.startswith("OTEL_"):
+        return "static"
+    if any(name in (f"SVC_{p.upper()}_URL", f"SVC_{p.upper()}_TIMEOUT_S") for p in PEERS):
+        return "static"
+    return "unknown"
 
 
 def default_consumer_name() -> str:
