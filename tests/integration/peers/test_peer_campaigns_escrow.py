@@ -14,14 +14,19 @@ async def test_proof_verify_creates_a_claim_and_its_receipt_is_recorded_once(
     fake_peers.state.add_proof("p_1", campaign_id="cmp_1", user_id="u_1")
     proof = await peers.campaigns.get_proof("p_1")
     assert (proof.kind, proof.status, proof.auto_claim) == ("external", "pending", True)
-    verification = await peers.campaigns.verify_proof("p_1", key="campaigns.verify_async:p_1:verify")
+    verification = await peers.campaigns.verify_proof(
+        "p_1", key="campaigns.verify_async:p_1:verify"
+    )
     assert (verification.verdict, verification.retry_at_ms) == ("verified", None)
     claim_id = (await peers.campaigns.get_proof("p_1")).claim_id
     assert claim_id is not None
     claim = await peers.campaigns.get_claim(claim_id)
     assert (claim.status, claim.reward.amount, claim.reward.currency) == ("queued", 100, "STARS")
     receipt = await peers.campaigns.record_claim_receipt(
-        claim_id, reward_id=f"claim:{claim_id}", issued_at_ms=123, key=f"campaigns.claim:{claim_id}:receipt"
+        claim_id,
+        reward_id=f"claim:{claim_id}",
+        issued_at_ms=123,
+        key=f"campaigns.claim:{claim_id}:receipt",
     )
     again = await peers.campaigns.record_claim_receipt(
         claim_id, reward_id=f"claim:{claim_id}", issued_at_ms=123, key="another-key"
@@ -38,7 +43,9 @@ async def test_pending_verification_carries_retry_at(peers: Peers, fake_peers: F
         "p_2", campaign_id="cmp_1", user_id="u_1",
         verify={"verdict": "pending", "reason": "checking", "retryAt": 999},
     )  # fmt: skip
-    verification = await peers.campaigns.verify_proof("p_2", key="campaigns.verify_async:p_2:verify")
+    verification = await peers.campaigns.verify_proof(
+        "p_2", key="campaigns.verify_async:p_2:verify"
+    )
     assert (verification.verdict, verification.retry_at_ms) == ("pending", 999)
 
 
@@ -70,19 +77,27 @@ async def test_escrow_transition_applied_then_already_done_then_invalid(
                                 hold_ids=["h_9"])  # fmt: skip
     escrow = await peers.escrow.get_escrow("e_1")
     assert (escrow.status, escrow.expires_at_ms, escrow.holds[0].amount) == ("open", 1, 5000)
-    moved = await peers.escrow.transition_escrow("e_1", to="expired", key="escrow.expire:e_1:transition")
+    moved = await peers.escrow.transition_escrow(
+        "e_1", to="expired", key="escrow.expire:e_1:transition"
+    )
     again = await peers.escrow.transition_escrow("e_1", to="expired", key="other:e_1:transition")
     assert (moved, again) == (Effect.APPLIED, Effect.ALREADY_DONE)
     assert fake_peers.requests("escrow")[-1].body == {"to": "expired", "settlementId": None}
     with pytest.raises(PeerPermanentError) as caught:
-        await peers.escrow.transition_escrow("e_1", to="split", key="escrow.adjudicate:e_1:transition")
+        await peers.escrow.transition_escrow(
+            "e_1", to="split", key="escrow.adjudicate:e_1:transition"
+        )
     assert (caught.value.status, caught.value.code) == (409, "invalid_transition")
 
 
-async def test_escrow_expiry_before_its_time_is_not_due(peers: Peers, fake_peers: FakePeers) -> None:
+async def test_escrow_expiry_before_its_time_is_not_due(
+    peers: Peers, fake_peers: FakePeers
+) -> None:
     fake_peers.state.add_escrow("e_2", buyer_id="u_1", seller_id="u_2", expires_at_ms=4 * 10**12)
     with pytest.raises(PeerNotDueError) as caught:
-        await peers.escrow.transition_escrow("e_2", to="expired", key="escrow.expire:e_2:transition")
+        await peers.escrow.transition_escrow(
+            "e_2", to="expired", key="escrow.expire:e_2:transition"
+        )
     assert caught.value.retry_at_ms == 4 * 10**12
 
 

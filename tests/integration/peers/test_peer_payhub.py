@@ -7,9 +7,9 @@ import pytest
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.peers import (
     Effect,
+    Payout,
     PeerPermanentError,
     Peers,
-    Payout,
     Reference,
     RewardRequest,
     SettlementRequest,
@@ -35,7 +35,9 @@ async def test_orphan_holds_lists_old_uncorrelated_active_holds_across_pages(
 ) -> None:
     for i in range(3):
         fake_peers.state.add_hold(f"h_{i}", user_id="u_1", amount=500, created_at_ms=100 + i)
-    fake_peers.state.add_hold("h_bet", user_id="u_1", amount=5, created_at_ms=1, correlation_id="b_1")
+    fake_peers.state.add_hold(
+        "h_bet", user_id="u_1", amount=5, created_at_ms=1, correlation_id="b_1"
+    )
     fake_peers.state.add_hold("h_new", user_id="u_1", amount=5, created_at_ms=10_000)
     fake_peers.state.add_hold("h_gone", user_id="u_1", amount=5, created_at_ms=1, status="released")
     holds = [h async for h in peers.payhub.orphan_holds(created_before_ms=1000, limit=2)]
@@ -97,7 +99,9 @@ async def test_issue_reward_and_ledger_invariants(peers: Peers, fake_peers: Fake
     assert (issued.reward_id, issued.status) == ("claim:c_1", "issued")
     assert fake_peers.state.get("rewards", "claim:c_1")["amount"] == 100
     assert (await peers.payhub.ledger_invariants()).ok is True
-    fake_peers.state.set_violations([{"code": "negative_balance", "account": "u_1", "detail": "-5"}])
+    fake_peers.state.set_violations(
+        [{"code": "negative_balance", "account": "u_1", "detail": "-5"}]
+    )
     checked = await peers.payhub.ledger_invariants()
     assert checked.ok is False
     assert [(v.code, v.account) for v in checked.violations] == [("negative_balance", "u_1")]

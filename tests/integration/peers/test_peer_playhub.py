@@ -24,7 +24,11 @@ async def test_settle_cfb_bet_settles_and_a_replayed_key_gets_the_first_answer(
     first = await peers.playhub.settle_cfb_bet("b_1", key="cfb.settle:b_1")
     again = await peers.playhub.settle_cfb_bet("b_1", key="cfb.settle:b_1")
     other_key = await peers.playhub.settle_cfb_bet("b_1", key="cfb.settle:b_1:other")
-    assert (first.status, again.status, other_key.status) == ("settled", "settled", "already_settled")
+    assert (first.status, again.status, other_key.status) == (
+        "settled",
+        "settled",
+        "already_settled",
+    )
     assert fake_peers.state.get("bets", "b_1")["status"] == "settled"
     sent = fake_peers.requests("playhub", "/internal/v1/cfb/settle")
     assert [r.body for r in sent] == [{"betId": "b_1"}] * 3
