@@ -21,6 +21,7 @@ from tgworkers.engine import (
     PermanentError,
     Processor,
     RetryLater,
+    Schedule,
 )
 from tgworkers.jobs.builtin import NOOP_PROCESSOR
 
@@ -86,4 +87,12 @@ TEST_EXCLUSIVE = Processor(
 )
 TEST_POISON = Processor(name="test.poison", job_types=(POISON,), concurrency=4)
 
-PROCESSORS = (TEST_WORK, TEST_EXCLUSIVE, TEST_POISON, NOOP_PROCESSOR)
+TICK = JobType(name="test.tick", payload=Work, handler=work, timeout_s=30.0)
+TEST_TICK = Processor(
+    name="test.tick",
+    job_types=(TICK,),
+    concurrency=4,
+    schedules=(Schedule(job="test.tick", default="1", env="CRON_TEST_TICK"),),
+)
+
+PROCESSORS = (TEST_WORK, TEST_EXCLUSIVE, TEST_POISON, TEST_TICK, NOOP_PROCESSOR)

@@ -4,7 +4,9 @@ Only the names below are the job-facing API; everything else in this package is
 the engine's own business. See contracts/engine.md for the promises it keeps.
 """
 
+from tgworkers.engine.client import Client
 from tgworkers.engine.context import JobContext
+from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.outcome import (
     DeadLetter,
     Disposition,
@@ -20,7 +22,9 @@ from tgworkers.engine.registry import JobType, Processor, Schedule
 from tgworkers.engine.retry import RetryPolicy
 
 __all__ = [
+    "Client",
     "DeadLetter",
+    "DeadLetters",
     "Disposition",
     "Done",
     "JobContext",

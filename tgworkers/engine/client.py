@@ -157,3 +157,22 @@ class Client:
             msgspec.structs.replace(res, created=flag)
             for (_, _, res), flag in zip(prepared, created, strict=True)
         ]
+
+    async def state(self, name: str, job_id: str, payload: Any = None) -> str | None:
+        """Where a job is: `ready` (or running), `delayed`, `dead-lettered`, `done`, or None.
+
+        `payload` is needed only for job types whose partition key comes from it.
+        """
+        jt = self.registry.job_type(name)
+        proc = self.registry.processor_of[jt.name]
+        key = job_id
+        if jt.partition_key is not None and payload is not None:
+            _, value = encode_payload(jt, payload, max_bytes=self.settings.max_payload_bytes)
+            key = jt.partition_key(value)
+        pk = self.layout.partition_for(proc, key)
+        raw: Any = await self.redis.hget(pk.jobs, job_id)
+        if raw is not None:
+            return {b"r": "ready", b"d": "delayed", b"x": "dead-lettered"}.get(raw[:1], "ready")
+        if await self.redis.zscore(pk.done, job_id) is not None:
+            return "done"
+        return None
