@@ -43,6 +43,7 @@ class Summary(msgspec.Struct, kw_only=True, rename="camel"):
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("backfill", help="enqueue one job per JSON line of a file or stdin")
     p.add_argument("name", help="job type")
+    p.add_argument("stdin", nargs="?", choices=["-"], help="- reads stdin (the default)")
     p.add_argument("--file", default="-", help="JSON lines file, or - for stdin (default)")
     p.add_argument("--rate", type=int, metavar="N", help="enqueue at most N jobs a second")
     p.add_argument("--dry-run", action="store_true", help="validate only; enqueue nothing")
@@ -130,6 +131,8 @@ def report(summary: Summary, *, as_json: bool) -> None:
 def main(args: argparse.Namespace) -> int:
     settings, registry = context(args)
     jt = registry.job_type(args.name)
+    if args.stdin == "-" and args.file != "-":
+        raise InputError("pass --file FILE or -, not both")
     if args.rate is not None and args.rate < 1:
         raise InputError("--rate: expected a number of jobs a second >= 1")
 

@@ -1,0 +1,68 @@
+"""Operational failures exit 1 with one line; no secret ever reaches any output."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from tests.integration.cli.ops_support import cli
+
+CANARY_PASSWORD = "canary-redis-pw-8c1f"  # noqa: S105 - a canary, not a secret
+CANARY_TOKEN = "canary-admin-token-5d2e"  # noqa: S105 - a canary
+CANARY_METRICS = "canary-metrics-token-77aa"
+CANARY_JWK_D = "canaryPrivateScalar0123456789abcdefghijk"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _secret_env() -> dict[str, str]:
+    return {"ADMIN_TOKEN": CANARY_TOKEN, "METRICS_TOKEN": CANARY_METRICS}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("stats", "--json"),
+        ("enqueue", "test.work", '{"n": 1}'),
+        ("pause", "test.work"),
+        ("drain", "test.work", "--yes"),
+        ("dlq", "list", "test.work"),
+        ("dlq", "export", "test.work"),
+        ("backfill", "test.work", "--file", "-"),
+        ("schedules",),
+    ],
+)
+async def test_redis_down_exits_1_with_one_line_and_no_password(args):
+    url = f"redis://:{CANARY_PASSWORD}@127.0.0.1:{closed_port()}/0"
+    result = await cli(url, *args, stdin=b'{"n": 1}\n', env=_secret_env())
+    assert result.rc == 1
+    assert len(result.err_lines) == 1, result.err
+    assert result.err_lines[0].startswith("tgworkers: cannot reach Redis at redis://:***@")
+    for secret in (CANARY_PASSWORD, CANARY_TOKEN, CANARY_METRICS):
+        assert secret not in result.err and secret not in result.out
+    assert "Traceback" not in result.err
+
+
+async def test_a_bad_trusted_jwks_stops_run_with_exit_2_naming_the_variable_not_its_value(
+    redis_url,
+):
+    key = {"kty": "OKP", "crv": "X25519", "x": "abc", "d": CANARY_JWK_D}
+    jwks = json.dumps({"keys": [key]})
+    result = await cli(
+        redis_url, "run", "--processors", "test.work",
+        env={"PORT": "0", "ADMIN_TRUSTED_JWKS": jwks, **_secret_env()},
+    )  # fmt: skip
+    assert result.rc == 2
+    assert len(result.err_lines) == 1 and "ADMIN_TRUSTED_JWKS" in result.err
+    assert CANARY_JWK_D not in result.err + result.out and "Traceback" not in result.err
+
+
+async def test_a_malformed_redis_url_is_a_config_error_without_the_password(redis_url):
+    result = await cli(f"http://:{CANARY_PASSWORD}@host/0", "stats")
+    assert result.rc == 2 and "REDIS_URL" in result.err
+    assert CANARY_PASSWORD not in result.err + result.out
