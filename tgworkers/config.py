@@ -16,15 +16,17 @@ import json
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
 
-from tgworkers.engine.retry import RetryPolicy
 from tgworkers.errors import ConfigError
 from tgworkers.secrets import Secret
+
+if TYPE_CHECKING:
+    from tgworkers.engine.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -114,6 +116,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.overrides.get(env_name, ProcessorOverrides())
 
     def retry_policy(self, env_name: str) -> RetryPolicy:
+        from tgworkers.engine.retry import RetryPolicy  # noqa: PLC0415 - engine imports config
+
         o = self.processor_overrides(env_name)
         return RetryPolicy(
             base_ms=o.backoff_ms or self.backoff_default_ms,

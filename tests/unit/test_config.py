@@ -160,7 +160,7 @@ def test_good_value_is_parsed(env: dict[str, str], path: str, expected: Any) -> 
     assert _value(load_settings(env), path) == expected
 
 
-BAD: list[tuple[dict[str, str], str]] = [
+BAD: list[tuple[dict[str, str], str | None]] = [
     ({"SERVICE_ID": "  "}, None),  # blank means "unset": the default stays
     ({"PORT": "http"}, "PORT: expected an integer, got 'http'"),
     ({"PORT": "70000"}, "PORT: expected an integer between 0 and 65535, got 70000"),

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
-from tgworkers.config import Settings, default_consumer_name
+from tgworkers.config import (
+    Settings,
+    check_processor_names,
+    default_consumer_name,
+    merged_environment,
+)
 from tgworkers.engine.registry import Processor, Registry
+from tgworkers.engine.reload import Reloader, build_reloader
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError, InputError
 from tgworkers.http.server import embedded_server, run_with_server
@@ -29,13 +38,27 @@ def select_processors(
     try:
         if names:
             return registry.select(names)
+    except InputError as exc:
+        raise ConfigError(f"--processors: {exc}") from None
+    try:
         if settings.processors:
             return registry.select(settings.processors)
     except InputError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"PROCESSORS: {exc}") from None
     return tuple(
         p for p in registry.processors.values() if settings.enabled(p.enabled_by, p.enabled_default)
     )
+
+
+def check_service_key(settings: Settings) -> None:
+    """Load `SERVICE_JWT_PRIVATE_JWK` at start, so a bad key stops start-up (exit 2)."""
+    if settings.service_jwt_private_jwk is None:
+        return
+    try:
+        from tgworkers.peers.auth import ServiceKey  # noqa: PLC0415 - start-up only
+    except ImportError:  # the peers package is optional for the engine alone
+        return
+    ServiceKey.from_jwk_text(settings.service_jwt_private_jwk)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,6 +67,8 @@ def main(args: argparse.Namespace) -> int:
     processors = select_processors(registry, settings, args.processors)
     if not processors:
         raise ConfigError("no processor selected: pass --processors or set PROCESSORS / ENABLE_*")
+    check_processor_names(settings, {p.env_name for p in registry.processors.values()})
+    check_service_key(settings)
     setup_logging(settings)
     worker = Worker(
         settings=settings,
@@ -60,5 +85,17 @@ def main(args: argparse.Namespace) -> int:
         backend_options["use_uvloop"] = True
     except ImportError:
         pass
-    anyio.run(run_with_server, worker, settings, backend="asyncio", backend_options=backend_options)
+    select = functools.partial(select_processors, registry, names=args.processors)
+    base_env = merged_environment(os.environ, Path(".env"))
+    reloader = build_reloader(worker, registry, select, base_env)
+    anyio.run(serve, worker, reloader, backend="asyncio", backend_options=backend_options)
     return 0
+
+
+async def serve(worker: Worker, reloader: Reloader | None) -> None:
+    """Run the worker (with the HTTP server on `PORT`) and the config reloader if any."""
+    async with anyio.create_task_group() as tg:
+        if reloader is not None:
+            tg.start_soon(reloader.run)
+        await run_with_server(worker, worker.settings)
+        tg.cancel_scope.cancel()

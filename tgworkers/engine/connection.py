@@ -55,13 +55,17 @@ def connect(url: str, *, socket_timeout_s: float = 10.0, max_connections: int = 
     return Redis(connection_pool=pool)
 
 
-def connect_for_blocking(url: str, *, block_ms: int) -> Redis:
-    """A client for blocking XREADGROUP: socket timeout = BLOCK + 5 s."""
+def connect_for_blocking(url: str, *, block_ms: int, max_connections: int = 4) -> Redis:
+    """A client for blocking XREADGROUP: socket timeout = BLOCK + 5 s.
+
+    Each processor's read loop holds one connection while it blocks, so the pool
+    needs one per processor that may ever run in the process.
+    """
     return Redis.from_url(
         url,
         socket_timeout=block_ms / 1000 + 5.0,
         socket_connect_timeout=5.0,
-        max_connections=4,
+        max_connections=max_connections,
         protocol=2,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=1),
     )

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 from redis.asyncio import Redis
 
 from tgworkers.config import Settings
@@ -43,6 +44,9 @@ log = structlog.get_logger("tgworkers.worker")
 
 HEARTBEAT_S = 2.0
 
+ReloadHook = Callable[[Settings, Settings], Awaitable[None] | None]
+"""Called with (old, new) after a hot reload swapped `worker.settings`."""
+
 
 class Worker:
     """Runs the selected processors of one process until told to stop."""
@@ -64,7 +68,8 @@ class Worker:
         self.resources = resources or Resources()
         url = settings.redis_url.reveal()
         self.redis = redis or connect(url)
-        self.blocking = connect_for_blocking(url, block_ms=1000)
+        readers = max(4, len(registry.processors) + 1)  # one per processor that may run
+        self.blocking = connect_for_blocking(url, block_ms=1000, max_connections=readers)
         self.health = RedisHealth()
         self.layout = Layout(settings)
         self.client = Client(self.redis, registry, settings)
@@ -76,6 +81,10 @@ class Worker:
         self.stop_requested = anyio.Event()
         self._force = anyio.Event()
         self.resources.add(self.client)
+        self.reload_hooks: list[ReloadHook] = []
+        self.draining: list[ProcessorRuntime] = []
+        self._tg: TaskGroup | None = None
+        self._stops: dict[ProcessorRuntime, anyio.Event] = {}
 
     def _runtime(self, proc: Processor) -> ProcessorRuntime:
         s = self.settings
@@ -107,6 +116,57 @@ class Worker:
     def runtime(self, queue: str) -> ProcessorRuntime:
         return next(rt for rt in self.runtimes if rt.queue == queue)
 
+    async def _host_runtime(
+        self, rt: ProcessorRuntime, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        """Own one runtime's loops in a child task group, so it can be stopped alone."""
+        stop = self._stops[rt] = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            await rt.start(tg)
+            task_status.started()
+            await stop.wait()
+            tg.cancel_scope.cancel()
+
+    async def add_runtime(self, proc: Processor) -> ProcessorRuntime:
+        """Start a processor on a running worker (a hot reload switched it on)."""
+        if self._tg is None:
+            raise RuntimeError("add_runtime needs a running worker")
+        rt = self._runtime(proc)
+        self.runtimes.append(rt)
+        self.processors = (*self.processors, proc)
+        await self._tg.start(self._host_runtime, rt)
+        log.info("processor.started", queue=rt.queue)
+        return rt
+
+    def remove_runtime(self, queue: str) -> ProcessorRuntime:
+        """Switch a processor off: read nothing new; in-flight jobs finish in the background."""
+        if self._tg is None:
+            raise RuntimeError("remove_runtime needs a running worker")
+        rt = self.runtime(queue)
+        self.runtimes.remove(rt)
+        self.processors = tuple(p for p in self.processors if p.name != rt.processor.name)
+        self.draining.append(rt)
+        rt.stop_reading()
+        self._tg.start_soon(self._retire, rt)
+        return rt
+
+    async def _retire(self, rt: ProcessorRuntime) -> None:
+        """Let in-flight jobs finish within the grace, hand back the rest, stop the loops."""
+        with anyio.move_on_after(self.settings.shutdown_grace_s) as scope:
+            await rt.wait_idle()
+        if scope.cancelled_caught:
+            rt.cancel_running()
+            with anyio.move_on_after(5):
+                await rt.wait_idle()
+        try:
+            for pk in rt.partitions:
+                await self.scripts.remove_consumer(pk, self.consumer)
+        except CONNECTION_ERRORS as exc:
+            log.warning("processor.leave_failed", queue=rt.queue, error=type(exc).__name__)
+        self._stops.pop(rt).set()
+        self.draining.remove(rt)
+        log.info("processor.stopped", queue=rt.queue, drained=not scope.cancelled_caught)
+
     async def is_alive(self, consumer: str) -> bool:
         score = await self.redis.zscore(self.layout.globals.workers, consumer)
         return score is not None and score > time.time() * 1000 - 3 * HEARTBEAT_S * 1000
@@ -118,11 +178,12 @@ class Worker:
         log.info("worker.starting", consumer=self.consumer,
                  processors=[p.name for p in self.processors])  # fmt: skip
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             if handle_signals:
                 tg.start_soon(self._signal_loop)
             await self._check_redis_policy()
             for rt in self.runtimes:
-                await rt.start(tg)
+                await tg.start(self._host_runtime, rt)
             for loop in (self._control_loop, self._heartbeat_loop, self._wake_loop):
                 tg.start_soon(loop)
             self.started.set()
@@ -150,6 +211,7 @@ class Worker:
 
     async def _shutdown(self) -> None:
         """Graceful stop: finish within the grace, hand back the rest, settle."""
+        self.runtimes.extend(self.draining)  # processors switched off but still draining
         for rt in self.runtimes:
             rt.stop_reading()
         async with anyio.create_task_group() as tg:
