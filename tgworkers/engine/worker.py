@@ -34,10 +34,12 @@ from tgworkers.engine.connection import (
 )
 from tgworkers.engine.context import Resources
 from tgworkers.engine.control import POLL_INTERVAL_S, Control
+from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
+from tgworkers.engine.scheduler import Scheduler, build_schedules
 from tgworkers.engine.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.worker")
@@ -77,11 +79,19 @@ class Worker:
         self.scripts = Scripts(self.redis)
         self.broker = Broker(self.redis, self.blocking, consumer)
         self.runtimes = [self._runtime(p) for p in self.processors]
+        self.scheduler: Scheduler | None = None
+        if schedules := build_schedules(self.processors, settings):
+            self.scheduler = Scheduler(
+                redis=self.redis, client=self.client, schedules=schedules,
+                prefix=settings.queue_prefix, health=self.health,
+            )  # fmt: skip
         self.started = anyio.Event()
         self.stop_requested = anyio.Event()
         self._force = anyio.Event()
+        self.dead_letters = DeadLetters(self.redis, registry, self.layout)
         self.resources.add(self.client)
-        self.reload_hooks: list[ReloadHook] = []
+        self.resources.add(self.dead_letters)
+        self.reload_hooks: list[ReloadHook] = [self._reschedule]
         self.draining: list[ProcessorRuntime] = []
         self._tg: TaskGroup | None = None
         self._stops: dict[ProcessorRuntime, anyio.Event] = {}
@@ -112,6 +122,15 @@ class Worker:
             scripts=self.scripts, executor=executor, options=options, health=self.health,
             is_alive=self.is_alive,
         )  # fmt: skip
+
+    def _reschedule(self, old: Settings, new: Settings) -> None:
+        """Reload hook: schedules changed (CRON_*, SCHEDULES_TZ) apply without a restart."""
+        if self.scheduler is not None and (old.crons, old.schedules_tz) != (
+            new.crons,
+            new.schedules_tz,
+        ):
+            self.scheduler.replace(build_schedules(self.processors, new))
+            log.info("schedules.replaced", schedules=[s.name for s in self.scheduler.schedules])
 
     def runtime(self, queue: str) -> ProcessorRuntime:
         return next(rt for rt in self.runtimes if rt.queue == queue)
@@ -186,6 +205,8 @@ class Worker:
                 await tg.start(self._host_runtime, rt)
             for loop in (self._control_loop, self._heartbeat_loop, self._wake_loop):
                 tg.start_soon(loop)
+            if self.scheduler is not None:
+                tg.start_soon(self.scheduler.run)
             self.started.set()
             log.info("worker.started", consumer=self.consumer)
             await self.stop_requested.wait()

@@ -1,0 +1,236 @@
+"""The scheduler: each cron tick's job is enqueued exactly once, by any replica.
+
+Every `run` process that serves a scheduled processor runs this loop; there is no
+leader that could stall the schedule when its process dies. A tick's job id is
+derived from (schedule, tick time), and enqueueing is unique by id, so replicas
+that fire the same tick at the same moment collapse onto one job (promise 8).
+
+Ticks come from the schedule itself (croniter or epoch multiples, `cron.py`), not
+from loop wake-ups, so they do not drift. The loop sleeps until the earliest next
+tick of any schedule and wakes early when schedules are replaced (hot reload).
+
+The ledger (`{prefix}:schedules`, one JSON record per schedule) keeps the
+expression, next and last fire time, last job id and last outcome; it is also what
+lets a replica that was down decide about missed ticks (misfire policy in cron.py)
+and what keeps a clock jumping back from firing a tick twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import anyio
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from tgworkers.config import Settings
+from tgworkers.engine import cron
+from tgworkers.engine.client import Client
+from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
+from tgworkers.engine.keys import GlobalKeys
+from tgworkers.engine.registry import Processor
+from tgworkers.errors import ConfigError
+
+log = structlog.get_logger("tgworkers.scheduler")
+
+MAX_SLEEP_S: Final = 30.0
+
+
+class ActiveSchedule(msgspec.Struct, frozen=True, kw_only=True):
+    """One schedule as the loop runs it: its parsed expression and policy."""
+
+    name: str
+    job: str
+    expression: str
+    spec: Any
+    payload: dict[str, Any]
+    overlap: str
+    misfire_grace_ms: int | None
+
+
+class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """The `schedules --json` item, plus what the loop needs to remember."""
+
+    name: str
+    expression: str
+    job: str
+    nextAt: int | None = None  # noqa: N815 - the contract's field names
+    lastAt: int | None = None  # noqa: N815
+    lastJobId: str | None = None  # noqa: N815
+    lastOutcome: str | None = None  # noqa: N815
+    seenAt: int | None = None  # noqa: N815
+
+
+_ledger_decoder = msgspec.json.Decoder(LedgerRecord)
+_encoder = msgspec.json.Encoder()
+
+
+def build_schedules(processors: Sequence[Processor], settings: Settings) -> list[ActiveSchedule]:
+    """The schedules of the given processors, `CRON_*` overriding each default.
+
+    Raises:
+        ConfigError: one line naming the variable of a malformed expression.
+    """
+    out: list[ActiveSchedule] = []
+    for proc in processors:
+        for s in proc.schedules:
+            expression = settings.crons.get(s.env, s.default) if s.env else s.default
+            variable = s.env or f"schedule {s.schedule_name}"
+            spec = cron.parse_schedule(expression, tz=settings.schedules_tz, variable=variable)
+            out.append(
+                ActiveSchedule(
+                    name=s.schedule_name, job=s.job, expression=expression, spec=spec,
+                    payload=dict(s.payload), overlap=s.overlap, misfire_grace_ms=s.misfire_grace_ms,
+                )
+            )  # fmt: skip
+    return out
+
+
+class Scheduler:
+    """Fires the ticks of the active schedules (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        client: Client,
+        schedules: list[ActiveSchedule],
+        prefix: str,
+        health: RedisHealth | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.client = client
+        self.schedules = schedules
+        self.key = GlobalKeys(prefix).schedules
+        self.health = health or RedisHealth()
+        self.clock = clock
+        self.counters: dict[str, int] = {"fired": 0, "skipped": 0, "misfired": 0}
+        self.fire_listeners: list[Callable[[str, int], None]] = []
+        self._wake = anyio.Event()
+
+    def replace(self, schedules: list[ActiveSchedule]) -> None:
+        """Swap the schedules (hot reload); the loop picks them up at once."""
+        self.schedules = schedules
+        self._wake.set()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sleep_s = await self.tick_once()
+                self.health.ok()
+            except CONNECTION_ERRORS as exc:
+                self.health.failed(exc)
+                sleep_s = 1.0
+            with anyio.move_on_after(sleep_s):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+
+    async def tick_once(self) -> float:
+        """Fire what is due now; returns seconds until the next tick of any schedule."""
+        now = self.now_ms()
+        records = await self.read_ledger()
+        soonest: int | None = None
+        for sched in list(self.schedules):
+            record = records.get(sched.name) or LedgerRecord(
+                name=sched.name, expression=sched.expression, job=sched.job, seenAt=now
+            )
+            nxt = await self._handle(sched, record, now)
+            soonest = nxt if soonest is None else min(soonest, nxt)
+        if soonest is None:
+            return MAX_SLEEP_S
+        return min(max(soonest - self.now_ms(), 0) / 1000, MAX_SLEEP_S)
+
+    async def _handle(self, sched: ActiveSchedule, record: LedgerRecord, now: int) -> int:
+        grace = sched.misfire_grace_ms or cron.period_ms(sched.spec, now)
+        last = record.lastAt if record.lastAt is not None else record.seenAt
+        plan = cron.due_ticks(sched.spec, last, now, grace)
+        if plan.skipped:
+            self.counters["misfired"] += plan.skipped
+            log.warning("schedule.ticks_skipped", schedule=sched.name, count=plan.skipped,
+                        reason="older than the misfire grace")  # fmt: skip
+        record.expression, record.job, record.nextAt = (
+            sched.expression,
+            sched.job,
+            plan.next_tick_ms,
+        )
+        if plan.fire_tick_ms is not None:
+            await self._fire(sched, record, plan.fire_tick_ms)
+        elif plan.latest_tick_ms is not None:  # all missed ticks too old: remember the skip
+            record.lastAt = plan.latest_tick_ms
+            record.lastOutcome = f"skipped: {plan.skipped} missed ticks older than the grace"
+        await self.redis.hset(self.key, sched.name, _encoder.encode(record))
+        return plan.next_tick_ms
+
+    async def _fire(self, sched: ActiveSchedule, record: LedgerRecord, tick_ms: int) -> None:
+        job_id = cron.tick_job_id(sched.name, tick_ms)
+        if (
+            sched.overlap == "skip"
+            and record.lastJobId
+            and await self._live(sched, record.lastJobId)
+        ):
+            self.counters["skipped"] += 1
+            record.lastAt, record.lastOutcome = tick_ms, "skipped: previous run still live"
+            log.info("schedule.tick_skipped", schedule=sched.name, tick_ms=tick_ms,
+                     previous=record.lastJobId, reason="overlap")  # fmt: skip
+            return
+        result = await self.client.enqueue(
+            sched.job, sched.payload, id=job_id, origin=f"schedule:{sched.name}"
+        )
+        record.lastAt, record.lastJobId, record.lastOutcome = tick_ms, job_id, "enqueued"
+        if result.created:
+            self.counters["fired"] += 1
+            log.info("schedule.fired", schedule=sched.name, tick_ms=tick_ms, job_id=job_id,
+                     lag_ms=self.now_ms() - tick_ms)  # fmt: skip
+            for listener in self.fire_listeners:
+                listener(sched.name, tick_ms)
+
+    async def _live(self, sched: ActiveSchedule, job_id: str) -> bool:
+        state = await self.client.state(sched.job, job_id, sched.payload)
+        return state in ("ready", "delayed")
+
+    async def read_ledger(self) -> dict[str, LedgerRecord]:
+        raw: dict[bytes, bytes] = await self.redis.hgetall(self.key)  # type: ignore[assignment]
+        out: dict[str, LedgerRecord] = {}
+        for name, value in raw.items():
+            try:
+                out[name.decode()] = _ledger_decoder.decode(value)
+            except msgspec.DecodeError:
+                log.warning("schedule.ledger_unreadable", schedule=name.decode())
+        return out
+
+
+async def schedules_document(
+    redis: Redis, client: Client, schedules: Sequence[ActiveSchedule], prefix: str
+) -> dict[str, Any]:
+    """`schedules --json`: each schedule with its next and last fire and outcome."""
+    raw: dict[bytes, bytes] = await redis.hgetall(GlobalKeys(prefix).schedules)  # type: ignore[assignment]
+    ledger = {k.decode(): _ledger_decoder.decode(v) for k, v in raw.items()}
+    now = int(time.time() * 1000)
+    items = []
+    for sched in schedules:
+        rec = ledger.get(sched.name)
+        outcome = rec.lastOutcome if rec else None
+        if rec and rec.lastJobId and outcome == "enqueued":
+            outcome = await client.state(sched.job, rec.lastJobId, sched.payload) or "done"
+        items.append({
+            "name": sched.name, "expression": sched.expression, "job": sched.job,
+            "nextAt": cron.next_tick_ms(sched.spec, now),
+            "lastAt": rec.lastAt if rec else None, "lastOutcome": outcome,
+            "lastJobId": rec.lastJobId if rec else None,
+        })  # fmt: skip
+    return {"schedules": items}
+
+
+def check_schedules(processors: Sequence[Processor], settings: Settings) -> None:
+    """Validate every schedule expression at start (ConfigError names the variable)."""
+    try:
+        build_schedules(processors, settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
