@@ -84,13 +84,18 @@ class Broker:
         self.consumer = consumer
 
     async def ensure_groups(self, pks: Sequence[PartitionKeys]) -> None:
-        """Create the consumer group (from the stream's start) where missing."""
+        """Create the consumer group (from the stream's start) where missing.
+
+        The consumer is registered at once: Redis 7 adds it only on its first
+        delivery, and `stats` counts a queue's consumers from XINFO CONSUMERS.
+        """
         for pk in pks:
             try:
                 await self.redis.xgroup_create(pk.ready, GROUP, id="0", mkstream=True)
             except rex.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+            await self.redis.xgroup_createconsumer(pk.ready, GROUP, self.consumer)
 
     async def read(
         self, pks: Sequence[PartitionKeys], *, count: int, block_ms: int | None

@@ -8,14 +8,24 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import structlog
 from tests.integration.cli.ops_support import APP, ROOT, cli, seed_many_dead
 from tests.integration.engine.helpers import queue_state
 
 from tgworkers.cli import main as cli_main
 
 MB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """In-process commands point structlog at capsys's stderr; undo it for later tests."""
+    yield
+    structlog.reset_defaults()
 
 
 def _lines(n: int, bad: dict[int, str]) -> bytes:

@@ -1,0 +1,142 @@
+"""Admin endpoints: status codes, bodies and their effect in Redis."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.cli.ops_support import cli, seed_dead
+from tests.integration.engine.helpers import pk, queue_state
+from tests.integration.http.http_support import ADMIN, admin_client, ops_settings
+
+from tgworkers.engine.client import EnqueueRequest
+
+
+async def test_queues_answers_the_stats_document_equal_to_stats_json(
+    redis, redis_url, registry, client
+):
+    await client.enqueue_many(
+        [EnqueueRequest(name="test.work", payload={"n": i}) for i in range(4)]
+    )
+    await client.enqueue("test.work", {"n": 9}, delay_s=60)
+    await seed_dead(redis, 2)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        r = await http.get("/admin/v1/queues", headers=ADMIN)
+        cli_doc = json.loads((await cli(redis_url, "stats", "--json")).out)
+    http_doc = r.json()
+    assert r.status_code == 200
+    assert abs(http_doc.pop("at") - cli_doc.pop("at")) < 30_000
+    for doc in (http_doc, cli_doc):
+        for q in doc["queues"]:
+            q.pop("oldestReadyAgeMs")  # ages with the clock between the two reads
+    assert http_doc == cli_doc
+    work = next(q for q in http_doc["queues"] if q["name"] == "test.work")
+    assert (work["ready"], work["delayed"], work["dlq"]) == (4, 1, 2)
+
+
+async def test_pause_resume_and_drain_answer_the_new_state(redis, redis_url, registry, client):
+    await client.enqueue_many(
+        [EnqueueRequest(name="test.work", payload={"n": i}) for i in range(3)]
+    )
+    await client.enqueue("test.work", {"n": 9}, delay_s=60)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        paused = await http.post("/admin/v1/queues/test.work/pause", headers=ADMIN)
+        assert await redis.hget("{tgw}:control", "test.work") == b"paused"
+        resumed = await http.post("/admin/v1/queues/test.work/resume", headers=ADMIN)
+        ready_only = await http.post("/admin/v1/queues/test.work/drain", headers=ADMIN)
+        both = await http.post(
+            "/admin/v1/queues/test.work/drain", json={"delayed": True}, headers=ADMIN
+        )
+        unknown = await http.post("/admin/v1/queues/nope/pause", headers=ADMIN)
+    assert paused.json() == {"queue": "test.work", "paused": True}
+    assert resumed.json() == {"queue": "test.work", "paused": False}
+    assert ready_only.json() == {"queue": "test.work", "removedReady": 3, "removedDelayed": 0}
+    assert both.json() == {"queue": "test.work", "removedReady": 0, "removedDelayed": 1}
+    assert unknown.status_code == 404 and "unknown queue 'nope'" in unknown.json()["error"]
+    assert await redis.hget("{tgw}:control", "test.work") is None
+
+
+async def test_enqueue_answers_201_then_200_and_422_for_a_bad_payload(redis, redis_url, registry):
+    body = {"payload": {"n": 1}, "id": "ext-1"}
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        created = await http.post("/admin/v1/jobs/test.work", json=body, headers=ADMIN)
+        existed = await http.post("/admin/v1/jobs/test.work", json=body, headers=ADMIN)
+        later = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 2}, "runAt": 4102444800000},
+            headers=ADMIN,
+        )  # fmt: skip
+        bad = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": "x"}}, headers=ADMIN
+        )
+        no_payload = await http.post("/admin/v1/jobs/test.work", json={}, headers=ADMIN)
+        unknown = await http.post("/admin/v1/jobs/nope", json={"payload": {}}, headers=ADMIN)
+    assert created.status_code == 201
+    assert created.json() == {"id": "ext-1", "queue": "test.work", "runAt": created.json()["runAt"],
+                              "created": True}  # fmt: skip
+    assert existed.status_code == 200 and existed.json()["created"] is False
+    assert later.status_code == 201 and later.json()["runAt"] == 4102444800000
+    assert bad.status_code == 422 and "invalid payload" in bad.json()["error"]
+    assert no_payload.status_code == 422 and unknown.status_code == 404
+    state = await queue_state(redis)
+    assert (state["ready"], state["delayed"]) == (1, 1)
+
+
+async def test_dlq_list_requeue_keeping_ids_drop_and_export(redis, redis_url, registry):
+    await seed_dead(redis, 4)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        listed = await http.get("/admin/v1/dlq/test.work?limit=2", headers=ADMIN)
+        exported = await http.get("/admin/v1/dlq/test.work/export", headers=ADMIN)
+        requeued = await http.post(
+            "/admin/v1/dlq/test.work/requeue", json={"ids": ["dead-1", "dead-3"]}, headers=ADMIN
+        )
+        neither = await http.post("/admin/v1/dlq/test.work/drop", json={}, headers=ADMIN)
+        dropped = await http.post("/admin/v1/dlq/test.work/drop", json={"all": True}, headers=ADMIN)
+        missing = await http.get("/admin/v1/dlq/nope", headers=ADMIN)
+    assert listed.json()["total"] == 4 and [i["id"] for i in listed.json()["items"]] == [
+        "dead-0", "dead-1",
+    ]  # fmt: skip
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(x) for x in exported.text.splitlines()]
+    assert [x["id"] for x in lines] == ["dead-0", "dead-1", "dead-2", "dead-3"] and lines[0][
+        "errors"
+    ]
+    assert requeued.json()["requeued"] == 2 and requeued.json()["ids"] == ["dead-1", "dead-3"]
+    entries = await redis.xrange(pk().ready)
+    assert sorted(f[b"id"] for _, f in entries) == [b"dead-1", b"dead-3"]
+    assert neither.status_code == 422
+    assert dropped.json() == {"queue": "test.work", "dropped": 2}
+    assert missing.status_code == 404
+    assert (await queue_state(redis))["dlq"] == 0
+
+
+async def test_schedules_and_the_dashboard_show_the_ledger_escaped(redis, redis_url, registry):
+    record = {"name": "<sweep>", "expression": "*/1 * * * *", "job": "cfb.settle.sweep",
+              "nextAt": 1700000060000, "lastAt": None, "lastOutcome": None, "lastJobId": None}  # fmt: skip
+    await redis.hset("{tgw}:schedules", "<sweep>", json.dumps(record))
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        schedules = await http.get("/admin/v1/schedules", headers=ADMIN)
+        page = await http.get("/", headers=ADMIN)
+    assert schedules.json() == {"schedules": [record]}
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "&lt;sweep&gt;" in page.text and "<sweep>" not in page.text
+    assert "test.work" in page.text and 'http-equiv="refresh"' in page.text
+
+
+async def test_metrics_are_open_by_default_and_need_the_token_when_set(redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        open_ = await http.get("/metrics")
+    assert open_.status_code == 200 and open_.text.startswith("# tgworkers metrics")
+    assert 'tgworkers_queue_ready{queue="test.work"} 0' in open_.text
+    settings = ops_settings(redis_url, METRICS_TOKEN="metrics-token-xyz")  # noqa: S106 - a test value
+    async with admin_client(settings, registry) as http:
+        refused = await http.get("/metrics")
+        allowed = await http.get("/metrics", headers={"Authorization": "Bearer metrics-token-xyz"})
+    assert (refused.status_code, allowed.status_code) == (401, 200)
+
+
+async def test_redis_down_answers_503(registry):
+    settings = ops_settings("redis://127.0.0.1:1/0")
+    async with admin_client(settings, registry) as http:
+        r = await http.get("/admin/v1/queues", headers=ADMIN)
+        enqueue = await http.post("/admin/v1/jobs/test.work", json={"payload": {}}, headers=ADMIN)
+    assert (r.status_code, enqueue.status_code) == (503, 503)
+    assert r.json() == {"error": "redis unavailable"}
