@@ -7,6 +7,8 @@ after 1.5 s down (the workers see the outage, back off, and carry on).
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import pytest
 from redis.asyncio import Redis
@@ -48,7 +50,9 @@ async def test_redis_restart_mid_run_loses_nothing_and_workers_carry_on(
         assert w.alive(), w.log()
         _assert_no_script_errors(w)
         if down_s:
-            await wait_until(lambda w=w: events(w, "redis.up"), what="outage ended in the log")
+            await wait_until(
+                functools.partial(events, w, "redis.up"), what="outage ended in the log"
+            )
             assert events(w, "redis.down")
 
 

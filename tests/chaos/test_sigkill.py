@@ -53,7 +53,7 @@ async def test_handler_running_three_visibility_timeouts_is_never_started_twice(
     got = await runs(r)
     assert sorted(x.job_id for x in got) == sorted(j.id for j in jobs)
     assert all(x.deliveries == 1 for x in got), got
-    assert all(x.end_ms - x.start_ms >= sleep_ms for x in got)
+    assert all(x.end_ms - x.start_ms >= sleep_ms - 50 for x in got), got  # wall vs loop clock
     for w in workers:
         assert w.alive()
         assert not events(w, "job.reclaimed"), w.log()

@@ -19,9 +19,10 @@ from __future__ import annotations
 import functools
 import math
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import structlog
@@ -41,6 +42,10 @@ log = structlog.get_logger("tgworkers.engine")
 PROMOTE_LIMIT = 500
 IDLE_PROMOTE_S = 1.0
 EXCLUSIVE_WAIT_MS = 200
+SUSPECT_DELIVERIES = 3
+"""A reclaimed entry delivered this often has been on two workers that died: it runs
+with no other such entry on this worker, so a job that sat beside a poison one is not
+charged for the poison's crashes (reclaim_idle.lua)."""
 
 
 class RuntimeOptions:
@@ -74,6 +79,11 @@ class RuntimeOptions:
 
 class ProcessorRuntime:
     """Runs one processor's queue on this worker (see the module docstring)."""
+
+    _in_process: ClassVar[weakref.WeakSet[ProcessorRuntime]] = weakref.WeakSet()
+    """Every runtime of this process: they die together (see `_reserve_suspect_room`)."""
+    _reserving: ClassVar[ProcessorRuntime | None] = None
+    """The runtime whose sweep holds the process's room for a repeat suspect."""
 
     def __init__(  # noqa: PLR0913 - wiring, built once by the worker
         self,
@@ -116,6 +126,7 @@ class ProcessorRuntime:
         self._send, self._recv = anyio.create_memory_object_stream[Delivery](math.inf)
         self._tg: TaskGroup | None = None
         self.observers: list[Callable[[Settlement], None]] = []
+        ProcessorRuntime._in_process.add(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -413,16 +424,41 @@ class ProcessorRuntime:
         for pk in self.partitions:
             cursor = b"0-0"
             while not self.paused and (budget := self._free_slots()) > 0:
-                page = await self.scripts.reclaim_idle(
-                    pk, self.consumer, min_idle_ms=self.options.visibility_timeout_ms,
-                    cursor=cursor, count=min(budget, 100),
-                )  # fmt: skip
-                self._count_lost(pk, page.deleted)
-                claimed_total += await self._adopt(pk, page.claimed)
+                room = self._reserve_suspect_room()
+                try:
+                    page = await self.scripts.reclaim_idle(
+                        pk, self.consumer, min_idle_ms=self.options.visibility_timeout_ms,
+                        cursor=cursor, count=min(budget, 100),
+                        max_deliveries=self.options.max_deliveries,
+                        suspect_deliveries=SUSPECT_DELIVERIES, suspect_room=room,
+                    )  # fmt: skip
+                    self._count_lost(pk, page.deleted)
+                    claimed_total += await self._adopt(pk, page.claimed)
+                finally:
+                    if room:
+                        ProcessorRuntime._reserving = None
                 cursor = page.cursor
                 if cursor == b"0-0":
                     break
         return claimed_total
+
+    def _reserve_suspect_room(self) -> int:
+        """1 when this sweep may take a repeat suspect, reserved until it is tracked.
+
+        Process-wide, not per runtime: a poison job of one queue kills the jobs of
+        every queue this process runs. The reservation is taken without awaiting, so
+        two runtimes sweeping at once cannot both take one.
+        """
+        if ProcessorRuntime._reserving is not None:
+            return 0
+        if any(rt.holds_own_suspect() for rt in ProcessorRuntime._in_process):
+            return 0
+        ProcessorRuntime._reserving = self
+        return 1
+
+    def holds_own_suspect(self) -> bool:
+        top = self.options.max_deliveries
+        return any(SUSPECT_DELIVERIES <= d.deliveries <= top for d in self.owned.values())
 
     def _count_lost(self, pk: PartitionKeys, deleted: list[bytes]) -> None:
         if deleted:

@@ -175,7 +175,7 @@ class Scripts:
 
     async def promote_due(self, pk: PartitionKeys, *, limit: int) -> tuple[int, int, int, int]:
         """Returns (moved, lost, next due ms or -1, Redis now ms)."""
-        keys = (pk.delayed, pk.delayed_jobs, pk.ready, pk.jobs)
+        keys = (pk.delayed, pk.delayed_jobs, pk.ready, pk.jobs, pk.stats)
         moved, lost, nxt, now = await self._run("promote_due", keys, [limit])
         return int(moved), int(lost), int(nxt), int(now)
 
@@ -213,11 +213,22 @@ class Scripts:
         keys = [pk.ready, pk.dlq, pk.jobs, pk.stats, *locks.keys]
         return list(await self._run("dead_letter", keys, args))
 
-    async def reclaim_idle(
-        self, pk: PartitionKeys, consumer: str, *, min_idle_ms: int, cursor: bytes, count: int
+    async def reclaim_idle(  # noqa: PLR0913 - one script, its arguments by name
+        self,
+        pk: PartitionKeys,
+        consumer: str,
+        *,
+        min_idle_ms: int,
+        cursor: bytes,
+        count: int,
+        max_deliveries: int,
+        suspect_deliveries: int,
+        suspect_room: int,
     ) -> ReclaimPage:
+        """One XAUTOCLAIM page; at most `suspect_room` repeat suspects are taken (see the Lua)."""
         args = [GROUP, consumer, min_idle_ms, cursor, count]
-        nxt, claimed, deleted = await self._run("reclaim_idle", [pk.ready], args)
+        args += [max_deliveries, suspect_deliveries, suspect_room]
+        nxt, claimed, deleted = await self._run("reclaim_idle", [pk.ready, pk.stats], args)
         return ReclaimPage(
             cursor=nxt,
             claimed=[Claimed(c[0], int(c[1]), _pairs(c[2])) for c in claimed],

@@ -1,7 +1,7 @@
 -- promote_due: move delayed jobs whose due time has passed onto the ready stream.
 --
 -- KEYS[1] delayed zset   KEYS[2] delayed jobs hash   KEYS[3] ready stream
--- KEYS[4] jobs hash
+-- KEYS[4] jobs hash     KEYS[5] stats hash
 -- ARGV[1] max jobs to move in one call
 -- returns  {moved, lost, next due ms or -1, redis now ms}
 --
@@ -28,5 +28,6 @@ for i = 1, #due, 2 do
     lost = lost + 1
   end
 end
+if lost > 0 then redis.call('HINCRBY', KEYS[5], 'lost', lost) end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {moved, lost, tonumber(nxt[2] or -1), now}
