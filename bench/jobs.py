@@ -6,7 +6,7 @@ import time
 
 import msgspec
 
-from tgworkers.engine import Done, JobContext, JobType, Outcome, Processor
+from tgworkers.engine import Done, JobContext, JobType, Outcome, Processor, Schedule
 from tgworkers.jobs.builtin import NOOP_PROCESSOR
 
 LATENCY_KEY = "bench:latency"
@@ -24,4 +24,20 @@ async def record_lateness(ctx: JobContext, p: Timed) -> Outcome:
 TIMED = JobType(name="bench.timed", payload=Timed, handler=record_lateness)
 BENCH_TIMED = Processor(name="bench.timed", job_types=(TIMED,), concurrency=100)
 
-PROCESSORS = (NOOP_PROCESSOR, BENCH_TIMED)
+
+class Empty(msgspec.Struct, frozen=True):
+    pass
+
+
+async def record_fire_lag(ctx: JobContext, p: Empty) -> Outcome:
+    tick_ms = int(ctx.job_id.rsplit(":", 1)[1])  # cron:{schedule}:{tick ms}
+    await ctx.redis.rpush(LATENCY_KEY, f"{time.time() * 1000 - tick_ms:.3f}")
+    return Done()
+
+
+TICK = JobType(name="bench.tick", payload=Empty, handler=record_fire_lag)
+BENCH_TICK = Processor(
+    name="bench.tick", job_types=(TICK,), schedules=(Schedule(job="bench.tick", default="1"),)
+)
+
+PROCESSORS = (NOOP_PROCESSOR, BENCH_TIMED, BENCH_TICK)
