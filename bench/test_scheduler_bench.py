@@ -10,9 +10,9 @@ import statistics
 
 import pytest
 import redis.asyncio as aredis
+from tests.support.processes import start_worker
 
 from bench.jobs import LATENCY_KEY
-from tests.support.processes import start_worker
 
 pytestmark = pytest.mark.bench
 TICKS = 20
