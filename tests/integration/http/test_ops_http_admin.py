@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.integration.cli.ops_support import cli, seed_dead
 from tests.integration.engine.helpers import pk, queue_state
@@ -140,3 +141,22 @@ async def test_redis_down_answers_503(registry):
         enqueue = await http.post("/admin/v1/jobs/test.work", json={"payload": {}}, headers=ADMIN)
     assert (r.status_code, enqueue.status_code) == (503, 503)
     assert r.json() == {"error": "redis unavailable"}
+
+
+async def test_rates_per_minute_come_from_the_newest_sample_a_minute_old(
+    redis, redis_url, registry
+):
+    now = int(time.time() * 1000)
+    old = now - 60_000
+    await redis.zadd(
+        "{tgw}:samples:test.work", {f"{old}:100:10": old, f"{now - 90_000}:0:0": now - 90_000}
+    )
+    await redis.hset(pk().stats, mapping={"processed": 220, "failed": 40, "retried": 5})
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        doc = (await http.get("/admin/v1/queues", headers=ADMIN)).json()
+    work = next(q for q in doc["queues"] if q["name"] == "test.work")
+    assert (work["processed"], work["failed"], work["retried"]) == (220, 40, 5)
+    assert 115 <= work["ratePerMin"]["processed"] <= 120  # 120 in the last ~60 s
+    assert 29 <= work["ratePerMin"]["failed"] <= 30
+    samples = await redis.zrange("{tgw}:samples:test.work", 0, -1)
+    assert len(samples) == 3  # the read recorded a fresh sample
