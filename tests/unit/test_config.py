@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tgworkers import config
 from tgworkers.config import (
     SECRET_VARIABLES,
     ProcessorOverrides,
@@ -104,7 +105,7 @@ GOOD: list[tuple[dict[str, str], str, Any]] = [
     ({"ENABLE_DLQ_REPLAYER": "0"}, "enable_flags.ENABLE_DLQ_REPLAYER", False),
     ({"ENABLE_ESCROW": "Off"}, "enable_flags.ENABLE_ESCROW", False),
     ({"CRON_LEDGER_RECALC": "*/15 * * * *"}, "crons.CRON_LEDGER_RECALC", "*/15 * * * *"),
-    ({"CRON_CFB_SETTLE_SWEEP": " @hourly "}, "crons.CRON_CFB_SETTLE_SWEEP", "@hourly"),
+    ({"CRON_CFB_SETTLE_SWEEP": " 0 * * * * "}, "crons.CRON_CFB_SETTLE_SWEEP", "0 * * * *"),
     ({"CRON_CFB_SETTLE_SWEEP": ""}, "crons", {}),
     ({}, "schedules_tz", "UTC"),
     ({"SCHEDULES_TZ": "Europe/Berlin"}, "schedules_tz", "Europe/Berlin"),
@@ -411,3 +412,11 @@ KINDS = [
 @pytest.mark.parametrize(("name", "kind"), KINDS)
 def test_variable_kind_decides_what_a_reload_document_may_change(name: str, kind: str) -> None:
     assert variable_kind(name) == kind
+
+
+def test_docs_list_every_variable() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    names = {*config._SCALARS, *config._SECRETS, *config._OTEL_CHECKED, "NODE_ENV", "TGW_ENV"}
+    names |= {f"{prefix}<P>{suffix}" for prefix, (suffix, _) in config.OVERRIDE_PREFIXES.items()}
+    missing = sorted(n for n in names if f"`{n}`" not in docs)
+    assert missing == []
