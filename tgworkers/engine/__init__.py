@@ -5,7 +5,7 @@ the engine's own business. See contracts/engine.md for the promises it keeps.
 """
 
 from tgworkers.engine.client import Client
-from tgworkers.engine.context import JobContext
+from tgworkers.engine.context import JobContext, request_id_var
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.outcome import (
     DeadLetter,
@@ -38,4 +38,5 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "Snooze",
+    "request_id_var",
 ]

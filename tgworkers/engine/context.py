@@ -8,6 +8,7 @@ job is done (kept when it is dead-lettered, so a replay skips them too).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from tgworkers.engine.client import Client, EnqueueResult
 
 R = TypeVar("R")
+
+request_id_var: ContextVar[str | None] = ContextVar("tgworkers_request_id", default=None)
+"""`{job id}:{attempt}` of the running job: peer clients send it as X-Request-Id."""
 
 _steps_codec = msgspec.json.Decoder(list[str])
 

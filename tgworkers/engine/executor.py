@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 from tgworkers.engine.broker import Delivery
-from tgworkers.engine.context import JobContext, Resources
+from tgworkers.engine.context import JobContext, Resources, request_id_var
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
 from tgworkers.engine.outcome import Disposition
@@ -131,12 +131,15 @@ class Executor:
         )  # fmt: skip
         timeout_s = self.timeout_of(jt)
         policy: RetryPolicy = self.policy_of(jt)
+        token = request_id_var.set(f"{env.id}:{env.attempt}")
         with anyio.CancelScope(deadline=anyio.current_time() + timeout_s) as scope:
             d.scope = scope
             try:
                 outcome = await jt.handler(ctx, payload)
             except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
                 return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
+            finally:
+                request_id_var.reset(token)
             return decide_outcome(outcome, now_ms())
         d.scope = None
         error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")

@@ -4,6 +4,7 @@ Job modules import from here only. Every client raises `PeerError` subclasses of
 the engine's signals, so a handler holds only the happy path. See docs/peers.md.
 """
 
+from tgworkers.engine import request_id_var
 from tgworkers.peers.answers import AnswerKind, PeerAnswer, classify
 from tgworkers.peers.auth import ServiceJWTAuth, ServiceKey, ServiceTokens
 from tgworkers.peers.campaigns import CampaignsClient
@@ -21,7 +22,7 @@ from tgworkers.peers.errors import (
     PeerUnexpectedError,
 )
 from tgworkers.peers.escrow import EscrowClient
-from tgworkers.peers.http import PeerClient, PeerTimeouts, auth_rejected_hooks, request_id_var
+from tgworkers.peers.http import PeerClient, PeerTimeouts, auth_rejected_hooks
 from tgworkers.peers.models import Effect, Hold, Money, Payout, Reference
 from tgworkers.peers.payhub import PayhubClient, RewardRequest, SettlementRequest
 from tgworkers.peers.playhub import PlayHubClient, PriceBar

@@ -16,7 +16,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextvars import ContextVar
 from typing import ClassVar, Final, TypeVar
 
 import httpx
@@ -25,6 +24,7 @@ import structlog
 from opentelemetry import propagate
 
 import tgworkers
+from tgworkers.engine import request_id_var  # `job_id:attempt`, set per run
 from tgworkers.peers.answers import AnswerKind, PeerAnswer, classify, cut_body, to_error
 from tgworkers.peers.errors import (
     PeerConnectionError,
@@ -41,9 +41,6 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES: Final = 1024 * 1024
 """Answers larger than 1 MiB are refused (`PeerUnexpectedError`): no peer answer is that big."""
 USER_AGENT: Final = f"tgworkers/{tgworkers.__version__}"
-
-request_id_var: ContextVar[str | None] = ContextVar("tgworkers_peer_request_id", default=None)
-"""Set by the engine per job run (e.g. `job_id:attempt`); sent as `X-Request-Id`."""
 
 AuthRejectedHook = Callable[[str, int], None]
 auth_rejected_hooks: list[AuthRejectedHook] = []
