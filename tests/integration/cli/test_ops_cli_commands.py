@@ -74,7 +74,7 @@ async def test_stats_json_counts_ready_delayed_paused_and_dlq(redis, redis_url, 
     doc = json.loads(result.out)
     assert set(doc) == {"queues", "at"}
     by_name = {q["name"]: q for q in doc["queues"]}
-    assert set(by_name) == {"test.work", "test.exclusive", "test.poison", "tgworkers.noop"}
+    assert {"test.work", "test.exclusive", "test.poison", "tgworkers.noop"} <= set(by_name)
     q = by_name["test.work"]
     assert set(q) == {
         "name", "ready", "inflight", "delayed", "dlq", "paused", "consumers",
