@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 import structlog
 from redis.asyncio import Redis
 from tests.integration.config.config_server import ConfigServer
@@ -295,6 +296,29 @@ async def test_reload_hooks_get_the_changed_schedule(redis_url: str, registry: R
             server.set({"CRON_TEST_TICK": "*/5 * * * *", "SCHEDULES_TZ": "Europe/Berlin"})
             await wait_until(lambda: seen and seen[-1][1], what="hook called")
             assert seen[-1] == ({}, {"CRON_TEST_TICK": "*/5 * * * *"}, "Europe/Berlin")
+    finally:
+        server.stop()
+
+
+async def test_schedule_changed_live_reaches_the_scheduler(
+    redis_url: str, registry: Registry
+) -> None:
+    server = ConfigServer({})
+    source = HttpSource(server.url)
+    try:
+        async with reloading_worker(
+            redis_url, registry, source, PROCESSORS="test.work,test.tick"
+        ) as (w, reloader):
+            scheduler = getattr(w, "scheduler", None)
+            if scheduler is None:
+                pytest.skip("the scheduler (issue 6) is not wired into the worker yet")
+            await wait_until(lambda: reloader.version == server.etag, what="first document")
+            assert [s.expression for s in scheduler.schedules] == ["1"]
+            server.set({"CRON_TEST_TICK": "*/5 * * * *"})
+            await wait_until(
+                lambda: [s.expression for s in scheduler.schedules] == ["*/5 * * * *"],
+                timeout_s=WITHIN_ONE_POLL_S, what="schedule replaced",
+            )  # fmt: skip
     finally:
         server.stop()
 
