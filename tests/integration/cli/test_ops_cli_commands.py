@@ -100,7 +100,7 @@ async def test_drain_removes_ready_and_delayed_jobs_while_the_in_flight_one_fini
 ):
     async with worker_factory(settings, registry, "test.work") as worker:
         worker.runtime("test.work").set_concurrency(1)
-        await client.enqueue("test.work", {"n": 0, "sleep_ms": 1500})
+        await client.enqueue("test.work", {"n": 0, "sleep_ms": 4000})  # outlives a slow CLI start
         await wait_until(lambda: _inflight(redis), timeout_s=5, what="first job in flight")
         await client.enqueue_many(
             [EnqueueRequest(name="test.work", payload={"n": i}) for i in range(1, 11)]
@@ -113,7 +113,7 @@ async def test_drain_removes_ready_and_delayed_jobs_while_the_in_flight_one_fini
             "removedReady": 10,
             "removedDelayed": 1,
         }
-        await wait_until(lambda: _finished(redis), timeout_s=5, what="in-flight job finished")
+        await wait_until(lambda: _finished(redis), timeout_s=8, what="in-flight job finished")
     assert [r.n for r in await runs(redis)] == [0]
 
 
