@@ -124,13 +124,23 @@ class Worker:
         )  # fmt: skip
 
     def _reschedule(self, old: Settings, new: Settings) -> None:
-        """Reload hook: schedules changed (CRON_*, SCHEDULES_TZ) apply without a restart."""
-        if self.scheduler is not None and (old.crons, old.schedules_tz) != (
-            new.crons,
-            new.schedules_tz,
-        ):
-            self.scheduler.replace(build_schedules(self.processors, new))
-            log.info("schedules.replaced", schedules=[s.name for s in self.scheduler.schedules])
+        """Reload hook: schedules follow `CRON_*`, `SCHEDULES_TZ` and processors switched.
+
+        Applied without a restart; a scheduler is started if there was none.
+        """
+        schedules = build_schedules(self.processors, new)
+        if self.scheduler is None:
+            if schedules and self._tg is not None:
+                self.scheduler = Scheduler(
+                    redis=self.redis, client=self.client, schedules=schedules,
+                    prefix=new.queue_prefix, health=self.health,
+                )  # fmt: skip
+                self._tg.start_soon(self.scheduler.run)
+            return
+        names = [(s.name, s.expression, s.spec) for s in schedules]
+        if names != [(s.name, s.expression, s.spec) for s in self.scheduler.schedules]:
+            self.scheduler.replace(schedules)
+            log.info("schedules.replaced", schedules=[s.name for s in schedules])
 
     def runtime(self, queue: str) -> ProcessorRuntime:
         return next(rt for rt in self.runtimes if rt.queue == queue)
