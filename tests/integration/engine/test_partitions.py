@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 import subprocess
 import tempfile
 from collections import defaultdict
@@ -80,7 +81,7 @@ async def _assert_jobs_in_their_partition(redis: Any, jobs: list[Any], keys: lis
 @pytest.fixture(scope="module")
 def keyslot() -> Iterator[Callable[[bytes], int]]:
     """CLUSTER KEYSLOT from a cluster-enabled redis-server (standalone refuses it)."""
-    port = free_port()
+    port = _cluster_port()
     with tempfile.TemporaryDirectory() as tmp:
         args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp,
                 "--cluster-enabled", "yes", "--save", ""]  # fmt: skip
@@ -95,10 +96,27 @@ def keyslot() -> Iterator[Callable[[bytes], int]]:
             proc.wait()
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is valid and free too."""
+    while True:
+        port = free_port()
+        if port + 10_000 <= 65_535 and _bindable(port + 10_000):
+            return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _pings(node: sync_redis.Redis) -> bool:
     try:
         return bool(node.ping())
-    except sync_redis.ConnectionError:
+    except sync_redis.RedisError:
         return False
 
 
