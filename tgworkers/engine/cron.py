@@ -1,8 +1,8 @@
 """Schedule math, pure: parse a schedule value, compute ticks, decide misfires.
 
-A schedule value is a 5-field cron expression, a 6-field one with *seconds first*
-(`*/10 * * * * *`), or a plain number of seconds (`30` = every 30 s). Ticks are
-absolute instants in Unix ms:
+A schedule value is a 5-field cron expression (or an alias such as `@hourly`), a
+6-field one with *seconds first* (`*/10 * * * * *`), or a plain number of seconds
+(`30` = every 30 s). Ticks are absolute instants in Unix ms:
 
 - seconds form: multiples of N seconds since the Unix epoch, whatever the time zone,
   so every replica computes the same ticks;
@@ -33,6 +33,15 @@ from tgworkers.errors import ConfigError
 
 _DST_WINDOW: Final = timedelta(hours=3)
 _MAX_COUNT: Final = 100_000
+_ALIASES: Final = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class ScheduleSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +78,8 @@ def parse_schedule(value: str, *, tz: str | ZoneInfo = "UTC", variable: str) -> 
         if int(text) <= 0:
             raise ConfigError(f"{variable}: a number of seconds must be positive, got {value!r}")
         return ScheduleSpec(value=text, every_ms=int(text) * 1000, tz=zone)
+    if text in _ALIASES:  # @hourly, @daily, ...: croniter's names for 5-field expressions
+        return ScheduleSpec(value=text, expression=_ALIASES[text], tz=zone)
     fields = text.split()
     seconds_first = len(fields) == 6  # noqa: PLR2004 - the 6-field form
     if len(fields) not in (5, 6) or not croniter.is_valid(text, second_at_beginning=seconds_first):
