@@ -126,6 +126,7 @@ class ProcessorRuntime:
         self._send, self._recv = anyio.create_memory_object_stream[Delivery](math.inf)
         self._tg: TaskGroup | None = None
         self.observers: list[Callable[[Settlement], None]] = []
+        self._stale_cursors: dict[int, int] = {}
         ProcessorRuntime._in_process.add(self)
 
     # ------------------------------------------------------------------ lifecycle
@@ -381,7 +382,7 @@ class ProcessorRuntime:
         for pk, group in by_pk.items():
             items = [LeaseItem(d.entry_id, d.job_id, d.lock) for d in group]
             try:
-                lost = await self.scripts.renew_leases(
+                lost, deleted = await self.scripts.renew_leases(
                     pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
                 )
             except CONNECTION_ERRORS as exc:
@@ -390,15 +391,22 @@ class ProcessorRuntime:
             self.health.ok()
             for entry in lost:
                 self._lose(entry)
+            for entry in deleted:
+                self._lose(entry, deleted=True)
 
-    def _lose(self, entry: bytes) -> None:
+    def _lose(self, entry: bytes, *, deleted: bool = False) -> None:
         d = self.owned.get(entry)
-        if d is None or d.settling:
+        if d is None or (d.settling and not deleted):
             return  # being settled right now: the settle script decides, fenced
         del self.owned[entry]
         d.lost = True
-        self.counters["lease_lost"] += 1
-        log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
+        if deleted:  # counted in the stats hash by the script
+            self.counters["lost"] += 1
+            log.error("job.entries_lost", queue=self.queue, partition=d.pk.partition, count=1,
+                      entries=[entry.decode()], job_id=d.job_id, while_held=True)  # fmt: skip
+        else:
+            self.counters["lease_lost"] += 1
+            log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
         if d.scope is not None:
             d.scope.cancel()
 
@@ -415,6 +423,7 @@ class ProcessorRuntime:
                 sweeps += 1
                 if sweeps % 10 == 0:
                     await self.reap_consumers_once()
+                    await self.forget_stale_once()
             except CONNECTION_ERRORS as exc:
                 self.health.failed(exc)
 
@@ -484,6 +493,18 @@ class ProcessorRuntime:
             log.info("job.reclaimed", queue=self.queue, count=len(batch))
             await self.dispatch(batch)
         return len(claimed)
+
+    async def forget_stale_once(self, page: int = 200) -> int:
+        """One page per partition of the walk that drops stale job-state records."""
+        removed = 0
+        for pk in self.partitions:
+            cursor = self._stale_cursors.get(pk.partition, 0)
+            cursor, n = await self.scripts.forget_stale(pk, cursor=cursor, count=page)
+            self._stale_cursors[pk.partition] = cursor
+            removed += n
+        if removed:
+            log.info("job.stale_records_removed", queue=self.queue, count=removed)
+        return removed
 
     async def reap_consumers_once(self) -> int:
         """Remove consumers of dead workers, only those with no pending entries."""

@@ -32,6 +32,7 @@ _NAMES: Final = (
     "drain_ready",
     "dlq_requeue",
     "dlq_drop",
+    "forget_stale",
 )
 
 Fields = Sequence[str | bytes]
@@ -237,12 +238,21 @@ class Scripts:
 
     async def renew_leases(
         self, pk: PartitionKeys, consumer: str, items: Sequence[LeaseItem], *, lock_ttl_ms: int
-    ) -> list[bytes]:
-        locks = _Locks(1)
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Returns (entries lost to another consumer, entries deleted behind our back)."""
+        locks = _Locks(3)
         args: list[Any] = [GROUP, consumer, lock_ttl_ms, len(items)]
         for it in items:
             args += (it.entry_id, it.job_id, locks.index(it.lock))
-        return list(await self._run("renew_leases", [pk.ready, *locks.keys], args))
+        keys = [pk.ready, pk.jobs, pk.stats, *locks.keys]
+        lost, deleted = await self._run("renew_leases", keys, args)
+        return list(lost), list(deleted)
+
+    async def forget_stale(self, pk: PartitionKeys, *, cursor: int, count: int) -> tuple[int, int]:
+        """One HSCAN page of stale job-state records removed: (next cursor, removed)."""
+        keys = (pk.ready, pk.jobs, pk.delayed, pk.dlq)
+        nxt, removed = await self._run("forget_stale", keys, [cursor, count])
+        return int(nxt), int(removed)
 
     async def hand_back(
         self, pk: PartitionKeys, consumer: str, items: Sequence[HandBackItem]

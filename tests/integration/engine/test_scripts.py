@@ -92,8 +92,8 @@ async def test_renew_leases_never_takes_back_an_entry_another_consumer_owns(redi
     await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
     (entry,) = await deliver(redis, "old")
     await redis.xclaim(P.ready, GROUP, "new", 0, [entry])
-    lost = await s.renew_leases(P, "old", [LeaseItem(entry, "z", None)], lock_ttl_ms=1000)
-    assert lost == [entry]
+    lost, deleted = await s.renew_leases(P, "old", [LeaseItem(entry, "z", None)], lock_ttl_ms=1000)
+    assert (lost, deleted) == ([entry], [])
     pending = await redis.xpending_range(P.ready, GROUP, "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"new"]
 
@@ -107,3 +107,39 @@ async def test_remove_consumer_keeps_one_with_pending_entries(redis):
     assert await s.remove_consumer(P, "idle") is True
     names = [c["name"] for c in await redis.xinfo_consumers(P.ready, GROUP)]
     assert names == [b"busy"]
+
+
+async def test_forget_stale_drops_only_records_whose_job_is_gone(redis):
+    s = Scripts(redis)
+    await s.enqueue(
+        P,
+        [job("kept"), job("gone"), job("later", due_ms=int(time.time() * 1000) + 60_000)],
+        dedupe_ttl_ms=1000,
+    )
+    entries = {f[b"id"]: e for e, f in await redis.xrange(P.ready)}
+    await redis.xdel(P.ready, entries[b"gone"])  # behind the engine's back
+    await redis.hset(P.jobs, "ghost-delayed", "d")
+    cursor, removed = await s.forget_stale(P, cursor=0, count=100)
+    assert (cursor, removed) == (0, 2)
+    assert sorted(await redis.hkeys(P.jobs)) == [b"kept", b"later"]
+
+
+async def test_renew_leases_reports_an_entry_deleted_while_held_and_counts_it_lost(redis):
+    from tgworkers.engine.scripts import LeaseItem
+
+    s = Scripts(redis)
+    await s.enqueue(P, [job("held")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis, "me")
+    await redis.xdel(P.ready, entry)
+    lost, deleted = await s.renew_leases(
+        P, "me", [LeaseItem(entry, "held", None)], lock_ttl_ms=1000
+    )
+    assert (lost, deleted) == ([], [entry])
+    assert await redis.hget(P.stats, "lost") == b"1"
+    assert await redis.hget(P.jobs, "held") is None
+    assert await redis.xpending(P.ready, GROUP) == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
