@@ -6,6 +6,7 @@ NOGROUP recovery are here too, so no other module issues a stream command.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,8 +18,6 @@ from tgworkers.engine.envelope import Envelope, MalformedEntryError, entry_time_
 from tgworkers.engine.keys import GROUP, PartitionKeys
 
 if TYPE_CHECKING:
-    import anyio
-
     from tgworkers.engine.registry import JobType
 
 
@@ -34,7 +33,7 @@ class Delivery:
     problem: str | None = None
     job_type: JobType[Any] | None = None
     lock: str | None = None
-    scope: anyio.CancelScope | None = None
+    timeout: asyncio.Timeout | None = None
     lost: bool = False
     handback: bool = False
     settling: bool = False
@@ -50,6 +49,15 @@ class Delivery:
             self.envelope = from_fields(self.fields, entry_ms=entry_time_ms(self.entry_id))
         except MalformedEntryError as exc:
             self.problem = f"malformed entry: {exc}"
+
+    def cancel(self) -> None:
+        """Interrupt the running handler now (its lease was lost, or shutdown)."""
+        if self.timeout is not None:
+            self.timeout.reschedule(asyncio.get_running_loop().time())
+
+    @property
+    def running(self) -> bool:
+        return self.timeout is not None
 
     def interrupted(self) -> bool:
         """True when the run must not be settled normally (lease lost, shutdown)."""

@@ -12,12 +12,12 @@ Nothing here touches Redis except through the handler's context.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-import anyio
 import msgspec
 import structlog
 
@@ -130,20 +130,29 @@ class Executor:
             client=self.client, redis=self.redis,
         )  # fmt: skip
         timeout_s = self.timeout_of(jt)
-        policy: RetryPolicy = self.policy_of(jt)
         token = request_id_var.set(f"{env.id}:{env.attempt}")
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout_s) as scope:
-            d.scope = scope
-            try:
+        # asyncio's timeout, not an anyio cancel scope: a quarter of the cost per job
+        # (profiled), and `Delivery.cancel()` can still interrupt it at once.
+        deadline = asyncio.timeout(timeout_s)
+        try:
+            async with deadline:
+                d.timeout = deadline
                 outcome = await jt.handler(ctx, payload)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
-                return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
-            finally:
-                request_id_var.reset(token)
-            return decide_outcome(outcome, now_ms())
-        d.scope = None
-        error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
-        return decide_failure(error, attempt=env.attempt, policy=policy, now_ms=now_ms())
+        except TimeoutError as exc:
+            error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
+            if deadline.expired() and not d.interrupted():
+                error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
+            return self._failed(jt, env, error)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
+            return self._failed(jt, env, exc)
+        finally:
+            d.timeout = None
+            request_id_var.reset(token)
+        return decide_outcome(outcome, now_ms())
+
+    def _failed(self, jt: Any, env: Envelope, exc: BaseException) -> Decision:
+        policy: RetryPolicy = self.policy_of(jt)  # only failures need the policy
+        return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
 
     def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:
         match dec.disposition:

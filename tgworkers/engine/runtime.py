@@ -16,8 +16,8 @@ Duties, each a named loop whose one-iteration body is testable on its own:
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import math
 import time
 import weakref
 from collections import defaultdict
@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 import anyio
 import structlog
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from tgworkers.engine.broker import Broker, Delivery
 from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
@@ -121,9 +120,9 @@ class ProcessorRuntime:
         self._promote_wake = anyio.Event()
         self._resumed = anyio.Event()
         self._settled_all = anyio.Event()
-        self._send: MemoryObjectSendStream[Delivery]
-        self._recv: MemoryObjectReceiveStream[Delivery]
-        self._send, self._recv = anyio.create_memory_object_stream[Delivery](math.inf)
+        # a plain asyncio queue: getting a ready item does not yield to the loop, unlike
+        # anyio's memory streams, which cost a third of the per-job overhead (profiled)
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._tg: TaskGroup | None = None
         self.observers: list[Callable[[Settlement], None]] = []
         self._stale_cursors: dict[int, int] = {}
@@ -164,14 +163,13 @@ class ProcessorRuntime:
 
     @property
     def running(self) -> list[Delivery]:
-        return [d for d in self.owned.values() if d.scope is not None]
+        return [d for d in self.owned.values() if d.running]
 
     def cancel_running(self) -> None:
         """After the grace period: cancel handlers; their entries are handed back."""
         for d in list(self.owned.values()):
             d.handback = True
-            if d.scope is not None:
-                d.scope.cancel()
+            d.cancel()
 
     async def wait_idle(self) -> None:
         """Until nothing is buffered, running or waiting to be settled."""
@@ -247,7 +245,7 @@ class ProcessorRuntime:
         for d in runnable:
             if self.paused or self.stopping:
                 d.handback = True
-            self._send.send_nowait(d)
+            self._queue.put_nowait(d)
 
     async def _take_locks(self, batch: list[Delivery]) -> list[Delivery]:
         needing = [d for d in batch if d.lock is not None]
@@ -287,13 +285,13 @@ class ProcessorRuntime:
     async def _consume_loop(self) -> None:
         try:
             while self.running_consumers <= self.options.concurrency:
-                d = await self._recv.receive()
+                d = await self._queue.get()
                 await self._consume_once(d)
         finally:
             self.running_consumers -= 1
 
     async def _consume_once(self, d: Delivery) -> None:
-        if self.stopping and d.scope is None:
+        if self.stopping and not d.running:
             d.handback = True
         try:
             settlement = await self.executor.run(d)
@@ -407,8 +405,7 @@ class ProcessorRuntime:
         else:
             self.counters["lease_lost"] += 1
             log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
-        if d.scope is not None:
-            d.scope.cancel()
+        d.cancel()
 
     # ------------------------------------------------------------------ recovery
 
