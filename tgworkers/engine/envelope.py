@@ -9,6 +9,7 @@ tells its whole story; it never holds request headers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -99,24 +100,46 @@ def fields_from_json(raw: bytes) -> dict[bytes, bytes]:
     return {flat[i].encode(): flat[i + 1].encode() for i in range(0, len(flat) - 1, 2)}
 
 
-def _int_field(fields: Mapping[bytes, bytes], name: str, default: int | None) -> int | None:
-    raw = fields.get(name.encode())
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise MalformedEntryError(f"field {name!r} is not an integer: {raw[:40]!r}") from None
+class _Wire(msgspec.Struct, frozen=True):
+    """The flat text fields of an entry, converted in one C call (not field by field)."""
+
+    id: str
+    name: str
+    attempt: int = 1
+    enqueued_ms: int | None = None
+    due_ms: int | None = None
+    key: str | None = None
+    origin: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    auto_id: str | None = None
 
 
-def _text(fields: Mapping[bytes, bytes], name: str) -> str | None:
-    raw = fields.get(name.encode())
-    if raw is None:
-        return None
+_BINARY: Final = frozenset({Field.PAYLOAD.encode(), Field.ERRORS.encode()})
+_MISSING: Final = re.compile(r"missing required field `(\w+)`")
+_NOT_INT: Final = re.compile(r"Expected `int`, got `str` - at `\$\.(\w+)`")
+
+
+def _wire(fields: Mapping[bytes, bytes]) -> _Wire:
+    text: dict[str, str] = {}
+    for k, v in fields.items():
+        if k not in _BINARY:
+            try:
+                text[k.decode()] = v.decode()
+            except UnicodeDecodeError:
+                raise MalformedEntryError(
+                    f"field {k.decode(errors='replace')!r} is not UTF-8"
+                ) from None
     try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        raise MalformedEntryError(f"field {name!r} is not UTF-8") from None
+        return msgspec.convert(text, _Wire, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if m := _MISSING.search(message):
+            raise MalformedEntryError(f"missing field {m.group(1)!r}") from None
+        if m := _NOT_INT.search(message):
+            bad = text.get(m.group(1), "")[:40]
+            raise MalformedEntryError(f"field {m.group(1)!r} is not an integer: {bad!r}") from None
+        raise MalformedEntryError(message) from None
 
 
 def from_fields(fields: Mapping[bytes, bytes], *, entry_ms: int) -> Envelope:
@@ -125,33 +148,34 @@ def from_fields(fields: Mapping[bytes, bytes], *, entry_ms: int) -> Envelope:
     Raises:
         MalformedEntryError: naming the missing or malformed field.
     """
-    job_id, name = _text(fields, Field.ID), _text(fields, Field.NAME)
-    payload = fields.get(Field.PAYLOAD.encode())
-    for field_name, value in ((Field.ID, job_id), (Field.NAME, name), (Field.PAYLOAD, payload)):
+    wire = _wire(fields)
+    payload = fields.get(b"payload")
+    for field_name, value in (
+        (Field.ID, wire.id),
+        (Field.NAME, wire.name),
+        (Field.PAYLOAD, payload),
+    ):
         if not value:
             raise MalformedEntryError(f"missing field {field_name!r}")
-    assert job_id is not None  # noqa: S101
-    assert name is not None  # noqa: S101
     assert payload is not None  # noqa: S101
-    attempt = _int_field(fields, Field.ATTEMPT, 1) or 1
-    history_raw = fields.get(Field.ERRORS.encode())
+    history_raw = fields.get(b"errors")
     try:
         history = _history_decoder.decode(history_raw) if history_raw else ()
     except msgspec.DecodeError as exc:
         raise MalformedEntryError(f"field 'errors' is not a history: {exc}") from None
     return Envelope(
-        id=job_id,
-        name=name,
+        id=wire.id,
+        name=wire.name,
         payload=payload,
-        attempt=max(attempt, 1),
-        enqueued_ms=_int_field(fields, Field.ENQUEUED_MS, entry_ms) or entry_ms,
-        due_ms=_int_field(fields, Field.DUE_MS, None),
-        key=_text(fields, Field.KEY),
-        origin=_text(fields, Field.ORIGIN),
-        traceparent=_text(fields, Field.TRACEPARENT),
-        tracestate=_text(fields, Field.TRACESTATE),
+        attempt=max(wire.attempt, 1),
+        enqueued_ms=wire.enqueued_ms or entry_ms,
+        due_ms=wire.due_ms,
+        key=wire.key,
+        origin=wire.origin,
+        traceparent=wire.traceparent,
+        tracestate=wire.tracestate,
         history=history,
-        auto_id=fields.get(Field.AUTO_ID.encode()) == b"1",
+        auto_id=wire.auto_id == "1",
     )
 
 

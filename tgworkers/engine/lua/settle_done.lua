@@ -2,25 +2,24 @@
 --
 -- KEYS[1] ready stream  KEYS[2] jobs hash  KEYS[3] done zset  KEYS[4] stats hash
 -- KEYS[5] steps hash    KEYS[6..] exclusivity locks of the batch
--- ARGV[1] group  ARGV[2] consumer  ARGV[3] dedupe ttl ms  ARGV[4] job count
--- then per job: entry id, job id, dedupe flag (1/0), lock key index (0 = none)
+-- ARGV[1] group  ARGV[2] consumer  ARGV[3] dedupe ttl ms
+-- ARGV[4] the jobs as one JSON array: [[entry id, job id, dedupe 1/0, lock index], ...]
 -- returns  the entry ids refused because another consumer owns them now
 --
 -- The ownership check fences zombies: a worker that lost its lease (XPENDING
 -- shows another owner) can never ack a job someone else is running.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local refused, owned, i = {}, {}, 5
-for _ = 1, tonumber(ARGV[4]) do
-  local entry, id, dedupe, lock = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  i = i + 4
+local refused, owned = {}, {}
+for _, job in ipairs(cjson.decode(ARGV[4])) do
+  local entry, id, dedupe, lock = job[1], job[2], job[3], job[4]
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
   if p[1] and p[1][2] == ARGV[2] then
     owned[#owned + 1] = entry
     if id ~= '' then
       redis.call('HDEL', KEYS[2], id)
       redis.call('HDEL', KEYS[5], id)
-      if dedupe == '1' then redis.call('ZADD', KEYS[3], now, id) end
+      if dedupe == 1 then redis.call('ZADD', KEYS[3], now, id) end
     end
     if lock > 0 and redis.call('GET', KEYS[lock]) == id then redis.call('DEL', KEYS[lock]) end
   else
