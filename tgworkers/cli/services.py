@@ -49,7 +49,12 @@ def context(args: argparse.Namespace) -> tuple[Settings, Registry]:
 
 @asynccontextmanager
 async def open_services(settings: Settings, registry: Registry) -> AsyncIterator[Services]:
-    redis = connect(settings.redis_url.reveal(), socket_timeout_s=10.0, max_connections=16)
+    redis = connect(
+        settings.redis_url.reveal(),
+        cluster=settings.redis_cluster,
+        socket_timeout_s=10.0,
+        max_connections=16,
+    )
     try:
         yield EngineServices.build(redis, registry, settings)
     finally:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Final
+from typing import Final, cast
 
 import anyio
 import structlog
 from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -35,13 +35,33 @@ CONNECTION_ERRORS: Final = (
 )
 
 
-def connect(url: str, *, socket_timeout_s: float = 10.0, max_connections: int = 128) -> Redis:
+def _cluster(url: str, *, socket_timeout_s: float, max_connections: int) -> Redis:
+    """A Redis Cluster client; every engine key of a partition is in one slot.
+
+    Returned as `Redis`: the engine uses only commands both clients share (single-slot
+    scripts, stream and hash commands), so the rest of the code needs no second type.
+    """
+    client = RedisCluster.from_url(
+        url,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=5.0,
+        max_connections=max_connections,
+        protocol=2,
+    )
+    return cast(Redis, client)
+
+
+def connect(
+    url: str, *, cluster: bool = False, socket_timeout_s: float = 10.0, max_connections: int = 128
+) -> Redis:
     """A pooled client for short commands and scripts (bytes replies, RESP2).
 
     The pool *blocks* when all its connections are busy instead of raising "Too
     many connections" (redis-py 8 caps pools at 100), so a burst of handlers
     waits a few microseconds for a connection rather than failing an attempt.
     """
+    if cluster:
+        return _cluster(url, socket_timeout_s=socket_timeout_s, max_connections=max_connections)
     pool = BlockingConnectionPool.from_url(
         url,
         socket_timeout=socket_timeout_s,
@@ -55,12 +75,18 @@ def connect(url: str, *, socket_timeout_s: float = 10.0, max_connections: int = 
     return Redis(connection_pool=pool)
 
 
-def connect_for_blocking(url: str, *, block_ms: int, max_connections: int = 4) -> Redis:
+def connect_for_blocking(
+    url: str, *, block_ms: int, max_connections: int = 4, cluster: bool = False
+) -> Redis:
     """A client for blocking XREADGROUP: socket timeout = BLOCK + 5 s.
 
     Each processor's read loop holds one connection while it blocks, so the pool
-    needs one per processor that may ever run in the process.
+    needs one per processor that may ever run in the process (per partition on a
+    cluster, where each partition is read on its own).
     """
+    if cluster:
+        timeout_s = block_ms / 1000 + 5.0
+        return _cluster(url, socket_timeout_s=timeout_s, max_connections=max_connections)
     return Redis.from_url(
         url,
         socket_timeout=block_ms / 1000 + 5.0,

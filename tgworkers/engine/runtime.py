@@ -50,7 +50,7 @@ charged for the poison's crashes (reclaim_idle.lua)."""
 class RuntimeOptions:
     """The knobs a runtime reads on every use, so a hot reload applies live."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only knobs
         self,
         *,
         concurrency: int,
@@ -59,6 +59,7 @@ class RuntimeOptions:
         dedupe_ttl_ms: int,
         block_ms: int = 1000,
         reap_idle_ms: int | None = None,
+        read_per_partition: bool = False,
     ) -> None:
         self.concurrency = concurrency
         self.visibility_timeout_ms = visibility_timeout_ms
@@ -66,6 +67,7 @@ class RuntimeOptions:
         self.dedupe_ttl_ms = dedupe_ttl_ms
         self.block_ms = block_ms
         self.reap_idle_ms = reap_idle_ms or max(2 * visibility_timeout_ms, 5_000)
+        self.read_per_partition = read_per_partition
 
     @property
     def lease_interval_s(self) -> float:
@@ -116,7 +118,9 @@ class ProcessorRuntime:
         self.last_progress = time.monotonic()
         self._pending: list[Settlement] = []
         self._settle_wake = anyio.Event()
-        self._slot_freed = anyio.Event()
+        # cleared, never replaced: several read loops (one per partition on a cluster)
+        # may wait on it at once, and a replaced event would strand the others
+        self._slot_freed = asyncio.Event()
         self._promote_wake = anyio.Event()
         self._resumed = anyio.Event()
         self._settled_all = anyio.Event()
@@ -133,8 +137,17 @@ class ProcessorRuntime:
     async def start(self, tg: TaskGroup) -> None:
         await self._with_redis(lambda: self.broker.ensure_groups(self.partitions))
         self._tg = tg
-        for loop in (self._read_loop, self._settle_loop, self._lease_loop):
+        for loop in (self._settle_loop, self._lease_loop):
             tg.start_soon(loop)
+        # one XREADGROUP over every partition; on a cluster each partition is its own
+        # slot, so each gets its own blocking reader
+        groups = (
+            [[pk] for pk in self.partitions]
+            if self.options.read_per_partition
+            else [self.partitions]
+        )
+        for pks in groups:
+            tg.start_soon(self._read_loop, pks)
         tg.start_soon(self._reclaim_loop)
         tg.start_soon(self._promote_loop)
         self.set_concurrency(self.options.concurrency)
@@ -207,24 +220,24 @@ class ProcessorRuntime:
 
     # ------------------------------------------------------------------ reading
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, partitions: list[PartitionKeys]) -> None:
         while not self.stopping:
-            await self._read_once()
+            await self._read_once(partitions)
 
-    async def _read_once(self) -> None:
+    async def _read_once(self, partitions: list[PartitionKeys] | None = None) -> None:
         if self.paused:
             with anyio.move_on_after(0.5):
                 await self._resumed.wait()
             return
         free = self._free_slots()
         if free <= 0:
-            self._slot_freed = anyio.Event()
+            self._slot_freed.clear()
             if self._free_slots() <= 0:
                 await self._slot_freed.wait()
             return
         try:
             batch = await self.broker.read(
-                self.partitions, count=free, block_ms=self.options.block_ms
+                partitions or self.partitions, count=free, block_ms=self.options.block_ms
             )
         except CONNECTION_ERRORS as exc:
             self.health.failed(exc)

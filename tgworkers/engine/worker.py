@@ -69,9 +69,15 @@ class Worker:
         self.consumer = consumer
         self.resources = resources or Resources()
         url = settings.redis_url.reveal()
-        self.redis = redis or connect(url)
+        cluster = settings.redis_cluster
+        self.redis = redis or connect(url, cluster=cluster)
         readers = max(4, len(registry.processors) + 1)  # one per processor that may run
-        self.blocking = connect_for_blocking(url, block_ms=1000, max_connections=readers)
+        if cluster:  # one reader per partition: one XREADGROUP cannot span slots
+            counts = [Layout(settings).partition_count(p) for p in registry.processors.values()]
+            readers = max(readers, sum(counts) + 1)
+        self.blocking = connect_for_blocking(
+            url, block_ms=1000, max_connections=readers, cluster=cluster
+        )
         self.health = RedisHealth()
         self.layout = Layout(settings)
         self.client = Client(self.redis, registry, settings)
@@ -116,6 +122,7 @@ class Worker:
             visibility_timeout_ms=s.visibility_timeout_ms,
             max_deliveries=s.max_deliveries_effective,
             dedupe_ttl_ms=s.dedupe_ttl_s * 1000,
+            read_per_partition=s.redis_cluster,
         )
         return ProcessorRuntime(
             processor=proc, partitions=self.layout.partitions(proc), broker=self.broker,
@@ -321,7 +328,12 @@ class Worker:
             await anyio.sleep(HEARTBEAT_S)
 
     async def _wake_loop(self) -> None:
-        """Pub/Sub: a delayed job earlier than any known wakes its promoter now."""
+        """Pub/Sub: a delayed job earlier than any known wakes its promoter now.
+
+        Not on a cluster (the promoters then rely on their own timers and a 1 s poll).
+        """
+        if self.settings.redis_cluster:
+            return
         by_channel = {pk.wake_channel.encode(): rt for rt in self.runtimes for pk in rt.partitions}
         if not by_channel:
             return
