@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import structlog
 
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
 from tgworkers.config import (
@@ -17,11 +18,16 @@ from tgworkers.config import (
     default_consumer_name,
     merged_environment,
 )
+from tgworkers.engine.context import Resources
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.reload import Reloader, build_reloader
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError, InputError
 from tgworkers.http.server import embedded_server, run_with_server
+from tgworkers.jobs.settings import JobSettings, missing_requirements, needs_peers, peers_config
+from tgworkers.peers import Peers, ServiceKey, build_peers
+
+log = structlog.get_logger("tgworkers.run")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,8 +52,40 @@ def select_processors(
     except InputError as exc:
         raise ConfigError(f"PROCESSORS: {exc}") from None
     return tuple(
-        p for p in registry.processors.values() if settings.enabled(p.enabled_by, p.enabled_default)
+        p
+        for p in registry.processors.values()
+        if settings.enabled(p.enabled_by, p.enabled_default)
+        and not missing_requirements(settings, p)  # logged as skipped by `main`
     )
+
+
+def check_requirements(
+    registry: Registry, settings: Settings, chosen: tuple[Processor, ...]
+) -> None:
+    """Refuse a chosen processor whose required variables are unset, naming the first.
+
+    One switched on only by its `ENABLE_*` flag (or its default) was left out by
+    `select_processors`; it is logged as skipped, saying why.
+    """
+    for proc in chosen:
+        if missing := missing_requirements(settings, proc):
+            raise ConfigError(f"{missing[0]}: not set; processor {proc.name} requires it")
+    for proc in registry.processors.values():
+        enabled = settings.enabled(proc.enabled_by, proc.enabled_default)
+        if proc not in chosen and enabled and (missing := missing_requirements(settings, proc)):
+            log.warning("processor.skipped", processor=proc.name, missing=missing,
+                            reason="required variables are not set")  # fmt: skip
+
+
+def job_resources(registry: Registry, settings: Settings) -> tuple[Resources, Peers | None]:
+    """The jobs' settings and, when a processor calls peers and a key is set, the peers."""
+    resources = Resources(JobSettings.from_settings(settings))
+    jwk = settings.service_jwt_private_jwk
+    if jwk is None or not needs_peers(tuple(registry.processors.values())):
+        return resources, None
+    peers = build_peers(peers_config(settings), ServiceKey.from_jwk_text(jwk))
+    resources.add(peers)
+    return resources, peers
 
 
 def check_service_key(settings: Settings) -> None:
@@ -70,11 +108,14 @@ def main(args: argparse.Namespace) -> int:
     check_processor_names(settings, {p.env_name for p in registry.processors.values()})
     check_service_key(settings)
     setup_logging(settings)
+    check_requirements(registry, settings, processors)
+    resources, peers = job_resources(registry, settings)
     worker = Worker(
         settings=settings,
         registry=registry,
         processors=processors,
         consumer=settings.consumer_name or default_consumer_name(),
+        resources=resources,
     )
     if settings.port is not None:
         embedded_server(worker, settings, settings.port)  # a bad ADMIN_TRUSTED_JWKS exits 2 now
@@ -88,14 +129,18 @@ def main(args: argparse.Namespace) -> int:
     select = functools.partial(select_processors, registry, names=args.processors)
     base_env = merged_environment(os.environ, Path(".env"))
     reloader = build_reloader(worker, registry, select, base_env)
-    anyio.run(serve, worker, reloader, backend="asyncio", backend_options=backend_options)
+    anyio.run(serve, worker, reloader, peers, backend="asyncio", backend_options=backend_options)
     return 0
 
 
-async def serve(worker: Worker, reloader: Reloader | None) -> None:
+async def serve(worker: Worker, reloader: Reloader | None, peers: Peers | None = None) -> None:
     """Run the worker (with the HTTP server on `PORT`) and the config reloader if any."""
-    async with anyio.create_task_group() as tg:
-        if reloader is not None:
-            tg.start_soon(reloader.run)
-        await run_with_server(worker, worker.settings)
-        tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            if reloader is not None:
+                tg.start_soon(reloader.run)
+            await run_with_server(worker, worker.settings)
+            tg.cancel_scope.cancel()
+    finally:
+        if peers is not None:
+            await peers.aclose()  # connection pools closed on every exit
