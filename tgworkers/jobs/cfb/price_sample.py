@@ -2,9 +2,10 @@
 
 Each run reads the latest prices of `CFB_PRICE_SYMBOLS` and folds them into the
 bar of the sample's minute (open/high/low/close/samples per symbol), kept in the
-partition's `bars` hash for `PRICE_BARS_RETENTION` minutes. A minute before the
-current one is closed: its bars are posted to PlayHub once, with the key
-`cfb.price.sample:{minute}`, and marked posted. A crash between the post and the
+partition's `bars` hash for `PRICE_BARS_RETENTION` minutes. A minute is closed
+once the worker's clock, or a sample's own `ts`, is in a later minute: its bars
+are posted to PlayHub once, with the key `cfb.price.sample:{minute}`, and marked
+posted. A crash between the post and the
 mark re-posts with the same key, which PlayHub dedupes. A sample seen twice (same
 `ts`) counts once, so a retried run does not inflate `samples`.
 
@@ -63,13 +64,14 @@ def fold(bar: Bar | None, price: str, ts_ms: int) -> Bar | None:
     )
 
 
-async def _record(ctx: JobContext, peers: Peers, symbols: tuple[str, ...]) -> int:
-    """Fold the latest prices into their minutes' bars; returns how many were new."""
+async def _record(ctx: JobContext, peers: Peers, symbols: tuple[str, ...]) -> tuple[int, int]:
+    """Fold the latest prices into their minutes' bars: (new samples, newest minute seen)."""
     if peers.price is None:  # the processor requires SVC_PRICE_URL; defensive only
         raise PermanentError("SVC_PRICE_URL is not set: no price service to sample")
-    added = 0
+    added = newest = 0
     for price in await peers.price.get_prices(symbols):
         minute = price.ts_ms - price.ts_ms % MINUTE_MS
+        newest = max(newest, minute)
         if await ctx.redis.hexists(ctx.partition.bars, f"posted:{minute}"):
             continue  # a late sample of a minute already posted
         field = f"bar:{minute}:{price.symbol}"
@@ -78,7 +80,7 @@ async def _record(ctx: JobContext, peers: Peers, symbols: tuple[str, ...]) -> in
         if bar is not None:
             await ctx.redis.hset(ctx.partition.bars, field, msgspec.json.encode(bar))
             added += 1
-    return added
+    return added, newest
 
 
 def _group(stored: Mapping[Any, Any]) -> tuple[dict[int, list[PriceBar]], set[int]]:
@@ -124,8 +126,9 @@ async def sample_prices(ctx: JobContext, payload: SamplePrices) -> Outcome:
     now_ms = int(time.time() * 1000)
     now_minute = now_ms - now_ms % MINUTE_MS
     cutoff = now_minute - settings.price_bars_retention_min * MINUTE_MS
-    added = await _record(ctx, peers, settings.cfb_price_symbols)
-    sent = await _post_closed(ctx, peers, now_minute, cutoff)
+    added, newest = await _record(ctx, peers, settings.cfb_price_symbols)
+    # a minute is closed once the clock or the price service's own time is past it
+    sent = await _post_closed(ctx, peers, max(now_minute, newest), cutoff)
     log.info("price.sampled", samples=added, minutes_posted=sent)
     return Done()
 
