@@ -115,7 +115,9 @@ def _response(answer: Answer) -> Response:
 
 def _keep_for_replay(answer: Answer) -> bool:
     code = answer.body.get("code")
-    return not (answer.status >= 500 or answer.status in _RETRYABLE or code in _NOT_REPLAYED_CODES)  # noqa: PLR2004
+    pending = answer.body.get("verdict") == "pending"  # undecided: the next /verify must check
+    retryable = answer.status >= 500 or answer.status in _RETRYABLE  # noqa: PLR2004
+    return not (retryable or code in _NOT_REPLAYED_CODES or pending)
 
 
 class FakePeersApp:

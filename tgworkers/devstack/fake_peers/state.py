@@ -27,6 +27,8 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    received_s: float = field(default_factory=time.time)
+    """When the fake received it (Unix seconds): lets a test see calls' order in time."""
 
     @property
     def idempotency_key(self) -> str | None:
