@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import jwt
+
 from tests.conftest import make_settings, running_worker
 from tests.support.wait import wait_until
 
@@ -89,8 +91,6 @@ def attempts(requests: list[RecordedRequest]) -> list[int]:
 
 def audiences(requests: list[RecordedRequest]) -> set[str]:
     """The `aud` claims of the requests' bearer tokens (checked by the fake as well)."""
-    import jwt  # noqa: PLC0415 - pyjwt, only to read claims in tests
-
     return {
         jwt.decode(r.headers["authorization"][7:], options={"verify_signature": False})["aud"]
         for r in requests
