@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
-
 from tests.conftest import make_settings, running_worker
 from tests.support.wait import wait_until
 
