@@ -82,7 +82,7 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 async def test_killed_between_steps_recovers_with_one_effect_per_key(
-    name, jobs, fake, jwk_text, redis, redis_url, settings
+    name, jobs, fake, jwk_text, redis, settings
 ):
     seed, sc = SCENARIOS[name]
     seed(fake)
@@ -90,6 +90,7 @@ async def test_killed_between_steps_recovers_with_one_effect_per_key(
     fake.hang(peer, route, hang_s=10)
     env = {**peers_env(fake, jwk_text), **RECOVERY}
     job = await Client(redis, Registry(PROCESSORS), settings).enqueue(sc.job, sc.payload)
+    redis_url = settings.redis_url.reveal()
     first = start_worker(
         redis_url, processors=sc.processor, app="tgworkers.jobs:PROCESSORS", env=env
     )
