@@ -51,13 +51,7 @@ async def test_three_workers_never_run_two_jobs_of_one_escrow_at_once(
         for _ in range(3)
     ]
     try:
-        for escrow in ESCROWS:
-            for job in ("escrow.expire", "escrow.adjudicate"):
-                await wait_until(
-                    lambda j=job, e=escrow: _done(client, j, e),
-                    timeout_s=15,
-                    what=f"{job} {escrow}",
-                )
+        await wait_until(lambda: _all_done(client), timeout_s=15, what="every escrow job done")
     finally:
         for w in workers:
             w.close()
@@ -70,6 +64,11 @@ async def test_three_workers_never_run_two_jobs_of_one_escrow_at_once(
         assert second_first >= first_last + DELAY_S * 0.9, (escrow, spans)
     starts = sorted(s[1] for spans in runs.values() for s in spans)
     assert starts[3] - starts[0] < DELAY_S * 3  # different escrows did run side by side
+
+
+async def _all_done(client: Client) -> bool:
+    jobs = ("escrow.expire", "escrow.adjudicate")
+    return all([await _done(client, job, escrow) for escrow in ESCROWS for job in jobs])
 
 
 async def _done(client: Client, job: str, escrow: str) -> bool:

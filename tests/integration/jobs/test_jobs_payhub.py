@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from structlog.testing import capture_logs
 from tests.integration.jobs.jobs_support import now_ms
 from tests.support.wait import wait_until
@@ -23,7 +25,7 @@ def seed_holds(fake) -> None:
     fake.state.add_hold("h_young", user_id="u_1", amount=500)
 
 
-def counts(logs: list[dict]) -> list[tuple[int, int, int]]:
+def counts(logs: list[dict[str, Any]]) -> list[tuple[int, int, int]]:
     return [(e["released"], e["skipped"], e["failed"])
             for e in logs if e["event"] == "orphan_holds.collected"]  # fmt: skip
 
