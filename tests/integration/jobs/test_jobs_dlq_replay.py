@@ -12,54 +12,51 @@ from tgworkers.errors import InputError
 SETTLE = "/internal/v1/cfb/settle"
 
 
-async def dead_bets(h, *bets: str) -> None:
-    """Bets whose settle jobs exhausted their attempts on 503s (answers a peer does not replay)."""
-    for bet in bets:
-        h.fake.state.add_bet(bet, t_end_ms=now_ms() - 1000)
-    h.fake.fail("playhub", "settle_cfb_bet", status=503, times=2 * len(bets))
-    for bet in bets:
-        await h.enqueue("cfb.settle", {"betId": bet})
-    for bet in bets:
-        await h.wait_dead("cfb.settle", f"cfb.settle:{bet}")
+def replay_note(job):
+    notes = [e for e in job.errors if e["kind"] == "replayed"] if job else []
+    return notes[0] if notes else None
 
 
-async def test_replay_keeps_ids_and_keys_at_a_bounded_rate_and_reports_skipped(jobs, fake):
+async def test_replay_keeps_ids_records_who_at_a_bounded_rate_and_reports_skipped(jobs, fake):
     with capture_logs() as logs:
-        async with jobs("cfb.settle,dlq.replay", MAX_ATTEMPTS_CFB_SETTLE="2") as h:
-            await dead_bets(h, "b_1", "b_2")
+        async with jobs("cfb.settle,dlq.replay") as h:
+            for bet in ("b_1", "b_2"):  # unknown bets: 404, and the peer answers the same again
+                await h.enqueue("cfb.settle", {"betId": bet})
+                await h.wait_dead("cfb.settle", f"cfb.settle:{bet}")
             ids = ["cfb.settle:b_1", "cfb.settle:b_2", "cfb.settle:gone"]
             payload = {"queue": "cfb.settle", "ids": ids, "ratePerSec": 4, "by": "alice"}
-            replay = await h.enqueue("dlq.replay", payload)
-            for bet in ("b_1", "b_2"):
-                await h.wait_done("cfb.settle", f"cfb.settle:{bet}", {"betId": bet})
-            await wait_until(lambda: [e for e in logs if e["event"] == "dlq.replayed"])
-    assert replay.created
-    assert await h.dlq.count("cfb.settle") == 0
-    first, second = h.calls("playhub", SETTLE)[4:]
-    assert [first.idempotency_key, second.idempotency_key] == ["cfb.settle:b_1", "cfb.settle:b_2"]
-    assert second.received_s - first.received_s >= 0.2  # 4 per second
+            await h.enqueue("dlq.replay", payload)
+            notes = []
+            for job_id in ids[:2]:
+
+                async def dead_again(job_id=job_id):
+                    return replay_note(await h.dlq.find("cfb.settle", job_id))
+
+                notes.append(await wait_until(dead_again, what=f"{job_id} replayed, dead again"))
+    assert [n["message"] for n in notes] == ["replayed by alice"] * 2
+    assert notes[1]["at_ms"] - notes[0]["at_ms"] >= 240  # 4 per second
+    keys = [r.idempotency_key for r in h.calls("playhub", SETTLE)]
+    assert sorted(keys) == ["cfb.settle:b_1"] * 2 + ["cfb.settle:b_2"] * 2
     (report,) = [e for e in logs if e["event"] == "dlq.replayed"]
     assert (report["requeued"], report["skipped"], report["by"]) == (2, 1, "alice")
     (skipped,) = [e for e in logs if e["event"] == "dlq.replay_skipped"]
     assert skipped["ids"] == ["cfb.settle:gone"]
 
 
-async def test_replay_records_who_replayed_in_the_jobs_history(jobs, fake):
-    async with jobs("cfb.settle,dlq.replay") as h:
-        await h.enqueue("cfb.settle", {"betId": "b_1"})  # unknown bet: 404, replayed by the peer
-        await h.wait_dead("cfb.settle", "cfb.settle:b_1")
-        await h.enqueue("dlq.replay", {"queue": "cfb.settle", "all": True},
-                        origin="operator:bob")  # fmt: skip
-
-        async def replayed_and_dead_again():
-            job = await h.dlq.find("cfb.settle", "cfb.settle:b_1")
-            return job if job and any(e["kind"] == "replayed" for e in job.errors) else None
-
-        job = await wait_until(replayed_and_dead_again, what="replayed, dead again")
-    (note,) = [e for e in job.errors if e["kind"] == "replayed"]
-    assert note["message"] == "replayed by operator:bob"
-    assert job.id == "cfb.settle:b_1"
-    assert [r.idempotency_key for r in h.calls("playhub", SETTLE)] == ["cfb.settle:b_1"] * 2
+async def test_replay_all_settles_jobs_that_had_exhausted_their_attempts(jobs, fake):
+    with capture_logs() as logs:
+        async with jobs("cfb.settle,dlq.replay", MAX_ATTEMPTS_CFB_SETTLE="2") as h:
+            fake.state.add_bet("b_1", t_end_ms=now_ms() - 1000)
+            fake.fail("playhub", "settle_cfb_bet", status=503, times=2)
+            await h.enqueue("cfb.settle", {"betId": "b_1"})
+            await h.wait_dead("cfb.settle", "cfb.settle:b_1")
+            await h.enqueue("dlq.replay", {"queue": "cfb.settle", "all": True},
+                            origin="operator:bob")  # fmt: skip
+            await h.wait_done("cfb.settle", "cfb.settle:b_1", {"betId": "b_1"})
+    assert fake.state.get("bets", "b_1")["status"] == "settled"
+    assert {r.idempotency_key for r in h.calls("playhub", SETTLE)} == {"cfb.settle:b_1"}
+    (report,) = [e for e in logs if e["event"] == "dlq.replayed"]
+    assert report["by"] == "operator:bob" and report["ids"] == ["cfb.settle:b_1"]
 
 
 async def test_replay_payload_needs_ids_or_all_and_a_known_queue(jobs):

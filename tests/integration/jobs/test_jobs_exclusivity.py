@@ -62,8 +62,10 @@ async def test_three_workers_never_run_two_jobs_of_one_escrow_at_once(
         (_, _, first_last), (_, second_first, _) = spans
         # the second job's first call came after the first job's last answer
         assert second_first >= first_last + DELAY_S * 0.9, (escrow, spans)
-    starts = sorted(s[1] for spans in runs.values() for s in spans)
-    assert starts[3] - starts[0] < DELAY_S * 3  # different escrows did run side by side
+    spans = [(e, first, last) for e, ss in runs.items() for _, first, last in ss]
+    assert any(  # different escrows did run side by side
+        e1 != e2 and f1 < l2 and f2 < l1 for e1, f1, l1 in spans for e2, f2, l2 in spans
+    )
 
 
 async def _all_done(client: Client) -> bool:
