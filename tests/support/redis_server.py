@@ -3,89 +3,18 @@
 Chosen in this order: `REDIS_URL` when given (shared; tests then flush per test),
 a `redis-server` binary from PATH, a testcontainers Redis when Docker works.
 The data directory survives `restart()`, so AOF tests see their data again.
+`RedisServer` itself lives in `tgworkers.devstack.redis`, shared with `dev`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
-import time
-from pathlib import Path
 
-import redis
+from tgworkers.devstack.redis import RedisServer, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """One redis-server process owned by the tests."""
-
-    def __init__(
-        self, *, appendonly: bool = False, fsync: str = "always", binary: str | None = None
-    ):
-        found = binary or shutil.which("redis-server")
-        if found is None:
-            raise RuntimeError("redis-server not found on PATH (apt-get install -y redis-server)")
-        self.binary = found
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="tgw-redis-"))
-        self.appendonly = appendonly
-        self.fsync = fsync
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [
-            self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-            "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", self.fsync, "--maxmemory-policy", "noeviction",
-            "--logfile", str(self.dir / "redis.log"),
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_ready()
-
-    def wait_ready(self, timeout_s: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return
-            except redis.exceptions.BusyLoadingError:
-                pass
-            except redis.exceptions.ConnectionError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server on port {self.port} not ready in {timeout_s}s")
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        if kill:
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def restart(self, *, kill: bool = False) -> None:
-        self.stop(kill=kill)
-        self.start()
-
-    def close(self) -> None:
-        self.stop(kill=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
+__all__ = ["ContainerRedis", "RedisServer", "docker_usable", "free_port", "session_redis"]
 
 
 class ContainerRedis:
