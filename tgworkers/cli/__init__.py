@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from tgworkers import __version__
 from tgworkers.cli import (
     backfill,
+    dev,
     dlq,
     drain,
     enqueue,
@@ -29,6 +30,7 @@ COMMANDS: tuple[
     tuple[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]], ...
 ] = (
     ("run", run_cmd.register),
+    ("dev", dev.register),
     ("enqueue", enqueue.register),
     ("stats", stats.register),
     ("pause", pause.register),

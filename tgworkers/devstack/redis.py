@@ -15,6 +15,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -126,3 +128,33 @@ class RedisServer:
         """Stop the server and remove its directory: nothing is left behind."""
         self.stop(kill=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DevRedis:
+    """The Redis `dev` runs on: a reachable `REDIS_URL`, or its own server (`owned`)."""
+
+    url: str
+    server: RedisServer | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.server is not None
+
+
+@contextlib.contextmanager
+def private_redis(url: str | None) -> Iterator[DevRedis]:
+    """Use `url` when a Redis answers there; else start one, and remove it on exit.
+
+    Raises:
+        RedisBinaryMissingError: no reachable `url` and no `redis-server` on PATH.
+    """
+    if url and reachable(url):
+        yield DevRedis(url)
+        return
+    server = RedisServer()
+    try:
+        server.start()
+        yield DevRedis(server.url, server)
+    finally:
+        server.close()
