@@ -144,7 +144,9 @@ def main(args: argparse.Namespace) -> int:
         sample = SampleWork(fake, worker.client.enqueue, tick_s=args.tick)
         stats = StatsReader(worker.redis, worker.registry, Layout(settings))
         live = is_terminal() and not args.plain
-        view = DevView(stats, sample, Stack(redis, fake, settings).banner(), live=live)
+        running = frozenset(p.queue for p in worker.processors)
+        banner = Stack(redis, fake, settings).banner()
+        view = DevView(stats, sample, banner, queues=running, live=live)
         with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the worker listens
             anyio.run(serve_dev, worker, peers, sample, view)
     print("dev: stopped; nothing left running", file=sys.stderr)

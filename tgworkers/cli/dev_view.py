@@ -27,6 +27,8 @@ from tgworkers.engine.stats import QueueStats, StatsDocument, StatsReader
 
 LIVE_EVERY_S: Final = 1.0
 PLAIN_EVERY_S: Final = 5.0
+RECENT_LINES: Final = 6
+"""Lines of sample work and of outcomes shown side by side: the view fits 24 rows."""
 _COUNTERS: Final = (("processed", "done"), ("retried", "retried"), ("failed", "failed"),
                     ("dlq", "dead-lettered"))  # fmt: skip
 
@@ -74,22 +76,30 @@ class DevView:
     """Reads the stats document and shows it, live on a terminal, as lines elsewhere."""
 
     def __init__(
-        self, stats: StatsReader, sample: SampleWork, banner: Sequence[str], *, live: bool
+        self,
+        stats: StatsReader,
+        sample: SampleWork,
+        banner: Sequence[str],
+        *,
+        queues: frozenset[str],
+        live: bool,
     ) -> None:
         self.stats = stats
         self.sample = sample
         self.banner = tuple(banner)
+        self.queues = queues
         self.live = live
-        self.outcomes: deque[str] = deque(maxlen=10)
+        self.outcomes: deque[str] = deque(maxlen=RECENT_LINES)
         self._last: StatsDocument | None = None
         self._started = time.monotonic()
 
     async def read(self) -> StatsDocument | None:
         """The next document, recording outcomes; None while Redis does not answer."""
         try:
-            doc = await self.stats.snapshot()
+            full = await self.stats.snapshot()
         except CONNECTION_ERRORS:
             return None
+        doc = StatsDocument(queues=[q for q in full.queues if q.name in self.queues], at=full.at)
         self.outcomes.extend(outcome_lines(self._last, doc))
         self._last = doc
         return doc
@@ -103,10 +113,12 @@ class DevView:
     def render(self, doc: StatsDocument | None) -> Group:
         head = Text("\n".join(self.banner), style="cyan")
         body = queue_table(doc) if doc else Text("Redis is not answering…", style="red")
-        made = Text("\n".join(self.sample.recent) or "-", style="dim")
-        seen = Text("\n".join(self.outcomes) or "-")
-        return Group(head, Text(""), body, Text("\nsample work", style="bold"), made,
-                     Text("\noutcomes", style="bold"), seen)  # fmt: skip
+        recent = Table("sample work", "outcomes", box=None, header_style="bold", expand=True)
+        recent.add_row(
+            Text("\n".join(list(self.sample.recent)[-RECENT_LINES:]) or "-", style="dim"),
+            Text("\n".join(self.outcomes) or "-"),
+        )
+        return Group(head, Text(""), body, Text(""), recent)
 
     async def _run_live(self) -> None:
         console = Console()
