@@ -125,7 +125,9 @@ def test_dev_uses_a_reachable_redis_url_under_its_own_prefix(dev, redis_url):
 
 
 def test_dev_without_redis_server_or_redis_url_exits_2_naming_how_to_get_one(tmp_path):
-    env = {**clean_env(), "PATH": str(Path(sys.executable).parent)}  # the venv: no redis-server
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    env = {**clean_env(), "PATH": str(empty)}  # python by full path; no redis-server anywhere
     done = subprocess.run([sys.executable, "-m", "tgworkers", "dev"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 2, done.stderr
