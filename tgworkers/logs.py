@@ -16,16 +16,19 @@ from typing import Any, Final
 
 import structlog
 
+from tgworkers.engine.telemetry import add_job_context
 from tgworkers.secrets import MASK, Secret
 
 _LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _SENSITIVE_KEYS: Final = frozenset(
     {"authorization", "token", "admin_token", "metrics_token", "password", "jwk",
-     "private_jwk", "service_jwt_private_jwk", "secret", "d"}
+     "private_jwk", "service_jwt_private_jwk", "secret", "d", "access_token", "id_token",
+     "refresh_token", "api_key", "client_secret", "cookie", "set-cookie", "passwd"}
 )  # fmt: skip
 _PATTERNS: Final = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)(rediss?://[^:/@\s]*:)[^@\s]+(@)"),
+    re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)"),  # user:password@ in URLs
+    re.compile(r"(eyJ[A-Za-z0-9_-]{4,}\.)[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+()"),  # a JWT's claims
     re.compile(r"(\"d\"\s*:\s*\")[^\"]+(\")"),
 )
 
@@ -82,6 +85,7 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_job_context,  # job id, name, attempt, queue, trace id of the run
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

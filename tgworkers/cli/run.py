@@ -18,12 +18,16 @@ from tgworkers.config import (
     default_consumer_name,
     merged_environment,
 )
+from tgworkers.engine import telemetry
 from tgworkers.engine.context import Resources
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.reload import Reloader, build_reloader
+from tgworkers.engine.stats import StatsReader
+from tgworkers.engine.telemetry import count_ledger_violation, setup_telemetry
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError, InputError
 from tgworkers.http.server import embedded_server, run_with_server
+from tgworkers.jobs.payhub.ledger_recalc import violation_hooks
 from tgworkers.jobs.settings import JobSettings, missing_requirements, needs_peers, peers_config
 from tgworkers.peers import Peers, ServiceKey, build_peers
 
@@ -108,6 +112,9 @@ def main(args: argparse.Namespace) -> int:
     check_processor_names(settings, {p.env_name for p in registry.processors.values()})
     check_service_key(settings)
     setup_logging(settings)
+    setup_telemetry(settings)  # before the worker: its parts take the active telemetry
+    if count_ledger_violation not in violation_hooks:
+        violation_hooks.append(count_ledger_violation)
     check_requirements(registry, settings, processors)
     resources, peers = job_resources(registry, settings)
     worker = Worker(
@@ -129,7 +136,14 @@ def main(args: argparse.Namespace) -> int:
     select = functools.partial(select_processors, registry, names=args.processors)
     base_env = merged_environment(os.environ, Path(".env"))
     reloader = build_reloader(worker, registry, select, base_env)
-    anyio.run(serve, worker, reloader, peers, backend="asyncio", backend_options=backend_options)
+    if reloader is not None:
+        telemetry.active().track_reloader(reloader)
+    try:
+        anyio.run(
+            serve, worker, reloader, peers, backend="asyncio", backend_options=backend_options
+        )
+    finally:
+        telemetry.shutdown()  # flush pending spans and metrics
     return 0
 
 
@@ -139,6 +153,8 @@ async def serve(worker: Worker, reloader: Reloader | None, peers: Peers | None =
         async with anyio.create_task_group() as tg:
             if reloader is not None:
                 tg.start_soon(reloader.run)
+            stats = StatsReader(worker.redis, worker.registry, worker.layout)
+            tg.start_soon(telemetry.depth_loop, stats)  # the queue gauges' snapshot
             await run_with_server(worker, worker.settings)
             tg.cancel_scope.cancel()
     finally:

@@ -25,6 +25,7 @@ from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
+from tgworkers.engine.telemetry import active as active_telemetry
 from tgworkers.errors import InputError
 
 CHUNK: Final = 500
@@ -132,6 +133,17 @@ class Client:
         return pk, NewJob(id=job_id, due_ms=due, fields_json=fields_json(to_fields(env))), result
 
     async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueResult]:
+        """Enqueue a batch inside a `send <queue>` span whose context each job carries."""
+        batch = list(requests)
+        jobs: dict[tuple[str, str], int] = defaultdict(int)
+        for r in batch:
+            jt = self.registry.job_types.get(r.name)
+            if jt is not None:  # an unknown name fails in `prepare`, naming it
+                jobs[(self.registry.processor_of[jt.name].queue, jt.name)] += 1
+        with active_telemetry().send_span((q for q, _ in jobs), jobs):
+            return await self._enqueue_many(batch)
+
+    async def _enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueResult]:
         """Enqueue a batch: validated first (all or nothing), then one call per chunk."""
         now_ms = int(time.time() * 1000)
         trace: dict[str, str] = {}

@@ -34,6 +34,7 @@ from tgworkers.engine.retry import (
     decide_outcome,
 )
 from tgworkers.engine.scripts import DeadItem, DoneItem, HandBackItem, LaterItem
+from tgworkers.engine.telemetry import Telemetry, active as active_telemetry
 
 log = structlog.get_logger("tgworkers.job")
 
@@ -84,6 +85,7 @@ class Executor:
         self.resources = resources
         self.client = client
         self.redis = redis
+        self.telemetry: Telemetry = active_telemetry()
 
     async def run(self, d: Delivery) -> Settlement:
         if d.handback:
@@ -94,7 +96,12 @@ class Executor:
         assert d.envelope is not None  # noqa: S101
         assert d.job_type is not None  # noqa: S101
         started = time.perf_counter()
-        decision = await self._perform(d, d.envelope, d.extra.pop("payload"))
+        run = self.telemetry.start_process(self.queue, d)  # span and log context
+        decision: Decision | None = None
+        try:
+            decision = await self._perform(d, d.envelope, d.extra.pop("payload"))
+        finally:
+            self.telemetry.end_process(run, d, decision)
         if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
             return Settlement(SettleKind.DROP, d) if d.lost else self.hand_back(d)
         settlement = self._settlement(d, d.envelope, decision)
@@ -142,16 +149,17 @@ class Executor:
             error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
             if deadline.expired() and not d.interrupted():
                 error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
-            return self._failed(jt, env, error)
+            return self._failed(d, env, error)
         except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
-            return self._failed(jt, env, exc)
+            return self._failed(d, env, exc)
         finally:
             d.timeout = None
             request_id_var.reset(token)
         return decide_outcome(outcome, now_ms())
 
-    def _failed(self, jt: Any, env: Envelope, exc: BaseException) -> Decision:
-        policy: RetryPolicy = self.policy_of(jt)  # only failures need the policy
+    def _failed(self, d: Delivery, env: Envelope, exc: BaseException) -> Decision:
+        d.extra["error_type"] = type(exc).__name__  # telemetry's error.type
+        policy: RetryPolicy = self.policy_of(d.job_type)  # only failures need the policy
         return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
 
     def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:

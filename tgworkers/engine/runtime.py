@@ -35,6 +35,7 @@ from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.registry import JobType, Processor
 from tgworkers.engine.scripts import AcquireItem, LeaseItem, Scripts
+from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -131,6 +132,7 @@ class ProcessorRuntime:
         self.observers: list[Callable[[Settlement], None]] = []
         self._stale_cursors: dict[int, int] = {}
         ProcessorRuntime._in_process.add(self)
+        active_telemetry().track_runtime(self)  # settlement observer, entry counters
 
     # ------------------------------------------------------------------ lifecycle
 

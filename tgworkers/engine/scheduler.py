@@ -32,6 +32,7 @@ from tgworkers.engine.client import Client
 from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
 from tgworkers.engine.keys import GlobalKeys
 from tgworkers.engine.registry import Processor
+from tgworkers.engine.telemetry import active as active_telemetry
 from tgworkers.errors import ConfigError
 
 log = structlog.get_logger("tgworkers.scheduler")
@@ -111,6 +112,7 @@ class Scheduler:
         self.counters: dict[str, int] = {"fired": 0, "skipped": 0, "misfired": 0}
         self.fire_listeners: list[Callable[[str, int], None]] = []
         self._wake = anyio.Event()
+        active_telemetry().track_scheduler(self)  # fires, lag and skips metrics
 
     def replace(self, schedules: list[ActiveSchedule]) -> None:
         """Swap the schedules (hot reload); the loop picks them up at once."""

@@ -1,39 +1,25 @@
-"""`GET /metrics`: Prometheus text with a few queue gauges from the stats document.
+"""`GET /metrics`: the OpenTelemetry instruments as Prometheus text.
 
-A placeholder until the observability issue exports the OTLP instruments here;
-the gauge names already follow `tgworkers_<noun>_<measure>`. When
+The text comes from the Prometheus reader `setup_telemetry` attached to the
+process's meter provider (the catalogue is `tgworkers.engine.telemetry`). The
+queue gauges read a stats snapshot; a scrape refreshes it when it is older than
+`DEPTH_MAX_AGE_S`, here in the request, never inside an export callback. When
 `METRICS_TOKEN` is set the scrape must send it as a bearer token.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Final
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
-from tgworkers.engine.stats import QueueStats
+from tgworkers.engine import telemetry
 
-_GAUGES: Final = (
-    ("tgworkers_queue_ready", "Jobs waiting to be taken", "ready"),
-    ("tgworkers_queue_inflight", "Jobs taken and not yet settled", "inflight"),
-    ("tgworkers_queue_delayed", "Jobs waiting for their due time", "delayed"),
-    ("tgworkers_queue_dlq", "Dead-lettered jobs", "dlq"),
-    ("tgworkers_queue_consumers", "Live consumers", "consumers"),
-    ("tgworkers_queue_oldest_ready_age_ms", "Age of the oldest ready job", "oldest_ready_age_ms"),
-    ("tgworkers_jobs_processed_total", "Jobs done (total)", "processed"),
-    ("tgworkers_jobs_failed_total", "Attempts failed (total)", "failed"),
-)
-
-
-def render(queues: list[QueueStats]) -> str:
-    lines = ["# tgworkers metrics"]
-    for name, text, attr in _GAUGES:
-        kind = "counter" if name.endswith("_total") else "gauge"
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-        lines += [f'{name}{{queue="{q.name}"}} {int(getattr(q, attr))}' for q in queues]
-    return "\n".join(lines) + "\n"
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+DEPTH_MAX_AGE_S: Final = 5.0
 
 
 def allowed(request: Request) -> bool:
@@ -47,5 +33,8 @@ def allowed(request: Request) -> bool:
 async def metrics(request: Request) -> Response:
     if not allowed(request):
         return JSONResponse({"error": "unauthorized"}, status_code=401)
-    doc = await request.app.state.services.stats.snapshot()
-    return PlainTextResponse(render(doc.queues), media_type="text/plain; version=0.0.4")
+    state = request.app.state
+    if time.monotonic() - getattr(state, "depth_at", -DEPTH_MAX_AGE_S) >= DEPTH_MAX_AGE_S:
+        await telemetry.active().refresh_depth(state.services.stats)
+        state.depth_at = time.monotonic()
+    return Response(telemetry.prometheus_text(), media_type=CONTENT_TYPE)

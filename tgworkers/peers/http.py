@@ -24,7 +24,10 @@ import structlog
 from opentelemetry import propagate
 
 import tgworkers
-from tgworkers.engine import request_id_var  # `job_id:attempt`, set per run
+from tgworkers.engine import (
+    request_id_var,  # `job_id:attempt`, set per run
+    telemetry,
+)
 from tgworkers.peers.answers import AnswerKind, PeerAnswer, classify, cut_body, to_error
 from tgworkers.peers.errors import (
     PeerConnectionError,
@@ -133,13 +136,15 @@ class PeerClient:
         key: str | None = None,
         success_codes: frozenset[str] = frozenset(),
     ) -> tuple[PeerAnswer, bytes]:
-        headers = self._headers(key, has_body=content is not None)
         operation = f"{method} {path}"
         started = time.perf_counter()
-        status, response_headers, raw = await self._send(
-            method, path, operation, headers=headers, params=params, content=content
-        )
-        answer = classify(status, response_headers, raw, success_codes=success_codes)
+        with telemetry.active().peer_call(self.audience, method, path) as call:
+            headers = self._headers(key, has_body=content is not None)  # the CLIENT span's
+            status, response_headers, raw = await self._send(
+                method, path, operation, headers=headers, params=params, content=content
+            )
+            answer = classify(status, response_headers, raw, success_codes=success_codes)
+            call.answered(status, answer.kind.value)
         log.debug(
             "peer.called",
             peer=self.audience,
@@ -211,6 +216,7 @@ class PeerClient:
     def _auth_rejected(self, status: int) -> None:
         self.auth_rejected += 1
         log.error("peer.auth_rejected", peer=self.audience, status=status)
+        telemetry.active().auth_rejected(self.audience, status)
         for hook in auth_rejected_hooks:
             hook(self.audience, status)
 
