@@ -267,10 +267,10 @@ def remote_context(traceparent: str | None, tracestate: str | None) -> SpanConte
 
 def _reason(s: Settlement) -> str:
     """The low-cardinality reason a job was dead-lettered."""
-    dec = s.decision
-    if dec is not None and dec.record is not None:
-        return "permanent" if dec.record.kind == "permanent" else "exhausted"
-    if dec is not None and (dec.reason or "").startswith("poison"):
+    text = s.decision.reason or "" if s.decision is not None else ""
+    if s.delivery.extra.get("error_type") is not None:  # the handler raised
+        return "exhausted" if text.startswith("attempts exhausted") else "permanent"
+    if text.startswith("poison"):
         return "poison"
     return "handler" if s.duration_s > 0 else "invalid"
 

@@ -26,20 +26,20 @@ async def run_job_with_retry(otel, redis, redis_url, fake, jwk_text):
     settings = make_settings(redis_url)
     registry = Registry(PROCESSORS)
     config = peers_config(fake, issuer=ISSUER)
-    async with open_peers(config, ServiceKey.from_jwk_text(jwk_text)) as peers:
-        async with running_worker(
-            settings, registry, "telemetry.call_peer", resources=Resources(peers)
-        ):
-            client = Client(redis, registry, settings)
-            tracer = otel.tracer_provider.get_tracer("test")
-            with tracer.start_as_current_span("test.request"):
-                result = await client.enqueue("telemetry.call_peer", {}, id="job-1")
+    async with (
+        open_peers(config, ServiceKey.from_jwk_text(jwk_text)) as peers,
+        running_worker(settings, registry, "telemetry.call_peer", resources=Resources(peers)),
+    ):
+        client = Client(redis, registry, settings)
+        tracer = otel.tracer_provider.get_tracer("test")
+        with tracer.start_as_current_span("test.request"):
+            result = await client.enqueue("telemetry.call_peer", {}, id="job-1")
 
-            async def done() -> bool:
-                return await client.state("telemetry.call_peer", "job-1") == "done"
+        async def done() -> bool:
+            return await client.state("telemetry.call_peer", "job-1") == "done"
 
-            await wait_until(done, what="job done on its second attempt")
-            await wait_until(lambda: len(otel.spans()) >= 6, what="spans")  # noqa: PLR2004
+        await wait_until(done, what="job done on its second attempt")
+        await wait_until(lambda: len(otel.spans()) >= 6, what="spans")
     return result
 
 
@@ -57,13 +57,22 @@ async def test_send_process_and_peer_spans_with_parent_link_and_continuous_trace
                            key=lambda s: s.attributes["tgworkers.job.attempt"])  # fmt: skip
     peer_calls = sorted(by_name["GET payhub"], key=lambda s: s.start_time)
 
+    check_send(send, root)
+    check_first(first, send, root, result.id)
+    check_retry(second, first, send, root)
+    check_peers(peer_calls, first, second, root, fake)
+
+
+def check_send(send, root) -> None:
     assert send.kind is SpanKind.PRODUCER and send.parent.span_id == root.context.span_id
     assert send.attributes["messaging.system"] == "redis"
     assert send.attributes["messaging.operation.type"] == "send"
     assert send.attributes["messaging.destination.name"] == "telemetry.call_peer"
     assert send.attributes["messaging.batch.message_count"] == 1
 
-    # first delivery: child of the enqueuer and linked to it; same trace
+
+def check_first(first, send, root, job_id) -> None:
+    """First delivery: child of the enqueuer and linked to it; same trace."""
     assert first.kind is SpanKind.CONSUMER
     assert first.parent is not None and first.parent.span_id == send.context.span_id
     assert first.context.trace_id == root.context.trace_id
@@ -74,29 +83,31 @@ async def test_send_process_and_peer_spans_with_parent_link_and_continuous_trace
     assert attrs["messaging.consumer.group.name"] == GROUP
     assert attrs["messaging.destination.name"] == "telemetry.call_peer"
     assert attrs["tgworkers.job.name"] == "telemetry.call_peer"
-    assert attrs["tgworkers.job.id"] == result.id == "job-1"
+    assert attrs["tgworkers.job.id"] == job_id == "job-1"
     assert attrs["tgworkers.job.attempt"] == 1
     assert "-" in attrs["messaging.message.id"]  # the stream entry id
     assert first.status.status_code is StatusCode.ERROR
     assert attrs["error.type"] == "RuntimeError"
 
-    # the retry: a new root linked to the enqueuer, not its child
+
+def check_retry(second, first, send, root) -> None:
+    """The retry: a new root linked to the enqueuer, not its child."""
     assert second.parent is None and second.context.trace_id != root.context.trace_id
     assert [link.context.span_id for link in second.links] == [send.context.span_id]
     assert second.attributes["tgworkers.job.attempt"] == 2
     assert second.status.status_code is not StatusCode.ERROR
     assert "error.type" not in second.attributes
-    assert second.attributes["messaging.message.id"] != attrs["messaging.message.id"]
+    assert second.attributes["messaging.message.id"] != first.attributes["messaging.message.id"]
 
-    # peer calls: CLIENT children of each run
+
+def check_peers(peer_calls, first, second, root, fake) -> None:
+    """Peer calls: CLIENT children of each run; the peer got the job's trace."""
     assert [p.kind for p in peer_calls] == [SpanKind.CLIENT, SpanKind.CLIENT]
     assert [p.parent.span_id for p in peer_calls] == [first.context.span_id,
                                                       second.context.span_id]  # fmt: skip
     assert peer_calls[0].attributes["http.response.status_code"] == 200
     assert peer_calls[0].attributes["tgworkers.peer.name"] == "payhub"
     assert peer_calls[0].attributes["tgworkers.peer.outcome"] == "success"
-
-    # what the peer received: the trace of the enqueuing request, the peer span as parent
     received = [r.headers["traceparent"] for r in fake.requests("payhub", INVARIANTS)]
     trace_id, parent_id = received[0].split("-")[1:3]
     assert trace_id == hexid(root.context.trace_id, 32)

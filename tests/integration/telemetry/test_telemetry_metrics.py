@@ -1,0 +1,136 @@
+"""Every instrument of the catalogue is recorded by a real run, and `/metrics` serves it.
+
+One workload on real Redis and the fake peers: a done job, a retried one, a snoozed
+one, a dead-lettered one, a run whose lease is taken over, an entry of a dead
+consumer reclaimed and one deleted while pending, a schedule firing, the ledger job
+finding a violation, a peer refusing our token, a config reload whose source is
+missing, and a queue stats snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from joserfc.jwk import OKPKey
+from prometheus_client.parser import text_string_to_metric_families
+from tests.conftest import make_settings, running_worker
+from tests.integration.http.http_support import admin_client
+from tests.integration.jobs.jobs_support import ISSUER
+from tests.integration.peers.conftest import peers_config
+from tests.support import jobs as test_jobs
+from tests.support.wait import wait_until
+
+from tgworkers.engine.broker import Broker
+from tgworkers.engine.client import Client
+from tgworkers.engine.keys import GROUP
+from tgworkers.engine.layout import Layout
+from tgworkers.engine.registry import Registry
+from tgworkers.engine.reload import FileSource, Reloader
+from tgworkers.engine.stats import StatsReader
+from tgworkers.engine.telemetry import INSTRUMENTS, count_ledger_violation
+from tgworkers.jobs.payhub import ledger_recalc
+from tgworkers.peers import PeerAuthError, ServiceKey, open_peers
+
+ZERO_ALLOWED = {"tgworkers.schedule.skips"}  # nothing overlapped or misfired in this run
+
+
+def total(otel, name: str) -> float:
+    points = otel.metrics().get(name, [])
+    return sum(getattr(p, "count", None) or getattr(p, "value", 0) for p in points)
+
+
+async def ledger_and_auth(otel, jobs, fake) -> None:
+    fake.state.set_violations([{"code": "negative_balance", "account": "u_1", "detail": "-5"}])
+    ledger_recalc.violation_hooks.append(count_ledger_violation)
+    try:
+        async with jobs("payhub.ledger.recalc") as h:
+            await h.enqueue("payhub.ledger.recalc", {})
+            await wait_until(lambda: total(otel, "tgworkers.ledger.violations"), what="violation")
+    finally:
+        ledger_recalc.violation_hooks.remove(count_ledger_violation)
+    stranger = json.dumps(OKPKey.generate_key("Ed25519").as_dict(private=True))
+    async with open_peers(
+        peers_config(fake, issuer=ISSUER), ServiceKey.from_jwk_text(stranger)
+    ) as p:
+        with pytest.raises(PeerAuthError):
+            await p.payhub.ledger_invariants()
+
+
+async def ghost_entries(redis, settings, registry) -> None:
+    """A consumer that read two entries and died; one of them was deleted since."""
+    (pk,) = Layout(settings).partitions(registry.processors["test.work"])
+    ghost = Broker(redis, redis, "ghost")
+    await ghost.ensure_groups([pk])
+    got = await ghost.read([pk], count=2, block_ms=None)
+    assert len(got) == 2
+    await redis.xdel(pk.ready, got[1].entry_id)
+
+
+async def take_lease(redis, worker) -> None:
+    """Another consumer claims the entry of a running job: its run loses the lease."""
+    rt = worker.runtime("test.work")
+    running = await wait_until(lambda: rt.running, what="the slow job running")
+    d = running[0]
+    await redis.xclaim(d.pk.ready, GROUP, "ghost", 0, [d.entry_id])
+
+
+async def engine_workload(otel, redis, redis_url, tmp_path) -> tuple[Any, Registry, Reloader]:
+    settings = make_settings(redis_url, VISIBILITY_TIMEOUT_MS=600)
+    registry = Registry(test_jobs.PROCESSORS)
+    client = Client(redis, registry, settings)
+    await client.enqueue("test.work", {"n": 100})
+    await client.enqueue("test.work", {"n": 101})
+    await ghost_entries(redis, settings, registry)
+    async with running_worker(settings, registry, "test.work,test.tick") as worker:
+        for payload in ({"n": 1}, {"n": 2, "fail_times": 1}, {"n": 3, "mode": "not_due"},
+                        {"n": 4, "mode": "permanent"}, {"n": 5, "sleep_ms": 1500}):  # fmt: skip
+            await client.enqueue("test.work", payload)
+        await take_lease(redis, worker)
+        for name in ("tgworkers.jobs.processed", "tgworkers.jobs.retried", "tgworkers.jobs.snoozed",
+                     "tgworkers.jobs.dead_lettered", "tgworkers.entries.reclaimed",
+                     "tgworkers.entries.lost", "tgworkers.entries.lease_lost",
+                     "tgworkers.schedule.fires"):  # fmt: skip
+            await wait_until(lambda n=name: total(otel, n), timeout_s=8, what=name)
+        await otel.telemetry.refresh_depth(StatsReader(redis, registry, Layout(settings)))
+        reloader = Reloader(worker=worker, registry=registry, base_env={},
+                            select=lambda *_: worker.processors,
+                            source=FileSource(tmp_path / "missing.json"))  # fmt: skip
+        otel.telemetry.track_reloader(reloader)
+        await reloader.poll_once()
+    return settings, registry, reloader  # tracked weakly: keep it alive until collected
+
+
+async def test_every_instrument_is_recorded_and_served_on_metrics(
+    otel_prometheus, redis, redis_url, fake, jobs, tmp_path
+):
+    otel = otel_prometheus
+    await ledger_and_auth(otel, jobs, fake)
+    settings, registry, _reloader = await engine_workload(otel, redis, redis_url, tmp_path)
+
+    recorded = otel.metrics()
+    missing = [s.name for s in INSTRUMENTS if not recorded.get(s.name)]
+    assert not missing, f"not recorded by the run: {missing}"
+    zero = [s.name for s in INSTRUMENTS if s.name not in ZERO_ALLOWED and not total(otel, s.name)
+            and s.kind != "observable_gauge"]  # fmt: skip
+    assert not zero, f"recorded only zeros: {zero}"
+    dead = {p.attributes["tgworkers.reason"] for p in recorded["tgworkers.jobs.dead_lettered"]}
+    assert "permanent" in dead
+    failed = {p.attributes["error.type"] for p in recorded["tgworkers.jobs.failed"]}
+    assert "RuntimeError" in failed and "PermanentError" in failed
+    states = {p.attributes["tgworkers.queue.state"] for p in recorded["tgworkers.queue.depth"]}
+    assert states == {"ready", "inflight", "delayed", "dlq"}
+    auth = recorded["tgworkers.peer.auth_rejections"][0].attributes
+    assert auth == {"tgworkers.peer.name": "payhub", "http.response.status_code": 401}
+
+    async with admin_client(settings, registry) as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    samples = {s.name for fam in text_string_to_metric_families(response.text) for s in fam.samples}
+    absent = [n for spec in INSTRUMENTS for n in spec.series if n not in samples]
+    assert not absent, f"/metrics lacks {absent}"
+    ready = [s for fam in text_string_to_metric_families(response.text) for s in fam.samples
+             if s.name == "tgworkers_queue_depth" and s.labels["tgworkers_queue_state"] == "dlq"
+             and s.labels["messaging_destination_name"] == "test.work"]  # fmt: skip
+    assert ready and ready[0].value >= 1
