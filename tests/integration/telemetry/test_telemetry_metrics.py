@@ -9,6 +9,7 @@ missing, and a queue stats snapshot.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -37,8 +38,9 @@ ZERO_ALLOWED = {"tgworkers.schedule.skips"}  # nothing overlapped or misfired in
 
 
 def total(otel, name: str) -> float:
-    points = otel.metrics().get(name, [])
-    return sum(getattr(p, "count", None) or getattr(p, "value", 0) for p in points)
+    points: list[Any] = otel.metrics().get(name, [])
+    values = [float(getattr(p, "count", None) or getattr(p, "value", 0)) for p in points]
+    return sum(values)
 
 
 async def ledger_and_auth(otel, jobs, fake) -> None:
@@ -92,7 +94,7 @@ async def engine_workload(otel, redis, redis_url, tmp_path) -> tuple[Any, Regist
                      "tgworkers.jobs.dead_lettered", "tgworkers.entries.reclaimed",
                      "tgworkers.entries.lost", "tgworkers.entries.lease_lost",
                      "tgworkers.schedule.fires"):  # fmt: skip
-            await wait_until(lambda n=name: total(otel, n), timeout_s=8, what=name)
+            await wait_until(functools.partial(total, otel, name), timeout_s=8, what=name)
         await otel.telemetry.refresh_depth(StatsReader(redis, registry, Layout(settings)))
         reloader = Reloader(worker=worker, registry=registry, base_env={},
                             select=lambda *_: worker.processors,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.conftest import make_settings, running_worker
 from tests.integration.jobs.jobs_support import ISSUER
@@ -48,7 +50,7 @@ async def test_send_process_and_peer_spans_with_parent_link_and_continuous_trace
 ):
     result = await run_job_with_retry(otel, redis, redis_url, fake, jwk_text)
     spans = otel.spans()
-    by_name: dict[str, list] = {}
+    by_name: dict[str, list[Any]] = {}
     for s in spans:
         by_name.setdefault(s.name, []).append(s)
     (root,) = by_name["test.request"]
