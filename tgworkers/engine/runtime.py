@@ -8,8 +8,8 @@ Duties, each a named loop whose one-iteration body is testable on its own:
    partition and kind), so a busy worker pays one round trip per batch;
 4. `_lease_loop`: renews the lease of every entry this worker holds, every
    VT/3, and cancels handlers whose entry another worker took over;
-5. `_reclaim_loop`: XAUTOCLAIM of entries idle past the visibility timeout,
-   quarantine of poison jobs, counting of lost entries, consumer hygiene;
+5. `Recovery.run` (recovery.py): XAUTOCLAIM of entries idle past the visibility
+   timeout, quarantine of poison jobs, counting of lost entries, consumer hygiene;
 6. `_promote_loop`: moves due delayed jobs to the stream, sleeping exactly until
    the next due time (woken by Pub/Sub when an earlier one arrives).
 """
@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import structlog
@@ -33,6 +32,7 @@ from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
 from tgworkers.engine.envelope import fields_json, to_fields
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.recovery import Recovery
 from tgworkers.engine.registry import JobType, Processor
 from tgworkers.engine.scripts import AcquireItem, LeaseItem, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
@@ -42,10 +42,6 @@ log = structlog.get_logger("tgworkers.engine")
 PROMOTE_LIMIT = 500
 IDLE_PROMOTE_S = 1.0
 EXCLUSIVE_WAIT_MS = 200
-SUSPECT_DELIVERIES = 3
-"""A reclaimed entry delivered this often has been on two workers that died: it runs
-with no other such entry on this worker, so a job that sat beside a poison one is not
-charged for the poison's crashes (reclaim_idle.lua)."""
 
 
 class RuntimeOptions:
@@ -81,11 +77,6 @@ class RuntimeOptions:
 
 class ProcessorRuntime:
     """Runs one processor's queue on this worker (see the module docstring)."""
-
-    _in_process: ClassVar[weakref.WeakSet[ProcessorRuntime]] = weakref.WeakSet()
-    """Every runtime of this process: they die together (see `_reserve_suspect_room`)."""
-    _reserving: ClassVar[ProcessorRuntime | None] = None
-    """The runtime whose sweep holds the process's room for a repeat suspect."""
 
     def __init__(  # noqa: PLR0913 - wiring, built once by the worker
         self,
@@ -130,8 +121,7 @@ class ProcessorRuntime:
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._tg: TaskGroup | None = None
         self.observers: list[Callable[[Settlement], None]] = []
-        self._stale_cursors: dict[int, int] = {}
-        ProcessorRuntime._in_process.add(self)
+        self.recovery = Recovery(self)
         active_telemetry().track_runtime(self)  # settlement observer, entry counters
 
     # ------------------------------------------------------------------ lifecycle
@@ -150,7 +140,7 @@ class ProcessorRuntime:
         )
         for pks in groups:
             tg.start_soon(self._read_loop, pks)
-        tg.start_soon(self._reclaim_loop)
+        tg.start_soon(self.recovery.run)
         tg.start_soon(self._promote_loop)
         self.set_concurrency(self.options.concurrency)
 
@@ -206,10 +196,10 @@ class ProcessorRuntime:
             self.health.ok()
             return result
 
-    def _free_slots(self) -> int:
+    def free_slots(self) -> int:
         return self.options.concurrency - self.active
 
-    def _track(self, deliveries: list[Delivery]) -> None:
+    def track(self, deliveries: list[Delivery]) -> None:
         now = time.monotonic()
         for d in deliveries:
             d.read_at = now
@@ -231,10 +221,10 @@ class ProcessorRuntime:
             with anyio.move_on_after(0.5):
                 await self._resumed.wait()
             return
-        free = self._free_slots()
+        free = self.free_slots()
         if free <= 0:
             self._slot_freed.clear()
-            if self._free_slots() <= 0:
+            if self.free_slots() <= 0:
                 await self._slot_freed.wait()
             return
         try:
@@ -254,7 +244,7 @@ class ProcessorRuntime:
 
     async def dispatch(self, batch: list[Delivery]) -> None:
         """Hand read or reclaimed deliveries to the consumers (locks taken first)."""
-        self._track(batch)
+        self.track(batch)
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
         for d in runnable:
@@ -319,6 +309,11 @@ class ProcessorRuntime:
         self._settle_wake.set()
 
     # ------------------------------------------------------------------ settling
+
+    def queue_settlement(self, settlement: Settlement) -> None:
+        """Hand a settlement made outside the consumers (poison) to the settle loop."""
+        self._pending.append(settlement)
+        self._settle_wake.set()
 
     async def _settle_loop(self) -> None:
         while True:
@@ -421,118 +416,6 @@ class ProcessorRuntime:
             self.counters["lease_lost"] += 1
             log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
         d.cancel()
-
-    # ------------------------------------------------------------------ recovery
-
-    async def _reclaim_loop(self) -> None:
-        sweeps = 0
-        while True:
-            await anyio.sleep(self.options.sweep_interval_s)
-            if self.stopping:
-                return
-            try:
-                await self.reclaim_once()
-                sweeps += 1
-                if sweeps % 10 == 0:
-                    await self.reap_consumers_once()
-                    await self.forget_stale_once()
-            except CONNECTION_ERRORS as exc:
-                self.health.failed(exc)
-
-    async def reclaim_once(self) -> int:
-        """One sweep over every partition; returns how many entries were claimed."""
-        claimed_total = 0
-        for pk in self.partitions:
-            cursor = b"0-0"
-            while not self.paused and (budget := self._free_slots()) > 0:
-                room = self._reserve_suspect_room()
-                try:
-                    page = await self.scripts.reclaim_idle(
-                        pk, self.consumer, min_idle_ms=self.options.visibility_timeout_ms,
-                        cursor=cursor, count=min(budget, 100),
-                        max_deliveries=self.options.max_deliveries,
-                        suspect_deliveries=SUSPECT_DELIVERIES, suspect_room=room,
-                    )  # fmt: skip
-                    self._count_lost(pk, page.deleted)
-                    claimed_total += await self._adopt(pk, page.claimed)
-                finally:
-                    if room:
-                        ProcessorRuntime._reserving = None
-                cursor = page.cursor
-                if cursor == b"0-0":
-                    break
-        return claimed_total
-
-    def _reserve_suspect_room(self) -> int:
-        """1 when this sweep may take a repeat suspect, reserved until it is tracked.
-
-        Process-wide, not per runtime: a poison job of one queue kills the jobs of
-        every queue this process runs. The reservation is taken without awaiting, so
-        two runtimes sweeping at once cannot both take one.
-        """
-        if ProcessorRuntime._reserving is not None:
-            return 0
-        if any(rt.holds_own_suspect() for rt in ProcessorRuntime._in_process):
-            return 0
-        ProcessorRuntime._reserving = self
-        return 1
-
-    def holds_own_suspect(self) -> bool:
-        top = self.options.max_deliveries
-        return any(SUSPECT_DELIVERIES <= d.deliveries <= top for d in self.owned.values())
-
-    def _count_lost(self, pk: PartitionKeys, deleted: list[bytes]) -> None:
-        if deleted:
-            self.counters["lost"] += len(deleted)
-            log.error("job.entries_lost", queue=self.queue, partition=pk.partition,
-                      count=len(deleted), entries=[e.decode() for e in deleted[:20]])  # fmt: skip
-
-    async def _adopt(self, pk: PartitionKeys, claimed: list[Any]) -> int:
-        batch: list[Delivery] = []
-        poison: list[Delivery] = []
-        for c in claimed:
-            d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries)
-            d.decode()
-            (poison if c.deliveries > self.options.max_deliveries else batch).append(d)
-        if poison:
-            self._track(poison)
-            for d in poison:
-                reason = f"poison: delivered {d.deliveries} times without settling"
-                self._pending.append(self.executor.dead(d, reason, failed=True))
-            self._settle_wake.set()
-        if batch:
-            self.counters["reclaimed"] += len(batch)
-            log.info("job.reclaimed", queue=self.queue, count=len(batch))
-            await self.dispatch(batch)
-        return len(claimed)
-
-    async def forget_stale_once(self, page: int = 200) -> int:
-        """One page per partition of the walk that drops stale job-state records."""
-        removed = 0
-        for pk in self.partitions:
-            cursor = self._stale_cursors.get(pk.partition, 0)
-            cursor, n = await self.scripts.forget_stale(pk, cursor=cursor, count=page)
-            self._stale_cursors[pk.partition] = cursor
-            removed += n
-        if removed:
-            log.info("job.stale_records_removed", queue=self.queue, count=removed)
-        return removed
-
-    async def reap_consumers_once(self) -> int:
-        """Remove consumers of dead workers, only those with no pending entries."""
-        removed = 0
-        for pk in self.partitions:
-            for c in await self.broker.consumers(pk):
-                if c["name"] == self.consumer or c["pending"] > 0:
-                    continue
-                if c["idle"] < self.options.reap_idle_ms:
-                    continue
-                if self.is_alive is not None and await self.is_alive(c["name"]):
-                    continue
-                if await self.scripts.remove_consumer(pk, c["name"]):
-                    removed += 1
-                    log.info("consumer.removed", queue=self.queue, consumer=c["name"])
-        return removed
 
     # ------------------------------------------------------------------ delayed jobs
 
