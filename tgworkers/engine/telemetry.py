@@ -282,6 +282,35 @@ def status_class(status: int | None) -> str:
 # ---------------------------------------------------------------- the instruments
 
 
+class RateBudget:
+    """At most `per_s` yeses per second: keeps per-job telemetry cheap under load.
+
+    Below the budget every job is traced and measured; above it (tens of thousands
+    of jobs per second) a fixed number per second is, which keeps the histograms'
+    shape and the traces representative while the counters stay exact.
+    """
+
+    __slots__ = ("_count", "_window", "per_s")
+
+    def __init__(self, per_s: int) -> None:
+        self.per_s = per_s
+        self._window = 0
+        self._count = 0
+
+    def allow(self) -> bool:
+        now = int(time.monotonic())
+        if now != self._window:
+            self._window, self._count = now, 0
+        self._count += 1
+        return self._count <= self.per_s
+
+
+HISTOGRAM_SAMPLES_PER_S: Final = int(os.environ.get("TGW_HISTOGRAM_SAMPLES_PER_S", "500"))
+"""Per-job histogram records per second and instrument (counters are always exact)."""
+PROCESS_SPANS_PER_S: Final = int(os.environ.get("TGW_PROCESS_SPANS_PER_S", "200"))
+"""`process` spans per second per worker process; jobs beyond it run untraced."""
+
+
 class Telemetry:
     """The tracer, the instruments and the engine sources they read."""
 
@@ -305,6 +334,9 @@ class Telemetry:
         self._attrs: dict[tuple[str, ...], dict[str, str]] = {}
         self._static: dict[str, dict[str, Any]] = {}
         self.i: dict[str, Any] = {spec.name: self._create(spec) for spec in INSTRUMENTS}
+        self._durations = RateBudget(HISTOGRAM_SAMPLES_PER_S)
+        self._pickups = RateBudget(HISTOGRAM_SAMPLES_PER_S)
+        self._spans = RateBudget(PROCESS_SPANS_PER_S)
 
     def _create(self, spec: InstrumentSpec) -> Any:
         m, kw = self.meter, {"unit": spec.unit, "description": spec.description}
@@ -433,7 +465,7 @@ class Telemetry:
                 self.settled[(queue, job, "retry", error or "Exception")] += 1
                 labels = self.attrs(A.DESTINATION, queue, A.JOB_NAME, job)
                 self.i["tgworkers.job.retry_backoff"].record(dec.delay_ms / 1000, labels)
-        if s.duration_s > 0:
+        if s.duration_s > 0 and self._durations.allow():
             labels = self._process_labels(queue, job, error)
             self.i["messaging.process.duration"].record(s.duration_s, labels)
 
@@ -498,12 +530,12 @@ class Telemetry:
         """Begin one run: its `process <queue>` span (made current) and log context."""
         env = d.envelope
         assert env is not None  # noqa: S101 - checked by the executor
-        if d.deliveries == 1:
+        if d.deliveries == 1 and self._pickups.allow():
             due_ms = env.due_ms or int(d.entry_id.split(b"-", 1)[0])
             labels = self.attrs(A.DESTINATION, queue, A.JOB_NAME, env.name)
             pickup_s = max(time.time() - due_ms / 1000, 0.0)
             self.i["tgworkers.job.pickup_latency"].record(pickup_s, labels)
-        span = self._process_span(queue, d) if self.tracing else None
+        span = self._process_span(queue, d) if self.tracing and self._spans.allow() else None
         run = JobRun(env.id, env.name, env.attempt, queue, span)
         if span is not None:
             run.otel_token = otel_context.attach(trace.set_span_in_context(span))
