@@ -1,18 +1,23 @@
 """Schedule math, pure: parse a schedule value, compute ticks, decide misfires.
 
 A schedule value is a 5-field cron expression (or an alias such as `@hourly`), a
-6-field one with *seconds first* (`*/10 * * * * *`), or a plain number of seconds
-(`30` = every 30 s). Ticks are absolute instants in Unix ms:
+6-field one with *seconds first* (`*/10 * * * * *`, croniter's `second_at_beginning`),
+or a plain number of seconds (`30` = every 30 s). Ticks are absolute instants in
+integer Unix ms:
 
 - seconds form: multiples of N seconds since the Unix epoch, whatever the time zone,
   so every replica computes the same ticks;
 - cron forms: evaluated on the wall clock of `SCHEDULES_TZ` (default UTC).
 
+Random and hashed fields (croniter's `R`, `H`) are refused: replicas would draw
+different ticks, and tick ids would no longer collapse onto one job.
+
 DST policy (cron forms): a wall-clock time that does not exist (the spring-forward
 gap) fires at the next valid instant, once; a wall-clock time that occurs twice (the
 fall-back fold) fires once, at its first occurrence. Ticks are computed on naive
-wall-clock times with croniter and then mapped to instants, so croniter's own DST
-handling (pallets-eco/croniter#258, #28) never comes into play.
+wall-clock times with croniter and then mapped to instants (fold=0; a gap maps to its
+end), deduplicated, so croniter's own DST handling (pallets-eco/croniter#258, #28)
+never comes into play.
 
 Misfire policy: after downtime the latest missed tick fires once when it is younger
 than the grace (default: one period); older ones are skipped and counted, never a
@@ -22,17 +27,23 @@ jumping back cannot fire a tick twice.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from tgworkers.errors import ConfigError
 
-_DST_WINDOW: Final = timedelta(hours=3)
-_MAX_COUNT: Final = 100_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS: Final = timedelta(milliseconds=1)
+_DAY: Final = timedelta(days=1)
+MAX_COUNTED: Final = 10_000  # bounds the work of counting skipped ticks after a long outage
+_SIX_FIELDS: Final = 6
+_RANDOM_OR_HASHED: Final = re.compile(r"(?:^|,)[rh](?:[(/,]|$)", re.IGNORECASE)
 _ALIASES: Final = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -55,15 +66,20 @@ class ScheduleSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MisfirePlan(msgspec.Struct, frozen=True, kw_only=True):
-    """What to do now: fire one tick (or none), how many were skipped, what is next."""
+    """What to do now: fire one tick (or none), how many were skipped, what is next.
+
+    `skipped` counts at most `MAX_COUNTED` ticks; `skipped_capped` says there were more.
+    """
 
     fire_tick_ms: int | None
     skipped: int
     latest_tick_ms: int | None
     next_tick_ms: int
+    skipped_capped: bool = False
 
 
 def parse_timezone(value: str) -> ZoneInfo:
+    """The zone named by `SCHEDULES_TZ`; an unknown name is a ConfigError naming it."""
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -71,70 +87,89 @@ def parse_timezone(value: str) -> ZoneInfo:
 
 
 def parse_schedule(value: str, *, tz: str | ZoneInfo = "UTC", variable: str) -> ScheduleSpec:
-    """Parse a schedule value; a bad one raises `ConfigError` naming `variable`."""
+    """Parse a schedule value; a bad one raises `ConfigError` in one line naming `variable`."""
     text = value.strip()
     zone = tz.key if isinstance(tz, ZoneInfo) else parse_timezone(tz).key
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         if int(text) <= 0:
             raise ConfigError(f"{variable}: a number of seconds must be positive, got {value!r}")
         return ScheduleSpec(value=text, every_ms=int(text) * 1000, tz=zone)
-    if text in _ALIASES:  # @hourly, @daily, ...: croniter's names for 5-field expressions
-        return ScheduleSpec(value=text, expression=_ALIASES[text], tz=zone)
-    fields = text.split()
-    seconds_first = len(fields) == 6  # noqa: PLR2004 - the 6-field form
-    if len(fields) not in (5, 6) or not croniter.is_valid(text, second_at_beginning=seconds_first):
+    fields = _ALIASES.get(text.lower(), text).split()
+    seconds_first = len(fields) == _SIX_FIELDS
+    expression = " ".join(fields)
+    if any(_RANDOM_OR_HASHED.search(f) for f in fields):
+        raise ConfigError(
+            f"{variable}: random or hashed fields (R, H) differ between replicas: {value!r}"
+        )
+    if len(fields) not in (5, 6) or not croniter.is_valid(
+        expression, second_at_beginning=seconds_first
+    ):
         raise ConfigError(
             f"{variable}: not a 5- or 6-field cron expression or a number of seconds: {value!r}"
         )
-    return ScheduleSpec(value=text, expression=text, seconds_first=seconds_first, tz=zone)
+    spec = ScheduleSpec(value=text, expression=expression, seconds_first=seconds_first, tz=zone)
+    try:
+        _iterator(spec, datetime(2000, 1, 1)).get_next(datetime)  # noqa: DTZ001 - wall clock
+    except CroniterError:
+        raise ConfigError(f"{variable}: the cron expression never fires: {value!r}") from None
+    return spec
 
 
-def _instant_ms(naive: datetime, zone: ZoneInfo) -> int:
-    """The instant of a wall-clock time: first occurrence in a fold, gap end in a gap."""
-    aware = naive.replace(tzinfo=zone, fold=0)
-    back = aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-    if back == naive:
-        return int(aware.timestamp() * 1000)
-    probe = naive.replace(second=0, microsecond=0)
-    for _ in range(24 * 60):  # a gap: the first wall-clock minute that exists
-        probe += timedelta(minutes=1)
-        aware = probe.replace(tzinfo=zone, fold=0)
-        if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == probe:
-            return int(aware.timestamp() * 1000)
-    return int(naive.replace(tzinfo=zone).timestamp() * 1000)  # pragma: no cover
-
-
-def _near_transition(at_ms: int, zone: ZoneInfo) -> bool:
-    at = datetime.fromtimestamp(at_ms / 1000, UTC)
-    offsets = {(at + timedelta(hours=h)).astimezone(zone).utcoffset() for h in (-26, 0, 26)}
-    return len(offsets) > 1
+def _to_ms(aware: datetime) -> int:
+    return (aware - _EPOCH) // _ONE_MS
 
 
 def _naive_local(at_ms: int, zone: ZoneInfo) -> datetime:
-    return datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone).replace(tzinfo=None)
+    return (_EPOCH + at_ms * _ONE_MS).astimezone(zone).replace(tzinfo=None)
+
+
+def _instant_ms(naive: datetime, zone: ZoneInfo) -> int:
+    """The instant of a wall-clock time: its first occurrence in a fold, the gap's end in a gap."""
+    first = naive.replace(tzinfo=zone, fold=0)
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return _to_ms(first)
+    # a gap: fold=1 applies the later offset (an instant before the jump), fold=0 the earlier
+    # one (after it); bisect on whole seconds for the first instant whose wall clock is later
+    lo_s = _to_ms(naive.replace(tzinfo=zone, fold=1)) // 1000
+    hi_s = _to_ms(first) // 1000
+    while hi_s - lo_s > 1:
+        mid_s = (lo_s + hi_s) // 2
+        if _naive_local(mid_s * 1000, zone) > naive:
+            hi_s = mid_s
+        else:
+            lo_s = mid_s
+    return hi_s * 1000
 
 
 def _iterator(spec: ScheduleSpec, start: datetime, *, backwards: bool = False) -> croniter:
-    assert spec.expression is not None  # noqa: S101
+    assert spec.expression is not None  # noqa: S101 - only cron forms get here
     return croniter(
         spec.expression, start, ret_type=datetime,  # type: ignore[arg-type]
         second_at_beginning=spec.seconds_first, is_prev=backwards,
     )  # fmt: skip
 
 
+def _cron_ticks_after(spec: ScheduleSpec, after_ms: int) -> Iterator[int]:
+    """Cron ticks strictly after `after_ms`, ascending, each instant once.
+
+    Starting at the wall clock of `after_ms` is enough: the wall-to-instant mapping is
+    monotonic, so no wall time at or before it maps to an instant after `after_ms`.
+    """
+    zone = ZoneInfo(spec.tz)
+    it = _iterator(spec, _naive_local(after_ms, zone))
+    last = after_ms
+    while True:
+        tick = _instant_ms(it.get_next(datetime), zone)
+        if tick > last:  # ticks in a spring-forward gap all land on its end: once
+            last = tick
+            yield tick
+
+
 def next_tick_ms(spec: ScheduleSpec, after_ms: int) -> int:
     """The first tick strictly after `after_ms`."""
     if spec.every_ms is not None:
         return (after_ms // spec.every_ms + 1) * spec.every_ms
-    zone = ZoneInfo(spec.tz)
-    start = _naive_local(after_ms, zone)
-    if _near_transition(after_ms, zone):
-        start -= _DST_WINDOW
-    it = _iterator(spec, start)
-    while True:
-        tick = _instant_ms(it.get_next(datetime), zone)
-        if tick > after_ms:
-            return tick
+    return next(_cron_ticks_after(spec, after_ms))
 
 
 def prev_tick_ms(spec: ScheduleSpec, at_or_before_ms: int) -> int:
@@ -142,14 +177,32 @@ def prev_tick_ms(spec: ScheduleSpec, at_or_before_ms: int) -> int:
     if spec.every_ms is not None:
         return (at_or_before_ms // spec.every_ms) * spec.every_ms
     zone = ZoneInfo(spec.tz)
-    start = _naive_local(at_or_before_ms, zone) + timedelta(seconds=1)
-    if _near_transition(at_or_before_ms, zone):
-        start += _DST_WINDOW
+    start = _wall_clock_peak(at_or_before_ms, zone) + timedelta(seconds=1)
     it = _iterator(spec, start, backwards=True)
     while True:
         tick = _instant_ms(it.get_prev(datetime), zone)
         if tick <= at_or_before_ms:
             return tick
+
+
+def _wall_clock_peak(at_ms: int, zone: ZoneInfo) -> datetime:
+    """The latest wall time shown at or before `at_ms` (an upper bound).
+
+    It is the wall clock of `at_ms` except inside a fall-back fold, where the clock reads
+    up to the fold's length less than it did just before the transition; a backwards walk
+    must start from there or it would miss the fold's first pass.
+    """
+    now_wall = _naive_local(at_ms, zone)
+    drop = _offset(at_ms - _DAY // _ONE_MS, zone) - _offset(at_ms, zone)
+    if drop <= timedelta(0):
+        return now_wall
+    return max(now_wall, _naive_local(at_ms - drop // _ONE_MS, zone) + drop)
+
+
+def _offset(at_ms: int, zone: ZoneInfo) -> timedelta:
+    offset = (_EPOCH + at_ms * _ONE_MS).astimezone(zone).utcoffset()
+    assert offset is not None  # noqa: S101 - a ZoneInfo always has one
+    return offset
 
 
 def period_ms(spec: ScheduleSpec, around_ms: int) -> int:
@@ -161,13 +214,12 @@ def period_ms(spec: ScheduleSpec, around_ms: int) -> int:
 
 
 def count_ticks(spec: ScheduleSpec, after_ms: int, until_ms: int) -> int:
-    """How many ticks lie in (after_ms, until_ms], capped at 100,000."""
+    """How many ticks lie in (after_ms, until_ms]; cron forms stop at `MAX_COUNTED` + 1."""
     if spec.every_ms is not None:
         return max(0, until_ms // spec.every_ms - after_ms // spec.every_ms)
-    count, at = 0, after_ms
-    while count < _MAX_COUNT:
-        at = next_tick_ms(spec, at)
-        if at > until_ms:
+    count = 0
+    for tick in _cron_ticks_after(spec, after_ms):
+        if tick > until_ms or count > MAX_COUNTED:  # MAX_COUNTED + 1 means "more"
             break
         count += 1
     return count
@@ -181,18 +233,20 @@ def due_ticks(
     `last_fired_ms` is the last tick fired (or, for a schedule never fired, when it was
     first seen); None means first sight: nothing fires before the next tick.
     """
-    nxt = next_tick_ms(spec, max(now_ms, last_fired_ms or now_ms))
-    if last_fired_ms is None:
-        return MisfirePlan(fire_tick_ms=None, skipped=0, latest_tick_ms=None, next_tick_ms=nxt)
+    floor_ms = now_ms if last_fired_ms is None else max(now_ms, last_fired_ms)
+    nxt = next_tick_ms(spec, floor_ms)
     latest = prev_tick_ms(spec, now_ms)
-    if latest <= last_fired_ms:
+    if last_fired_ms is None or latest <= last_fired_ms:  # first sight, or nothing new
         return MisfirePlan(fire_tick_ms=None, skipped=0, latest_tick_ms=None, next_tick_ms=nxt)
-    missed = count_ticks(spec, last_fired_ms, latest)  # includes `latest`
-    if now_ms - latest <= grace_ms:
-        return MisfirePlan(
-            fire_tick_ms=latest, skipped=missed - 1, latest_tick_ms=latest, next_tick_ms=nxt
-        )
-    return MisfirePlan(fire_tick_ms=None, skipped=missed, latest_tick_ms=latest, next_tick_ms=nxt)
+    fire = latest if now_ms - latest <= grace_ms else None
+    skipped = count_ticks(spec, last_fired_ms, latest if fire is None else latest - 1)
+    return MisfirePlan(
+        fire_tick_ms=fire,
+        skipped=min(skipped, MAX_COUNTED),
+        latest_tick_ms=latest,
+        next_tick_ms=nxt,
+        skipped_capped=skipped > MAX_COUNTED,
+    )
 
 
 def tick_job_id(schedule_name: str, tick_ms: int) -> str:
