@@ -188,6 +188,9 @@ def test_fall_back_does_not_repeat_the_quarter_hours_of_the_second_pass() -> Non
     assert next_tick_ms(spec, ms(2026, 10, 25, 0, 45)) == ms(2026, 10, 25, 2, 0)
     assert prev_tick_ms(spec, ms(2026, 10, 25, 1, 50)) == ms(2026, 10, 25, 0, 45)
     assert period_ms(spec, ms(2026, 10, 25, 1, 0)) == 75 * 60_000
+    every_20_s = parse_schedule("*/20 * * * * *", tz="Europe/Berlin", variable="CRON_X")
+    assert next_tick_ms(every_20_s, ms(2026, 10, 25, 1, 10)) == ms(2026, 10, 25, 2, 0)
+    assert prev_tick_ms(every_20_s, ms(2026, 10, 25, 1, 10)) == ms(2026, 10, 25, 0, 59, 40)
 
 
 def oracle_ticks(expression: str, zone: ZoneInfo, lo_ms: int, hi_ms: int) -> list[int]:

@@ -44,15 +44,11 @@ _DAY: Final = timedelta(days=1)
 MAX_COUNTED: Final = 10_000  # bounds the work of counting skipped ticks after a long outage
 _SIX_FIELDS: Final = 6
 _RANDOM_OR_HASHED: Final = re.compile(r"(?:^|,)[rh](?:[(/,]|$)", re.IGNORECASE)
-_ALIASES: Final = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
+_ALIASES: Final = {  # croniter's names for 5-field expressions
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
-}
+}  # fmt: skip
 
 
 class ScheduleSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,11 +148,16 @@ def _iterator(spec: ScheduleSpec, start: datetime, *, backwards: bool = False) -
 def _cron_ticks_after(spec: ScheduleSpec, after_ms: int) -> Iterator[int]:
     """Cron ticks strictly after `after_ms`, ascending, each instant once.
 
-    Starting at the wall clock of `after_ms` is enough: the wall-to-instant mapping is
-    monotonic, so no wall time at or before it maps to an instant after `after_ms`.
+    The wall-to-instant mapping is monotonic, so no wall time at or before the wall clock
+    of `after_ms` maps to a later instant; inside a fold's second pass, neither does any
+    wall time the first pass showed, so the walk starts after them.
     """
     zone = ZoneInfo(spec.tz)
-    it = _iterator(spec, _naive_local(after_ms, zone))
+    start = _naive_local(after_ms, zone)
+    fold_top = _fold_top_wall(after_ms, zone)
+    if fold_top is not None:
+        start = max(start, fold_top - timedelta(microseconds=1))
+    it = _iterator(spec, start)
     last = after_ms
     while True:
         tick = _instant_ms(it.get_next(datetime), zone)
@@ -177,7 +178,10 @@ def prev_tick_ms(spec: ScheduleSpec, at_or_before_ms: int) -> int:
     if spec.every_ms is not None:
         return (at_or_before_ms // spec.every_ms) * spec.every_ms
     zone = ZoneInfo(spec.tz)
-    start = _wall_clock_peak(at_or_before_ms, zone) + timedelta(seconds=1)
+    start = _naive_local(at_or_before_ms, zone) + timedelta(seconds=1)
+    fold_top = _fold_top_wall(at_or_before_ms, zone)
+    if fold_top is not None:  # the first pass showed later wall times, all of them earlier
+        start = max(start, fold_top)
     it = _iterator(spec, start, backwards=True)
     while True:
         tick = _instant_ms(it.get_prev(datetime), zone)
@@ -185,18 +189,24 @@ def prev_tick_ms(spec: ScheduleSpec, at_or_before_ms: int) -> int:
             return tick
 
 
-def _wall_clock_peak(at_ms: int, zone: ZoneInfo) -> datetime:
-    """The latest wall time shown at or before `at_ms` (an upper bound).
+def _fold_top_wall(at_ms: int, zone: ZoneInfo) -> datetime | None:
+    """In a fall-back fold's second pass, the wall time the clock fell back from; else None.
 
-    It is the wall clock of `at_ms` except inside a fall-back fold, where the clock reads
-    up to the fold's length less than it did just before the transition; a backwards walk
-    must start from there or it would miss the fold's first pass.
+    Every wall time before it was already shown by the first pass. Assumes at most one
+    offset change in a day, true of every zone today.
     """
-    now_wall = _naive_local(at_ms, zone)
-    drop = _offset(at_ms - _DAY // _ONE_MS, zone) - _offset(at_ms, zone)
+    day_ago_ms = at_ms - _DAY // _ONE_MS
+    before = _offset(day_ago_ms, zone)
+    drop = before - _offset(at_ms, zone)
     if drop <= timedelta(0):
-        return now_wall
-    return max(now_wall, _naive_local(at_ms - drop // _ONE_MS, zone) + drop)
+        return None
+    lo_ms, hi_ms = day_ago_ms, at_ms  # bisect for the transition: the first ms of the new offset
+    while hi_ms - lo_ms > 1:
+        mid_ms = (lo_ms + hi_ms) // 2
+        lo_ms, hi_ms = (mid_ms, hi_ms) if _offset(mid_ms, zone) == before else (lo_ms, mid_ms)
+    if at_ms >= hi_ms + drop // _ONE_MS:
+        return None
+    return _naive_local(hi_ms, zone) + drop
 
 
 def _offset(at_ms: int, zone: ZoneInfo) -> timedelta:
