@@ -155,8 +155,13 @@ class Scheduler:
         plan = cron.due_ticks(sched.spec, last, now, grace)
         if plan.skipped:
             self.counters["misfired"] += plan.skipped
-            log.warning("schedule.ticks_skipped", schedule=sched.name, count=plan.skipped,
-                        reason="older than the misfire grace")  # fmt: skip
+            log.warning(
+                "schedule.ticks_skipped",
+                schedule=sched.name,
+                count=plan.skipped,
+                count_capped=plan.skipped_capped,
+                reason="older than the misfire grace",
+            )
         record.expression, record.job, record.nextAt = (
             sched.expression,
             sched.job,
