@@ -33,7 +33,6 @@ from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
 from tgworkers.engine.keys import GlobalKeys
 from tgworkers.engine.registry import Processor
 from tgworkers.engine.telemetry import active as active_telemetry
-from tgworkers.errors import ConfigError
 
 log = structlog.get_logger("tgworkers.scheduler")
 
@@ -233,11 +232,3 @@ async def schedules_document(
             "lastJobId": rec.lastJobId if rec else None,
         })  # fmt: skip
     return {"schedules": items}
-
-
-def check_schedules(processors: Sequence[Processor], settings: Settings) -> None:
-    """Validate every schedule expression at start (ConfigError names the variable)."""
-    try:
-        build_schedules(processors, settings)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None

@@ -29,9 +29,12 @@ import msgspec
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
+from tgworkers.config import Settings
+from tgworkers.engine.client import Client
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Processor, Registry
+from tgworkers.engine.scheduler import build_schedules, schedules_document
 
 LIVE_CONSUMER_MS: Final = 10_000
 SAMPLE_EVERY_MS: Final = 10_000
@@ -86,9 +89,6 @@ class SchedulesDocument(msgspec.Struct, frozen=True, kw_only=True):
     """`schedules --json` and `GET /admin/v1/schedules`."""
 
     schedules: list[Schedule]
-
-
-_schedule = msgspec.json.Decoder(Schedule)
 
 
 def _int(raw: Any) -> int:
@@ -275,18 +275,24 @@ class StatsReader:
 
 
 class ScheduleLedger:
-    """Reads the scheduler's ledger (`{prefix}:schedules`, one JSON record per schedule)."""
+    """`schedules --json`: every declared schedule with its ledger record.
 
-    def __init__(self, redis: Redis, layout: Layout) -> None:
+    One implementation with the scheduler (`scheduler.schedules_document`): declared
+    schedules are listed even before any worker has fired them, and an enqueued
+    tick's outcome is resolved from where its job is now.
+    """
+
+    def __init__(
+        self, redis: Redis, registry: Registry, settings: Settings, client: Client
+    ) -> None:
         self.redis = redis
-        self.layout = layout
+        self.registry = registry
+        self.settings = settings
+        self.client = client
 
     async def read(self) -> SchedulesDocument:
-        raw: dict[Any, Any] = await self.redis.hgetall(self.layout.globals.schedules)
-        items: list[Schedule] = []
-        for name, value in sorted(raw.items()):
-            try:
-                items.append(_schedule.decode(value))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                items.append(Schedule(name=_text(name), last_outcome="unreadable ledger record"))
-        return SchedulesDocument(schedules=items)
+        schedules = build_schedules(list(self.registry.processors.values()), self.settings)
+        doc = await schedules_document(
+            self.redis, self.client, schedules, self.settings.queue_prefix
+        )
+        return msgspec.convert(doc, SchedulesDocument)

@@ -30,8 +30,10 @@ class EngineServices:
     @classmethod
     def build(cls, redis: Redis, registry: Registry, settings: Settings) -> EngineServices:
         layout = Layout(settings)
+        client = Client(redis, registry, settings)
         return cls(
-            settings=settings, registry=registry, client=Client(redis, registry, settings),
+            settings=settings, registry=registry, client=client,
             control=Control(redis, registry, layout), dlq=DeadLetters(redis, registry, layout),
-            stats=StatsReader(redis, registry, layout), schedules=ScheduleLedger(redis, layout),
+            stats=StatsReader(redis, registry, layout),
+            schedules=ScheduleLedger(redis, registry, settings, client),
         )  # fmt: skip

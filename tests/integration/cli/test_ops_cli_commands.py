@@ -139,13 +139,23 @@ async def test_jobs_json_lists_each_job_type_with_its_queue_fields_and_policy(re
     assert jobs["tgworkers.noop"]["maxAttempts"] == 10
 
 
-async def test_schedules_json_reads_the_scheduler_ledger(redis, redis_url):
-    record = {"name": "cfb.sweep", "expression": "*/1 * * * *", "job": "cfb.settle.sweep",
-              "nextAt": 1700000060000, "lastAt": 1700000000000, "lastOutcome": "enqueued",
-              "lastJobId": "cfb.settle.sweep:1700000000000"}  # fmt: skip
-    await redis.hset("{tgw}:schedules", "cfb.sweep", json.dumps(record))
+async def test_schedules_json_lists_declared_schedules_with_their_ledger(redis, redis_url):
+    # the test app declares one schedule, test.tick ("1" = every second, CRON_TEST_TICK)
+    record = {"name": "test.tick", "expression": "1", "job": "test.tick",
+              "nextAt": 1700000001000, "lastAt": 1700000000000, "lastOutcome": "skipped: overlap",
+              "lastJobId": "cron:test.tick:1700000000000"}  # fmt: skip
+    await redis.hset("{tgw}:schedules", "test.tick", json.dumps(record))
     result = await cli(redis_url, "schedules", "--json")
     assert result.rc == 0, result.err
-    assert json.loads(result.out) == {"schedules": [record]}
+    (item,) = json.loads(result.out)["schedules"]
+    assert item["nextAt"] % 1000 == 0 and item["nextAt"] > record["nextAt"]  # computed now
+    assert {k: v for k, v in item.items() if k != "nextAt"} == {
+        k: v for k, v in record.items() if k != "nextAt"
+    }
+    await redis.delete("{tgw}:schedules")  # never fired yet: still listed
+    fresh = json.loads((await cli(redis_url, "schedules", "--json")).out)["schedules"]
+    assert [(s["name"], s["lastAt"], s["lastOutcome"]) for s in fresh] == [
+        ("test.tick", None, None)
+    ]
     table = await cli(redis_url, "schedules")
-    assert "cfb.sweep" in table.out
+    assert "test.tick" in table.out
