@@ -22,7 +22,7 @@ import anyio
 import structlog
 
 from tgworkers.engine.broker import Delivery
-from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.engine.connection import guarded
 from tgworkers.engine.keys import PartitionKeys
 
 if TYPE_CHECKING:
@@ -57,14 +57,14 @@ class Recovery:
             await anyio.sleep(self.rt.options.sweep_interval_s)
             if self.rt.stopping:
                 return
-            try:
-                await self.reclaim_once()
-                sweeps += 1
-                if sweeps % REAP_EVERY_SWEEPS == 0:
-                    await self.reap_consumers_once()
-                    await self.forget_stale_once()
-            except CONNECTION_ERRORS as exc:
-                self.rt.health.failed(exc)
+            sweeps += 1
+            await guarded(self.rt.health, "sweep", self.sweep_once, sweeps)
+
+    async def sweep_once(self, sweeps: int) -> None:
+        await self.reclaim_once()
+        if sweeps % REAP_EVERY_SWEEPS == 0:
+            await self.reap_consumers_once()
+            await self.forget_stale_once()
 
     async def reclaim_once(self) -> int:
         """One sweep over every partition; returns how many entries were claimed."""
@@ -115,13 +115,25 @@ class Recovery:
                       count=len(deleted), entries=[e.decode() for e in deleted[:20]])  # fmt: skip
 
     async def _adopt(self, pk: PartitionKeys, claimed: list[Any]) -> int:
-        rt = self.rt
-        batch: list[Delivery] = []
-        poison: list[Delivery] = []
+        fresh: list[Delivery] = []
         for c in claimed:
             d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries)
             d.decode()
-            (poison if c.deliveries > rt.options.max_deliveries else batch).append(d)
+            held = self.rt.owned.get(c.entry_id)
+            if held is not None:  # ours, still here: it ends first (never two at once)
+                self.rt.supersede(held, d)
+            else:
+                fresh.append(d)
+        await self.admit(fresh)
+        return len(claimed)
+
+    async def admit(self, claimed: list[Delivery]) -> None:
+        """Run reclaimed deliveries, or dead-letter them as poison (too many deliveries)."""
+        rt = self.rt
+        batch: list[Delivery] = []
+        poison: list[Delivery] = []
+        for d in claimed:
+            (poison if d.deliveries > rt.options.max_deliveries else batch).append(d)
         if poison:
             rt.track(poison)
             for d in poison:
@@ -131,7 +143,6 @@ class Recovery:
             rt.counters["reclaimed"] += len(batch)
             log.info("job.reclaimed", queue=rt.queue, count=len(batch))
             await rt.dispatch(batch)
-        return len(claimed)
 
     async def forget_stale_once(self, page: int = 200) -> int:
         """One page per partition of the walk that drops stale job-state records."""

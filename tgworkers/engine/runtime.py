@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import msgspec
 import structlog
 from anyio.abc import TaskGroup
 
 from tgworkers.engine.broker import Broker, Delivery
-from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
+from tgworkers.engine.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.envelope import fields_json, to_fields
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
@@ -42,6 +44,17 @@ log = structlog.get_logger("tgworkers.engine")
 PROMOTE_LIMIT = 500
 IDLE_PROMOTE_S = 1.0
 EXCLUSIVE_WAIT_MS = 200
+EXCLUSIVE_WAIT_MAX_MS = 5_000
+
+
+def exclusive_wait_ms(waits: int, rng: random.Random | None = None) -> int:
+    """How long a job whose key is held waits: doubling per wait in a row, capped, jittered.
+
+    A fixed 200 ms had every waiter of a long-held key retry five times a second
+    forever; half to all of the doubled ceiling spreads waiters of one key apart.
+    """
+    ceiling = min(EXCLUSIVE_WAIT_MS * 2 ** min(waits, 20), EXCLUSIVE_WAIT_MAX_MS)
+    return int((rng or random).uniform(ceiling / 2, ceiling))
 
 
 class RuntimeOptions:
@@ -185,11 +198,11 @@ class ProcessorRuntime:
     # ------------------------------------------------------------------ helpers
 
     async def _with_redis(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        """Run `op` until it succeeds, riding out Redis outages with backoff."""
+        """Run `op` until it succeeds, riding out any Redis error with backoff (promise 13)."""
         while True:
             try:
                 result = await op()
-            except CONNECTION_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self.health.failed(exc)
                 await self.health.backoff()
                 continue
@@ -214,7 +227,7 @@ class ProcessorRuntime:
 
     async def _read_loop(self, partitions: list[PartitionKeys]) -> None:
         while not self.stopping:
-            await self._read_once(partitions)
+            await guarded(self.health, "read", self._read_once, partitions)
 
     async def _read_once(self, partitions: list[PartitionKeys] | None = None) -> None:
         if self.paused:
@@ -231,7 +244,7 @@ class ProcessorRuntime:
             batch = await self.broker.read(
                 partitions or self.partitions, count=free, block_ms=self.options.block_ms
             )
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             self.health.failed(exc)
             await self.health.backoff()
             return
@@ -262,28 +275,56 @@ class ProcessorRuntime:
         refused: set[bytes] = set()
         for pk, group in by_pk.items():
             items = [
-                AcquireItem(d.entry_id, d.job_id, d.lock or "", self._delayed_blob(d))
+                AcquireItem(
+                    d.entry_id,
+                    d.job_id,
+                    d.lock or "",
+                    self._delayed_blob(d),
+                    d.token,
+                    exclusive_wait_ms(d.envelope.waits if d.envelope else 0),
+                )
                 for d in group
             ]
             acquire = functools.partial(
                 self.scripts.acquire_keys, pk, self.consumer, items,
-                lock_ttl_ms=self.options.visibility_timeout_ms, wait_ms=EXCLUSIVE_WAIT_MS,
+                lock_ttl_ms=self.options.visibility_timeout_ms,
             )  # fmt: skip
             verdicts: list[int] = await self._with_redis(acquire)  # fmt: skip
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
                     refused.add(d.entry_id)
-                    self.owned.pop(d.entry_id, None)
-                    self.counters["exclusive_waits"] += 1
+                    self._forget(d)
+                    self.counters["exclusive_waits" if verdict == 0 else "lease_lost"] += 1
         if refused:
             self._promote_wake.set()
         return [d for d in batch if d.entry_id not in refused]
 
     @staticmethod
     def _delayed_blob(d: Delivery) -> bytes:
+        """The job as it waits for its key: one more wait in a row counted."""
         if d.envelope is None:
             return fields_json([x for kv in d.fields.items() for x in kv])
-        return fields_json(to_fields(d.envelope))
+        waiting = msgspec.structs.replace(d.envelope, waits=d.envelope.waits + 1, due_ms=None)
+        return fields_json(to_fields(waiting))
+
+    def _forget(self, d: Delivery) -> None:
+        """Stop tracking `d`, never a newer delivery of the same entry."""
+        if self.owned.get(d.entry_id) is d:
+            del self.owned[d.entry_id]
+
+    def supersede(self, old: Delivery, new: Delivery) -> None:
+        """Our own sweep reclaimed an entry `old` still holds: `new` runs after it.
+
+        This process stalled past the visibility timeout (event loop blocked, Redis
+        paused). `old` is fenced by the new token and cancelled, and `new` runs only
+        once `old` has ended, so the job never runs twice at once here.
+        """
+        old.lost = True
+        old.successor = new
+        self.counters["superseded"] += 1
+        log.warning("job.superseded", queue=self.queue, job_id=old.job_id,
+                    entry=old.entry_id.decode(), deliveries=new.deliveries)  # fmt: skip
+        old.cancel()
 
     # ------------------------------------------------------------------ consuming
 
@@ -319,7 +360,7 @@ class ProcessorRuntime:
         while True:
             await self._settle_wake.wait()
             self._settle_wake = anyio.Event()
-            await self.settle_once()
+            await guarded(self.health, "settle", self.settle_once)
 
     async def settle_once(self) -> None:
         """Send every pending settlement: one script call per partition and kind."""
@@ -327,7 +368,7 @@ class ProcessorRuntime:
         groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
         for s in batch:
             if s.kind is SettleKind.DROP:
-                self.owned.pop(s.delivery.entry_id, None)
+                self._forget(s.delivery)
                 self.counters["lease_lost"] += 1
             else:
                 groups[(s.delivery.pk, s.kind)].append(s)
@@ -335,8 +376,11 @@ class ProcessorRuntime:
             send = functools.partial(self._send_group, pk, kind, group)
             refused: set[bytes] = await self._with_redis(send)
             for s in group:
-                self.owned.pop(s.delivery.entry_id, None)
+                self._forget(s.delivery)
                 self._observe(s, refused=s.delivery.entry_id in refused)
+        successors = [s.delivery.successor for s in batch if s.delivery.successor is not None]
+        if successors:
+            await self.recovery.admit(successors)
         if not self._pending and self.active == 0:
             self._settled_all.set()
 
@@ -381,19 +425,19 @@ class ProcessorRuntime:
     async def _lease_loop(self) -> None:
         while True:
             await anyio.sleep(self.options.lease_interval_s)
-            await self.renew_once()
+            await guarded(self.health, "lease", self.renew_once)
 
     async def renew_once(self) -> None:
         by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
         for d in list(self.owned.values()):
             by_pk[d.pk].append(d)
         for pk, group in by_pk.items():
-            items = [LeaseItem(d.entry_id, d.job_id, d.lock) for d in group]
+            items = [LeaseItem(d.entry_id, d.job_id, d.lock, d.token) for d in group]
             try:
                 lost, deleted = await self.scripts.renew_leases(
                     pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
                 )
-            except CONNECTION_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self.health.failed(exc)
                 return
             self.health.ok()
@@ -421,7 +465,9 @@ class ProcessorRuntime:
 
     async def _promote_loop(self) -> None:
         while True:
-            wait_s = await self.promote_once()
+            wait_s = await guarded(self.health, "promote", self.promote_once)
+            if wait_s is None:
+                wait_s = IDLE_PROMOTE_S
             if wait_s > 0:
                 with anyio.move_on_after(wait_s):
                     await self._promote_wake.wait()
@@ -432,16 +478,20 @@ class ProcessorRuntime:
         soonest: float = IDLE_PROMOTE_S
         for pk in self.partitions:
             try:
-                moved, lost, nxt, now = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
-            except CONNECTION_ERRORS as exc:
+                done = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
+            except REDIS_ERRORS as exc:
                 self.health.failed(exc)
                 return IDLE_PROMOTE_S
             self.health.ok()
-            if lost:
-                self.counters["lost"] += lost
-                log.error("job.delayed_lost", queue=self.queue, count=lost)
-            if moved >= PROMOTE_LIMIT:
+            if done.lost:
+                self.counters["lost"] += done.lost
+                log.error("job.delayed_lost", queue=self.queue, count=done.lost)
+            if done.dead:
+                self.counters["dead"] += done.dead
+                log.error("job.delayed_malformed", queue=self.queue, count=done.dead,
+                          partition=pk.partition, outcome="dead-lettered")  # fmt: skip
+            if done.moved + done.lost + done.dead >= PROMOTE_LIMIT:
                 soonest = 0.0
-            elif nxt >= 0:
-                soonest = min(soonest, max(nxt - now, 0) / 1000)
+            elif done.next_due_ms >= 0:
+                soonest = min(soonest, max(done.next_due_ms - done.now_ms, 0) / 1000)
         return soonest

@@ -56,7 +56,7 @@ async def test_settle_done_is_fenced_and_twice_is_once(redis):
     s = Scripts(redis)
     await s.enqueue(P, [job("x")], dedupe_ttl_ms=1000)
     (entry,) = await deliver(redis)
-    item = DoneItem(entry, "x", dedupe=True, lock=None)
+    item = DoneItem(entry, "x", dedupe=True, lock=None, token=1)
     assert await s.settle_done(P, "someone-else", [item], dedupe_ttl_ms=1000) == [entry]
     await redis.script_flush()
     assert await s.settle_done(P, "c1", [item], dedupe_ttl_ms=1000) == []
@@ -74,7 +74,7 @@ async def test_settle_later_moves_to_delayed_with_the_new_envelope(redis):
     env = Envelope(id="r", name="test.work", payload=b"{}", enqueued_ms=1, attempt=2)
     blob = fields_json(to_fields(env))
     refused, earliest = await s.settle_later(
-        P, "c1", [LaterItem(entry, "r", 0, 50, True, blob, None)]
+        P, "c1", [LaterItem(entry, "r", 0, 50, True, blob, None, 1)]
     )
     assert refused == []
     assert earliest > 0
@@ -92,7 +92,9 @@ async def test_renew_leases_never_takes_back_an_entry_another_consumer_owns(redi
     await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
     (entry,) = await deliver(redis, "old")
     await redis.xclaim(P.ready, GROUP, "new", 0, [entry])
-    lost, deleted = await s.renew_leases(P, "old", [LeaseItem(entry, "z", None)], lock_ttl_ms=1000)
+    lost, deleted = await s.renew_leases(
+        P, "old", [LeaseItem(entry, "z", None, 1)], lock_ttl_ms=1000
+    )
     assert (lost, deleted) == ([entry], [])
     pending = await redis.xpending_range(P.ready, GROUP, "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"new"]
@@ -132,7 +134,7 @@ async def test_renew_leases_reports_an_entry_deleted_while_held_and_counts_it_lo
     (entry,) = await deliver(redis, "me")
     await redis.xdel(P.ready, entry)
     lost, deleted = await s.renew_leases(
-        P, "me", [LeaseItem(entry, "held", None)], lock_ttl_ms=1000
+        P, "me", [LeaseItem(entry, "held", None, 1)], lock_ttl_ms=1000
     )
     assert (lost, deleted) == ([], [entry])
     assert await redis.hget(P.stats, "lost") == b"1"
