@@ -126,10 +126,16 @@ def connect_for_blocking(
 
 
 class RedisHealth:
-    """Shared outage state: logs down once, up once, counts errors, paces retries."""
+    """Shared outage state: logs down once, up once, counts errors, paces retries.
+
+    Each loop reports under its own name, and Redis counts as up only when no loop
+    is failing: at `maxmemory` reads still succeed while every write fails, and a
+    successful read must not hide the failing writes from `/readyz`.
+    """
 
     def __init__(self) -> None:
         self.down_since: float | None = None
+        self._failing: dict[str, str] = {}
         self._failures = 0
         self.errors: Counter[str] = Counter()
         self._logged_at: dict[str, float] = {}
@@ -139,25 +145,33 @@ class RedisHealth:
     def up(self) -> bool:
         return self.down_since is None
 
-    def ok(self) -> None:
-        if self.down_since is not None:
+    @property
+    def failing(self) -> dict[str, str]:
+        """Loops failing now, with the kind of their last error (for /readyz)."""
+        return dict(self._failing)
+
+    def ok(self, loop: str = "redis") -> None:
+        if self._failing.pop(loop, None) is not None and not self._failing:
+            assert self.down_since is not None  # noqa: S101 - set with the first failure
             downtime_ms = int((time.monotonic() - self.down_since) * 1000)
             log.warning("redis.up", downtime_ms=downtime_ms)
             self.down_since = None
-        self._failures = 0
+        if not self._failing:
+            self._failures = 0
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, loop: str = "redis") -> None:
         kind = error_kind(exc)
         now = time.monotonic()
+        self._failing[loop] = kind
         if self.down_since is None:
             self.down_since = now
-            log.error("redis.down", error=kind, detail=str(exc)[:200])
+            log.error("redis.down", error=kind, loop=loop, detail=str(exc)[:200])
             self._logged_at[kind] = now
         self._failures += 1
         self.errors[kind] += 1
         last = self._logged_at.get(kind)
         if last is None or now - last >= ERROR_LOG_INTERVAL_S:
-            log.error("redis.error", error=kind, detail=str(exc)[:200],
+            log.error("redis.error", error=kind, loop=loop, detail=str(exc)[:200],
                       suppressed=self._suppressed.pop(kind, 0))  # fmt: skip
             self._logged_at[kind] = now
         elif last != now:
@@ -192,11 +206,14 @@ async def guarded(
     None when the iteration failed.
     """
     try:
-        return await body(*args)
+        result = await body(*args)
     except REDIS_ERRORS as exc:
-        health.failed(exc)
+        health.failed(exc, loop)
         await health.backoff()
     except Exception as exc:  # noqa: BLE001 - the loop must outlive its bugs; logged
         health.unexpected(loop, exc)
         await anyio.sleep(1.0)
+    else:
+        health.ok(loop)
+        return result
     return None

@@ -197,16 +197,16 @@ class ProcessorRuntime:
 
     # ------------------------------------------------------------------ helpers
 
-    async def _with_redis(self, op: Callable[[], Awaitable[Any]]) -> Any:
+    async def _with_redis(self, op: Callable[[], Awaitable[Any]], loop: str = "write") -> Any:
         """Run `op` until it succeeds, riding out any Redis error with backoff (promise 13)."""
         while True:
             try:
                 result = await op()
             except REDIS_ERRORS as exc:
-                self.health.failed(exc)
+                self.health.failed(exc, loop)
                 await self.health.backoff()
                 continue
-            self.health.ok()
+            self.health.ok(loop)
             return result
 
     def free_slots(self) -> int:
@@ -245,10 +245,10 @@ class ProcessorRuntime:
                 partitions or self.partitions, count=free, block_ms=self.options.block_ms
             )
         except REDIS_ERRORS as exc:
-            self.health.failed(exc)
+            self.health.failed(exc, "read")
             await self.health.backoff()
             return
-        self.health.ok()
+        self.health.ok("read")
         self.last_progress = time.monotonic()
         if batch:
             for d in batch:
@@ -433,14 +433,9 @@ class ProcessorRuntime:
             by_pk[d.pk].append(d)
         for pk, group in by_pk.items():
             items = [LeaseItem(d.entry_id, d.job_id, d.lock, d.token) for d in group]
-            try:
-                lost, deleted = await self.scripts.renew_leases(
-                    pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
-                )
-            except REDIS_ERRORS as exc:
-                self.health.failed(exc)
-                return
-            self.health.ok()
+            lost, deleted = await self.scripts.renew_leases(
+                pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
+            )
             for entry in lost:
                 self._lose(entry)
             for entry in deleted:
@@ -477,12 +472,7 @@ class ProcessorRuntime:
         """Promote what is due; returns how long to sleep until the next due job."""
         soonest: float = IDLE_PROMOTE_S
         for pk in self.partitions:
-            try:
-                done = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
-            except REDIS_ERRORS as exc:
-                self.health.failed(exc)
-                return IDLE_PROMOTE_S
-            self.health.ok()
+            done = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
             if done.lost:
                 self.counters["lost"] += done.lost
                 log.error("job.delayed_lost", queue=self.queue, count=done.lost)

@@ -4,6 +4,14 @@ Each script is loaded from the package with `importlib.resources` and registered
 with redis-py's `register_script`, which runs EVALSHA and reloads the script
 transparently on NOSCRIPT (after a Redis restart, failover or SCRIPT FLUSH).
 Every key a script touches is passed in KEYS, built by `keys.py`.
+
+Fencing token: every script that changes a delivered entry (settle, lease, lock,
+step record) takes the delivery's token (`Delivery.token`, its delivery count
+when claimed) and acts only while XPENDING shows this consumer *and* that count.
+
+Scripts that settle, renew or clean up start with `#!lua flags=allow-oom`: at
+`maxmemory` (noeviction) they are what frees memory, so Redis must run them; the
+rest (enqueue, promote, step records) are refused whole before their first write.
 """
 
 from __future__ import annotations

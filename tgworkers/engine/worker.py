@@ -308,11 +308,7 @@ class Worker:
             await anyio.sleep(POLL_INTERVAL_S)
 
     async def control_once(self) -> None:
-        try:
-            paused = await self.control.paused_queues()
-        except REDIS_ERRORS as exc:
-            self.health.failed(exc)
-            return
+        paused = await self.control.paused_queues()
         paused |= set(self.settings.paused_queues)
         for rt in self.runtimes:
             rt.set_paused(rt.queue in paused)
@@ -328,7 +324,6 @@ class Worker:
         now_ms = int(time.time() * 1000)
         await self.redis.zadd(key, {self.consumer: now_ms})
         await self.redis.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
-        self.health.ok()
 
     async def _wake_loop(self) -> None:
         """Pub/Sub: a delayed job earlier than any known wakes its promoter now.
@@ -349,7 +344,7 @@ class Worker:
                     if rt is not None and message.get("type") == "message":
                         rt.wake_promoter()
             except REDIS_ERRORS as exc:
-                self.health.failed(exc)
+                self.health.failed(exc, "pubsub")
                 await self.health.backoff()
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- acquire_keys: take per-key exclusivity locks for delivered jobs; a job whose
 -- key is held by another job waits in the delayed set instead (promise 6).
 --

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- dead_letter: move jobs this consumer owns to the dead-letter stream.
 --
 -- KEYS[1] ready stream  KEYS[2] dead-letter stream  KEYS[3] jobs hash

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- drain_ready: delete jobs not yet handed to any worker (and, when asked, the
 -- delayed ones); in-flight jobs are untouched and finish.
 --

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- forget_stale: drop job-state records whose job no longer exists anywhere (its
 -- entry was deleted behind the engine's back), one HSCAN page per call, so the
 -- jobs hash stays bounded by the live jobs (promise 11).

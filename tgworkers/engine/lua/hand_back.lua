@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- hand_back: give unfinished jobs back to the queue on shutdown, so another
 -- worker takes them at once instead of after the visibility timeout.
 --

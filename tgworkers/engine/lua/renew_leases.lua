@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- renew_leases: reset the idle time of entries this consumer still owns (and
 -- extend their exclusivity locks), so a live job is never reclaimed.
 --

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- settle_done: acknowledge and forget finished jobs this consumer still owns.
 --
 -- KEYS[1] ready stream  KEYS[2] jobs hash  KEYS[3] done zset  KEYS[4] stats hash

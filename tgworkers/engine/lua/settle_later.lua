@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- settle_later: move jobs this consumer owns back to the delayed set, to run
 -- again at a given time (retry with backoff, not-due snooze, exclusivity wait).
 --
