@@ -38,7 +38,9 @@ class Delivery:
     lost: bool = False
     handback: bool = False
     settling: bool = False
-    read_at: float = 0.0
+    leased_at: float = 0.0
+    """Monotonic time just before the call that last claimed or renewed this entry:
+    Redis may hand it to another worker VT after that, so the run stops before then."""
     successor: Delivery | None = None
     """A newer delivery of the same entry (our own sweep reclaimed it while this one
     still ran): it is dispatched only once this one has ended, never beside it."""

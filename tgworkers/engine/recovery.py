@@ -15,6 +15,7 @@ a job that sat beside a poison job is not charged for the poison's crashes.
 
 from __future__ import annotations
 
+import time
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
@@ -73,6 +74,7 @@ class Recovery:
             cursor = b"0-0"
             while not rt.paused and (budget := rt.free_slots()) > 0:
                 room = self._reserve_suspect_room()
+                sent = time.monotonic()
                 try:
                     page = await rt.scripts.reclaim_idle(
                         pk, rt.consumer, min_idle_ms=rt.options.visibility_timeout_ms,
@@ -81,7 +83,7 @@ class Recovery:
                         suspect_deliveries=SUSPECT_DELIVERIES, suspect_room=room,
                     )  # fmt: skip
                     self._count_lost(pk, page.deleted)
-                    claimed_total += await self._adopt(pk, page.claimed)
+                    claimed_total += await self._adopt(pk, page.claimed, sent)
                 finally:
                     if room:
                         _Room.holder = None
@@ -114,10 +116,10 @@ class Recovery:
             log.error("job.entries_lost", queue=self.rt.queue, partition=pk.partition,
                       count=len(deleted), entries=[e.decode() for e in deleted[:20]])  # fmt: skip
 
-    async def _adopt(self, pk: PartitionKeys, claimed: list[Any]) -> int:
+    async def _adopt(self, pk: PartitionKeys, claimed: list[Any], sent: float) -> int:
         fresh: list[Delivery] = []
         for c in claimed:
-            d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries)
+            d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries, leased_at=sent)
             d.decode()
             held = self.rt.owned.get(c.entry_id)
             if held is not None:  # ours, still here: it ends first (never two at once)

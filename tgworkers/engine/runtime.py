@@ -84,6 +84,12 @@ class RuntimeOptions:
         return self.visibility_timeout_ms / 3000
 
     @property
+    def lease_budget_s(self) -> float:
+        """How long a run may go without a renewed lease: VT less a margin for cancelling."""
+        vt_s = self.visibility_timeout_ms / 1000
+        return vt_s - max(vt_s / 10, 0.1)
+
+    @property
     def sweep_interval_s(self) -> float:
         return min(max(self.visibility_timeout_ms / 4000, 0.25), 2.0)
 
@@ -142,7 +148,7 @@ class ProcessorRuntime:
     async def start(self, tg: TaskGroup) -> None:
         await self._with_redis(lambda: self.broker.ensure_groups(self.partitions))
         self._tg = tg
-        for loop in (self._settle_loop, self._lease_loop):
+        for loop in (self._settle_loop, self._lease_loop, self._watchdog_loop):
             tg.start_soon(loop)
         # one XREADGROUP over every partition; on a cluster each partition is its own
         # slot, so each gets its own blocking reader
@@ -215,7 +221,7 @@ class ProcessorRuntime:
     def track(self, deliveries: list[Delivery]) -> None:
         now = time.monotonic()
         for d in deliveries:
-            d.read_at = now
+            d.leased_at = d.leased_at or now
             self.owned[d.entry_id] = d
             if d.envelope is not None:
                 d.job_type = self.job_types.get(d.envelope.name)
@@ -240,6 +246,7 @@ class ProcessorRuntime:
             if self.free_slots() <= 0:
                 await self._slot_freed.wait()
             return
+        sent = time.monotonic()
         try:
             batch = await self.broker.read(
                 partitions or self.partitions, count=free, block_ms=self.options.block_ms
@@ -252,6 +259,7 @@ class ProcessorRuntime:
         self.last_progress = time.monotonic()
         if batch:
             for d in batch:
+                d.leased_at = sent
                 d.decode()
             await self.dispatch(batch)
 
@@ -260,8 +268,11 @@ class ProcessorRuntime:
         self.track(batch)
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
+        limit = time.monotonic() - self.options.lease_budget_s
         for d in runnable:
-            if self.paused or self.stopping:
+            if d.leased_at < limit:  # claimed too long ago (a stall): someone may hold it now
+                d.lost = True
+            elif self.paused or self.stopping:
                 d.handback = True
             self._queue.put_nowait(d)
 
@@ -433,15 +444,37 @@ class ProcessorRuntime:
             by_pk[d.pk].append(d)
         for pk, group in by_pk.items():
             items = [LeaseItem(d.entry_id, d.job_id, d.lock, d.token) for d in group]
+            sent = time.monotonic()
             lost, deleted = await self.scripts.renew_leases(
                 pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
             )
+            for d in group:
+                d.leased_at = max(d.leased_at, sent)
             for entry in lost:
                 self._lose(entry)
             for entry in deleted:
                 self._lose(entry, deleted=True)
 
-    def _lose(self, entry: bytes, *, deleted: bool = False) -> None:
+    async def _watchdog_loop(self) -> None:
+        while True:
+            await anyio.sleep(min(self.options.lease_budget_s / 4, 0.25))
+            self.expire_leases()
+
+    def expire_leases(self) -> None:
+        """Stop every run whose lease may be over in Redis; touches no Redis.
+
+        When renewals cannot get through (Redis paused, failing over, unreachable),
+        another worker may reclaim the entry, and another job of the same key may
+        take its expired lock, VT after the last renewal *sent*. The run is cancelled
+        before then, so a job or a key never runs twice at once; the entry stays
+        pending and is recovered like any other once Redis answers.
+        """
+        limit = time.monotonic() - self.options.lease_budget_s
+        for d in list(self.owned.values()):
+            if d.leased_at < limit and not d.settling and not d.lost:
+                self._lose(d.entry_id, expired=True)
+
+    def _lose(self, entry: bytes, *, deleted: bool = False, expired: bool = False) -> None:
         d = self.owned.get(entry)
         if d is None or (d.settling and not deleted):
             return  # being settled right now: the settle script decides, fenced
@@ -451,6 +484,10 @@ class ProcessorRuntime:
             self.counters["lost"] += 1
             log.error("job.entries_lost", queue=self.queue, partition=d.pk.partition, count=1,
                       entries=[entry.decode()], job_id=d.job_id, while_held=True)  # fmt: skip
+        elif expired:
+            self.counters["lease_expired"] += 1
+            log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode(),
+                        reason="expired", running=d.running)  # fmt: skip
         else:
             self.counters["lease_lost"] += 1
             log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
