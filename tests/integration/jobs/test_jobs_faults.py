@@ -43,9 +43,7 @@ async def test_escrow_expire_with_the_worker_clock_behind_redis_runs_a_handful_o
     assert fake.state.get("escrows", "e_1")["status"] == "expired"
 
 
-async def test_a_proof_campaigns_verifies_on_its_own_after_pending_still_gets_its_claim(
-    jobs, fake
-):
+async def test_a_proof_campaigns_verifies_on_its_own_after_pending_still_gets_its_claim(jobs, fake):
     fake.state.add_proof("p_1", campaign_id="cmp_1", user_id="u_1",
                          verify={"verdict": "pending", "reason": "checking", "retryAt": None})  # fmt: skip
     async with jobs("campaigns", BACKOFF_DEFAULT_MS="100") as h:
