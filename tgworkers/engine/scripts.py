@@ -300,7 +300,7 @@ class Scripts:
 
     async def forget_stale(self, pk: PartitionKeys, *, cursor: int, count: int) -> tuple[int, int]:
         """One HSCAN page of stale job-state records removed: (next cursor, removed)."""
-        keys = (pk.ready, pk.jobs, pk.delayed, pk.dlq)
+        keys = (pk.ready, pk.jobs, pk.delayed, pk.dlq, pk.steps)
         nxt, removed = await self._run("forget_stale", keys, [cursor, count])
         return int(nxt), int(removed)
 
@@ -336,7 +336,7 @@ class Scripts:
     async def drain_ready(
         self, pk: PartitionKeys, *, delayed: bool, limit: int
     ) -> tuple[int, int, bool]:
-        keys = (pk.ready, pk.jobs, pk.delayed, pk.delayed_jobs)
+        keys = (pk.ready, pk.jobs, pk.delayed, pk.delayed_jobs, pk.steps)
         ready, later, more = await self._run(
             "drain_ready", keys, [GROUP, "1" if delayed else "0", limit]
         )
