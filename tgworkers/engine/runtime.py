@@ -204,12 +204,22 @@ class ProcessorRuntime:
     # ------------------------------------------------------------------ helpers
 
     async def _with_redis(self, op: Callable[[], Awaitable[Any]], loop: str = "write") -> Any:
-        """Run `op` until it succeeds, riding out any Redis error with backoff (promise 13)."""
+        """Run `op` until it succeeds, riding out any error with backoff (promise 13).
+
+        Not only Redis errors: redis-py on uvloop raises `RuntimeError` for a write
+        to a connection reset under it. Giving up would drop a settle batch whose
+        entries this worker would then renew forever and never settle; every op
+        here is a fenced script, so running it again after a success is harmless.
+        """
         while True:
             try:
                 result = await op()
             except REDIS_ERRORS as exc:
                 self.health.failed(exc, loop)
+                await self.health.backoff()
+                continue
+            except Exception as exc:  # noqa: BLE001 - retried, logged once a minute
+                self.health.unexpected(loop, exc)
                 await self.health.backoff()
                 continue
             self.health.ok(loop)
