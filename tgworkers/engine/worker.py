@@ -339,6 +339,7 @@ class Worker:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(*by_channel)
+                self.health.ok("pubsub")
                 async for message in pubsub.listen():
                     rt = by_channel.get(bytes(message.get("channel") or b""))
                     if rt is not None and message.get("type") == "message":
