@@ -146,6 +146,7 @@ def _started(w: WorkerProcess) -> bool:
     return bool(events(w, "worker.started"))
 
 
+@pytest.mark.timeout(120 + JOBS / 100)
 @pytest.mark.promise(1)
 @pytest.mark.promise(2)
 async def test_soak_with_sigkills_and_a_redis_restart_loses_nothing(
