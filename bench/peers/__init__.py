@@ -1,0 +1,1 @@
+"""The comparison with the other Python Redis job queues: `python -m bench.peers`."""

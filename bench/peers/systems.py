@@ -1,0 +1,59 @@
+"""The systems compared: the module that drives each, its package, and what it can run."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    module: str
+    package: str  # the distribution whose version is reported (and must be installed)
+    enqueue_api: str
+    latency: bool = True
+    delayed: bool = True
+
+    def version(self) -> str:
+        return importlib.metadata.version(self.package)
+
+
+SYSTEMS = (
+    System("raw redis-py", "bench.peers.peer_raw", "redis",
+           "pipelined XADD, 500 per round trip", latency=False, delayed=False),
+    System("tgworkers", "bench.peers.peer_tgworkers", "tgworkers", "Client.enqueue_many"),
+    System("dramatiq", "bench.peers.peer_dramatiq", "dramatiq", "send() loop"),
+    System("taskiq-redis stream", "bench.peers.peer_taskiq", "taskiq-redis",
+           "kiq(), 100 in flight", delayed=False),
+    System("saq", "bench.peers.peer_saq", "saq", "enqueue(), 100 in flight"),
+    System("streaq", "bench.peers.peer_streaq", "streaq", "enqueue_many, 1,000 per call"),
+    System("bullmq", "bench.peers.peer_bullmq", "bullmq", "addBulk, 1,000 per call"),
+)  # fmt: skip
+
+NOT_RUN = {
+    "taskiq-redis stream": "delayed: needs a TaskiqScheduler process and a schedule source",
+}
+
+
+def skipped_by_setup(root: Path) -> set[str]:
+    """Requirements scripts/setup-peers-env left out because their pins clash with ours."""
+    listed = root / ".venv-peers" / "peers-skipped.txt"
+    return set(listed.read_text().split()) if listed.exists() else set()
+
+
+def available(root: Path) -> tuple[list[System], dict[str, str]]:
+    """The systems this interpreter can run, and why each other one is skipped."""
+    clashes = skipped_by_setup(root)
+    usable, skipped = [], {}
+    for system in SYSTEMS:
+        top = system.package.replace("-", "_")
+        if importlib.util.find_spec(top) is not None:
+            usable.append(system)
+        elif any(req.split("[")[0].split(">")[0] == system.package for req in clashes):
+            skipped[system.name] = "its pins clash with tgworkers' (scripts/setup-peers-env)"
+        else:
+            skipped[system.name] = "not installed: run scripts/setup-peers-env"
+    return usable, skipped
