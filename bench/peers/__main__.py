@@ -18,7 +18,6 @@ from pathlib import Path
 from bench.peers import report
 from bench.peers.driver import ROOT, Driver, RunFailedError, pct
 from bench.peers.systems import NOT_RUN, System, available
-
 from tgworkers.devstack.redis import RedisServer
 
 CHART = Path(__file__).with_name("results.png")
@@ -38,7 +37,7 @@ class Rounds:
             print(f"FAILED: {exc}", flush=True)
 
     def drain(self, s: System, procs: int) -> None:
-        rate, enq = self.d.drain(s.module, procs, self.args.jobs)
+        rate, enq = self.d.drain(s.module, procs, self.args.jobs, s.python)
         self.c.add(s.name, f"drain{procs}", rate.rate)
         if procs == 1:
             self.c.add(s.name, "enqueue", enq.rate)
@@ -46,7 +45,7 @@ class Rounds:
             self.c.add_cost(s.name, "drain", rate.worker)
 
     def late(self, s: System, key: str, delay_s: float, n: int) -> None:
-        ms = self.d.lateness(s.module, n, delay_s=delay_s)
+        ms = self.d.lateness(s.module, n, delay_s=delay_s, python=s.python)
         self.c.add(s.name, f"{key}_p50", pct(ms, 0.5))
         self.c.add(s.name, f"{key}_p99", pct(ms, 0.99))
 
@@ -81,6 +80,8 @@ def _print(
     print(report.cost_table(c, named))
     notes = [f"skipped {name}: {why}" for name, why in skipped.items()]
     notes += [f"not run for {name}: {why}" for name, why in NOT_RUN.items()]
+    notes += [f"{s.name} ran in its own venv {s.own_venv}: its pins clash with tgworkers'"
+              for s in systems if s.python != sys.executable]  # fmt: skip
     notes += [f"failed {n} {m}: {why}" for n, f in c.failures.items() for m, why in f.items()]
     print("\n".join(notes))
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
 from bench.peers import probe
 from bench.peers.cost import Cost, Meter
 
@@ -64,17 +65,17 @@ class Driver:
         self.r.flushall()
         self.ctl.flushall()
 
-    def _worker(self, module: str, i: int) -> subprocess.Popen[bytes]:
+    def _worker(self, module: str, i: int, python: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{module.rsplit('.', 1)[1]}-{i}.log").open("wb")
         return subprocess.Popen(
-            [sys.executable, "-m", module, "work", "--concurrency", "100"],
+            [python, "-m", module, "work", "--concurrency", "100"],
             cwd=ROOT, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
-    def _produce(self, module: str, *args: str, timeout_s: float = 300) -> dict[str, float]:
+    def _produce(self, module: str, python: str, *args: str) -> dict[str, float]:
         done = subprocess.run(
-            [sys.executable, "-m", module, "produce", *args],
-            cwd=ROOT, env=self._env(), capture_output=True, timeout=timeout_s, check=False,
+            [python, "-m", module, "produce", *args], timeout=300,
+            cwd=ROOT, env=self._env(), capture_output=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
@@ -106,14 +107,16 @@ class Driver:
             w.kill()
             w.wait(10)
 
-    def drain(self, module: str, processes: int, n: int) -> tuple[Drain, Enqueue]:
+    def drain(
+        self, module: str, processes: int, n: int, python: str = sys.executable
+    ) -> tuple[Drain, Enqueue]:
         """Enqueue n no-op jobs (no worker running), then drain them from the barrier on."""
         self._reset()
         meter = Meter(self.r, [])
-        produced = self._produce(module, "--mode", "bulk", "--n", str(n))
+        produced = self._produce(module, python, "--mode", "bulk", "--n", str(n))
         enqueue_cost = meter.read(n)
         enqueue_cost.process_us = produced["cpu_us_per_job"]
-        workers = [self._worker(module, i) for i in range(processes)]
+        workers = [self._worker(module, i, python) for i in range(processes)]
         try:
             self._wait("start barrier", lambda: self.ctl.hlen(probe.READY_KEY) >= processes,
                        workers, 180)  # fmt: skip
@@ -127,13 +130,15 @@ class Driver:
             self._stop(workers)
         return Drain(n / (last - go), cost), Enqueue(produced["rate"], enqueue_cost)
 
-    def lateness(self, module: str, n: int, *, delay_s: float) -> list[float]:
+    def lateness(
+        self, module: str, n: int, *, delay_s: float, python: str = sys.executable
+    ) -> list[float]:
         """Jobs sent one at a time at 500/s; each records start - enqueue time (or - due time)."""
         self._reset()
         self.ctl.set(probe.GO_KEY, time.time())
-        workers = [self._worker(module, 0)]
+        workers = [self._worker(module, 0, python)]
         try:
-            self._produce(module, "--mode", "paced", "--n", str(n), "--delay", str(delay_s))
+            self._produce(module, python, "--mode", "paced", "--n", str(n), "--delay", str(delay_s))
             self._wait(f"{n} latency samples", lambda: self.ctl.llen(probe.SAMPLES_KEY) >= n,
                        workers, 120)  # fmt: skip
         finally:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import redis
 import uvloop
+
 from bench.peers import probe
 
 URL_ENV = "BENCH_REDIS_URL"

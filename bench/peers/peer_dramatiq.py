@@ -13,8 +13,9 @@ import threading
 
 import dramatiq
 import redis
-from bench.peers import entry, probe
 from dramatiq.brokers.redis import RedisBroker
+
+from bench.peers import entry, probe
 
 broker = RedisBroker(
     client=redis.Redis(

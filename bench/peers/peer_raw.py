@@ -11,6 +11,7 @@ import os
 
 import redis.asyncio as aredis
 import uvloop
+
 from bench.peers import entry, probe
 
 STREAM, GROUP = "raw:s", "g"

@@ -13,9 +13,10 @@ from typing import Any
 
 import redis.asyncio as aredis
 import uvloop
-from bench.peers import entry, probe
 from saq import Worker
 from saq.queue.redis import RedisQueue
+
+from bench.peers import entry, probe
 
 
 def _queue() -> RedisQueue:

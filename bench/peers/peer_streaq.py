@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from bench.peers import entry, probe
 from streaq import Worker
+
+from bench.peers import entry, probe
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "100"))
 worker = Worker(

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 
 import uvloop
-from bench.peers import entry, probe
 from taskiq.api import run_receiver_task
 from taskiq_redis import RedisStreamBroker
+
+from bench.peers import entry, probe
 
 broker = RedisStreamBroker(os.environ[entry.URL_ENV], max_connection_pool_size=1000)
 

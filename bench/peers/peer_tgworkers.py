@@ -13,8 +13,8 @@ import sys
 
 import msgspec
 import redis.asyncio as aredis
-from bench.peers import entry, probe
 
+from bench.peers import entry, probe
 from tgworkers.config import load_settings
 from tgworkers.engine import Done, JobContext, JobType, Outcome, Processor
 from tgworkers.engine.client import Client, EnqueueRequest

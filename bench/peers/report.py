@@ -96,6 +96,8 @@ def chart(c: Collector, names: list[str], path: Path) -> None:
     ax = axes[0][0]
     ax.bar([x - 0.2 for x in xs], [med(n, "drain1") for n in names], 0.4, label="1 process")
     ax.bar([x + 0.2 for x in xs], [med(n, "drain2") for n in names], 0.4, label="2 processes")
+    for bars in ax.containers:
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.set_yscale("log")
     ax.set_title("drain of 20,000 no-op jobs, jobs/s (log)")
     ax.legend()
@@ -104,7 +106,8 @@ def chart(c: Collector, names: list[str], path: Path) -> None:
         (axes[1][0], "del_p99", "delayed job lateness p99, ms (log; due +1 s)"),
     ]
     for ax, metric, title in panels:
-        ax.bar(list(xs), [med(n, metric) for n in names], 0.6, color="tab:orange")
+        bars = ax.bar(list(xs), [med(n, metric) for n in names], 0.6, color="tab:orange")
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
         ax.set_yscale("log")
         ax.set_title(title)
     ax = axes[1][1]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from dataclasses import dataclass
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -16,9 +19,14 @@ class System:
     enqueue_api: str
     latency: bool = True
     delayed: bool = True
+    own_venv: str = ""  # a venv of its own when its pins clash with ours (see setup-peers-env)
+    python: str = sys.executable
 
     def version(self) -> str:
-        return importlib.metadata.version(self.package)
+        if self.python == sys.executable:
+            return importlib.metadata.version(self.package)
+        code = f"import importlib.metadata as m; print(m.version({self.package!r}))"
+        return subprocess.check_output([self.python, "-c", code], text=True).strip()
 
 
 SYSTEMS = (
@@ -30,7 +38,8 @@ SYSTEMS = (
            "kiq(), 100 in flight", delayed=False),
     System("saq", "bench.peers.peer_saq", "saq", "enqueue(), 100 in flight"),
     System("streaq", "bench.peers.peer_streaq", "streaq", "enqueue_many, 1,000 per call"),
-    System("bullmq", "bench.peers.peer_bullmq", "bullmq", "addBulk, 1,000 per call"),
+    System("bullmq", "bench.peers.peer_bullmq", "bullmq", "addBulk, 1,000 per call",
+           own_venv=".venv-bullmq"),
 )  # fmt: skip
 
 NOT_RUN = {
@@ -50,10 +59,15 @@ def available(root: Path) -> tuple[list[System], dict[str, str]]:
     usable, skipped = [], {}
     for system in SYSTEMS:
         top = system.package.replace("-", "_")
+        own = root / system.own_venv / "bin" / "python" if system.own_venv else None
         if importlib.util.find_spec(top) is not None:
             usable.append(system)
+        elif own is not None and own.exists():
+            usable.append(replace(system, python=os.fspath(own)))
         elif any(req.split("[")[0].split(">")[0] == system.package for req in clashes):
-            skipped[system.name] = "its pins clash with tgworkers' (scripts/setup-peers-env)"
+            skipped[system.name] = (
+                f"its pins clash with tgworkers' and {system.own_venv or 'no own venv'} is missing"
+            )
         else:
             skipped[system.name] = "not installed: run scripts/setup-peers-env"
     return usable, skipped
