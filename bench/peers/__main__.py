@@ -43,6 +43,7 @@ class Rounds:
             self.c.add(s.name, "enqueue", enq.rate)
             self.c.add_cost(s.name, "enqueue", enq.redis)
             self.c.add_cost(s.name, "drain", rate.worker)
+            self.c.add(s.name, "drain_busy", rate.rate * rate.worker.process_us / 1e4)
 
     def late(self, s: System, key: str, delay_s: float, n: int) -> None:
         ms = self.d.lateness(s.module, n, delay_s=delay_s, python=s.python)

@@ -64,16 +64,18 @@ def main_table(c: Collector, systems: list[tuple[str, str]]) -> str:
 
 def cost_table(c: Collector, systems: list[tuple[str, str]]) -> str:
     rows = [
-        "| system | drain: worker CPU µs/job | drain: Redis CPU µs/job | drain: commands/job "
+        "| system | drain: worker CPU µs/job | worker busy % | drain: Redis CPU µs/job "
+        "| drain: commands/job "
         "| top drain commands per job | enqueue: producer CPU µs/job | enqueue: Redis CPU µs/job "
         "| enqueue: commands/job |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, _ in systems:
         top = ", ".join(f"{cmd} {n:.2f}" for cmd, n in c.top[name].get("drain", [])[:4])
         rows.append(
-            f"| {name} | {cell(c, name, 'drain_process_us')} | {cell(c, name, 'drain_redis_us', ',.1f')} "
-            f"| {cell(c, name, 'drain_cmds', ',.2f')} | {top} "
+            f"| {name} | {cell(c, name, 'drain_process_us')} | {cell(c, name, 'drain_busy')} "
+            f"| {cell(c, name, 'drain_redis_us', ',.1f')} "
+            f"| {cell(c, name, 'drain_cmds', ',.3f')} | {top} "
             f"| {cell(c, name, 'enqueue_process_us', ',.1f')} | {cell(c, name, 'enqueue_redis_us', ',.1f')} "
             f"| {cell(c, name, 'enqueue_cmds', ',.2f')} |"
         )
