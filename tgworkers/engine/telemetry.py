@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import random
 import time
 import weakref
 from collections import defaultdict
@@ -263,6 +264,35 @@ def remote_context(traceparent: str | None, tracestate: str | None) -> SpanConte
     except ValueError:
         return None
     return ctx if ctx.is_valid and version == "00" else None
+
+
+def carried_span(traceparent: str | None, tracestate: str | None) -> trace.Span:
+    """A non-recording span for a run that records none (no exporter, or over budget).
+
+    It carries the enqueuer's trace id, flags and state with a fresh span id, so
+    every peer request still sends a valid `traceparent` that joins the
+    enqueuer's trace (contracts/peers.md). A job enqueued without a context gets
+    a fresh, unsampled trace id of its own.
+    """
+    remote = remote_context(traceparent, tracestate)
+    span_id = random.getrandbits(64) or 1  # ids, not secrets (as the SDK)
+    if remote is None:
+        trace_id = random.getrandbits(128) or 1
+        return trace.NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False))
+    ctx = SpanContext(
+        remote.trace_id, span_id, is_remote=False, trace_flags=remote.trace_flags,
+        trace_state=remote.trace_state,
+    )  # fmt: skip
+    return trace.NonRecordingSpan(ctx)
+
+
+def _records_children(current: trace.Span) -> bool:
+    """A peer call is recorded inside a recorded run, or outside any run.
+
+    A run over the span budget carries a non-recording span: its peer calls send
+    that context and record nothing, so the budget bounds CLIENT spans too.
+    """
+    return current.is_recording() or not current.get_span_context().is_valid
 
 
 def _reason(s: Settlement) -> str:
@@ -535,10 +565,12 @@ class Telemetry:
             labels = self.attrs(A.DESTINATION, queue, A.JOB_NAME, env.name)
             pickup_s = max(time.time() - due_ms / 1000, 0.0)
             self.i["tgworkers.job.pickup_latency"].record(pickup_s, labels)
-        span = self._process_span(queue, d) if self.tracing and self._spans.allow() else None
+        if self.tracing and self._spans.allow():
+            span = self._process_span(queue, d)
+        else:
+            span = carried_span(env.traceparent, env.tracestate)
         run = JobRun(env.id, env.name, env.attempt, queue, span)
-        if span is not None:
-            run.otel_token = otel_context.attach(trace.set_span_in_context(span))
+        run.otel_token = otel_context.attach(trace.set_span_in_context(span))
         run.var_token = current_run.set(run)
         return run
 
@@ -570,7 +602,8 @@ class Telemetry:
     def end_process(self, run: JobRun, d: Delivery, decision: Decision | None) -> None:
         """End the run begun by `start_process`: status, span end, contexts restored."""
         current_run.reset(run.var_token)
-        if run.span is None:
+        otel_context.detach(run.otel_token)  # type: ignore[arg-type]
+        if run.span is None or not run.span.is_recording():
             return
         error = d.extra.get("error_type")
         if error is not None:
@@ -578,7 +611,6 @@ class Telemetry:
             message = decision.record.message if decision and decision.record else error
             run.span.set_status(Status(StatusCode.ERROR, message))
         run.span.end()
-        otel_context.detach(run.otel_token)  # type: ignore[arg-type]
 
     @contextmanager
     def peer_call(self, peer: str, method: str, path: str) -> Iterator[PeerCall]:
@@ -586,7 +618,7 @@ class Telemetry:
         call = PeerCall(peer, method)
         started = time.perf_counter()
         span_cm: Any = None
-        if self.tracing:
+        if self.tracing and _records_children(trace.get_current_span()):
             attrs = {A.PEER: peer, A.HTTP_METHOD: method, A.URL_PATH: path}
             span_cm = self.tracer.start_as_current_span(
                 f"{method} {peer}", kind=SpanKind.CLIENT, attributes=attrs,
