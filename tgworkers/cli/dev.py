@@ -39,7 +39,6 @@ from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.devstack.redis import DevRedis, free_port, private_redis, reachable
 from tgworkers.devstack.sample import TICK_S, SampleWork
 from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.engine.layout import Layout
 from tgworkers.engine.stats import StatsReader
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError
@@ -142,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
         setup_logging(settings)
         worker, peers = build_worker(settings)
         sample = SampleWork(fake, worker.client.enqueue, tick_s=args.tick)
-        stats = StatsReader(worker.redis, worker.registry, Layout(settings))
+        stats = StatsReader(worker.redis, worker.registry, worker.layout)
         live = is_terminal() and not args.plain
         running = frozenset(p.queue for p in worker.processors)
         banner = Stack(redis, fake, settings).banner()

@@ -23,6 +23,7 @@ from tgworkers.config import Settings
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.live import Live
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
@@ -87,12 +88,18 @@ def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[b
 class Client:
     """Enqueues jobs of the registered job types."""
 
-    def __init__(self, redis: Redis, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self, redis: Redis, registry: Registry, settings: Settings | Live[Settings]
+    ) -> None:
         self.redis = redis
         self.registry = registry
-        self.settings = settings
         self.layout = Layout(settings)
         self.scripts = Scripts(redis)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now (a hot reload swaps them)."""
+        return self.layout.settings
 
     async def enqueue(
         self,

@@ -33,6 +33,7 @@ from tgworkers.config import Settings
 from tgworkers.engine.client import Client
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.scheduler import build_schedules, schedules_document
 
@@ -283,12 +284,17 @@ class ScheduleLedger:
     """
 
     def __init__(
-        self, redis: Redis, registry: Registry, settings: Settings, client: Client
+        self, redis: Redis, registry: Registry, settings: Settings | Live[Settings], client: Client
     ) -> None:
         self.redis = redis
         self.registry = registry
-        self.settings = settings
+        self.live = live(settings)
         self.client = client
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now: `CRON_*` and `SCHEDULES_TZ` follow a hot reload."""
+        return self.live.value
 
     async def read(self) -> SchedulesDocument:
         schedules = build_schedules(list(self.registry.processors.values()), self.settings)

@@ -37,6 +37,7 @@ from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.live import Live
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
 from tgworkers.engine.scheduler import Scheduler, build_schedules
@@ -63,7 +64,7 @@ class Worker:
         resources: Resources | None = None,
         redis: Redis | None = None,
     ) -> None:
-        self.settings = settings
+        self.live = Live(settings)  # the one reference a reload swaps; every reader shares it
         self.registry = registry
         self.processors = tuple(processors)
         self.consumer = consumer
@@ -79,8 +80,8 @@ class Worker:
             url, block_ms=1000, max_connections=readers, cluster=cluster
         )
         self.health = RedisHealth()
-        self.layout = Layout(settings)
-        self.client = Client(self.redis, registry, settings)
+        self.layout = Layout(self.live)
+        self.client = Client(self.redis, registry, self.live)
         self.control = Control(self.redis, registry, self.layout)
         self.scripts = Scripts(self.redis)
         self.broker = Broker(self.redis, self.blocking, consumer)
@@ -101,6 +102,14 @@ class Worker:
         self.draining: list[ProcessorRuntime] = []
         self._tg: TaskGroup | None = None
         self._stops: dict[ProcessorRuntime, anyio.Event] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.value
+
+    @settings.setter
+    def settings(self, new: Settings) -> None:
+        self.live.value = new
 
     def _runtime(self, proc: Processor) -> ProcessorRuntime:
         s = self.settings

@@ -32,7 +32,7 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedServer:
-    services = EngineServices.build(worker.redis, worker.registry, settings)
+    services = EngineServices.build(worker.redis, worker.registry, worker.live)
     app = create_app(services, HealthProbe(worker), settings)
     config = uvicorn.Config(
         app, host="0.0.0.0", port=port, log_config=None, access_log=False,  # noqa: S104
