@@ -100,6 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     config_url: str | None = None
     config_file: str | None = None
     config_poll_s: float = 15.0
+    config_wait_s: float = 10.0
     enable_flags: dict[str, bool] = msgspec.field(default_factory=dict)
     crons: dict[str, str] = msgspec.field(default_factory=dict)
     overrides: dict[str, ProcessorOverrides] = msgspec.field(default_factory=dict)
@@ -356,6 +357,7 @@ _SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "CONFIG_URL": ("config_url", _url("http", "https")),
     "CONFIG_FILE": ("config_file", _text),
     "CONFIG_POLL_S": ("config_poll_s", _float(0.05)),
+    "CONFIG_WAIT_S": ("config_wait_s", _float(0)),
     "PEER_CONNECT_TIMEOUT_S": ("peer_connect_timeout_s", _float(0.01)),
     "PEER_TIMEOUT_S": ("peer_total_timeout_s", _float(0.01)),
     "PAUSED_QUEUES": ("paused_queues", _csv),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 
+from tgworkers.bootstrap.first_document import FirstDocument, wait_for_first_document
+from tgworkers.bootstrap.signals import EarlySignals
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
 from tgworkers.config import (
     Settings,
@@ -21,7 +24,7 @@ from tgworkers.config import (
 from tgworkers.engine import telemetry
 from tgworkers.engine.context import Resources
 from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.reload import Reloader, build_reloader
+from tgworkers.engine.reload import Reloader, Select, build_reloader, source_for
 from tgworkers.engine.stats import StatsReader
 from tgworkers.engine.telemetry import count_ledger_violation, setup_telemetry
 from tgworkers.engine.worker import Worker
@@ -104,6 +107,7 @@ def check_service_key(settings: Settings) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    early = EarlySignals().install()  # a SIGTERM during start-up still stops gracefully
     settings = settings_from_env()
     registry = registry_for(args.app)
     processors = select_processors(registry, settings, args.processors)
@@ -116,6 +120,10 @@ def main(args: argparse.Namespace) -> int:
     if count_ledger_violation not in violation_hooks:
         violation_hooks.append(count_ledger_violation)
     check_requirements(registry, settings, processors)
+    select = functools.partial(select_processors, registry, names=args.processors)
+    base_env = merged_environment(os.environ, Path(".env"))
+    first = first_document(settings, processors, base_env, registry, select, early)
+    settings, processors = first.settings, first.processors
     resources, peers = job_resources(registry, settings)
     worker = Worker(
         settings=settings,
@@ -124,8 +132,12 @@ def main(args: argparse.Namespace) -> int:
         consumer=settings.consumer_name or default_consumer_name(),
         resources=resources,
     )
-    if settings.port is not None:
-        embedded_server(worker, settings, settings.port)  # a bad ADMIN_TRUSTED_JWKS exits 2 now
+    reloader = build_reloader(worker, registry, select, base_env)
+    if reloader is not None:
+        first.seed(reloader)
+        telemetry.active().track_reloader(reloader)
+    if settings.port is not None:  # a bad ADMIN_TRUSTED_JWKS exits 2 now
+        embedded_server(worker, settings, settings.port, reloader)
     backend_options: dict[str, Any] = {}
     try:
         import uvloop  # noqa: F401, PLC0415 - optional speed-up
@@ -133,29 +145,74 @@ def main(args: argparse.Namespace) -> int:
         backend_options["use_uvloop"] = True
     except ImportError:
         pass
-    select = functools.partial(select_processors, registry, names=args.processors)
-    base_env = merged_environment(os.environ, Path(".env"))
-    reloader = build_reloader(worker, registry, select, base_env)
-    if reloader is not None:
-        telemetry.active().track_reloader(reloader)
     try:
         anyio.run(
-            serve, worker, reloader, peers, backend="asyncio", backend_options=backend_options
+            serve,
+            worker,
+            reloader,
+            peers,
+            early,
+            backend="asyncio",
+            backend_options=backend_options,
         )
     finally:
         telemetry.shutdown()  # flush pending spans and metrics
     return 0
 
 
-async def serve(worker: Worker, reloader: Reloader | None, peers: Peers | None = None) -> None:
+async def _stop_if_signalled_early(worker: Worker, early: EarlySignals) -> None:
+    """Hand a stop signal received during start-up to the worker once it runs."""
+    await worker.started.wait()
+    if early.received is not None:
+        log.info("worker.stopping", signal=early.received.name, during="start-up")
+        worker.request_stop()
+
+
+def first_document(
+    settings: Settings,
+    processors: tuple[Processor, ...],
+    base_env: Mapping[str, str],
+    registry: Registry,
+    select: Select,
+    early: EarlySignals,
+) -> FirstDocument:
+    """The settings and processors to start with: the first config document's, if any.
+
+    Read before the worker is built, so its limits hold from the first job.
+    """
+    source = source_for(settings)
+    if source is None:
+        return FirstDocument(settings, processors)
+    return anyio.run(
+        functools.partial(
+            wait_for_first_document,
+            source,
+            env_settings=settings,
+            env_processors=processors,
+            base_env=base_env,
+            registry=registry,
+            select=select,
+            stopping=lambda: early.received is not None,
+        )
+    )
+
+
+async def serve(
+    worker: Worker,
+    reloader: Reloader | None,
+    peers: Peers | None = None,
+    early: EarlySignals | None = None,
+) -> None:
     """Run the worker (with the HTTP server on `PORT`) and the config reloader if any."""
     try:
         async with anyio.create_task_group() as tg:
+            if early is not None:
+                tg.start_soon(_stop_if_signalled_early, worker, early)
             if reloader is not None:
                 tg.start_soon(reloader.run)
             stats = StatsReader(worker.redis, worker.registry, worker.layout)
             tg.start_soon(telemetry.depth_loop, stats)  # the queue gauges' snapshot
-            await run_with_server(worker, worker.settings)
+            await run_with_server(worker, worker.settings, reloader)
             tg.cancel_scope.cancel()
     finally:
         if peers is not None:

@@ -100,7 +100,7 @@ class HttpSource:
         if response.status_code != httpx.codes.OK:
             raise SourceUnavailableError(f"HTTP {response.status_code}")
         self.etag = response.headers.get("ETag")
-        return Fetched(response.content, self.etag or _digest(response.content))
+        return Fetched(response.content, self.etag or digest(response.content))
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -138,7 +138,7 @@ def source_for(settings: Settings) -> ConfigSource | None:
     return None
 
 
-def _digest(body: bytes) -> str:
+def digest(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()[:16]
 
 
@@ -206,7 +206,10 @@ class Reloader:
         }  # fmt: skip
         """The `tgworkers.config.reloads` metric by outcome (observability exports it)."""
         self.last_applied_at: float | None = None
-        self._seen: str | None = None
+        self.seen: str | None = None
+        """Digest of the last document offered (an identical body is not offered again)."""
+        self.awaiting_first = False
+        """Start-up went on without a document (`CONFIG_WAIT_S` ran out): `/readyz` says so."""
         self._warned: set[str] = set()
         self._failures = 0
         self._down_since: float | None = None
@@ -232,10 +235,10 @@ class Reloader:
         except SourceUnavailableError as exc:
             return self._unavailable(str(exc))
         self._available()
-        if fetched is None or _digest(fetched.body) == self._seen:
+        if fetched is None or digest(fetched.body) == self.seen:
             self.counters["unchanged"] += 1
             return self._jittered(self.poll_s)
-        self._seen = _digest(fetched.body)
+        self.seen = digest(fetched.body)
         await self.offer(fetched.body, fetched.version)
         return self._jittered(self.poll_s)
 
@@ -276,42 +279,10 @@ class Reloader:
 
     def build(self, body: bytes, version: str) -> tuple[str, Settings, Sequence[Processor]]:
         """(version, settings, processors) of a document; raises `ConfigError` naming why."""
-        try:
-            doc = msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            raise ConfigError("document: not valid JSON") from None
-        if not isinstance(doc, dict):
-            raise ConfigError("document: expected a JSON object of variables")
-        if isinstance(doc.get("version"), str | int):
-            version = str(doc["version"])
-        env = {**self.base_env, **self._dynamic_values(doc)}
-        new = load_settings(env, None)
-        check_processor_names(new, {p.env_name for p in self.registry.processors.values()})
-        processors = self.select(new)
-        if not processors:
-            raise ConfigError("PROCESSORS: no processor selected (set PROCESSORS or ENABLE_*)")
-        return version, new, processors
-
-    def _dynamic_values(self, doc: dict[str, Any]) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for name, value in doc.items():
-            if name in METADATA_KEYS:
-                continue
-            kind = variable_kind(name)
-            if kind == "unknown":
-                raise ConfigError(f"{name}: not a known variable")
-            if kind in ("secret", "static"):
-                self._ignore(name, kind)
-            elif (text := _as_env(name, value)) is not None:
-                values[name] = text
-        return values
-
-    def _ignore(self, name: str, kind: str) -> None:
-        if name in self._warned:
-            return
-        self._warned.add(name)
-        why = "never taken from a config document" if kind == "secret" else "needs a restart"
-        log.warning("config.key_ignored", key=name, kind=kind, reason=why)
+        return build_document(
+            body, version, base_env=self.base_env, registry=self.registry, select=self.select,
+            warned=self._warned,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ apply
 
@@ -331,6 +302,7 @@ class Reloader:
             if inspect.isawaitable(result):
                 await result
         previous, self.version = self.version, version
+        self.awaiting_first = False
         if not changes and not switched:
             self.counters["unchanged"] += 1
             log.info("config.unchanged", version=version)
@@ -353,6 +325,60 @@ class Reloader:
                 await self.worker.add_runtime(proc)
                 switched[proc.name] = "on"
         return switched
+
+
+def build_document(
+    body: bytes,
+    version: str,
+    *,
+    base_env: Mapping[str, str],
+    registry: Registry,
+    select: Select,
+    warned: set[str],
+) -> tuple[str, Settings, Sequence[Processor]]:
+    """(version, settings, processors) of a document; raises `ConfigError` naming why.
+
+    Needs no worker, so the first document can be built before the worker is.
+    `warned` holds the keys already logged as ignored (one warning per key).
+    """
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise ConfigError("document: not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise ConfigError("document: expected a JSON object of variables")
+    if isinstance(doc.get("version"), str | int):
+        version = str(doc["version"])
+    env = {**base_env, **_dynamic_values(doc, warned)}
+    new = load_settings(env, None)
+    check_processor_names(new, {p.env_name for p in registry.processors.values()})
+    processors = select(new)
+    if not processors:
+        raise ConfigError("PROCESSORS: no processor selected (set PROCESSORS or ENABLE_*)")
+    return version, new, processors
+
+
+def _dynamic_values(doc: dict[str, Any], warned: set[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in doc.items():
+        if name in METADATA_KEYS:
+            continue
+        kind = variable_kind(name)
+        if kind == "unknown":
+            raise ConfigError(f"{name}: not a known variable")
+        if kind in ("secret", "static"):
+            _ignore(name, kind, warned)
+        elif (text := _as_env(name, value)) is not None:
+            values[name] = text
+    return values
+
+
+def _ignore(name: str, kind: str, warned: set[str]) -> None:
+    if name in warned:
+        return
+    warned.add(name)
+    why = "never taken from a config document" if kind == "secret" else "needs a restart"
+    log.warning("config.key_ignored", key=name, kind=kind, reason=why)
 
 
 def build_reloader(

@@ -280,9 +280,12 @@ def carried_span(traceparent: str | None, tracestate: str | None) -> trace.Span:
         trace_id = random.getrandbits(128) or 1
         return trace.NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False))
     ctx = SpanContext(
-        remote.trace_id, span_id, is_remote=False, trace_flags=remote.trace_flags,
+        remote.trace_id,
+        span_id,
+        is_remote=False,
+        trace_flags=remote.trace_flags,
         trace_state=remote.trace_state,
-    )  # fmt: skip
+    )
     return trace.NonRecordingSpan(ctx)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from tgworkers.engine.reload import Reloader
 from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.worker import Worker
 
@@ -31,8 +32,9 @@ def stale_after_s(rt: ProcessorRuntime) -> float:
 class HealthProbe:
     """Reads a worker's state; never touches Redis (a probe must not add load)."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, reloader: Reloader | None = None) -> None:
         self.worker = worker
+        self.reloader = reloader
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
@@ -52,6 +54,9 @@ class HealthProbe:
             return False, {"status": "starting"}
         if not self.worker.health.up:
             return False, {"status": "redis_unreachable"}
+        if self.reloader is not None and self.reloader.awaiting_first:
+            source = self.reloader.source.description
+            return False, {"status": "config_pending", "source": source}
         return True, {"status": "ready"}
 
 

@@ -15,6 +15,7 @@ import structlog
 import uvicorn
 
 from tgworkers.config import Settings
+from tgworkers.engine.reload import Reloader
 from tgworkers.engine.worker import Worker
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
@@ -31,9 +32,11 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedServer:
+def embedded_server(
+    worker: Worker, settings: Settings, port: int, reloader: Reloader | None = None
+) -> EmbeddedServer:
     services = EngineServices.build(worker.redis, worker.registry, worker.live)
-    app = create_app(services, HealthProbe(worker), settings)
+    app = create_app(services, HealthProbe(worker, reloader), settings)
     config = uvicorn.Config(
         app, host="0.0.0.0", port=port, log_config=None, access_log=False,  # noqa: S104
         lifespan="off", server_header=False,
@@ -41,12 +44,14 @@ def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedSe
     return EmbeddedServer(config)
 
 
-async def run_with_server(worker: Worker, settings: Settings) -> None:
+async def run_with_server(
+    worker: Worker, settings: Settings, reloader: Reloader | None = None
+) -> None:
     """Run the worker and, when `PORT` is set, the HTTP server beside it."""
     if settings.port is None:
         await worker.run()
         return
-    server = embedded_server(worker, settings, settings.port)
+    server = embedded_server(worker, settings, settings.port, reloader)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         log.info("http.started", port=settings.port)
