@@ -26,7 +26,8 @@ from tgworkers.engine.context import Resources
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.reload import Reloader, Select, build_reloader, source_for
 from tgworkers.engine.stats import StatsReader
-from tgworkers.engine.telemetry import count_ledger_violation, setup_telemetry
+from tgworkers.engine.telemetry import count_ledger_violation
+from tgworkers.engine.telemetry_setup import setup_telemetry, shutdown_telemetry
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError, InputError
 from tgworkers.http.server import embedded_server, run_with_server
@@ -156,7 +157,7 @@ def main(args: argparse.Namespace) -> int:
             backend_options=backend_options,
         )
     finally:
-        telemetry.shutdown()  # flush pending spans and metrics
+        shutdown_telemetry()  # flush pending spans and metrics
     return 0
 
 

@@ -24,6 +24,7 @@ import structlog
 from tgworkers.engine.broker import Delivery
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.outcome import DeadReason
 
 if TYPE_CHECKING:
     from tgworkers.engine.runtime import ProcessorRuntime
@@ -126,7 +127,8 @@ class Recovery:
             rt.track(poison)
             for d in poison:
                 reason = f"poison: delivered {d.deliveries} times without settling"
-                rt.queue_settlement(rt.executor.dead(d, reason, failed=True))
+                poisoned = rt.executor.dead(d, reason, failed=True, why=DeadReason.POISON)
+                rt.queue_settlement(poisoned)
         if batch:
             rt.counters["reclaimed"] += len(batch)
             log.info("job.reclaimed", queue=rt.queue, count=len(batch))

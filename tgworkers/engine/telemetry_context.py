@@ -1,0 +1,108 @@
+"""The run in progress in this task: its log fields and its trace context.
+
+One ContextVar per run (`current_run`) feeds the log processor `add_job_context`;
+`remote_context` reads the enqueuer's W3C context from an envelope and
+`carried_span` continues it when the run records no span of its own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+
+@dataclass(slots=True)
+class JobRun:
+    """The run in progress in this task: what logs bind and the span it is in."""
+
+    job_id: str
+    job: str
+    attempt: int
+    queue: str
+    span: trace.Span | None
+    otel_token: object = None
+    var_token: Any = None
+
+    @property
+    def trace_id(self) -> str | None:
+        if self.span is None:
+            return None
+        ctx = self.span.get_span_context()
+        return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+current_run: Final[contextvars.ContextVar[JobRun | None]] = contextvars.ContextVar(
+    "tgworkers_job_run", default=None
+)
+
+
+def add_job_context(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Log processor: the run's job id, name, attempt, queue and trace id.
+
+    One ContextVar set per run instead of binding five on every run: the fields
+    are only built when something is actually logged.
+    """
+    run = current_run.get()
+    if run is not None:
+        event.setdefault("job_id", run.job_id)
+        event.setdefault("job", run.job)
+        event.setdefault("attempt", run.attempt)
+        event.setdefault("queue", run.queue)
+        if (trace_id := run.trace_id) is not None:
+            event.setdefault("trace_id", trace_id)
+    return event
+
+
+def remote_context(traceparent: str | None, tracestate: str | None) -> SpanContext | None:
+    """The enqueuer's span context from a W3C `traceparent` (None when absent or bad)."""
+    if not traceparent or len(traceparent) != 55:  # noqa: PLR2004 - 00-<32>-<16>-<2>
+        return None
+    try:
+        version, trace_id, span_id, flags = traceparent.split("-")
+        ctx = SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=True,
+            trace_flags=TraceFlags(int(flags, 16)),
+            trace_state=TraceState.from_header([tracestate]) if tracestate else None,
+        )  # fmt: skip
+    except ValueError:
+        return None
+    return ctx if ctx.is_valid and version == "00" else None
+
+
+def carried_span(traceparent: str | None, tracestate: str | None) -> trace.Span:
+    """A non-recording span for a run that records none (no exporter, or over budget).
+
+    It carries the enqueuer's trace id, flags and state with a fresh span id, so
+    every peer request still sends a valid `traceparent` that joins the
+    enqueuer's trace (contracts/peers.md). A job enqueued without a context gets
+    a fresh, unsampled trace id of its own.
+    """
+    remote = remote_context(traceparent, tracestate)
+    span_id = random.getrandbits(64) or 1  # ids, not secrets (as the SDK)
+    if remote is None:
+        trace_id = random.getrandbits(128) or 1
+        return trace.NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False))
+    ctx = SpanContext(
+        remote.trace_id,
+        span_id,
+        is_remote=False,
+        trace_flags=remote.trace_flags,
+        trace_state=remote.trace_state,
+    )
+    return trace.NonRecordingSpan(ctx)
+
+
+def records_children(current: trace.Span) -> bool:
+    """A peer call is recorded inside a recorded run, or outside any run.
+
+    A run over the span budget carries a non-recording span: its peer calls send
+    that context and record nothing, so the budget bounds CLIENT spans too.
+    """
+    return current.is_recording() or not current.get_span_context().is_valid
