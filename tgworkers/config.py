@@ -16,17 +16,16 @@ import json
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
 
+from tgworkers.engine import cron
+from tgworkers.engine.settings import EngineSettings, ProcessorOverrides
 from tgworkers.errors import ConfigError
 from tgworkers.secrets import Secret
-
-if TYPE_CHECKING:
-    from tgworkers.engine.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -46,18 +45,12 @@ _RESERVED_BACKOFF: Final = frozenset({"BACKOFF_DEFAULT_MS", "BACKOFF_MAX_MS"})
 PEERS: Final = ("payhub", "playhub", "campaigns", "escrow", "discovery", "price")
 
 
-class ProcessorOverrides(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Per-processor values from `CONCURRENCY_<P>`, `MAX_ATTEMPTS_<P>`, ..."""
+class Settings(EngineSettings, frozen=True, kw_only=True):
+    """Every setting of a tgworkers process (see docs/configuration.md).
 
-    concurrency: int | None = None
-    max_attempts: int | None = None
-    backoff_ms: int | None = None
-    timeout_s: float | None = None
-    partitions: int | None = None
-
-
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Every setting of a tgworkers process (see docs/configuration.md)."""
+    The engine's own fields come from `EngineSettings`; the rest belong to the
+    layers above it (HTTP, peers, jobs, telemetry, the reloader).
+    """
 
     service_id: str = "tgworkers"
     service_name: str = "tgworkers"
@@ -65,11 +58,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int | None = None
     log_level: str = "info"
     log_format: str = "auto"
-    redis_url: Secret[str] = msgspec.field(
-        default_factory=lambda: Secret("redis://127.0.0.1:6379/0")
-    )
-    redis_cluster: bool = False
-    """`REDIS_URL` named a cluster (`redis+cluster://…` or `?cluster=true`)."""
     consumer_name: str | None = None
     peer_urls: dict[str, str] = msgspec.field(default_factory=dict)
     peer_timeout_s: dict[str, float] = msgspec.field(default_factory=dict)
@@ -78,18 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     service_jwt_private_jwk: Secret[str] | None = None
     service_jwt_issuer: str = "tgworkers"
     service_jwt_alg: str = "EdDSA"
-    queue_prefix: str = "tgw"
-    dlq_suffix: str = ":dlq"
-    max_attempts_default: int = 10
-    backoff_default_ms: int = 1000
-    backoff_max_ms: int = 300_000
-    visibility_timeout_ms: int = 30_000
-    max_deliveries: int | None = None
-    dedupe_ttl_s: int = 86_400
-    max_payload_bytes: int = 65_536
-    shutdown_grace_s: float = 25.0
     processors: tuple[str, ...] | None = None
-    schedules_tz: str = "UTC"
     orphan_hold_ttl_ms: int = 3_600_000
     campaign_proof_deadline_ms: int = 86_400_000
     cfb_price_symbols: tuple[str, ...] = ("TON-USD",)
@@ -102,42 +79,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     config_poll_s: float = 15.0
     config_wait_s: float = 10.0
     enable_flags: dict[str, bool] = msgspec.field(default_factory=dict)
-    crons: dict[str, str] = msgspec.field(default_factory=dict)
-    overrides: dict[str, ProcessorOverrides] = msgspec.field(default_factory=dict)
-    paused_queues: tuple[str, ...] = ()
     otel_sdk_disabled: bool = False
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str | None = None
-
-    @property
-    def max_deliveries_effective(self) -> int:
-        return self.max_deliveries or self.max_attempts_default
-
-    def processor_overrides(self, env_name: str) -> ProcessorOverrides:
-        return self.overrides.get(env_name, ProcessorOverrides())
-
-    def retry_policy(self, env_name: str) -> RetryPolicy:
-        from tgworkers.engine.retry import RetryPolicy  # noqa: PLC0415 - engine imports config
-
-        o = self.processor_overrides(env_name)
-        return RetryPolicy(
-            base_ms=o.backoff_ms or self.backoff_default_ms,
-            cap_ms=self.backoff_max_ms,
-            max_attempts=o.max_attempts or self.max_attempts_default,
-        )
 
     def enabled(self, flag: str | None, default: bool) -> bool:  # noqa: FBT001
         if flag is None:
             return default
         return self.enable_flags.get(flag, default)
-
-    def redacted_redis_url(self) -> str:
-        """The Redis URL with any password replaced by `***`, safe for logs."""
-        parts = urlsplit(self.redis_url.reveal())
-        if parts.password is None:
-            return parts.geturl()
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
 
 
 # --------------------------------------------------------------------------- parsers
@@ -304,26 +253,9 @@ def _jwks(raw: str) -> str:
 
 
 def _check_schedule(variable: str, value: str, tz: str) -> None:
-    """Validate one `CRON_*` value; the scheduler's parser when it is there.
-
-    `tgworkers.engine.cron.parse_schedule(value, tz=, variable=)` is the one
-    source of truth for the schedule syntax; until it exists, croniter's own
-    check stands in, so a malformed cron still stops start-up.
-    """
+    """Validate one `CRON_*` value with the scheduler's own parser (one syntax)."""
     try:
-        from tgworkers.engine.cron import (  # type: ignore[import-not-found,unused-ignore] # noqa: PLC0415
-            parse_schedule,
-        )
-    except ImportError:
-        from croniter import croniter  # noqa: PLC0415 - start-up and reload only
-
-        if not croniter.is_valid(value):
-            raise ConfigError(
-                f"{variable}: expected a cron expression such as '*/5 * * * *', got {value!r}"
-            ) from None
-        return
-    try:
-        parse_schedule(value, tz=tz, variable=variable)
+        cron.parse_schedule(value, tz=tz, variable=variable)
     except ValueError as exc:
         message = str(exc)
         raise ConfigError(message if variable in message else f"{variable}: {message}") from None

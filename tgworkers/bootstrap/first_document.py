@@ -18,9 +18,7 @@ from dataclasses import dataclass
 import anyio
 import structlog
 
-from tgworkers.config import Settings
-from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.reload import (
+from tgworkers.bootstrap.reload import (
     ConfigSource,
     Reloader,
     Select,
@@ -29,6 +27,8 @@ from tgworkers.engine.reload import (
     digest,
     settings_diff,
 )
+from tgworkers.config import Settings
+from tgworkers.engine.registry import Processor, Registry
 from tgworkers.errors import ConfigError
 
 log = structlog.get_logger("tgworkers.config")

@@ -1,39 +1,36 @@
-"""`run [--processors a,b]`: run processors, their schedules and the HTTP server."""
+"""`run [--processors a,b]`: run processors, their schedules and the HTTP server.
+
+The command checks its input and hands over to `tgworkers.bootstrap.process`,
+which builds each part of the process once (`dev` uses the same).
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 
-from tgworkers.bootstrap.first_document import FirstDocument, wait_for_first_document
+from tgworkers.bootstrap.process import build_process, first_document, serve, telemetry_settings
+from tgworkers.bootstrap.processors import (
+    check_requirements,
+    check_service_key,
+    job_resources,
+    select_processors,
+)
 from tgworkers.bootstrap.signals import EarlySignals
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
-from tgworkers.config import (
-    Settings,
-    check_processor_names,
-    default_consumer_name,
-    merged_environment,
-)
-from tgworkers.engine import telemetry
-from tgworkers.engine.context import Resources
-from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.reload import Reloader, Select, build_reloader, source_for
-from tgworkers.engine.stats import StatsReader
+from tgworkers.config import check_processor_names, default_consumer_name, merged_environment
 from tgworkers.engine.telemetry import count_ledger_violation
 from tgworkers.engine.telemetry_setup import setup_telemetry, shutdown_telemetry
-from tgworkers.engine.worker import Worker
-from tgworkers.errors import ConfigError, InputError
-from tgworkers.http.server import embedded_server, run_with_server
+from tgworkers.errors import ConfigError
 from tgworkers.jobs.payhub.ledger_recalc import violation_hooks
-from tgworkers.jobs.settings import JobSettings, missing_requirements, needs_peers, peers_config
-from tgworkers.peers import Peers, ServiceKey, build_peers
+
+__all__ = ["check_requirements", "job_resources", "main", "register", "select_processors"]
 
 log = structlog.get_logger("tgworkers.run")
 
@@ -43,68 +40,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--processors", help="comma list of processor or job-type names")
     p.add_argument("--app", help="module:ATTR holding the processors (default: the platform's)")
     p.set_defaults(func=main)
-
-
-def select_processors(
-    registry: Registry, settings: Settings, names: str | None
-) -> tuple[Processor, ...]:
-    """`--processors`, else `PROCESSORS`, else every processor whose flag is on."""
-    try:
-        if names:
-            return registry.select(names)
-    except InputError as exc:
-        raise ConfigError(f"--processors: {exc}") from None
-    try:
-        if settings.processors:
-            return registry.select(settings.processors)
-    except InputError as exc:
-        raise ConfigError(f"PROCESSORS: {exc}") from None
-    return tuple(
-        p
-        for p in registry.processors.values()
-        if settings.enabled(p.enabled_by, p.enabled_default)
-        and not missing_requirements(settings, p)  # logged as skipped by `main`
-    )
-
-
-def check_requirements(
-    registry: Registry, settings: Settings, chosen: tuple[Processor, ...]
-) -> None:
-    """Refuse a chosen processor whose required variables are unset, naming the first.
-
-    One switched on only by its `ENABLE_*` flag (or its default) was left out by
-    `select_processors`; it is logged as skipped, saying why.
-    """
-    for proc in chosen:
-        if missing := missing_requirements(settings, proc):
-            raise ConfigError(f"{missing[0]}: not set; processor {proc.name} requires it")
-    for proc in registry.processors.values():
-        enabled = settings.enabled(proc.enabled_by, proc.enabled_default)
-        if proc not in chosen and enabled and (missing := missing_requirements(settings, proc)):
-            log.warning("processor.skipped", processor=proc.name, missing=missing,
-                            reason="required variables are not set")  # fmt: skip
-
-
-def job_resources(registry: Registry, settings: Settings) -> tuple[Resources, Peers | None]:
-    """The jobs' settings and, when a processor calls peers and a key is set, the peers."""
-    resources = Resources(JobSettings.from_settings(settings))
-    jwk = settings.service_jwt_private_jwk
-    if jwk is None or not needs_peers(tuple(registry.processors.values())):
-        return resources, None
-    peers = build_peers(peers_config(settings), ServiceKey.from_jwk_text(jwk))
-    resources.add(peers)
-    return resources, peers
-
-
-def check_service_key(settings: Settings) -> None:
-    """Load `SERVICE_JWT_PRIVATE_JWK` at start, so a bad key stops start-up (exit 2)."""
-    if settings.service_jwt_private_jwk is None:
-        return
-    try:
-        from tgworkers.peers.auth import ServiceKey  # noqa: PLC0415 - start-up only
-    except ImportError:  # the peers package is optional for the engine alone
-        return
-    ServiceKey.from_jwk_text(settings.service_jwt_private_jwk)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -117,28 +52,23 @@ def main(args: argparse.Namespace) -> int:
     check_processor_names(settings, {p.env_name for p in registry.processors.values()})
     check_service_key(settings)
     setup_logging(settings)
-    setup_telemetry(settings)  # before the worker: its parts take the active telemetry
+    setup_telemetry(telemetry_settings(settings))  # before the worker: its parts take it
     if count_ledger_violation not in violation_hooks:
         violation_hooks.append(count_ledger_violation)
     check_requirements(registry, settings, processors)
     select = functools.partial(select_processors, registry, names=args.processors)
     base_env = merged_environment(os.environ, Path(".env"))
     first = first_document(settings, processors, base_env, registry, select, early)
-    settings, processors = first.settings, first.processors
-    resources, peers = job_resources(registry, settings)
-    worker = Worker(
-        settings=settings,
-        registry=registry,
-        processors=processors,
+    parts = build_process(
+        first.settings,
+        registry,
+        first.processors,
         consumer=settings.consumer_name or default_consumer_name(),
-        resources=resources,
+        select=select,
+        base_env=base_env,
+        first=first,
+        early=early,
     )
-    reloader = build_reloader(worker, registry, select, base_env)
-    if reloader is not None:
-        first.seed(reloader)
-        telemetry.active().track_reloader(reloader)
-    if settings.port is not None:  # a bad ADMIN_TRUSTED_JWKS exits 2 now
-        embedded_server(worker, settings, settings.port, reloader)
     backend_options: dict[str, Any] = {}
     try:
         import uvloop  # noqa: F401, PLC0415 - optional speed-up
@@ -147,74 +77,7 @@ def main(args: argparse.Namespace) -> int:
     except ImportError:
         pass
     try:
-        anyio.run(
-            serve,
-            worker,
-            reloader,
-            peers,
-            early,
-            backend="asyncio",
-            backend_options=backend_options,
-        )
+        anyio.run(serve, parts, backend="asyncio", backend_options=backend_options)
     finally:
         shutdown_telemetry()  # flush pending spans and metrics
     return 0
-
-
-async def _stop_if_signalled_early(worker: Worker, early: EarlySignals) -> None:
-    """Hand a stop signal received during start-up to the worker once it runs."""
-    await worker.started.wait()
-    if early.received is not None:
-        log.info("worker.stopping", signal=early.received.name, during="start-up")
-        worker.request_stop()
-
-
-def first_document(
-    settings: Settings,
-    processors: tuple[Processor, ...],
-    base_env: Mapping[str, str],
-    registry: Registry,
-    select: Select,
-    early: EarlySignals,
-) -> FirstDocument:
-    """The settings and processors to start with: the first config document's, if any.
-
-    Read before the worker is built, so its limits hold from the first job.
-    """
-    source = source_for(settings)
-    if source is None:
-        return FirstDocument(settings, processors)
-    return anyio.run(
-        functools.partial(
-            wait_for_first_document,
-            source,
-            env_settings=settings,
-            env_processors=processors,
-            base_env=base_env,
-            registry=registry,
-            select=select,
-            stopping=lambda: early.received is not None,
-        )
-    )
-
-
-async def serve(
-    worker: Worker,
-    reloader: Reloader | None,
-    peers: Peers | None = None,
-    early: EarlySignals | None = None,
-) -> None:
-    """Run the worker (with the HTTP server on `PORT`) and the config reloader if any."""
-    try:
-        async with anyio.create_task_group() as tg:
-            if early is not None:
-                tg.start_soon(_stop_if_signalled_early, worker, early)
-            if reloader is not None:
-                tg.start_soon(reloader.run)
-            stats = StatsReader(worker.redis, worker.registry, worker.layout)
-            tg.start_soon(telemetry.depth_loop, stats)  # the queue gauges' snapshot
-            await run_with_server(worker, worker.settings, reloader)
-            tg.cancel_scope.cancel()
-    finally:
-        if peers is not None:
-            await peers.aclose()  # connection pools closed on every exit

@@ -19,38 +19,21 @@ import msgspec
 from opentelemetry import propagate
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
+from tgworkers.engine.enqueueing import EnqueueRequest, EnqueueResult
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
+from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry import active as active_telemetry
 from tgworkers.errors import InputError
 
+__all__ = ["CHUNK", "Client", "EnqueueRequest", "EnqueueResult", "encode_payload", "new_job_id"]
+
 CHUNK: Final = 500
 _encoder: Final = msgspec.json.Encoder()
-
-
-class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """One job to enqueue. `payload` is a Struct, a mapping or JSON text."""
-
-    name: str
-    payload: Any
-    id: str | None = None
-    run_at_ms: int | None = None
-    delay_s: float | None = None
-    origin: str | None = None
-
-
-class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """What `enqueue --json` prints: `{"id", "queue", "runAt", "created"}`."""
-
-    id: str
-    queue: str
-    run_at: int
-    created: bool
 
 
 def new_job_id() -> str:
@@ -89,7 +72,7 @@ class Client:
     """Enqueues jobs of the registered job types."""
 
     def __init__(
-        self, redis: Redis, registry: Registry, settings: Settings | Live[Settings]
+        self, redis: Redis, registry: Registry, settings: EngineSettings | Live[EngineSettings]
     ) -> None:
         self.redis = redis
         self.registry = registry
@@ -97,7 +80,7 @@ class Client:
         self.scripts = Scripts(redis)
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> EngineSettings:
         """The settings in force now (a hot reload swaps them)."""
         return self.layout.settings
 

@@ -18,7 +18,7 @@ from tgworkers.engine.envelope import HistoryEntry
 from tgworkers.engine.keys import PartitionKeys
 
 if TYPE_CHECKING:
-    from tgworkers.engine.client import Client, EnqueueResult
+    from tgworkers.engine.enqueueing import Enqueuer, EnqueueResult
 
 R = TypeVar("R")
 
@@ -102,7 +102,7 @@ class JobContext:
         origin: str | None = None,
         history: tuple[HistoryEntry, ...] = (),
         resources: Resources,
-        client: Client,
+        client: Enqueuer,
         redis: Redis,
     ) -> None:
         self.job_id = job_id
@@ -129,7 +129,7 @@ class JobContext:
         return self._steps
 
     @property
-    def client(self) -> Client:
+    def client(self) -> Enqueuer:
         """The enqueue client, for jobs that create other jobs."""
         return self._client
 

@@ -8,21 +8,21 @@ control, dead letters) follow a hot reload (`PAUSED_QUEUES` and the like).
 
 from __future__ import annotations
 
-from tgworkers.config import Settings
 from tgworkers.engine.keys import GlobalKeys, PartitionKeys, partition_of
 from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Processor
+from tgworkers.engine.settings import EngineSettings
 
 
 class Layout:
     """Computes the partition keys of processors under the current settings."""
 
-    def __init__(self, settings: Settings | Live[Settings]) -> None:
+    def __init__(self, settings: EngineSettings | Live[EngineSettings]) -> None:
         self.live = live(settings)
         self.globals = GlobalKeys(self.live.value.queue_prefix)  # QUEUE_PREFIX is static
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> EngineSettings:
         """The settings in force now (a hot reload swaps them)."""
         return self.live.value
 

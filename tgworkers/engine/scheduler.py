@@ -26,12 +26,12 @@ import msgspec
 import structlog
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine import cron
 from tgworkers.engine.client import Client
 from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
 from tgworkers.engine.keys import GlobalKeys
 from tgworkers.engine.registry import Processor
+from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.scheduler")
@@ -68,7 +68,9 @@ _ledger_decoder = msgspec.json.Decoder(LedgerRecord)
 _encoder = msgspec.json.Encoder()
 
 
-def build_schedules(processors: Sequence[Processor], settings: Settings) -> list[ActiveSchedule]:
+def build_schedules(
+    processors: Sequence[Processor], settings: EngineSettings
+) -> list[ActiveSchedule]:
     """The schedules of the given processors, `CRON_*` overriding each default.
 
     Raises:

@@ -29,13 +29,13 @@ import msgspec
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine.client import Client
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.scheduler import build_schedules, schedules_document
+from tgworkers.engine.settings import EngineSettings
 
 LIVE_CONSUMER_MS: Final = 10_000
 SAMPLE_EVERY_MS: Final = 10_000
@@ -284,7 +284,11 @@ class ScheduleLedger:
     """
 
     def __init__(
-        self, redis: Redis, registry: Registry, settings: Settings | Live[Settings], client: Client
+        self,
+        redis: Redis,
+        registry: Registry,
+        settings: EngineSettings | Live[EngineSettings],
+        client: Client,
     ) -> None:
         self.redis = redis
         self.registry = registry
@@ -292,7 +296,7 @@ class ScheduleLedger:
         self.client = client
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> EngineSettings:
         """The settings in force now: `CRON_*` and `SCHEDULES_TZ` follow a hot reload."""
         return self.live.value
 

@@ -43,6 +43,8 @@ from tgworkers.engine.telemetry_catalogue import (
 )
 from tgworkers.engine.telemetry_context import (
     JobRun,
+    RunView,
+    SettlementView,
     add_job_context,
     carried_span,
     current_run,
@@ -52,8 +54,6 @@ from tgworkers.engine.telemetry_context import (
 from tgworkers.engine.telemetry_exports import Callback, EngineSources
 
 if TYPE_CHECKING:
-    from tgworkers.engine.broker import Delivery
-    from tgworkers.engine.executor import Settlement
     from tgworkers.engine.retry import Decision
 
 __all__ = [
@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 
-def _reason(s: Settlement) -> str:
+def _reason(s: SettlementView) -> str:
     """The low-cardinality reason a job was dead-lettered (carried on the decision)."""
     why = s.decision.dead_reason if s.decision is not None else None
     return why.value if why is not None else "invalid"
@@ -173,7 +173,7 @@ class Telemetry:
     def track_reloader(self, reloader: Any) -> None:
         self.sources.reloaders.add(reloader)
 
-    def observe(self, s: Settlement) -> None:
+    def observe(self, s: SettlementView) -> None:
         """Runtime observer, once per settled job: dict increments and two histograms."""
         d = s.delivery
         queue, job = d.pk.queue, d.envelope.name if d.envelope else "unknown"
@@ -253,7 +253,7 @@ class Telemetry:
         labels = self.attrs(*pairs, A.DESTINATION, dest) if dest else self.attrs(*pairs)
         self.i["messaging.client.operation.duration"].record(took_s, labels)
 
-    def start_process(self, queue: str, d: Delivery) -> JobRun:
+    def start_process(self, queue: str, d: RunView) -> JobRun:
         """Begin one run: its `process <queue>` span (made current) and log context."""
         env = d.envelope
         assert env is not None  # noqa: S101 - checked by the executor
@@ -271,7 +271,7 @@ class Telemetry:
         run.var_token = current_run.set(run)
         return run
 
-    def _process_span(self, queue: str, d: Delivery) -> trace.Span:
+    def _process_span(self, queue: str, d: RunView) -> trace.Span:
         env = d.envelope
         assert env is not None  # noqa: S101
         static = self._static.get(queue)
@@ -296,7 +296,7 @@ class Telemetry:
             links=links,
         )  # fmt: skip
 
-    def end_process(self, run: JobRun, d: Delivery, decision: Decision | None) -> None:
+    def end_process(self, run: JobRun, d: RunView, decision: Decision | None) -> None:
         """End the run begun by `start_process`: status, span end, contexts restored."""
         current_run.reset(run.var_token)
         otel_context.detach(run.otel_token)  # type: ignore[arg-type]

@@ -8,14 +8,19 @@ One ContextVar per run (`current_run`) feeds the log processor `add_job_context`
 from __future__ import annotations
 
 import contextvars
+import enum
 import random
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.trace.span import TraceState
+
+from tgworkers.engine.envelope import Envelope
+from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.retry import Decision
 
 
 @dataclass(slots=True)
@@ -106,3 +111,41 @@ def records_children(current: trace.Span) -> bool:
     that context and record nothing, so the budget bounds CLIENT spans too.
     """
     return current.is_recording() or not current.get_span_context().is_valid
+
+
+class RunView(Protocol):
+    """What the recorder reads of one delivery (the broker's `Delivery` fits it).
+
+    A protocol, not an import, so telemetry stays below the broker and executor.
+    """
+
+    @property
+    def pk(self) -> PartitionKeys: ...
+
+    @property
+    def entry_id(self) -> bytes: ...
+
+    @property
+    def deliveries(self) -> int: ...
+
+    @property
+    def envelope(self) -> Envelope | None: ...
+
+    @property
+    def extra(self) -> dict[str, Any]: ...
+
+
+class SettlementView(Protocol):
+    """What the recorder reads of one settlement (the executor's `Settlement` fits it)."""
+
+    @property
+    def kind(self) -> enum.Enum: ...
+
+    @property
+    def delivery(self) -> RunView: ...
+
+    @property
+    def decision(self) -> Decision | None: ...
+
+    @property
+    def duration_s(self) -> float: ...

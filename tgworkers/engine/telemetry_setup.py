@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from opentelemetry import trace
 
 from tgworkers.engine.telemetry import Telemetry, active, install
@@ -18,7 +19,17 @@ from tgworkers.engine.telemetry import Telemetry, active, install
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from tgworkers.config import Settings
+
+class TelemetrySettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The telemetry layer's settings, mapped from the parsed environment.
+
+    `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`; the
+    other `OTEL_*` variables the SDK reads itself.
+    """
+
+    sdk_disabled: bool = False
+    otlp_endpoint: str | None = None
+    service_name: str | None = None
 
 
 def _endpoint(environ: Mapping[str, str], signal: str, fallback: str | None) -> str | None:
@@ -31,7 +42,10 @@ def _endpoint(environ: Mapping[str, str], signal: str, fallback: str | None) -> 
 
 
 def setup_telemetry(
-    settings: Settings, environ: Mapping[str, str] | None = None, *, prometheus: bool = True
+    settings: TelemetrySettings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    prometheus: bool = True,
 ) -> Telemetry:
     """Build the process's providers, set them globally (once) and make them active.
 
@@ -43,11 +57,11 @@ def setup_telemetry(
     from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
 
     env = os.environ if environ is None else environ
-    if settings.otel_sdk_disabled:
+    if settings.sdk_disabled:
         return active()
-    resource = Resource.create({"service.name": settings.otel_service_name or "tgworkers"})
-    traces_url = _endpoint(env, "traces", settings.otel_exporter_otlp_endpoint)
-    metrics_url = _endpoint(env, "metrics", settings.otel_exporter_otlp_endpoint)
+    resource = Resource.create({"service.name": settings.service_name or "tgworkers"})
+    traces_url = _endpoint(env, "traces", settings.otlp_endpoint)
+    metrics_url = _endpoint(env, "metrics", settings.otlp_endpoint)
     tp = _tracer_provider(resource, traces_url) if traces_url else None
     readers = _metric_readers(metrics_url, env, prometheus=prometheus)
     mp = MeterProvider(resource=resource, metric_readers=readers) if readers else None

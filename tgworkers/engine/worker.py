@@ -23,7 +23,6 @@ import structlog
 from anyio.abc import TaskGroup
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine.broker import Broker
 from tgworkers.engine.client import Client
 from tgworkers.engine.connection import (
@@ -42,12 +41,13 @@ from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
 from tgworkers.engine.scheduler import Scheduler, build_schedules
 from tgworkers.engine.scripts import Scripts
+from tgworkers.engine.settings import EngineSettings
 
 log = structlog.get_logger("tgworkers.worker")
 
 HEARTBEAT_S = 2.0
 
-ReloadHook = Callable[[Settings, Settings], Awaitable[None] | None]
+ReloadHook = Callable[[EngineSettings, EngineSettings], Awaitable[None] | None]
 """Called with (old, new) after a hot reload swapped `worker.settings`."""
 
 
@@ -57,7 +57,7 @@ class Worker:
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: EngineSettings,
         registry: Registry,
         processors: Sequence[Processor],
         consumer: str,
@@ -104,11 +104,11 @@ class Worker:
         self._stops: dict[ProcessorRuntime, anyio.Event] = {}
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> EngineSettings:
         return self.live.value
 
     @settings.setter
-    def settings(self, new: Settings) -> None:
+    def settings(self, new: EngineSettings) -> None:
         self.live.value = new
 
     def _runtime(self, proc: Processor) -> ProcessorRuntime:
@@ -139,7 +139,7 @@ class Worker:
             is_alive=self.is_alive,
         )  # fmt: skip
 
-    def _reschedule(self, old: Settings, new: Settings) -> None:
+    def _reschedule(self, old: EngineSettings, new: EngineSettings) -> None:
         """Reload hook: schedules follow `CRON_*`, `SCHEDULES_TZ` and processors switched.
 
         Applied without a restart; a scheduler is started if there was none.

@@ -12,12 +12,11 @@ the pod would not cure it).
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tgworkers.engine.reload import Reloader
 from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.worker import Worker
 
@@ -29,10 +28,20 @@ def stale_after_s(rt: ProcessorRuntime) -> float:
     return max(STALE_MIN_S, 2 * longest)
 
 
+class ConfigState(Protocol):
+    """What readiness needs of the config reloader (`bootstrap.reload.Reloader`)."""
+
+    @property
+    def awaiting_first(self) -> bool: ...
+
+    @property
+    def description(self) -> str: ...
+
+
 class HealthProbe:
     """Reads a worker's state; never touches Redis (a probe must not add load)."""
 
-    def __init__(self, worker: Worker, reloader: Reloader | None = None) -> None:
+    def __init__(self, worker: Worker, reloader: ConfigState | None = None) -> None:
         self.worker = worker
         self.reloader = reloader
 
@@ -55,8 +64,7 @@ class HealthProbe:
         if not self.worker.health.up:
             return False, {"status": "redis_unreachable"}
         if self.reloader is not None and self.reloader.awaiting_first:
-            source = self.reloader.source.description
-            return False, {"status": "config_pending", "source": source}
+            return False, {"status": "config_pending", "source": self.reloader.description}
         return True, {"status": "ready"}
 
 

@@ -15,7 +15,6 @@ import structlog
 import uvicorn
 
 from tgworkers.config import Settings
-from tgworkers.engine.reload import Reloader
 from tgworkers.engine.worker import Worker
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
@@ -33,28 +32,30 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def embedded_server(
-    worker: Worker, settings: Settings, port: int, reloader: Reloader | None = None
+    services: EngineServices, probe: HealthProbe, settings: Settings, port: int
 ) -> EmbeddedServer:
-    services = EngineServices.build(worker.redis, worker.registry, worker.live)
-    app = create_app(services, HealthProbe(worker, reloader), settings)
+    """The server `run` serves on `PORT`; `ConfigError` now if `ADMIN_TRUSTED_JWKS` is bad."""
+    app = create_app(services, probe, settings)
     config = uvicorn.Config(
-        app, host="0.0.0.0", port=port, log_config=None, access_log=False,  # noqa: S104
-        lifespan="off", server_header=False,
-    )  # fmt: skip
+        app,
+        host="0.0.0.0",  # noqa: S104
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
     return EmbeddedServer(config)
 
 
-async def run_with_server(
-    worker: Worker, settings: Settings, reloader: Reloader | None = None
-) -> None:
-    """Run the worker and, when `PORT` is set, the HTTP server beside it."""
-    if settings.port is None:
+async def run_with_server(worker: Worker, server: EmbeddedServer | None, port: int | None) -> None:
+    """Run the worker and, when there is one, the HTTP server beside it."""
+    if server is None:
         await worker.run()
         return
-    server = embedded_server(worker, settings, settings.port, reloader)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
-        log.info("http.started", port=settings.port)
+        log.info("http.started", port=port)
         await worker.run()
         server.should_exit = True
-    log.info("http.stopped", port=settings.port)
+    log.info("http.stopped", port=port)

@@ -22,11 +22,11 @@ from tests.integration.config.config_server import ConfigServer
 from tests.integration.engine.helpers import idle, queue_state, runs
 from tests.support.wait import wait_until
 
+from tgworkers.bootstrap.reload import ConfigSource, FileSource, HttpSource, Reloader
 from tgworkers.cli.run import select_processors
 from tgworkers.config import Settings, load_settings
 from tgworkers.engine.client import Client, EnqueueRequest
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.reload import ConfigSource, FileSource, HttpSource, Reloader
 from tgworkers.engine.worker import Worker
 
 POLL_S = 0.2

@@ -23,12 +23,12 @@ from tests.integration.peers.conftest import peers_config
 from tests.support import jobs as test_jobs
 from tests.support.wait import wait_until
 
+from tgworkers.bootstrap.reload import FileSource, Reloader
 from tgworkers.engine.broker import Broker
 from tgworkers.engine.client import Client
 from tgworkers.engine.keys import GROUP
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.reload import FileSource, Reloader
 from tgworkers.engine.stats import StatsReader
 from tgworkers.engine.telemetry import INSTRUMENTS, count_ledger_violation
 from tgworkers.jobs.payhub import ledger_recalc

@@ -10,7 +10,8 @@ by mtime) is a JSON object holding the same keys as the environment. Invariants:
    static keys (Redis URL, queue prefix, port, partitions, …) are ignored with a
    warning logged once per key, so a document can never redirect the worker or
    leak a credential into it.
-3. Applying swaps one reference (`worker.settings`), so a job reads either the old
+3. Applying swaps one reference (`worker.settings`, a `Live` every reader of the
+   settings shares), so a job reads either the old
    or the new policy, never a mix; then concurrency, pause flags, processors and
    the reload hooks (the scheduler's `replace`) follow.
 4. A config service that is down is retried with backoff (cap 5 min) and never
@@ -184,7 +185,7 @@ def _desired_concurrency(settings: Settings, proc: Processor) -> int:
 class Reloader:
     """Polls one source and applies each new good document to one worker."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - wiring, built once by the bootstrap
         self,
         *,
         worker: Worker,
@@ -193,13 +194,19 @@ class Reloader:
         select: Select,
         source: ConfigSource,
         poll_s: float | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.worker = worker
         self.registry = registry
         self.base_env = dict(base_env)
         self.select = select
         self.source = source
-        self.poll_s = poll_s or worker.settings.config_poll_s
+        current = settings if settings is not None else worker.settings
+        if not isinstance(current, Settings):  # the worker holds only its engine's part
+            current = load_settings(self.base_env, None)
+        self.settings: Settings = current
+        """The whole settings in force; the worker gets the same value on each swap."""
+        self.poll_s = poll_s or self.settings.config_poll_s
         self.version: str | None = None
         self.counters: dict[str, int] = {
             "applied": 0, "rejected": 0, "unchanged": 0, "unavailable": 0,
@@ -241,6 +248,11 @@ class Reloader:
         self.seen = digest(fetched.body)
         await self.offer(fetched.body, fetched.version)
         return self._jittered(self.poll_s)
+
+    @property
+    def description(self) -> str:
+        """Where documents come from (the URL or the file)."""
+        return self.source.description
 
     @staticmethod
     def _jittered(delay_s: float) -> float:
@@ -288,16 +300,16 @@ class Reloader:
 
     async def apply(self, new: Settings, processors: Sequence[Processor], version: str) -> None:
         """Swap the settings, then bring processors, concurrency, pauses, hooks in line."""
-        worker, old = self.worker, self.worker.settings
+        worker, old = self.worker, self.settings
         changes = settings_diff(old, new)
-        worker.settings = new  # one reference: new attempts read the new policy
+        self.settings = worker.settings = new  # one reference: new attempts read the new policy
         switched = await self._switch_processors(processors)
         for rt in worker.runtimes:
             wanted = _desired_concurrency(new, rt.processor)
             if wanted != _desired_concurrency(old, rt.processor):
                 rt.set_concurrency(wanted)
         await worker.control_once()  # pause flags at once, not at the next control poll
-        for hook in list(worker.reload_hooks):
+        for hook in list(worker.reload_hooks):  # typed for the engine's part of the settings
             result = hook(old, new)
             if inspect.isawaitable(result):
                 await result
@@ -382,13 +394,22 @@ def _ignore(name: str, kind: str, warned: set[str]) -> None:
 
 
 def build_reloader(
-    worker: Worker, registry: Registry, select: Select, base_env: Mapping[str, str] | None = None
+    worker: Worker,
+    registry: Registry,
+    select: Select,
+    base_env: Mapping[str, str] | None = None,
+    *,
+    settings: Settings,
 ) -> Reloader | None:
     """The reloader `CONFIG_URL` / `CONFIG_FILE` ask for, or None when neither is set."""
-    source = source_for(worker.settings)
+    source = source_for(settings)
     if source is None:
         return None
     return Reloader(
-        worker=worker, registry=registry, base_env=os.environ if base_env is None else base_env,
-        select=select, source=source,
-    )  # fmt: skip
+        worker=worker,
+        registry=registry,
+        base_env=os.environ if base_env is None else base_env,
+        select=select,
+        source=source,
+        settings=settings,
+    )
