@@ -8,6 +8,7 @@ job is done (kept when it is dead-lettered, so a replay skips them too).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -68,6 +69,19 @@ class Steps:
         done = await self._load()
         done.add(step)
         await self._redis.hset(self._pk.steps, self._job_id, msgspec.json.encode(sorted(done)))
+
+    async def once(self, step: str, act: Callable[[], Awaitable[object]]) -> bool:
+        """Run `act` unless `step` finished in an earlier run, then record it.
+
+        The multi-step idiom in one call: a step whose call went through is not sent
+        again after a crash or a retry (its peer call carries its own Idempotency-Key
+        for the window between the call and the record). True when `act` ran now.
+        """
+        if await self.is_done(step):
+            return False
+        await act()
+        await self.mark_done(step)
+        return True
 
 
 class JobContext:
