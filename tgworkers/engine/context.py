@@ -142,6 +142,10 @@ class JobContext:
             self._steps = Steps(self.redis, self.partition, self.job_id)
         return self._steps
 
+    def key(self, name: str) -> str:
+        """A Redis key this job type owns, in the job's partition (`PartitionKeys.job_key`)."""
+        return self.partition.job_key(name)
+
     @property
     def client(self) -> Enqueuer:
         """The enqueue client, for jobs that create other jobs."""

@@ -17,7 +17,7 @@ async def sample(h, n: int) -> None:
 
 def bars_key(h) -> str:
     proc = h.worker.registry.processors["cfb.price.sample"]
-    return h.worker.layout.partition_for(proc, "bars").bars
+    return h.worker.layout.partition_for(proc, "bars").job_key("bars")
 
 
 async def test_samples_fold_into_a_minute_bar_posted_once_when_the_minute_closes(jobs, fake, redis):
