@@ -34,7 +34,11 @@ from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.scheduler import build_schedules, schedules_document
+from tgworkers.engine.scheduler import (
+    SchedulesDocument,
+    build_schedules,
+    schedules_document,
+)
 from tgworkers.engine.settings import EngineSettings
 
 LIVE_CONSUMER_MS: Final = 10_000
@@ -72,24 +76,6 @@ class StatsDocument(msgspec.Struct, frozen=True, kw_only=True):
 
     queues: list[QueueStats]
     at: int
-
-
-class Schedule(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """One schedule as the scheduler records it in the ledger."""
-
-    name: str
-    expression: str = ""
-    job: str = ""
-    next_at: int | None = None
-    last_at: int | None = None
-    last_outcome: str | None = None
-    last_job_id: str | None = None
-
-
-class SchedulesDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """`schedules --json` and `GET /admin/v1/schedules`."""
-
-    schedules: list[Schedule]
 
 
 def _int(raw: Any) -> int:
@@ -302,7 +288,6 @@ class ScheduleLedger:
 
     async def read(self) -> SchedulesDocument:
         schedules = build_schedules(list(self.registry.processors.values()), self.settings)
-        doc = await schedules_document(
+        return await schedules_document(
             self.redis, self.client, schedules, self.settings.queue_prefix
         )
-        return msgspec.convert(doc, SchedulesDocument)

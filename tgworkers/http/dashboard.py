@@ -14,7 +14,8 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from tgworkers.engine.stats import QueueStats, Schedule
+from tgworkers.engine.scheduler import ScheduleRecord
+from tgworkers.engine.stats import QueueStats
 from tgworkers.http.admin import services
 from tgworkers.http.auth import Principal
 
@@ -64,7 +65,7 @@ def queue_table(queues: list[QueueStats]) -> str:
     return "<table>" + _cells(head, "th") + "".join(rows) + "</table>"
 
 
-def schedule_table(items: list[Schedule]) -> str:
+def schedule_table(items: list[ScheduleRecord]) -> str:
     if not items:
         return "<p>No schedule has fired yet.</p>"
     head = ["schedule", "expression", "job", "next", "last", "outcome"]
