@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         first.settings,
         registry,
         first.processors,
-        consumer=settings.consumer_name or default_consumer_name(),
+        consumer=default_consumer_name(settings.consumer_name),
         select=select,
         base_env=base_env,
         first=first,

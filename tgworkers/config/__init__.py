@@ -14,6 +14,7 @@ half-applied document.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -183,6 +184,12 @@ def check_processor_names(settings: Settings, env_names: set[str]) -> None:
         raise ConfigError(f"{prefix}{proc}{suffix}: no processor {proc}; known: {known}")
 
 
-def default_consumer_name() -> str:
-    """`<hostname>:<pid>`: stable for a process's life, and across restarts of PID 1."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def default_consumer_name(base: str | None = None) -> str:
+    """`<CONSUMER_NAME or hostname:pid>~<6 random hex>`: unique to this process start.
+
+    `hostname:pid` repeats (`host:1` in every container with host networking, a
+    restarted container keeps its name) and `CONSUMER_NAME` can be set twice; two
+    processes sharing a name could not fence each other, and a restart would
+    inherit a dead process's entries by name. The suffix makes every start new.
+    """
+    return f"{base or f'{socket.gethostname()}:{os.getpid()}'}~{secrets.token_hex(3)}"

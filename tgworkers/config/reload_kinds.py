@@ -13,7 +13,7 @@ from tgworkers.config.variables import PEERS, SCALARS, SECRET_VARIABLES, overrid
 VariableKind = Literal["dynamic", "static", "secret", "unknown"]
 
 DYNAMIC_VARIABLES: Final = frozenset(
-    {"MAX_ATTEMPTS_DEFAULT", "BACKOFF_DEFAULT_MS", "BACKOFF_MAX_MS", "PROCESSORS",
+    {"MAX_ATTEMPTS_DEFAULT", "BACKOFF_DEFAULT_MS", "BACKOFF_MAX_MS", "WAIT_MAX_MS", "PROCESSORS",
      "PAUSED_QUEUES", "SCHEDULES_TZ"}
 )  # fmt: skip
 """Plain variables a hot-reload document may change (besides the families below)."""

@@ -56,9 +56,11 @@ SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "MAX_ATTEMPTS_DEFAULT": ("max_attempts_default", int_in(1, 1000)),
     "BACKOFF_DEFAULT_MS": ("backoff_default_ms", int_in(0)),
     "BACKOFF_MAX_MS": ("backoff_max_ms", int_in(0)),
+    "WAIT_MAX_MS": ("wait_max_ms", int_in(0)),
     "VISIBILITY_TIMEOUT_MS": ("visibility_timeout_ms", int_in(500)),
     "MAX_DELIVERIES": ("max_deliveries", int_in(1, 1000)),
-    "DEDUPE_TTL_S": ("dedupe_ttl_s", int_in(0)),
+    # below a minute, a schedule tick's id could be forgotten before a slow replica fires it
+    "DEDUPE_TTL_S": ("dedupe_ttl_s", int_in(60)),
     "MAX_PAYLOAD_BYTES": ("max_payload_bytes", int_in(16, 64 * 1024 * 1024)),
     "SHUTDOWN_GRACE_S": ("shutdown_grace_s", float_min(0)),
     "PROCESSORS": ("processors", csv),

@@ -40,6 +40,8 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts_default: int = 10
     backoff_default_ms: int = 1000
     backoff_max_ms: int = 300_000
+    wait_max_ms: int | None = None
+    """Longest a peer's Retry-After/retryAt or a snooze may park a job (None: BACKOFF_MAX_MS)."""
     visibility_timeout_ms: int = 30_000
     max_deliveries: int | None = None
     dedupe_ttl_s: int = 86_400
@@ -63,6 +65,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
             base_ms=o.backoff_ms or self.backoff_default_ms,
             cap_ms=self.backoff_max_ms,
             max_attempts=o.max_attempts or self.max_attempts_default,
+            wait_cap_ms=self.wait_max_ms,
         )
 
     def redacted_redis_url(self) -> str:

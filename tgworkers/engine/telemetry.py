@@ -24,7 +24,7 @@ import anyio
 from opentelemetry import context as otel_context, metrics, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.engine.connection import REDIS_ERRORS
 from tgworkers.engine.keys import GROUP
 from tgworkers.engine.telemetry_catalogue import (
     BY_NAME,
@@ -393,6 +393,6 @@ def count_ledger_violation(code: str) -> None:
 async def depth_loop(stats: Any, interval_s: float = 15.0) -> None:
     """Refresh the queue gauges' snapshot every `interval_s` (owned by `run`)."""
     while True:
-        with contextlib.suppress(*CONNECTION_ERRORS):  # gauges keep their last values
+        with contextlib.suppress(*REDIS_ERRORS):  # gauges keep their last values
             await _active.refresh_depth(stats)
         await anyio.sleep(interval_s)
