@@ -27,7 +27,7 @@ from tgworkers.engine.live import Live
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
 from tgworkers.engine.settings import EngineSettings
-from tgworkers.engine.telemetry import active as active_telemetry
+from tgworkers.engine.telemetry import active as active_telemetry, carried_trace_headers
 from tgworkers.errors import InputError
 
 __all__ = ["CHUNK", "Client", "EnqueueRequest", "EnqueueResult", "encode_payload", "new_job_id"]
@@ -138,6 +138,8 @@ class Client:
         now_ms = int(time.time() * 1000)
         trace: dict[str, str] = {}
         propagate.inject(trace)
+        if not trace:  # inside a run that records no span: the job's carried context
+            trace = carried_trace_headers()
         prepared = [self.prepare(r, now_ms, trace) for r in requests]
         groups: dict[PartitionKeys, list[int]] = defaultdict(list)
         for i, (pk, _, _) in enumerate(prepared):

@@ -27,7 +27,6 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from tgworkers.engine.connection import REDIS_ERRORS
 from tgworkers.engine.keys import GROUP
 from tgworkers.engine.telemetry_catalogue import (
-    BY_NAME,
     COUNTER,
     HISTOGRAM,
     INSTRUMENTS,
@@ -38,7 +37,6 @@ from tgworkers.engine.telemetry_catalogue import (
     A,
     Attr,
     InstrumentSpec,
-    SpanSpec,
     status_class,
 )
 from tgworkers.engine.telemetry_context import (
@@ -46,7 +44,7 @@ from tgworkers.engine.telemetry_context import (
     RunView,
     SettlementView,
     add_job_context,
-    carried_span,
+    carried_trace_headers,
     current_run,
     records_children,
     remote_context,
@@ -57,7 +55,6 @@ if TYPE_CHECKING:
     from tgworkers.engine.retry import Decision
 
 __all__ = [
-    "BY_NAME",
     "INSTRUMENTS",
     "SPANS",
     "Attr",
@@ -65,14 +62,13 @@ __all__ = [
     "JobRun",
     "PeerCall",
     "RateBudget",
-    "SpanSpec",
     "Telemetry",
     "active",
     "add_job_context",
+    "carried_trace_headers",
     "current_run",
     "depth_loop",
     "install",
-    "remote_context",
     "status_class",
 ]
 
@@ -264,10 +260,12 @@ class Telemetry:
             self.i["tgworkers.job.pickup_latency"].record(pickup_s, labels)
         if self.tracing and self._spans.allow():
             span = self._process_span(queue, d)
-        else:
-            span = carried_span(env.traceparent, env.tracestate)
-        run = JobRun(env.id, env.name, env.attempt, queue, span)
-        run.otel_token = otel_context.attach(trace.set_span_in_context(span))
+            run = JobRun(env.id, env.name, env.attempt, queue, span)
+            run.otel_token = otel_context.attach(trace.set_span_in_context(span))
+        else:  # unrecorded: the carried context is sent with a fresh span id (trace_headers)
+            run = JobRun(
+                env.id, env.name, env.attempt, queue, None, (env.traceparent, env.tracestate)
+            )
         run.var_token = current_run.set(run)
         return run
 
@@ -299,8 +297,7 @@ class Telemetry:
     def end_process(self, run: JobRun, d: RunView, decision: Decision | None) -> None:
         """End the run begun by `start_process`: status, span end, contexts restored."""
         current_run.reset(run.var_token)
-        otel_context.detach(run.otel_token)  # type: ignore[arg-type]
-        if run.span is None or not run.span.is_recording():
+        if run.span is None:
             return
         error = d.extra.get("error_type")
         if error is not None:
@@ -308,6 +305,7 @@ class Telemetry:
             message = decision.record.message if decision and decision.record else error
             run.span.set_status(Status(StatusCode.ERROR, message))
         run.span.end()
+        otel_context.detach(run.otel_token)  # type: ignore[arg-type]
 
     @contextmanager
     def peer_call(self, peer: str, method: str, path: str) -> Iterator[PeerCall]:
@@ -315,7 +313,7 @@ class Telemetry:
         call = PeerCall(peer, method)
         started = time.perf_counter()
         span_cm: Any = None
-        if self.tracing and records_children(trace.get_current_span()):
+        if self.tracing and records_children(current_run.get()):
             attrs = {A.PEER: peer, A.HTTP_METHOD: method, A.URL_PATH: path}
             span_cm = self.tracer.start_as_current_span(
                 f"{method} {peer}", kind=SpanKind.CLIENT, attributes=attrs,

@@ -32,15 +32,46 @@ class JobRun:
     attempt: int
     queue: str
     span: trace.Span | None
+    """The recorded `process` span; None when the run records none (no exporter, budget)."""
+    carried: tuple[str | None, str | None] = (None, None)
+    """The enqueuer's `traceparent` and `tracestate`, for a run that records no span."""
     otel_token: object = None
     var_token: Any = None
+    _headers: dict[str, str] | None = None
 
     @property
     def trace_id(self) -> str | None:
         if self.span is None:
-            return None
+            return self.trace_headers()["traceparent"][3:35]
         ctx = self.span.get_span_context()
         return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+    def trace_headers(self) -> dict[str, str]:
+        """W3C headers of this unrecorded run's non-recording span (`carried_span`).
+
+        Built on first use (a peer call, a log line, an enqueue), once per run, so a
+        run that calls no peer pays nothing for it.
+        """
+        if self._headers is None:
+            ctx = carried_span(*self.carried).get_span_context()
+            flags = int(ctx.trace_flags)
+            headers = {"traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{flags:02x}"}
+            if ctx.trace_state:
+                headers["tracestate"] = ctx.trace_state.to_header()
+            self._headers = headers
+        return self._headers
+
+
+def carried_trace_headers() -> dict[str, str]:
+    """The running job's trace headers when it records no span, else none.
+
+    Peer requests and enqueues fall back to these when the current OpenTelemetry
+    context has no span to inject, so every request of a job carries its trace.
+    """
+    run = current_run.get()
+    if run is None or run.span is not None:
+        return {}
+    return run.trace_headers()
 
 
 current_run: Final[contextvars.ContextVar[JobRun | None]] = contextvars.ContextVar(
@@ -104,13 +135,14 @@ def carried_span(traceparent: str | None, tracestate: str | None) -> trace.Span:
     return trace.NonRecordingSpan(ctx)
 
 
-def records_children(current: trace.Span) -> bool:
+def records_children(run: JobRun | None) -> bool:
     """A peer call is recorded inside a recorded run, or outside any run.
 
-    A run over the span budget carries a non-recording span: its peer calls send
-    that context and record nothing, so the budget bounds CLIENT spans too.
+    A run over the span budget records nothing: its peer calls send its carried
+    context (`carried_trace_headers`) and record no CLIENT span, so the budget
+    bounds CLIENT spans too.
     """
-    return current.is_recording() or not current.get_span_context().is_valid
+    return run is None or run.span is not None
 
 
 class RunView(Protocol):
