@@ -89,4 +89,4 @@ async def seed_many_dead(redis: Redis, count: int, *, pad: int = 0) -> None:
     pk = PartitionKeys("tgw", "test.work", 0)
     fields = dead_fields("bulk-0", 0, pad=pad)
     assert fields[0] == "id"
-    await redis.eval(_COPY_DEAD, 2, pk.dlq, pk.jobs, count, "bulk-", *fields)  # type: ignore[misc]
+    await redis.eval(_COPY_DEAD, 2, pk.dlq, pk.jobs, count, "bulk-", *fields)

@@ -219,7 +219,8 @@ async def test_secrets_and_static_keys_are_never_taken_from_a_document(
                 server.set({**json.loads(server.body), "version": "again"})
                 await wait_until(lambda: rel.version == "again", what="second document")
                 assert w.settings.redis_url.reveal() == redis_url
-                assert w.settings.service_jwt_private_jwk is None
+                assert w.settings is rel.settings  # the worker holds the reloader's settings
+                assert rel.settings.service_jwt_private_jwk is None
                 assert w.settings.queue_prefix == "tgw"
                 assert w.settings.processor_overrides("TEST_WORK").partitions is None
                 assert w.runtime("test.work").options.concurrency == 5

@@ -46,7 +46,7 @@ def peers_config(fake: FakePeers, *, total_s: float = 5.0, **overrides: object) 
         "service_id": "tgworkers",
         "timeouts": PeerTimeouts(connect_s=1.0, total_s=total_s),
     }
-    return PeersConfig(**{**fields, **overrides})  # type: ignore[arg-type]
+    return PeersConfig(**{**fields, **overrides})
 
 
 @pytest.fixture
