@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
-from tests.integration.engine.helpers import idle, runs
+from tests.support.engine_state import idle, runs
 from tests.support.processes import start_worker
 from tests.support.redis_server import free_port
 from tests.support.wait import wait_until, wait_until_sync

@@ -18,8 +18,8 @@ import anyio
 import pytest
 import structlog
 from redis.asyncio import Redis
-from tests.integration.config.config_server import ConfigServer
-from tests.integration.engine.helpers import idle, queue_state, runs
+from tests.support.config_server import ConfigServer
+from tests.support.engine_state import idle, queue_state, runs
 from tests.support.wait import wait_until
 
 from tgworkers.bootstrap.reload import ConfigSource, FileSource, HttpSource, Reloader

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 from tests.conftest import make_settings
-from tests.integration.engine.helpers import runs
+from tests.support.engine_state import runs
 from tests.support.jobs import TEST_TICK
 from tests.support.wait import wait_until
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import msgspec
-from tests.integration.engine.helpers import pk
+from tests.support.engine_state import pk
 from tests.support.wait import wait_until
 
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields

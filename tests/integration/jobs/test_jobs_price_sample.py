@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.jobs.jobs_support import now_ms
+from tests.support.platform_jobs import now_ms
 
 PRICES = "/internal/v1/cfb/prices"
 MINUTE = 60_000

@@ -13,8 +13,8 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import OKPKey
-from tests.conftest import make_settings
 
+from tests.conftest import make_settings
 from tgworkers.config import Settings
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.worker import Worker
