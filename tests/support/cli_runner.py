@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from tgworkers.engine.envelope import Envelope, HistoryEntry, to_fields
 from tgworkers.engine.keys import PartitionKeys
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.support.jobs:PROCESSORS"
 
 
