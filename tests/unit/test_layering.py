@@ -105,15 +105,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 """Bottom first: a module may import its own layer and the layers below it."""
 
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {frozenset({"tgworkers.engine.runtime", "tgworkers.engine.recovery"})}
-)
-"""Cycles still to break, each named here so a new one fails at once.
-
-runtime ↔ recovery: recovery drives the runtime's tracking and settle queue; a
-narrow interface between them comes with the engine-internals rework (issue 13).
-Remove an entry when its cycle is gone (the test fails until you do).
-"""
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
+"""Cycles still to break, each named here so a new one fails at once (none left:
+runtime ↔ recovery went with the RecoveryHost protocol of issue 13). Remove an entry
+when its cycle is gone (the test fails until you do)."""
 
 
 def module_name(path: Path) -> str:

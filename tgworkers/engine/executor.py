@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+import types
+from collections.abc import Awaitable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never, cast
 
 import msgspec
 import structlog
@@ -25,7 +27,7 @@ from tgworkers.engine.broker import Delivery
 from tgworkers.engine.context import JobContext, Resources, StepsWriter, request_id_var
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
-from tgworkers.engine.outcome import DeadReason, Disposition
+from tgworkers.engine.outcome import DeadReason, Disposition, Outcome
 from tgworkers.engine.retry import (
     Decision,
     HandlerTimeoutError,
@@ -62,6 +64,37 @@ class Settlement:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+T = TypeVar("T")
+
+
+@types.coroutine
+def resume(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]:
+    """Await the rest of a coroutine that was stepped once by hand (`coro.send(None)`).
+
+    What `await coro` would have done from its first suspension on: each thing it
+    waits on goes up to the task, results and exceptions (a timeout's cancellation
+    included) come back down into it. Stepping by hand first lets a handler that
+    finishes without waiting skip the timeout's timer (a third of the per-job cost
+    of a no-op job, profiled); one that waits runs under the timeout as before.
+    """
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the handler, as `await` does
+            try:
+                pending = coro.throw(exc)
+            except StopIteration as finished:
+                return cast(T, finished.value)
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as finished:
+                return cast(T, finished.value)
 
 
 class Executor:
@@ -152,9 +185,7 @@ class Executor:
         # (profiled), and `Delivery.cancel()` can still interrupt it at once.
         deadline = asyncio.timeout(timeout_s)
         try:
-            async with deadline:
-                d.timeout = deadline
-                outcome = await jt.handler(ctx, payload)
+            outcome = await self._call(d, jt.handler(ctx, payload), deadline)
         except TimeoutError as exc:
             error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
             if deadline.expired() and not d.interrupted():
@@ -169,6 +200,21 @@ class Executor:
         if decision.disposition is Disposition.SNOOZE:
             decision = self.policy_of(jt).capped(decision, now_ms())
         return decision
+
+    @staticmethod
+    async def _call(d: Delivery, run: Awaitable[Outcome], deadline: asyncio.Timeout) -> Outcome:
+        """The handler's outcome, under `deadline` from its first wait on."""
+        if isinstance(run, Coroutine):
+            try:  # up to its first wait by hand: many handlers never wait at all
+                pending = run.send(None)
+            except StopIteration as finished:
+                return cast(Outcome, finished.value)  # no wait: no timer to arm or cancel
+            async with deadline:
+                d.timeout = deadline
+                return await resume(run, pending)
+        async with deadline:
+            d.timeout = deadline
+            return await run
 
     def _steps_writer(self, d: Delivery) -> StepsWriter:
         """Step records of this run, written only while it holds its delivery."""

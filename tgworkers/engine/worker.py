@@ -38,8 +38,9 @@ from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
+from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.registry import JobType, Processor, Registry
-from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
+from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
 from tgworkers.engine.scripts import Scripts
 from tgworkers.engine.settings import EngineSettings
@@ -348,6 +349,7 @@ class Worker:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(*by_channel)
+                self.health.ok("pubsub")
                 async for message in pubsub.listen():
                     rt = by_channel.get(bytes(message.get("channel") or b""))
                     if rt is not None and message.get("type") == "message":
