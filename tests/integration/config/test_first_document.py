@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
+from tests.support.config_server import ConfigServer
 from tests.support.engine_state import idle, runs
 from tests.support.processes import start_worker
 from tests.support.redis_server import free_port
@@ -78,3 +79,30 @@ def test_without_a_document_in_time_it_starts_from_the_environment_and_readyz_sa
         assert worker.wait(30) == 0
     finally:
         worker.close()
+
+
+def _events(worker_log: str, name: str) -> list[dict[str, object]]:
+    found = []
+    for line in worker_log.splitlines():
+        if f'"{name}"' in line:
+            event: dict[str, object] = json.loads(line)
+            found.append(event)
+    return found
+
+
+def test_a_config_url_document_is_applied_before_start_and_not_twice(redis_url: str) -> None:
+    server = ConfigServer({"CONCURRENCY_TEST_WORK": 2, "version": "url-v1"})
+    worker = start_worker(redis_url, processors="test.work",
+                          env={"CONFIG_URL": server.url, "CONFIG_POLL_S": "0.2"})  # fmt: skip
+    try:
+        wait_until_sync(lambda: server.not_modified >= 2, timeout_s=30, what="reloader polling")
+        log = worker.log()
+        applied = _events(log, "config.applied")
+        assert [e["version"] for e in applied] == ["url-v1"]  # once, before start
+        assert applied[0]["before_start"] is True
+        assert log.index('"config.applied"') < log.index('"worker.started"')
+        worker.terminate()
+        assert worker.wait(30) == 0
+    finally:
+        worker.close()
+        server.stop()
