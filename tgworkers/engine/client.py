@@ -72,12 +72,19 @@ class Client:
     """Enqueues jobs of the registered job types."""
 
     def __init__(
-        self, redis: Redis, registry: Registry, settings: EngineSettings | Live[EngineSettings]
+        self,
+        redis: Redis,
+        registry: Registry,
+        settings: EngineSettings | Live[EngineSettings],
+        *,
+        layout: Layout | None = None,
+        scripts: Scripts | None = None,
     ) -> None:
+        """`layout` and `scripts` are the process's own when handed in (one of each)."""
         self.redis = redis
         self.registry = registry
-        self.layout = Layout(settings)
-        self.scripts = Scripts(redis)
+        self.layout = layout or Layout(settings)
+        self.scripts = scripts or Scripts(redis)
 
     @property
     def settings(self) -> EngineSettings:

@@ -83,9 +83,11 @@ class Worker:
         )
         self.health = RedisHealth()
         self.layout = Layout(self.live)
-        self.client = Client(self.redis, registry, self.live)
-        self.control = Control(self.redis, registry, self.layout)
-        self.scripts = Scripts(self.redis)
+        self.scripts = Scripts(self.redis)  # one Layout and one Scripts, shared by the parts
+        self.client = Client(
+            self.redis, registry, self.live, layout=self.layout, scripts=self.scripts
+        )
+        self.control = Control(self.redis, registry, self.layout, self.scripts)
         self.broker = Broker(self.redis, self.blocking, consumer)
         self.runtimes = [self._runtime(p) for p in self.processors]
         self.scheduler: Scheduler | None = None
@@ -97,7 +99,7 @@ class Worker:
         self.started = anyio.Event()
         self.stop_requested = anyio.Event()
         self._force = anyio.Event()
-        self.dead_letters = DeadLetters(self.redis, registry, self.layout)
+        self.dead_letters = DeadLetters(self.redis, registry, self.layout, self.scripts)
         self.resources.add(self.client)
         self.resources.add(self.dead_letters)
         self.reload_hooks: list[ReloadHook] = [self._reschedule]

@@ -17,6 +17,7 @@ from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Registry
+from tgworkers.engine.scripts import Scripts
 from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.stats import ScheduleLedger, StatsReader
 from tgworkers.engine.worker import Worker
@@ -60,10 +61,12 @@ class EngineServices:
         """Every service reads `settings` through one `Live`; the worker's follows reloads."""
         current = live(settings)
         layout = Layout(current)
-        client = Client(redis, registry, current)
+        scripts = Scripts(redis)
+        client = Client(redis, registry, current, layout=layout, scripts=scripts)
         return cls(
             live=current, registry=registry, client=client,
-            control=Control(redis, registry, layout), dlq=DeadLetters(redis, registry, layout),
+            control=Control(redis, registry, layout, scripts),
+            dlq=DeadLetters(redis, registry, layout, scripts),
             stats=StatsReader(redis, registry, layout),
             schedules=ScheduleLedger(redis, registry, current, client),
         )  # fmt: skip
