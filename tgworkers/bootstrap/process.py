@@ -36,6 +36,7 @@ from tgworkers.engine.worker import Worker
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.server import EmbeddedServer, embedded_server, run_with_server
 from tgworkers.http.services import EngineServices
+from tgworkers.http.settings import HttpSettings
 from tgworkers.peers import Peers
 
 log = structlog.get_logger("tgworkers.run")
@@ -47,6 +48,17 @@ def telemetry_settings(settings: Settings) -> TelemetrySettings:
         sdk_disabled=settings.otel_sdk_disabled,
         otlp_endpoint=settings.otel_exporter_otlp_endpoint,
         service_name=settings.otel_service_name,
+    )
+
+
+def http_settings(settings: Settings) -> HttpSettings:
+    """The HTTP server's settings, mapped from the parsed environment."""
+    return HttpSettings(
+        port=settings.port,
+        service_name=settings.service_name,
+        admin_token=settings.admin_token,
+        admin_trusted_jwks=settings.admin_trusted_jwks,
+        metrics_token=settings.metrics_token,
     )
 
 
@@ -123,7 +135,7 @@ def build_process(  # noqa: PLR0913 - the one place that wires a process
     server = None
     if settings.port is not None:
         probe = HealthProbe(worker, reloader)
-        server = embedded_server(services, probe, settings, settings.port)
+        server = embedded_server(services, probe, http_settings(settings), settings.port)
     return ProcessParts(settings, worker, services, peers, reloader, server, early)
 
 

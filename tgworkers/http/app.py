@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.http import admin, dashboard, health, metrics
 from tgworkers.http.auth import AdminAuth
 from tgworkers.http.services import EngineServices
+from tgworkers.http.settings import HttpSettings
 
 
 async def redis_unavailable(_: Request, __: Exception) -> Response:
@@ -23,7 +23,7 @@ async def redis_unavailable(_: Request, __: Exception) -> Response:
 
 
 def create_app(
-    services: EngineServices, probe: health.HealthProbe, settings: Settings
+    services: EngineServices, probe: health.HealthProbe, settings: HttpSettings
 ) -> Starlette:
     """The app `run` serves on `PORT`; `ConfigError` if `ADMIN_TRUSTED_JWKS` is bad."""
     routes = [

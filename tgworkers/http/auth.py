@@ -19,8 +19,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
-from tgworkers.config import Settings
 from tgworkers.errors import ConfigError
+from tgworkers.http.settings import HttpSettings
 
 ALGORITHMS: Final = ("EdDSA", "Ed25519")
 LEEWAY_S: Final = 30
@@ -48,7 +48,7 @@ def load_jwks(raw: str) -> KeySet:
 class AdminAuth:
     """Decides whether an `Authorization` header belongs to an operator."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: HttpSettings) -> None:
         token = settings.admin_token
         self._token = token.reveal().encode() if token is not None else None
         jwks = settings.admin_trusted_jwks

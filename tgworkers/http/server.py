@@ -14,11 +14,11 @@ import anyio
 import structlog
 import uvicorn
 
-from tgworkers.config import Settings
 from tgworkers.engine.worker import Worker
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.services import EngineServices
+from tgworkers.http.settings import HttpSettings
 
 log = structlog.get_logger("tgworkers.http")
 
@@ -32,7 +32,7 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def embedded_server(
-    services: EngineServices, probe: HealthProbe, settings: Settings, port: int
+    services: EngineServices, probe: HealthProbe, settings: HttpSettings, port: int
 ) -> EmbeddedServer:
     """The server `run` serves on `PORT`; `ConfigError` now if `ADMIN_TRUSTED_JWKS` is bad."""
     app = create_app(services, probe, settings)
