@@ -20,162 +20,47 @@ by mtime) is a JSON object holding the same keys as the environment. Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Final
 
 import anyio
-import httpx
-import msgspec
 import structlog
 
-from tgworkers.config import (
-    Settings,
-    check_processor_names,
-    load_settings,
-    variable_kind,
+from tgworkers.bootstrap.config_documents import Select, build_document, settings_diff
+from tgworkers.bootstrap.config_sources import (
+    ConfigSource,
+    FileSource,
+    HttpSource,
+    SourceUnavailableError,
+    digest,
+    source_for,
 )
+from tgworkers.config import Settings, load_settings
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError
-from tgworkers.secrets import Secret
+
+__all__ = [
+    "ConfigSource",
+    "FileSource",
+    "HttpSource",
+    "Reloader",
+    "Select",
+    "SourceUnavailableError",
+    "build_document",
+    "build_reloader",
+    "digest",
+    "settings_diff",
+    "source_for",
+]
 
 log = structlog.get_logger("tgworkers.config")
 
 BACKOFF_CAP_S: Final = 300.0
-HTTP_TIMEOUT_S: Final = 5.0
-METADATA_KEYS: Final = frozenset({"version"})
-"""Lower-case keys a document may carry about itself; never variables."""
-
-Select = Callable[[Settings], Sequence[Processor]]
-"""Which processors run under these settings (`run`'s `select_processors`)."""
-
-
-class SourceUnavailableError(Exception):
-    """The config source could not be read (service down, file missing)."""
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """A document as read from its source, and the version that names it."""
-
-    body: bytes
-    version: str
-
-
-class ConfigSource(Protocol):
-    """Where documents come from; `fetch` returns None when nothing changed."""
-
-    description: str
-
-    async def fetch(self) -> Fetched | None: ...
-
-    async def aclose(self) -> None: ...
-
-
-class HttpSource:
-    """`CONFIG_URL`: a conditional GET; `304 Not Modified` means no change."""
-
-    def __init__(self, url: str, *, timeout_s: float = HTTP_TIMEOUT_S) -> None:
-        self.url = url
-        self.description = url
-        self.etag: str | None = None
-        self.client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
-
-    async def fetch(self) -> Fetched | None:
-        headers = {"Accept": "application/json"}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        try:
-            response = await self.client.get(self.url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SourceUnavailableError(type(exc).__name__) from None
-        if response.status_code == httpx.codes.NOT_MODIFIED:
-            return None
-        if response.status_code != httpx.codes.OK:
-            raise SourceUnavailableError(f"HTTP {response.status_code}")
-        self.etag = response.headers.get("ETag")
-        return Fetched(response.content, self.etag or digest(response.content))
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-
-class FileSource:
-    """`CONFIG_FILE`: read again only when its mtime (or size) changed."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.description = str(path)
-        self.stamp: tuple[int, int] | None = None
-
-    async def fetch(self) -> Fetched | None:
-        try:
-            stat = await anyio.Path(self.path).stat()
-            if (stat.st_mtime_ns, stat.st_size) == self.stamp:
-                return None
-            body = await anyio.Path(self.path).read_bytes()
-        except OSError as exc:
-            raise SourceUnavailableError(f"{type(exc).__name__}: {self.path}") from None
-        self.stamp = (stat.st_mtime_ns, stat.st_size)
-        return Fetched(body, f"mtime:{stat.st_mtime_ns}")
-
-    async def aclose(self) -> None:
-        return None
-
-
-def source_for(settings: Settings) -> ConfigSource | None:
-    """The source `CONFIG_URL` or `CONFIG_FILE` names, if any."""
-    if settings.config_url:
-        return HttpSource(settings.config_url)
-    if settings.config_file:
-        return FileSource(settings.config_file)
-    return None
-
-
-def digest(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()[:16]
-
-
-def _as_env(name: str, value: object) -> str | None:
-    """A document value as the environment would spell it (None: unset)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        return ",".join(str(v) for v in value)
-    raise ConfigError(f"{name}: expected a string, number, boolean or list of strings")
-
-
-def settings_diff(old: Settings, new: Settings) -> dict[str, list[Any]]:
-    """Changed fields as `{field: [old, new]}`; dicts compared key by key; secrets left out."""
-    before, after = msgspec.structs.asdict(old), msgspec.structs.asdict(new)
-    changes: dict[str, list[Any]] = {}
-    for name, a in before.items():
-        b = after[name]
-        if a == b or isinstance(a, Secret) or isinstance(b, Secret):
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            for key in sorted(set(a) | set(b)):
-                if a.get(key) != b.get(key):
-                    changes[f"{name}.{key}"] = [_plain(a.get(key)), _plain(b.get(key))]
-        else:
-            changes[name] = [_plain(a), _plain(b)]
-    return changes
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready, for the log line (`omit_defaults` drops unset overrides)."""
-    return msgspec.to_builtins(value)
 
 
 def _desired_concurrency(settings: Settings, proc: Processor) -> int:
@@ -337,60 +222,6 @@ class Reloader:
                 await self.worker.add_runtime(proc)
                 switched[proc.name] = "on"
         return switched
-
-
-def build_document(
-    body: bytes,
-    version: str,
-    *,
-    base_env: Mapping[str, str],
-    registry: Registry,
-    select: Select,
-    warned: set[str],
-) -> tuple[str, Settings, Sequence[Processor]]:
-    """(version, settings, processors) of a document; raises `ConfigError` naming why.
-
-    Needs no worker, so the first document can be built before the worker is.
-    `warned` holds the keys already logged as ignored (one warning per key).
-    """
-    try:
-        doc = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise ConfigError("document: not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise ConfigError("document: expected a JSON object of variables")
-    if isinstance(doc.get("version"), str | int):
-        version = str(doc["version"])
-    env = {**base_env, **_dynamic_values(doc, warned)}
-    new = load_settings(env, None)
-    check_processor_names(new, {p.env_name for p in registry.processors.values()})
-    processors = select(new)
-    if not processors:
-        raise ConfigError("PROCESSORS: no processor selected (set PROCESSORS or ENABLE_*)")
-    return version, new, processors
-
-
-def _dynamic_values(doc: dict[str, Any], warned: set[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for name, value in doc.items():
-        if name in METADATA_KEYS:
-            continue
-        kind = variable_kind(name)
-        if kind == "unknown":
-            raise ConfigError(f"{name}: not a known variable")
-        if kind in ("secret", "static"):
-            _ignore(name, kind, warned)
-        elif (text := _as_env(name, value)) is not None:
-            values[name] = text
-    return values
-
-
-def _ignore(name: str, kind: str, warned: set[str]) -> None:
-    if name in warned:
-        return
-    warned.add(name)
-    why = "never taken from a config document" if kind == "secret" else "needs a restart"
-    log.warning("config.key_ignored", key=name, kind=kind, reason=why)
 
 
 def build_reloader(
