@@ -89,6 +89,17 @@ def dead_job(pk: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> 
     )
 
 
+def parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """`<partition>:<entry id>` from a previous page's `next`; `InputError` when malformed."""
+    if not cursor:
+        return None
+    part, _, entry = cursor.partition(":")
+    ms, _, seq = entry.partition("-")
+    if not (part.isdigit() and ms.isdigit() and seq.isdigit()):
+        raise InputError(f"cursor: expected the `next` value of a previous page, got {cursor!r}")
+    return int(part), entry
+
+
 class DeadLetters:
     """The DLQ operations of every queue."""
 
@@ -116,14 +127,43 @@ class DeadLetters:
                     break
                 start = "(" + page[-1][0].decode()
 
-    async def list_jobs(self, queue: str, *, limit: int = 100) -> dict[str, Any]:
-        """`dlq list --json`: `{"queue", "items": [...], "total"}`."""
-        items: list[dict[str, Any]] = []
-        async for job in self.iterate(queue):
-            if len(items) >= limit:
+    async def iterate_from(self, queue: str, cursor: str | None) -> AsyncIterator[DeadJob]:
+        """Like `iterate`, resuming after `cursor` (`<partition>:<entry id>`)."""
+        after = parse_cursor(cursor)
+        for pk in self._partitions(queue):
+            if after is not None and pk.partition < after[0]:
+                continue
+            start = "(" + after[1] if after is not None and pk.partition == after[0] else "-"
+            while True:
+                page = await xrange_entries(self.redis, pk.dlq, start, count=PAGE)
+                for entry_id, fields in page:
+                    yield dead_job(pk, entry_id, fields)
+                if len(page) < PAGE:
+                    break
+                start = "(" + page[-1][0].decode()
+
+    async def page(self, queue: str, *, limit: int, cursor: str | None = None) -> list[DeadJob]:
+        """At most `limit` dead jobs after `cursor`, oldest first (reads at most one more)."""
+        jobs: list[DeadJob] = []
+        async for job in self.iterate_from(queue, cursor):
+            jobs.append(job)
+            if len(jobs) > limit:
                 break
-            items.append(job.summary())
-        return {"queue": queue, "items": items, "total": await self.count(queue)}
+        return jobs
+
+    async def list_jobs(
+        self, queue: str, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """`dlq list --json`: `{"queue", "items": [...], "total", "next"}` (`next`: a cursor)."""
+        jobs = await self.page(queue, limit=limit, cursor=cursor)
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        return {
+            "queue": queue,
+            "items": [j.summary() for j in jobs],
+            "total": await self.count(queue),
+            "next": f"{jobs[-1].partition}:{jobs[-1].entry}" if more and jobs else None,
+        }
 
     async def find(self, queue: str, job_id: str) -> DeadJob | None:
         proc = self.registry.queue(queue)

@@ -76,7 +76,10 @@ async def test_a_trusted_ed25519_jwt_is_accepted_and_the_call_is_audited(
     assert await redis.hget("{tgw}:control", "test.work") == b"paused"
     audits = [e for e in logs if e["event"] == "admin.audit"]
     assert audits == [{"event": "admin.audit", "log_level": "info", "who": "jwt",
-                       "subject": "svc:escrow", "action": "pause", "queue": "test.work"}]  # fmt: skip
+                       "subject": "svc:escrow", "action": "pause", "queue": "test.work",
+                       "target": "test.work", "via": "api"}]  # fmt: skip
+    (entry,) = await redis.xrevrange("{tgw}:audit")
+    assert entry[1][b"who"] == b"svc:escrow" and entry[1][b"action"] == b"pause"
     assert token not in repr(logs)
 
 
