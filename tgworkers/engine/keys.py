@@ -123,6 +123,18 @@ class GlobalKeys:
         """Sorted set of counter samples used for the per-minute rates of `stats`."""
         return f"{{{self.prefix}}}:samples:{queue}"
 
+    def minutes(self, queue: str) -> str:
+        """Sorted set of per-minute counter buckets (a day of them) for the console charts.
+
+        Member `<minute ms>:<processed>:<failed>` (running totals at that minute),
+        score = the minute's start in Unix ms.
+        """
+        return f"{{{self.prefix}}}:minutes:{queue}"
+
+    def console(self, kind: str, token_id: str) -> str:
+        """String: a console session or one-time login link (JSON), with a TTL."""
+        return f"{{{self.prefix}}}:console:{kind}:{token_id}"
+
     @property
     def audit(self) -> str:
         """Stream of operator actions (who replayed, drained or dropped what)."""

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator
+from typing import Final
 
 import anyio
 import structlog
 import uvicorn
+from starlette.applications import Starlette
 
 from tgworkers.config import Settings
+from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.worker import Worker
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.services import EngineServices
 
 log = structlog.get_logger("tgworkers.http")
+
+SAMPLER_EVERY_S: Final = 20.0
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -41,15 +46,37 @@ def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedSe
     return EmbeddedServer(config)
 
 
+async def sample_stats(services: EngineServices) -> None:
+    """The stats sampler: keeps rate samples and the console's minute buckets current.
+
+    Every worker serving HTTP reads a snapshot every `SAMPLER_EVERY_S`, so the
+    charts have a bucket for every minute even when no one is looking; the
+    buckets are written at most once a minute per queue whatever the number of
+    replicas. A Redis outage skips a turn (the worker logs the outage itself).
+    """
+    while True:
+        await anyio.sleep(SAMPLER_EVERY_S)
+        try:
+            await services.stats.snapshot()
+        except CONNECTION_ERRORS:
+            continue
+
+
 async def run_with_server(worker: Worker, settings: Settings) -> None:
-    """Run the worker and, when `PORT` is set, the HTTP server beside it."""
+    """Run the worker and, when `PORT` is set, the HTTP server and stats sampler beside it."""
     if settings.port is None:
         await worker.run()
         return
     server = embedded_server(worker, settings, settings.port)
+    app = server.config.app
+    assert isinstance(app, Starlette)  # noqa: S101 - embedded_server builds it
+    services: EngineServices = app.state.services
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         log.info("http.started", port=settings.port)
-        await worker.run()
+        async with anyio.create_task_group() as sampler:
+            sampler.start_soon(sample_stats, services)
+            await worker.run()
+            sampler.cancel_scope.cancel()
         server.should_exit = True
     log.info("http.stopped", port=settings.port)

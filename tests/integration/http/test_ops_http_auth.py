@@ -52,8 +52,10 @@ async def test_bad_credentials_get_401_and_nothing_changes(redis, redis_url, reg
             "/admin/v1/jobs/test.work", json={"payload": {"n": 1}}, headers=headers
         )
         listed = await http.get("/admin/v1/queues", headers=headers)
-        page = await http.get("/", headers=headers)
-    assert [r.status_code for r in (paused, enqueued, listed, page)] == [401] * 4
+        page = await http.get("/ui/", headers=headers)
+        changed = await http.post("/ui/queues/test.work/pause", headers=headers)
+    assert [r.status_code for r in (paused, enqueued, listed, changed)] == [401] * 4
+    assert page.status_code == 303 and page.headers["location"].startswith("/ui/login")
     assert paused.json() == {"error": "unauthorized"}
     assert await redis.dbsize() == 0
 
