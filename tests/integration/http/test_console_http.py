@@ -1,0 +1,105 @@
+"""The console over HTTP (no browser): headers, sessions, login links, roles, bounds."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from tests.integration.cli.ops_support import seed_dead
+from tests.integration.http.http_support import ADMIN, ADMIN_TOKEN, admin_client, ops_settings
+
+READONLY = "readonly-token-for-console-tests-0123"
+PAGES = ["/ui/", "/ui/queues/test.work", "/ui/queues/test.work?kind=delayed",
+         "/ui/queues/test.work?kind=inflight", "/ui/queues/test.work/dlq", "/ui/schedules",
+         "/ui/workers", "/ui/audit", "/ui/fragments/queues", "/ui/fragments/charts"]  # fmt: skip
+
+
+async def _login(http, token=ADMIN_TOKEN):
+    r = await http.post("/ui/login", data={"token": token, "next": "/ui/"})
+    assert r.status_code == 303, r.text
+    page = await http.get("/ui/")
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+async def test_every_page_renders_with_strict_security_headers_and_no_secret(
+    redis, redis_url, registry
+):
+    await seed_dead(redis, 2)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        await _login(http)
+        answers = [await http.get(p) for p in PAGES]
+        job = await http.get("/ui/queues/test.work/jobs/dead-1")
+    assert [r.status_code for r in answers] == [200] * len(PAGES)
+    assert job.status_code == 200 and "permanent: bad thing" not in job.text  # history shown
+    assert "bad thing" in job.text and '"n": 1' in job.text
+    for r in [*answers, job]:
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and r.headers["referrer-policy"] == "no-referrer"
+        assert ADMIN_TOKEN not in r.text
+        assert "<script>" not in r.text  # no inline script anywhere
+
+
+async def test_a_login_link_works_once(redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        token = await http._transport.app.state.sessions.issue_link()
+        first = await http.get(f"/ui/login/link?t={token}")
+        http.cookies.clear()
+        again = await http.get(f"/ui/login/link?t={token}")
+    assert first.status_code == 303 and "tgw_session=" in first.headers["set-cookie"]
+    assert again.status_code == 401 and "already used" in again.text
+
+
+async def test_a_session_cookie_is_secure_behind_tls(redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        r = await http.post("/ui/login", data={"token": ADMIN_TOKEN},
+                            headers={"x-forwarded-proto": "https"})  # fmt: skip
+    cookie = r.headers["set-cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+
+
+async def test_a_forged_cookie_is_refused_without_a_redis_lookup(redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        http.cookies.set("tgw_session", "abc.def")
+        r = await http.get("/ui/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+
+
+async def test_read_only_sessions_see_no_forms_and_cannot_change(redis, redis_url, registry):
+    settings = ops_settings(redis_url, ADMIN_READONLY_TOKEN=READONLY)
+    async with admin_client(settings, registry) as http:
+        csrf = await _login(http, READONLY)
+        page = await http.get("/ui/queues/test.work")
+        r = await http.post("/ui/queues/test.work/pause", data={"csrf": csrf})
+    assert 'data-testid="pause"' not in page.text and "read-only" in page.text
+    assert r.status_code == 403 and await redis.hget("{tgw}:control", "test.work") is None
+
+
+async def test_console_drain_and_dlq_selection_are_audited_as_console(redis, redis_url, registry):
+    await seed_dead(redis, 3)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        csrf = await _login(http)
+        drained = await http.post("/ui/queues/test.work/drain", data={"csrf": csrf})
+        dropped = await http.post("/ui/queues/test.work/dlq/selection",
+                                  data={"csrf": csrf, "op": "drop", "ids": ["dead-0", "dead-2"]})  # fmt: skip
+        none = await http.post("/ui/queues/test.work/dlq/selection",
+                               data={"csrf": csrf, "op": "drop"})  # fmt: skip
+        audit = (await http.get("/admin/v1/audit", headers=ADMIN)).json()["items"]
+    assert drained.status_code == 303 and dropped.status_code == 303
+    assert none.status_code == 400 and "select at least one" in none.text
+    assert [i["id"] for i in (await _dlq_ids(redis))] == ["dead-1"]
+    assert [(e["action"], e["via"]) for e in audit] == [("dlq.drop", "console"),
+                                                         ("drain", "console")]  # fmt: skip
+
+
+async def _dlq_ids(redis):
+    rows = await redis.xrange("{tgw:test.work:0}:dlq")
+    return [{"id": fields[b"id"].decode()} for _, fields in rows]
+
+
+@pytest.mark.parametrize("query", ["limit=5000", "limit=x", "kind=nope"])
+async def test_console_lists_are_bounded_too(redis_url, registry, query):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        await _login(http)
+        r = await http.get(f"/ui/queues/test.work?{query}")
+    assert r.status_code == 400
