@@ -244,8 +244,19 @@ class DeadLetters:
                 out.append((by_pk[job.partition], job))
         return out, missing
 
-    async def export(self, queue: str) -> AsyncIterator[bytes]:
-        """JSON lines, one per dead-lettered job, with its history under `errors`."""
+    async def export(
+        self, queue: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """JSON lines, one per dead-lettered job, with its history under `errors`.
+
+        Streamed page by page (memory stays flat); `limit` and `cursor` export one
+        page, resuming after a job's `<partition>:<entry>` position.
+        """
         enc = msgspec.json.Encoder()
-        async for job in self.iterate(queue):
-            yield enc.encode({**job.summary(), "errors": job.errors}) + b"\n"
+        written = 0
+        async for job in self.iterate_from(queue, cursor):
+            if limit is not None and written >= limit:
+                break
+            written += 1
+            line = {**job.summary(), "errors": job.errors, "cursor": f"{job.partition}:{job.entry}"}
+            yield enc.encode(line) + b"\n"

@@ -245,7 +245,8 @@ async def dlq_drop(request: Request, who: Principal) -> Response:
 
 async def dlq_export(request: Request, _: Principal) -> Response:
     queue = known_queue(request)
-    lines = services(request).dlq.export(queue)
+    limit = page_limit(request) if "limit" in request.query_params else None
+    lines = services(request).dlq.export(queue, cursor=cursor_param(request), limit=limit)
     return StreamingResponse(lines, media_type="application/x-ndjson")
 
 

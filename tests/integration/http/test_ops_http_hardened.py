@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -56,6 +57,18 @@ async def test_dlq_pages_follow_the_next_cursor_to_the_end(redis, redis_url, reg
         full = await http.get("/admin/v1/dlq/test.work?limit=1000", headers=ADMIN)
     assert seen == [f"dead-{i}" for i in range(5)]
     assert full.status_code == 200 and len(full.json()["items"]) == 5
+
+
+async def test_export_pages_are_bounded_and_resume_from_a_line_cursor(redis, redis_url, registry):
+    await seed_dead(redis, 5)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        first = await http.get("/admin/v1/dlq/test.work/export?limit=2", headers=ADMIN)
+        cursor = json.loads(first.text.splitlines()[-1])["cursor"]
+        rest = await http.get(f"/admin/v1/dlq/test.work/export?cursor={cursor}", headers=ADMIN)
+        too_many = await http.get("/admin/v1/dlq/test.work/export?limit=1001", headers=ADMIN)
+    assert [json.loads(x)["id"] for x in first.text.splitlines()] == ["dead-0", "dead-1"]
+    assert [json.loads(x)["id"] for x in rest.text.splitlines()] == ["dead-2", "dead-3", "dead-4"]
+    assert too_many.status_code == 400 and "1000" in too_many.json()["error"]
 
 
 async def test_a_body_over_the_cap_is_refused_413_and_nothing_changes(redis, redis_url, registry):
