@@ -115,6 +115,11 @@ class GlobalKeys:
         return f"{{{self.prefix}}}:workers"
 
     @property
+    def worker_info(self) -> str:
+        """Hash: consumer name -> JSON `{version, processors, host, startedMs}` (console)."""
+        return f"{{{self.prefix}}}:workers:info"
+
+    @property
     def schedules(self) -> str:
         """Hash: schedule name -> its ledger record (JSON)."""
         return f"{{{self.prefix}}}:schedules"

@@ -8,6 +8,8 @@ its graceful drain, and the server stops only after the worker has stopped, so
 from __future__ import annotations
 
 import contextlib
+import socket
+import time
 from collections.abc import Generator
 from typing import Final
 
@@ -16,9 +18,12 @@ import structlog
 import uvicorn
 from starlette.applications import Starlette
 
+from tgworkers import __version__
 from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.engine.layout import Layout
 from tgworkers.engine.worker import Worker
+from tgworkers.engine.workers_view import WorkerInfo, publish_info
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.services import EngineServices
@@ -44,6 +49,21 @@ def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedSe
         lifespan="off", server_header=False,
     )  # fmt: skip
     return EmbeddedServer(config)
+
+
+async def publish_self(worker: Worker) -> None:
+    """Tell the console's Workers page this worker's version and processors, every 20 s."""
+    info = WorkerInfo(
+        version=__version__, processors=sorted(p.name for p in worker.processors),
+        host=socket.gethostname(), started_ms=int(time.time() * 1000),
+    )  # fmt: skip
+    layout = Layout(worker.settings)
+    await worker.started.wait()
+    while True:
+        # an outage is logged by the worker itself; the next turn tries again
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await publish_info(worker.redis, layout, worker.consumer, info)
+        await anyio.sleep(SAMPLER_EVERY_S)
 
 
 async def sample_stats(services: EngineServices) -> None:
@@ -76,6 +96,7 @@ async def run_with_server(worker: Worker, settings: Settings) -> None:
         log.info("http.started", port=settings.port)
         async with anyio.create_task_group() as sampler:
             sampler.start_soon(sample_stats, services)
+            sampler.start_soon(publish_self, worker)
             await worker.run()
             sampler.cancel_scope.cancel()
         server.should_exit = True

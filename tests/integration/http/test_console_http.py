@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from tests.integration.cli.ops_support import seed_dead
 from tests.integration.http.http_support import ADMIN, ADMIN_TOKEN, admin_client, ops_settings
+from tests.support.processes import start_worker
+from tests.support.wait import wait_until
+
+from tgworkers import __version__
+from tgworkers.devstack.redis import free_port
 
 READONLY = "readonly-token-for-console-tests-0123"
 PAGES = ["/ui/", "/ui/queues/test.work", "/ui/queues/test.work?kind=delayed",
@@ -103,3 +109,24 @@ async def test_console_lists_are_bounded_too(redis_url, registry, query):
         await _login(http)
         r = await http.get(f"/ui/queues/test.work?{query}")
     assert r.status_code == 400
+
+
+async def test_a_poll_after_the_session_ended_sends_htmx_to_the_login_page(redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        r = await http.get("/ui/fragments/queues", headers={"HX-Request": "true"})
+    assert r.status_code == 204 and r.headers["hx-redirect"] == "/ui/login"
+
+
+async def test_the_workers_page_shows_a_running_workers_version_and_processors(redis, redis_url):
+    port = free_port()
+    proc = start_worker(redis_url, processors="test.work",
+                        env={"PORT": str(port), "ADMIN_TOKEN": ADMIN_TOKEN})  # fmt: skip
+    try:
+        await wait_until(lambda: redis.hlen("{tgw}:workers:info"), timeout_s=20,
+                         what="worker info published")  # fmt: skip
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            page = await http.get("/ui/workers", headers=ADMIN)
+    finally:
+        proc.close()
+    row = re.search(r"<tr><td><code>[^<]+</code>.*?</tr>", page.text, re.S).group(0)
+    assert __version__ in row and "test.work" in row and "ago" in row

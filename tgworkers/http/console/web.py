@@ -124,6 +124,16 @@ def refused(request: Request, caller: Caller | None, status: int, message: str) 
     return render(request, caller, "error.html", status=status, message=message)
 
 
+def not_signed_in(request: Request) -> Response:
+    """To the login page: htmx polls by header, page loads by redirect; changes get 401."""
+    if request.headers.get("hx-request"):  # a poll after the session ended
+        return Response(status_code=204, headers={"HX-Redirect": "/ui/login"})
+    if request.method == "GET":
+        target = quote(request.url.path, safe="/")
+        return RedirectResponse(f"/ui/login?next={target}", status_code=303)
+    return refused(request, None, 401, "not signed in")
+
+
 def page(handler: Handler, *, change: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """Guard a console route (see the module docstring); user errors become an error page."""
 
@@ -131,10 +141,7 @@ def page(handler: Handler, *, change: bool = False) -> Callable[[Request], Await
     async def endpoint(request: Request) -> Response:
         caller = await resolve(request)
         if caller is None:
-            if request.method == "GET":
-                target = quote(request.url.path, safe="/")
-                return RedirectResponse(f"/ui/login?next={target}", status_code=303)
-            return refused(request, None, 401, "not signed in")
+            return not_signed_in(request)
         if change:
             form = await form_of(request)
             if not caller.principal.may_change:
