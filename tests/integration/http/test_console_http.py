@@ -13,6 +13,7 @@ from tests.support.wait import wait_until
 
 from tgworkers import __version__
 from tgworkers.devstack.redis import free_port
+from tgworkers.engine.envelope import Envelope, to_fields
 
 READONLY = "readonly-token-for-console-tests-0123"
 PAGES = ["/ui/", "/ui/queues/test.work", "/ui/queues/test.work?kind=delayed",
@@ -130,3 +131,25 @@ async def test_the_workers_page_shows_a_running_workers_version_and_processors(r
         proc.close()
     row = re.search(r"<tr><td><code>[^<]+</code>.*?</tr>", page.text, re.S).group(0)
     assert __version__ in row and "test.work" in row and "ago" in row
+
+
+async def test_a_jobs_trace_id_is_linked_when_a_trace_url_template_is_set(
+    redis, redis_url, registry
+):
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    env = Envelope(id="traced-1", name="test.work", payload=b'{"n": 1}', enqueued_ms=1,
+                   traceparent=f"00-{trace}-00f067aa0ba902b7-01")  # fmt: skip
+    fields = [*to_fields(env), "reason", "permanent: x", "failed_ms", "1"]
+    entry = await redis.xadd(
+        "{tgw:test.work:0}:dlq", dict(zip(fields[::2], fields[1::2], strict=True))
+    )
+    await redis.hset("{tgw:test.work:0}:jobs", "traced-1", b"x:" + entry)
+    linked = ops_settings(
+        redis_url, TRACE_URL_TEMPLATE="https://grafana.example/explore?trace={traceId}"
+    )
+    async with admin_client(linked, registry) as http:
+        with_link = await http.get("/ui/queues/test.work/jobs/traced-1", headers=ADMIN)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        plain = await http.get("/ui/queues/test.work/jobs/traced-1", headers=ADMIN)
+    assert f'href="https://grafana.example/explore?trace={trace}"' in with_link.text
+    assert trace in plain.text and "grafana" not in plain.text
