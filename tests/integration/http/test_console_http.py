@@ -7,7 +7,13 @@ import re
 import httpx
 import pytest
 from tests.integration.cli.ops_support import seed_dead
-from tests.integration.http.http_support import ADMIN, ADMIN_TOKEN, admin_client, ops_settings
+from tests.integration.http.http_support import (
+    ADMIN,
+    ADMIN_TOKEN,
+    admin_client,
+    make_jwt,
+    ops_settings,
+)
 from tests.support.processes import start_worker
 from tests.support.wait import wait_until
 
@@ -153,3 +159,18 @@ async def test_a_jobs_trace_id_is_linked_when_a_trace_url_template_is_set(
         plain = await http.get("/ui/queues/test.work/jobs/traced-1", headers=ADMIN)
     assert f'href="https://grafana.example/explore?trace={trace}"' in with_link.text
     assert trace in plain.text and "grafana" not in plain.text
+
+
+async def test_a_session_opened_on_one_replica_is_accepted_by_another(redis_url, registry):
+    settings = ops_settings(redis_url)
+    async with admin_client(settings, registry) as one, admin_client(settings, registry) as two:
+        await _login(one)
+        two.cookies.update(one.cookies)
+        page = await two.get("/ui/")
+    assert page.status_code == 200 and "operator" in page.text
+
+
+async def test_the_login_form_refuses_a_service_jwt(redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        r = await http.post("/ui/login", data={"token": make_jwt()})
+    assert r.status_code == 401 and "tgw_session" not in r.headers.get("set-cookie", "")

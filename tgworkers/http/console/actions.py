@@ -53,7 +53,7 @@ async def login(request: Request) -> Response:
     target = _next_path((values.get("next") or [""])[0])
     auth: AdminAuth = request.app.state.auth
     principal = auth.check_token(token)
-    if principal is None:
+    if principal is None or principal.kind == "jwt":  # JWTs are for services, minutes long
         return render(request, None, "login.html", status=401, next=target, error=LOGIN_FAILED)
     return await _signed_in(request, principal, target)
 

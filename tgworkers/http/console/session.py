@@ -6,7 +6,8 @@ role, who, CSRF token, expiry; TTL = `CONSOLE_SESSION_TTL_S`). The browser holds
 only `<id>.<HMAC-SHA256(id)>` in an HttpOnly, SameSite=Strict cookie (Secure when
 the request came over TLS). Logout deletes the record, so a copied cookie dies
 with it, on every replica. The signature lets garbage be refused without a Redis
-round trip; the key is `CONSOLE_SESSION_SECRET` (one per process when unset).
+round trip; the key is `CONSOLE_SESSION_SECRET`, else derived from the admin tokens
+(see `signing_key`).
 
 A login link is a random id stored with a short TTL and consumed with GETDEL:
 it works once, then never again.
@@ -55,14 +56,29 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(_Record).decode
 
 
+def signing_key(settings: Settings) -> bytes:
+    """`CONSOLE_SESSION_SECRET`, else one derived from the admin tokens, else random.
+
+    Derived, every replica sharing the tokens verifies every replica's cookies
+    without another secret to distribute (rotating a token signs everyone out);
+    random (no token configured) holds for this process only.
+    """
+    if settings.console_session_secret is not None:
+        return settings.console_session_secret.reveal().encode()
+    tokens = [t.reveal() for t in (settings.admin_token, settings.admin_readonly_token) if t]
+    if not tokens:
+        return secrets.token_bytes(32)
+    material = "\n".join(["tgworkers console session v1", *tokens]).encode()
+    return hashlib.sha256(material).digest()
+
+
 class SessionStore:
     """Opens, reads and ends console sessions; issues and redeems login links."""
 
     def __init__(self, redis: Redis, keys: GlobalKeys, settings: Settings) -> None:
         self.redis = redis
         self.keys = keys
-        secret = settings.console_session_secret
-        self._key = secret.reveal().encode() if secret else secrets.token_bytes(32)
+        self._key = signing_key(settings)
         self.ttl_s = settings.console_session_ttl_s
 
     def _sign(self, session_id: str) -> str:
