@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from tgworkers.engine.broker import xrange_entries
@@ -148,7 +149,7 @@ class QueueBrowser:
     async def _last_delivered(self, pk: PartitionKeys) -> str:
         try:
             groups: Any = await self.redis.xinfo_groups(pk.ready)
-        except Exception:  # noqa: BLE001 - no stream yet: nothing delivered
+        except rex.ResponseError:  # no stream yet: nothing delivered
             return "0-0"
         for g in groups:
             if _s(g.get("name", "")) == GROUP:
@@ -180,7 +181,7 @@ class QueueBrowser:
         low = "(" + start if start else "-"
         try:
             pending: Any = await self.redis.xpending_range(pk.ready, GROUP, low, "+", limit + 1)
-        except Exception:  # noqa: BLE001 - no stream or group yet: nothing in flight
+        except rex.ResponseError:  # no stream or group yet: nothing in flight
             return [], False
         rows = []
         for p in pending[:limit]:
@@ -222,6 +223,6 @@ class QueueBrowser:
     async def _ready_state(self, pk: PartitionKeys, entry: str) -> str:
         try:
             pending: Any = await self.redis.xpending_range(pk.ready, GROUP, entry, entry, 1)
-        except Exception:  # noqa: BLE001 - no group yet
+        except rex.ResponseError:  # no group yet
             return "ready"
         return "in flight" if pending else "ready"

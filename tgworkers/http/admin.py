@@ -138,8 +138,9 @@ def services(request: Request) -> EngineServices:
     return svc
 
 
-def known_queue(request: Request) -> str:
-    queue: str = request.path_params["queue"]
+def known_queue(request: Request, name: str | None = None) -> str:
+    """The queue named in the path (or `name`); `NotFoundError` (404) when unknown."""
+    queue: str = name if name is not None else request.path_params["queue"]
     try:
         services(request).registry.queue(queue)
     except InputError as exc:

@@ -174,3 +174,28 @@ async def test_the_login_form_refuses_a_service_jwt(redis_url, registry):
     async with admin_client(ops_settings(redis_url), registry) as http:
         r = await http.post("/ui/login", data={"token": make_jwt()})
     assert r.status_code == 401 and "tgw_session" not in r.headers.get("set-cookie", "")
+
+
+async def test_the_queue_page_lists_ready_delayed_and_in_flight_jobs_page_by_page(
+    redis, redis_url, registry, client
+):
+    for i in range(5):
+        await client.enqueue("test.work", {"n": i}, id=f"ready-{i}")
+    await client.enqueue("test.work", {"n": 9}, id="later-1", delay_s=600)
+    ready_key = "{tgw:test.work:0}:ready"
+    await redis.xgroup_create(ready_key, "tgworkers", id="0", mkstream=True)
+    await redis.xreadgroup("tgworkers", "w9", {ready_key: ">"}, count=1)  # ready-0 taken
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        first = await http.get("/ui/queues/test.work?kind=ready&limit=2", headers=ADMIN)
+        cursor = re.search(r"cursor=([^\"&]+)", first.text).group(1)
+        second = await http.get(f"/ui/queues/test.work?kind=ready&limit=2&cursor={cursor}",
+                                headers=ADMIN)  # fmt: skip
+        delayed = await http.get("/ui/queues/test.work?kind=delayed", headers=ADMIN)
+        inflight = await http.get("/ui/queues/test.work?kind=inflight", headers=ADMIN)
+        found = await http.get("/ui/queues/test.work?q=later-1", headers=ADMIN)
+    ids = re.compile(r"/jobs/([\w-]+)\">")
+    assert ids.findall(first.text) == ["ready-1", "ready-2"]
+    assert ids.findall(second.text) == ["ready-3", "ready-4"]
+    assert ids.findall(delayed.text) == ["later-1"]
+    assert ids.findall(inflight.text) == ["ready-0"] and "w9" in inflight.text
+    assert found.status_code == 303 and found.headers["location"].endswith("/jobs/later-1")

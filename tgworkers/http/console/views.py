@@ -57,17 +57,12 @@ async def queues_fragment(request: Request, caller: Caller) -> Response:
 
 async def charts_fragment(request: Request, caller: Caller) -> Response:
     queue = request.query_params.get("queue")
-    names = [known_queue_name(request, queue)] if queue else list(_all_queues(request))
+    names = [known_queue(request, queue)] if queue else _all_queues(request)
     return render(request, caller, "_charts.html", charts=await charts(request, names))
 
 
 def _all_queues(request: Request) -> list[str]:
     return sorted(p.queue for p in services(request).registry.processors.values())
-
-
-def known_queue_name(request: Request, queue: str) -> str:
-    request.path_params["queue"] = queue
-    return known_queue(request)
 
 
 async def queue_stats(request: Request, queue: str) -> QueueStats:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tgworkers.http.admin import error_answer, services
+from tgworkers.http.admin import error_answer
 from tgworkers.http.auth import AdminAuth, Principal
 from tgworkers.http.console.session import COOKIE, Session, SessionStore
 from tgworkers.http.limits import capped_body
@@ -172,9 +172,6 @@ def back(request: Request, default: str) -> RedirectResponse:
     if not target.startswith("/") or target.startswith("//"):
         target = default
     return RedirectResponse(target, status_code=303)
-
-
-__all__ = ["form", "page", "render", "services"]
 
 
 class SecurityHeaders:
