@@ -199,3 +199,15 @@ async def test_the_queue_page_lists_ready_delayed_and_in_flight_jobs_page_by_pag
     assert ids.findall(delayed.text) == ["later-1"]
     assert ids.findall(inflight.text) == ["ready-0"] and "w9" in inflight.text
     assert found.status_code == 303 and found.headers["location"].endswith("/jobs/later-1")
+
+
+async def test_odd_job_ids_round_trip_through_links_and_search(redis, redis_url, registry, client):
+    await client.enqueue("test.work", {"n": 1}, id="a?b#c d/e", delay_s=600)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        listed = await http.get("/ui/queues/test.work?kind=delayed", headers=ADMIN)
+        href = re.search(r'href="(/ui/queues/test.work/jobs/[^"]+)"', listed.text).group(1)
+        page = await http.get(href, headers=ADMIN)
+        found = await http.get("/ui/queues/test.work", params={"q": "a?b#c d/e"}, headers=ADMIN)
+        followed = await http.get(found.headers["location"], headers=ADMIN)
+    assert page.status_code == 200 and "a?b#c d/e" in page.text
+    assert followed.status_code == 200 and 'data-testid="job-state">delayed' in followed.text

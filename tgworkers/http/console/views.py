@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Any, Final
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -74,7 +75,9 @@ async def queue_page(request: Request, caller: Caller) -> Response:
     queue = known_queue(request)
     search = request.query_params.get("q", "").strip()
     if search:
-        return RedirectResponse(f"/ui/queues/{queue}/jobs/{search}", status_code=303)
+        return RedirectResponse(
+            f"/ui/queues/{queue}/jobs/{quote(search, safe='')}", status_code=303
+        )
     kind = request.query_params.get("kind", "ready")
     if kind not in KINDS:
         raise BadRequestError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
@@ -110,7 +113,9 @@ async def dlq_page(request: Request, caller: Caller) -> Response:
     queue = known_queue(request)
     search = request.query_params.get("q", "").strip()
     if search:
-        return RedirectResponse(f"/ui/queues/{queue}/jobs/{search}", status_code=303)
+        return RedirectResponse(
+            f"/ui/queues/{queue}/jobs/{quote(search, safe='')}", status_code=303
+        )
     limit = page_limit(request, default=PAGE_SIZE)
     doc = await services(request).dlq.list_jobs(queue, limit=limit, cursor=cursor_param(request))
     return render(request, caller, "dlq.html", queue=queue, doc=doc, limit=limit)
