@@ -191,11 +191,10 @@ class DeadLetters:
         by: str = "operator",
     ) -> dict[str, Any]:
         """Move jobs back onto their queue, same ids; `ids=None` means all."""
-        targets, missing = await self._targets(queue, ids)
         requeued: list[str] = []
-        skipped = list(missing)
+        skipped: list[str] = []
         now = int(time.time() * 1000)
-        for pk, job in targets:
+        async for pk, job in self._targets(queue, ids, skipped):
             raw = await xrange_entries(self.redis, pk.dlq, job.entry, job.entry)
             if not raw:
                 skipped.append(job.id)
@@ -222,27 +221,31 @@ class DeadLetters:
         return to_fields(env)
 
     async def drop(self, queue: str, ids: Iterable[str] | None) -> dict[str, Any]:
-        targets, _ = await self._targets(queue, ids)
         dropped = 0
-        for pk, job in targets:
+        async for pk, job in self._targets(queue, ids, []):
             dropped += await self.scripts.dlq_drop(pk, [(job.entry.encode(), job.id)])
         return {"queue": queue, "dropped": dropped}
 
     async def _targets(
-        self, queue: str, ids: Iterable[str] | None
-    ) -> tuple[list[tuple[PartitionKeys, DeadJob]], list[str]]:
-        """The (partition, job) pairs to act on, and the ids not found in the DLQ."""
+        self, queue: str, ids: Iterable[str] | None, missing: list[str]
+    ) -> AsyncIterator[tuple[PartitionKeys, DeadJob]]:
+        """The (partition, job) pairs to act on, one at a time; unknown ids go to `missing`.
+
+        `ids=None` (all) walks the DLQ page by page while the caller removes what it
+        acted on (XRANGE resumes after the last id seen), so acting on 100,000 dead
+        letters never holds them all in the worker's memory.
+        """
         by_pk = {pk.partition: pk for pk in self._partitions(queue)}
         if ids is None:
-            return [(by_pk[j.partition], j) async for j in self.iterate(queue)], []
-        out, missing = [], []
+            async for dead in self.iterate(queue):
+                yield by_pk[dead.partition], dead
+            return
         for job_id in ids:
-            job = await self.find(queue, job_id)
-            if job is None:
+            found = await self.find(queue, job_id)
+            if found is None:
                 missing.append(job_id)
             else:
-                out.append((by_pk[job.partition], job))
-        return out, missing
+                yield by_pk[found.partition], found
 
     async def export(
         self, queue: str, *, cursor: str | None = None, limit: int | None = None

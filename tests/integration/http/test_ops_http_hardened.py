@@ -159,3 +159,18 @@ async def test_every_change_is_in_the_audit_stream_newest_first(redis, redis_url
     assert (second["action"], second["who"], second["role"]) == ("pause", "admin-token", "admin")
     assert first["target"] == "test.work" and first["at"] >= second["at"] > 0
     assert rest["next"] is None
+
+
+async def test_requeue_and_drop_all_walk_more_than_a_page_of_dead_letters(
+    redis, redis_url, registry
+):
+    await seed_dead(redis, 1_200)  # the DLQ is walked 500 at a time while entries leave it
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        requeued = await http.post("/admin/v1/dlq/test.work/requeue", json={"all": True},
+                                   headers=ADMIN)  # fmt: skip
+        await seed_dead(redis, 1_100)
+        dropped = await http.post("/admin/v1/dlq/test.work/drop", json={"all": True},
+                                  headers=ADMIN)  # fmt: skip
+    assert requeued.json()["requeued"] == 1_200 and requeued.json()["skipped"] == []
+    assert dropped.json()["dropped"] == 1_100
+    assert await redis.xlen("{tgw:test.work:0}:dlq") == 0
