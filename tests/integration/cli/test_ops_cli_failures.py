@@ -92,3 +92,10 @@ async def test_cli_changes_are_in_the_audit_stream(redis, redis_url):
         b"test.work",
     )
     assert fields[b"who"].startswith(b"cli:")
+
+
+async def test_a_short_admin_token_stops_run_with_exit_2_without_echoing_it(redis_url):
+    result = await cli(redis_url, "run", env={"PORT": "0", "ADMIN_TOKEN": "change-me"})
+    assert result.rc == 2 and len(result.err_lines) == 1
+    assert "ADMIN_TOKEN: expected at least 24 characters" in result.err
+    assert "change-me" not in result.err + result.out and "Traceback" not in result.err
