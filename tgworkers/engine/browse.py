@@ -217,12 +217,19 @@ class QueueBrowser:
         found = await xrange_entries(self.redis, stream, entry, entry)
         if not found:
             return None
-        label = "dead" if kind == "x" else await self._ready_state(pk, entry)
-        return row_of(found[0][1], state=label, entry=entry, pk=pk)
+        row = row_of(found[0][1], state="dead" if kind == "x" else "ready", entry=entry, pk=pk)
+        return row if kind == "x" else await self._with_delivery(pk, row)
 
-    async def _ready_state(self, pk: PartitionKeys, entry: str) -> str:
+    async def _with_delivery(self, pk: PartitionKeys, row: JobRow) -> JobRow:
+        """A ready-stream job is in flight when a consumer holds it: who, how often, how long."""
         try:
-            pending: Any = await self.redis.xpending_range(pk.ready, GROUP, entry, entry, 1)
+            pending: Any = await self.redis.xpending_range(pk.ready, GROUP, row.entry, row.entry, 1)
         except rex.ResponseError:  # no group yet
-            return "ready"
-        return "in flight" if pending else "ready"
+            return row
+        if not pending:
+            return row
+        p = pending[0]
+        return msgspec.structs.replace(
+            row, state="in flight", consumer=_s(p["consumer"]),
+            deliveries=int(p["times_delivered"]), idle_ms=int(p["time_since_delivered"]),
+        )  # fmt: skip

@@ -193,12 +193,14 @@ async def test_the_queue_page_lists_ready_delayed_and_in_flight_jobs_page_by_pag
         delayed = await http.get("/ui/queues/test.work?kind=delayed", headers=ADMIN)
         inflight = await http.get("/ui/queues/test.work?kind=inflight", headers=ADMIN)
         found = await http.get("/ui/queues/test.work?q=later-1", headers=ADMIN)
+        taken = await http.get("/ui/queues/test.work/jobs/ready-0", headers=ADMIN)
     ids = re.compile(r"/jobs/([\w-]+)\">")
     assert ids.findall(first.text) == ["ready-1", "ready-2"]
     assert ids.findall(second.text) == ["ready-3", "ready-4"]
     assert ids.findall(delayed.text) == ["later-1"]
     assert ids.findall(inflight.text) == ["ready-0"] and "w9" in inflight.text
     assert found.status_code == 303 and found.headers["location"].endswith("/jobs/later-1")
+    assert 'job-state">in flight' in taken.text and "w9 · delivered 1 times" in taken.text
 
 
 async def test_odd_job_ids_round_trip_through_links_and_search(redis, redis_url, registry, client):
