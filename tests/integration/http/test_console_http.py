@@ -200,7 +200,7 @@ async def test_the_queue_page_lists_ready_delayed_and_in_flight_jobs_page_by_pag
     assert ids.findall(delayed.text) == ["later-1"]
     assert ids.findall(inflight.text) == ["ready-0"] and "w9" in inflight.text
     assert found.status_code == 303 and found.headers["location"].endswith("/jobs/later-1")
-    assert 'job-state">in flight' in taken.text and "w9 · delivered 1 times" in taken.text
+    assert 'job-state">in flight' in taken.text and "w9 · deliveries 1" in taken.text
 
 
 async def test_odd_job_ids_round_trip_through_links_and_search(redis, redis_url, registry, client):
