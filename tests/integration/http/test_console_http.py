@@ -213,3 +213,16 @@ async def test_odd_job_ids_round_trip_through_links_and_search(redis, redis_url,
         followed = await http.get(found.headers["location"], headers=ADMIN)
     assert page.status_code == 200 and "a?b#c d/e" in page.text
     assert followed.status_code == 200 and 'data-testid="job-state">delayed' in followed.text
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example",
+                                    "/ui/..//evil.example"])  # fmt: skip
+async def test_after_login_and_actions_the_console_never_redirects_off_site(
+    redis_url, registry, target
+):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        login = await http.post("/ui/login", data={"token": ADMIN_TOKEN, "next": target})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', (await http.get("/ui/")).text).group(1)
+        paused = await http.post("/ui/queues/test.work/pause", data={"csrf": csrf, "next": target})
+    assert login.headers["location"] == "/ui/"
+    assert paused.headers["location"] == "/ui/queues/test.work"

@@ -29,7 +29,9 @@ def _session_cookie(request: Request, response: Response, value: str, max_age: i
 
 
 def _next_path(raw: str | None) -> str:
-    return raw if raw and raw.startswith("/ui/") and not raw.startswith("//") else "/ui/"
+    if raw and raw.startswith("/ui/") and "\\" not in raw and "//" not in raw:
+        return raw
+    return "/ui/"
 
 
 async def login_form(request: Request) -> Response:

@@ -169,8 +169,8 @@ def form(request: Request) -> dict[str, list[str]]:
 def back(request: Request, default: str) -> RedirectResponse:
     """After an action: 303 to the page it came from (same-origin path only)."""
     target = (form(request).get("next") or [default])[0]
-    if not target.startswith("/") or target.startswith("//"):
-        target = default
+    if not target.startswith("/ui/") or "\\" in target or "//" in target:
+        target = default  # never leave the console (a browser reads `/\\host` as `//host`)
     return RedirectResponse(target, status_code=303)
 
 
