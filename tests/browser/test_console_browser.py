@@ -210,3 +210,17 @@ async def test_the_charts_draw_the_minute_buckets_the_sampler_keeps_in_redis(ope
         high = sum(per_minute[b] for b in range(1, 62))  # the minute boundary it straddles
         assert low <= drawn <= high, (low, drawn, high)
         await console.shot("overview-charts")
+
+
+async def test_the_navigation_reaches_schedules_and_workers(open_console):
+    async with open_console() as console:
+        page = await console.sign_in_with_link()
+        await page.get_by_role("link", name="Schedules", exact=True).click()
+        await expect(page.get_by_role("heading", name="Schedules")).to_be_visible()
+        await expect(page.locator("table")).to_contain_text("cfb.settle.sweep")
+        await console.shot("schedules")
+        await page.get_by_role("link", name="Workers", exact=True).click()
+        workers = page.get_by_test_id("workers")
+        await expect(workers).to_contain_text(console.jobs.worker.consumer)
+        await expect(workers).to_contain_text("cfb.settle")
+        await console.shot("workers")
