@@ -97,7 +97,10 @@ async def test_two_workers_started_with_one_consumer_name_still_fence_each_other
     await wait_until(lambda: held_by(fleet.consumer(b)), timeout_s=10, what="B reclaimed it")
 
     a.signal(signal.SIGCONT)  # A wakes inside its 8 s call, long after its lease ended
-    await wait_until(lambda: events(a, "job.lease_lost"), timeout_s=5, what="A stood down")
+    try:
+        await wait_until(lambda: events(a, "job.lease_lost"), timeout_s=10, what="A stood down")
+    except AssertionError:
+        raise AssertionError(f"A did not stand down:\n{a.log()[-3000:]}") from None
     await wait_until(lambda: _processed(r, 1), timeout_s=15, what="job done")
     await wait_until(lambda: queue_idle(r, pk()), timeout_s=5, what="queue idle")
     assert [x.pid for x in await runs(r) if x.job_id == job.id] == [b.pid]

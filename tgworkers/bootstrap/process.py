@@ -57,8 +57,14 @@ def http_settings(settings: Settings) -> HttpSettings:
         port=settings.port,
         service_name=settings.service_name,
         admin_token=settings.admin_token,
+        admin_readonly_token=settings.admin_readonly_token,
         admin_trusted_jwks=settings.admin_trusted_jwks,
+        admin_jwt_issuers=settings.admin_jwt_issuers,
+        admin_jwt_max_lifetime_s=settings.admin_jwt_max_lifetime_s,
         metrics_token=settings.metrics_token,
+        console_session_secret=settings.console_session_secret,
+        console_session_ttl_s=settings.console_session_ttl_s,
+        trace_url_template=settings.trace_url_template,
     )
 
 

@@ -21,11 +21,12 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import anyio
 import structlog
 
-from tgworkers.bootstrap.process import ProcessParts, build_process, serve
+from tgworkers.bootstrap.process import ProcessParts, build_process, http_settings, serve
 from tgworkers.bootstrap.processors import check_requirements, select_processors
 from tgworkers.cli.app import registry_for, setup_logging
 from tgworkers.cli.dev_view import DevView, is_terminal
@@ -42,9 +43,13 @@ from tgworkers.devstack.sample import TICK_S, SampleWork
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError
+from tgworkers.http.console.session import SessionStore
 from tgworkers.peers import ServiceKey
 
 log = structlog.get_logger("tgworkers.dev")
+
+CONSOLE_LINK: Final = "<console-link>"
+"""Placeholder in the banner, replaced by the one-time link once Redis is up."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,7 +92,8 @@ class Stack:
             "tgworkers dev: every processor, stub peers and sample work. Ctrl-C stops it all.",
             f"  redis      {url}  ({where})",
             f"  peers      http://127.0.0.1:{self.fake.port}/<peer>  (stub services)",
-            f"  dashboard  http://127.0.0.1:{port}/  (Authorization: Bearer {token})",
+            f"  console    {CONSOLE_LINK}  (one-time link, signs you in)",
+            f"             or http://127.0.0.1:{port}/ui/ with the ADMIN_TOKEN {token}",
             f"  admin      curl -H 'Authorization: Bearer {token}' "
             f"http://127.0.0.1:{port}/admin/v1/queues",
             f"  stats      {redis_env}QUEUE_PREFIX={prefix} {python} -m tgworkers stats --watch",
@@ -151,14 +157,23 @@ def main(args: argparse.Namespace) -> int:
 async def serve_dev(parts: ProcessParts, sample: SampleWork, view: DevView) -> None:
     """`run`'s `serve`, plus the sample producer and the view while the worker runs."""
     async with anyio.create_task_group() as tg:
-        tg.start_soon(extras, parts.worker, sample, view)
+        tg.start_soon(extras, parts.worker, parts.settings, sample, view)
         await serve(parts)
         tg.cancel_scope.cancel()
 
 
-async def extras(worker: Worker, sample: SampleWork, view: DevView) -> None:
+async def console_link(worker: Worker, settings: Settings) -> str:
+    """A one-time URL that opens the console signed in as an operator."""
+    sessions = SessionStore(worker.redis, worker.layout.globals, http_settings(settings))
+    token = await sessions.issue_link()
+    return f"http://127.0.0.1:{settings.port}/ui/login/link?t={token}"
+
+
+async def extras(worker: Worker, settings: Settings, sample: SampleWork, view: DevView) -> None:
     """Seed and produce sample work and show the view, from start until a stop is asked."""
     await worker.started.wait()
+    link = await console_link(worker, settings)
+    view.banner = tuple(line.replace(CONSOLE_LINK, link) for line in view.banner)
     if not view.live:
         print("\n".join(view.banner), flush=True)
     async with anyio.create_task_group() as tg:

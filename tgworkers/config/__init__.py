@@ -37,6 +37,7 @@ from tgworkers.config.variables import (
 )
 from tgworkers.engine.settings import EngineSettings, ProcessorOverrides
 from tgworkers.errors import ConfigError
+from tgworkers.redact import redact_url
 from tgworkers.secrets import Secret
 
 __all__ = [
@@ -91,6 +92,12 @@ class Settings(EngineSettings, frozen=True, kw_only=True):
     admin_token: Secret[str] | None = None
     admin_trusted_jwks: Secret[str] | None = None
     metrics_token: Secret[str] | None = None
+    admin_readonly_token: Secret[str] | None = None
+    admin_jwt_issuers: tuple[str, ...] = ()
+    admin_jwt_max_lifetime_s: int = 600
+    console_session_secret: Secret[str] | None = None
+    console_session_ttl_s: int = 28_800
+    trace_url_template: str | None = None
     config_url: str | None = None
     config_file: str | None = None
     config_poll_s: float = 15.0
@@ -104,6 +111,10 @@ class Settings(EngineSettings, frozen=True, kw_only=True):
         if flag is None:
             return default
         return self.enable_flags.get(flag, default)
+
+    def redacted_redis_url(self) -> str:
+        """The Redis URL with every credential form masked, safe for logs and stats."""
+        return redact_url(self.redis_url.reveal())
 
 
 # --------------------------------------------------------------------------- parsers
@@ -153,6 +164,11 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("BACKOFF_MAX_MS: must be >= BACKOFF_DEFAULT_MS")
     if settings.config_url and settings.config_file:
         raise ConfigError("CONFIG_FILE: set either CONFIG_URL or CONFIG_FILE, not both")
+    if settings.admin_trusted_jwks is not None and not settings.admin_jwt_issuers:
+        raise ConfigError("ADMIN_JWT_ISSUERS: required when ADMIN_TRUSTED_JWKS is set")
+    token, readonly = settings.admin_token, settings.admin_readonly_token
+    if token is not None and readonly is not None and token == readonly:
+        raise ConfigError("ADMIN_READONLY_TOKEN: must differ from ADMIN_TOKEN")
 
 
 def load_settings(environ: Mapping[str, str], dotenv_path: Path | None = None) -> Settings:

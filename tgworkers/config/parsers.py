@@ -91,6 +91,28 @@ def text(raw: str) -> str:
     return raw.strip()
 
 
+MIN_ADMIN_TOKEN_CHARS: Final = 24
+
+
+def admin_token(raw: str) -> str:
+    """A shared secret long enough not to be guessed (24+ characters)."""
+    value = raw.strip()
+    if len(value) < MIN_ADMIN_TOKEN_CHARS:
+        raise ValueError(
+            f"expected at least {MIN_ADMIN_TOKEN_CHARS} characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return value
+
+
+def trace_template(raw: str) -> str:
+    """A URL with a `{traceId}` placeholder."""
+    value = url("http", "https")(raw)
+    if "{traceId}" not in value:
+        raise ValueError(f"expected a URL containing {{traceId}}, got {raw!r}")
+    return value
+
+
 def time_zone(raw: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415 - start-up only
 

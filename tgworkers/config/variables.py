@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from tgworkers.config.parsers import (
+    admin_token,
     choice,
     csv,
     ed25519_jwk,
@@ -22,13 +23,15 @@ from tgworkers.config.parsers import (
     redis_url,
     text,
     time_zone,
+    trace_template,
     url,
 )
 from tgworkers.engine.settings import ProcessorOverrides
 
 SECRET_VARIABLES: Final = frozenset(
-    {"SERVICE_JWT_PRIVATE_JWK", "ADMIN_TOKEN", "METRICS_TOKEN", "REDIS_URL", "ADMIN_TRUSTED_JWKS"}
-)
+    {"SERVICE_JWT_PRIVATE_JWK", "ADMIN_TOKEN", "METRICS_TOKEN", "REDIS_URL", "ADMIN_TRUSTED_JWKS",
+     "ADMIN_READONLY_TOKEN", "CONSOLE_SESSION_SECRET"}
+)  # fmt: skip
 """Never taken from a hot-reload document, never echoed in a message."""
 
 OVERRIDE_PREFIXES: Final = {
@@ -79,6 +82,10 @@ SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "OTEL_SDK_DISABLED": ("otel_sdk_disabled", parse_bool),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_exporter_otlp_endpoint", url("http", "https")),
     "OTEL_SERVICE_NAME": ("otel_service_name", text),
+    "ADMIN_JWT_ISSUERS": ("admin_jwt_issuers", csv),
+    "ADMIN_JWT_MAX_LIFETIME_S": ("admin_jwt_max_lifetime_s", int_in(1, 86_400)),
+    "CONSOLE_SESSION_TTL_S": ("console_session_ttl_s", int_in(60, 7 * 86_400)),
+    "TRACE_URL_TEMPLATE": ("trace_url_template", trace_template),
 }
 OTEL_SAMPLERS: Final = (
     "always_on", "always_off", "traceidratio",
@@ -97,9 +104,11 @@ OTEL_CHECKED: Final[dict[str, Callable[[str], Any]]] = {
 SECRETS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "REDIS_URL": ("redis_url", redis_url),
     "SERVICE_JWT_PRIVATE_JWK": ("service_jwt_private_jwk", ed25519_jwk),
-    "ADMIN_TOKEN": ("admin_token", text),
+    "ADMIN_TOKEN": ("admin_token", admin_token),
+    "ADMIN_READONLY_TOKEN": ("admin_readonly_token", admin_token),
     "ADMIN_TRUSTED_JWKS": ("admin_trusted_jwks", jwks),
     "METRICS_TOKEN": ("metrics_token", text),
+    "CONSOLE_SESSION_SECRET": ("console_session_secret", admin_token),
 }
 
 

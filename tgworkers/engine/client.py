@@ -28,7 +28,7 @@ from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
 from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry import active as active_telemetry, carried_trace_headers
-from tgworkers.errors import InputError
+from tgworkers.errors import InputError, PayloadError
 
 __all__ = ["CHUNK", "Client", "EnqueueRequest", "EnqueueResult", "encode_payload", "new_job_id"]
 
@@ -39,6 +39,15 @@ _encoder: Final = msgspec.json.Encoder()
 def new_job_id() -> str:
     """A random 96-bit id for jobs whose type does not derive one."""
     return os.urandom(12).hex()
+
+
+def payload_error(jt: JobType[Any], exc: Exception) -> PayloadError:
+    """Split msgspec's `problem - at `$.path`` message into its parts, with the schema."""
+    text = str(exc)
+    problem, sep, path = text.rpartition(" - at ")
+    if not sep:
+        problem, path = text, "$"
+    return PayloadError(jt.name, problem, path.strip("`"), jt.expected())
 
 
 def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[bytes, Any]:
@@ -59,7 +68,7 @@ def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[b
         if jt.validate is not None:
             jt.validate(value)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-        raise InputError(f"{jt.name}: invalid payload: {exc}") from None
+        raise payload_error(jt, exc) from None
     raw = _encoder.encode(value)
     if len(raw) > max_bytes:
         raise InputError(

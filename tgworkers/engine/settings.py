@@ -9,8 +9,6 @@ own fields. A hot reload swaps the whole value (see `live.py`).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import msgspec
 
 from tgworkers.engine.retry import RetryPolicy
@@ -67,11 +65,3 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
             max_attempts=o.max_attempts or self.max_attempts_default,
             wait_cap_ms=self.wait_max_ms,
         )
-
-    def redacted_redis_url(self) -> str:
-        """The Redis URL with any password replaced by `***`, safe for logs."""
-        parts = urlsplit(self.redis_url.reveal())
-        if parts.password is None:
-            return parts.geturl()
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from tgworkers.engine.audit import AuditLog
 from tgworkers.engine.client import Client
 from tgworkers.engine.control import Control
 from tgworkers.engine.dlq import DeadLetters
@@ -34,6 +35,7 @@ class EngineServices:
     dlq: DeadLetters
     stats: StatsReader
     schedules: ScheduleLedger
+    audit: AuditLog
 
     @property
     def settings(self) -> EngineSettings:
@@ -52,6 +54,7 @@ class EngineServices:
             dlq=worker.dead_letters,
             stats=StatsReader(worker.redis, worker.registry, layout),
             schedules=ScheduleLedger(worker.redis, worker.registry, worker.live, worker.client),
+            audit=AuditLog(worker.redis, layout.globals.audit),
         )
 
     @classmethod
@@ -69,4 +72,5 @@ class EngineServices:
             dlq=DeadLetters(redis, registry, layout, scripts),
             stats=StatsReader(redis, registry, layout),
             schedules=ScheduleLedger(redis, registry, current, client),
+            audit=AuditLog(redis, layout.globals.audit),
         )  # fmt: skip
