@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.integration.cli.ops_support import cli, seed_dead
-from tests.integration.engine.helpers import queue_state, runs
+from tests.support.cli_runner import cli, seed_dead
+from tests.support.engine_state import queue_state, runs
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
@@ -130,6 +130,9 @@ async def test_jobs_json_lists_each_job_type_with_its_queue_fields_and_policy(re
     result = await cli(redis_url, "jobs", "--json", env={"MAX_ATTEMPTS_TEST_WORK": "4"})
     assert result.rc == 0, result.err
     jobs = {j["name"]: j for j in json.loads(result.out)["jobs"]}
+    schema = jobs["test.slow"].pop("schema")
+    work = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert work["properties"]["n"]["type"] == "integer" and "n" in work["properties"]
     assert jobs["test.slow"] == {
         "name": "test.slow", "processor": "test.work", "queue": "test.work",
         "fields": {"n": "int", "key": "str | None", "sleep_ms": "int", "fail_times": "int",

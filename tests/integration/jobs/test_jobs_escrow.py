@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.integration.jobs.jobs_support import attempts, audiences, now_ms
+from tests.support.platform_jobs import attempts, audiences, now_ms
 
 from tgworkers.errors import InputError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.jobs.jobs_support import attempts, audiences
+from tests.support.platform_jobs import attempts, audiences
 from tests.support.wait import wait_until
 
 SETTLEMENTS = "/internal/v1/settlements"

@@ -13,8 +13,9 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import OKPKey
-from tests.conftest import make_settings
 
+from tests.conftest import make_settings
+from tgworkers.bootstrap.process import http_settings
 from tgworkers.config import Settings
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.worker import Worker
@@ -33,7 +34,8 @@ def jwks() -> str:
 
 
 def ops_settings(redis_url: str, **env: Any) -> Settings:
-    base = {"ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN_TRUSTED_JWKS": jwks(), "SERVICE_NAME": SERVICE_NAME}
+    base = {"ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN_TRUSTED_JWKS": jwks(), "SERVICE_NAME": SERVICE_NAME,
+            "ADMIN_JWT_ISSUERS": "playhub,escrow"}  # fmt: skip
     return make_settings(redis_url, **{**base, **env})
 
 
@@ -43,7 +45,7 @@ def make_jwt(
 ) -> str:  # fmt: skip
     now = int(time.time())
     body = {"iss": "playhub", "sub": "svc:playhub", "aud": SERVICE_NAME, "iat": now,
-            "exp": now + 300, **claims}  # fmt: skip
+            "exp": now + 300, "scope": "admin", **claims}  # fmt: skip
     body = {k: v for k, v in body.items() if v is not None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)
@@ -70,7 +72,7 @@ async def admin_client(
         consumer="probe-only",
     )  # fmt: skip
     services = EngineServices.build(worker.redis, registry, settings)
-    app = create_app(services, HealthProbe(worker), settings)
+    app = create_app(services, HealthProbe(worker), http_settings(settings))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://tgw") as client:
