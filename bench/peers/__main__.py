@@ -68,12 +68,14 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--delayed-jobs", type=int, default=1_000)
     parser.add_argument("--only", default="", help="comma list of system names")
     parser.add_argument("--no-realistic", action="store_true")
+    parser.add_argument("--chart", type=Path, default=CHART, help="where the PNG goes")
     return parser.parse_args()
 
 
 def _print(
-    c: report.Collector, systems: list[System], skipped: dict[str, str], rounds: int
+    c: report.Collector, systems: list[System], skipped: dict[str, str], args: argparse.Namespace
 ) -> None:
+    rounds = args.rounds
     named = [(s.name, s.version()) for s in systems]
     print(f"\n=== {rounds} interleaved round(s); cells: median (min{report.DASH}max) ===\n")
     print(report.main_table(c, named))
@@ -86,8 +88,8 @@ def _print(
     notes += [f"failed {n} {m}: {why}" for n, f in c.failures.items() for m, why in f.items()]
     print("\n".join(notes))
     try:
-        report.chart(c, [s.name for s in systems], CHART)
-        print(f"chart: {CHART.relative_to(ROOT)}")
+        report.chart(c, [s.name for s in systems], args.chart)
+        print(f"chart: {args.chart}")
     except ImportError:
         print("chart: matplotlib is missing (the bench-peers extra); no PNG written")
 
@@ -111,7 +113,7 @@ def main() -> None:
     finally:
         for server in servers:
             server.close()
-    _print(c, systems, skipped, args.rounds)
+    _print(c, systems, skipped, args)
     if not args.no_realistic:
         from bench.peers import realistic
 
