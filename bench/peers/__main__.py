@@ -37,7 +37,7 @@ class Rounds:
             print(f"FAILED: {exc}", flush=True)
 
     def drain(self, s: System, procs: int) -> None:
-        rate, enq = self.d.drain(s.module, procs, self.args.jobs, s.python)
+        rate, enq = self.d.drain(s.module, procs, self.args.jobs, s.python, s.pythonpath)
         self.c.add(s.name, f"drain{procs}", rate.rate)
         if procs == 1:
             self.c.add(s.name, "enqueue", enq.rate)
@@ -46,7 +46,7 @@ class Rounds:
             self.c.add(s.name, "drain_busy", rate.rate * rate.worker.process_us / 1e4)
 
     def late(self, s: System, key: str, delay_s: float, n: int) -> None:
-        ms = self.d.lateness(s.module, n, delay_s=delay_s, python=s.python)
+        ms = self.d.lateness(s.module, n, delay_s=delay_s, python=s.python, path=s.pythonpath)
         self.c.add(s.name, f"{key}_p50", pct(ms, 0.5))
         self.c.add(s.name, f"{key}_p99", pct(ms, 0.99))
 

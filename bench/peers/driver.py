@@ -53,10 +53,10 @@ class Driver:
         self.ctl = redis.Redis.from_url(ctl_url)
         self.logs = Path(tempfile.mkdtemp(prefix="bench-peers-"))
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, first: str = "") -> dict[str, str]:
         return {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": f"{first}:{ROOT}" if first else str(ROOT),
             "BENCH_REDIS_URL": self.url,
             probe.CTL_URL_ENV: self.ctl_url,
         }
@@ -65,17 +65,17 @@ class Driver:
         self.r.flushall()
         self.ctl.flushall()
 
-    def _worker(self, module: str, i: int, python: str) -> subprocess.Popen[bytes]:
+    def _worker(self, module: str, i: int, python: str, path: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{module.rsplit('.', 1)[1]}-{i}.log").open("wb")
         return subprocess.Popen(
             [python, "-m", module, "work", "--concurrency", "100"],
-            cwd=ROOT, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=self._env(path), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
-    def _produce(self, module: str, python: str, *args: str) -> dict[str, float]:
+    def _produce(self, module: str, python: str, path: str, *args: str) -> dict[str, float]:
         done = subprocess.run(
             [python, "-m", module, "produce", *args], timeout=300,
-            cwd=ROOT, env=self._env(), capture_output=True, check=False,
+            cwd=ROOT, env=self._env(path), capture_output=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
@@ -108,15 +108,15 @@ class Driver:
             w.wait(10)
 
     def drain(
-        self, module: str, processes: int, n: int, python: str = sys.executable
+        self, module: str, processes: int, n: int, python: str = sys.executable, path: str = ""
     ) -> tuple[Drain, Enqueue]:
         """Enqueue n no-op jobs (no worker running), then drain them from the barrier on."""
         self._reset()
         meter = Meter(self.r, [])
-        produced = self._produce(module, python, "--mode", "bulk", "--n", str(n))
+        produced = self._produce(module, python, path, "--mode", "bulk", "--n", str(n))
         enqueue_cost = meter.read(n)
         enqueue_cost.process_us = produced["cpu_us_per_job"]
-        workers = [self._worker(module, i, python) for i in range(processes)]
+        workers = [self._worker(module, i, python, path) for i in range(processes)]
         try:
             self._wait("start barrier", lambda: self.ctl.hlen(probe.READY_KEY) >= processes,
                        workers, 180)  # fmt: skip
@@ -131,14 +131,15 @@ class Driver:
         return Drain(n / (last - go), cost), Enqueue(produced["rate"], enqueue_cost)
 
     def lateness(
-        self, module: str, n: int, *, delay_s: float, python: str = sys.executable
+        self, module: str, n: int, *, delay_s: float, python: str = sys.executable, path: str = ""
     ) -> list[float]:
         """Jobs sent one at a time at 500/s; each records start - enqueue time (or - due time)."""
         self._reset()
         self.ctl.set(probe.GO_KEY, time.time())
-        workers = [self._worker(module, 0, python)]
+        workers = [self._worker(module, 0, python, path)]
         try:
-            self._produce(module, python, "--mode", "paced", "--n", str(n), "--delay", str(delay_s))
+            args = ("--mode", "paced", "--n", str(n), "--delay", str(delay_s))
+            self._produce(module, python, path, *args)
             self._wait(f"{n} latency samples", lambda: self.ctl.llen(probe.SAMPLES_KEY) >= n,
                        workers, 120)  # fmt: skip
         finally:

@@ -21,8 +21,11 @@ class System:
     delayed: bool = True
     own_venv: str = ""  # a venv of its own when its pins clash with ours (see setup-peers-env)
     python: str = sys.executable
+    pythonpath: str = ""  # put first on PYTHONPATH: another tree's `tgworkers` package
 
     def version(self) -> str:
+        if self.pythonpath:
+            return Path(self.pythonpath).name
         if self.python == sys.executable:
             return importlib.metadata.version(self.package)
         code = f"import importlib.metadata as m; print(m.version({self.package!r}))"
@@ -53,10 +56,21 @@ def skipped_by_setup(root: Path) -> set[str]:
     return set(listed.read_text().split()) if listed.exists() else set()
 
 
+def baseline() -> list[System]:
+    """`BENCH_TGWORKERS_BASELINE=DIR` (DIR holds an older `tgworkers/` package, e.g. from
+    `git archive REV tgworkers | tar -x -C DIR`): that engine runs too, interleaved with
+    this tree's, for a before/after in one run."""
+    where = os.environ.get("BENCH_TGWORKERS_BASELINE")
+    if not where:
+        return []
+    return [System("tgworkers baseline", "bench.peers.peer_tgworkers", "tgworkers",
+                   "Client.enqueue_many", pythonpath=os.path.abspath(where))]  # fmt: skip
+
+
 def available(root: Path) -> tuple[list[System], dict[str, str]]:
     """The systems this interpreter can run, and why each other one is skipped."""
     clashes = skipped_by_setup(root)
-    usable, skipped = [], {}
+    usable, skipped = baseline(), {}
     for system in SYSTEMS:
         top = system.package.replace("-", "_")
         own = root / system.own_venv / "bin" / "python" if system.own_venv else None
