@@ -2,7 +2,9 @@
 
 Two private redis-servers: the one under test, and a control one for the harness (the
 probe's counters, samples and the `bench:go` barrier), so the system's Redis CPU and
-command counts hold its own traffic only. Both are flushed before every run.
+command counts hold its own traffic only. Both are flushed before every run. Subprocesses
+run in a scratch directory with the repository on PYTHONPATH, so a baseline tree put before
+it (`BENCH_TGWORKERS_BASELINE`) is what `import tgworkers` finds.
 """
 
 from __future__ import annotations
@@ -69,13 +71,13 @@ class Driver:
         log = (self.logs / f"{module.rsplit('.', 1)[1]}-{i}.log").open("wb")
         return subprocess.Popen(
             [python, "-m", module, "work", "--concurrency", "100"],
-            cwd=ROOT, env=self._env(path), stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.logs, env=self._env(path), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
     def _produce(self, module: str, python: str, path: str, *args: str) -> dict[str, float]:
         done = subprocess.run(
             [python, "-m", module, "produce", *args], timeout=300,
-            cwd=ROOT, env=self._env(path), capture_output=True, check=False,
+            cwd=self.logs, env=self._env(path), capture_output=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
