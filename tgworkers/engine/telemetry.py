@@ -166,6 +166,10 @@ class Telemetry:
         self.sources.schedulers.add(scheduler)
         scheduler.fire_listeners.append(self.schedule_fired)
 
+    def track_health(self, health: Any) -> None:
+        """A worker's Redis health: its error counts per kind are exported."""
+        self.sources.healths.add(health)
+
     def track_reloader(self, reloader: Any) -> None:
         self.sources.reloaders.add(reloader)
 
