@@ -178,7 +178,7 @@ class Telemetry:
         d = s.delivery
         queue, job = d.pk.queue, d.envelope.name if d.envelope else "unknown"
         kind, dec = s.kind.value, s.decision
-        error = d.extra.get("error_type")
+        error = d.error_type
         if error is not None:
             self.settled[(queue, job, "failed", error)] += 1
         if kind == "done":
@@ -303,7 +303,7 @@ class Telemetry:
         current_run.reset(run.var_token)
         if run.span is None:
             return
-        error = d.extra.get("error_type")
+        error = d.error_type
         if error is not None:
             run.span.set_attribute(A.ERROR_TYPE, error)
             message = decision.record.message if decision and decision.record else error
