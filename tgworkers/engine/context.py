@@ -8,6 +8,8 @@ job is done (kept when it is dead-lettered, so a replay skips them too).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -75,6 +77,7 @@ class JobContext:
 
     __slots__ = (
         "_client",
+        "_clock",
         "_resources",
         "_steps",
         "attempt",
@@ -104,6 +107,8 @@ class JobContext:
         resources: Resources,
         client: Client,
         redis: Redis,
+        steps: Steps | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -117,10 +122,15 @@ class JobContext:
         self._resources = resources
         self._client = client
         self.redis = redis
-        self._steps: Steps | None = None
+        self._steps = steps
+        self._clock = clock
 
     def resources(self, cls: type[R]) -> R:
         return self._resources.get(cls)
+
+    def now_ms(self) -> int:
+        """The worker's clock in Unix ms (a test's fake clock under `tgworkers.testing`)."""
+        return int(self._clock() * 1000)
 
     @property
     def steps(self) -> Steps:
