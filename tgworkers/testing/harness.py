@@ -1,0 +1,214 @@
+"""`run_worker`: the real engine in the test's event loop, with the test in charge of time.
+
+A `Harness` is one `Worker` (the production class, with the resources `run`
+registers) on a real Redis, reaching the fake peers over loopback. The test
+enqueues, `drain`s a queue until nothing is ready or running, reads what is
+queued, delayed or dead, and moves time with `advance`: every delayed job and
+every dedupe record is moved that much earlier on Redis's clock, the promoters
+are woken, and the schedules are ticked on the fake clock. Nobody sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import msgspec
+from redis.asyncio import Redis
+
+from tgworkers.config import load_settings
+from tgworkers.devstack.fake_peers import RecordedRequest
+from tgworkers.engine.client import EnqueueResult
+from tgworkers.engine.context import Resources
+from tgworkers.engine.dlq import DeadJob
+from tgworkers.engine.envelope import fields_from_json
+from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.registry import Registry
+from tgworkers.engine.worker import Worker
+from tgworkers.jobs.settings import JobSettings
+from tgworkers.testing import assertions
+from tgworkers.testing.apps import AppSource, load_app
+from tgworkers.testing.clock import FakeClock
+from tgworkers.testing.outcomes import JobRun, recording_registry
+from tgworkers.testing.peers import FakePeerService
+from tgworkers.testing.recording import EnqueuedJob, job_from_fields
+
+QUIET = {
+    "VISIBILITY_TIMEOUT_MS": "3000",
+    "BACKOFF_DEFAULT_MS": "20",
+    "BACKOFF_MAX_MS": "100",
+    "SHUTDOWN_GRACE_S": "2",
+}
+"""Test-friendly engine settings: quick retries and recovery; a test's `env` wins."""
+
+
+class Harness:
+    """A running worker and the vocabulary a job test asserts in."""
+
+    def __init__(
+        self, worker: Worker, peers: FakePeerService | None, clock: FakeClock, runs: list[JobRun]
+    ) -> None:
+        self.worker = worker
+        self.peers = peers
+        self.clock = clock
+        self.runs = runs
+        self._drained = 0
+        self.client = worker.client
+        self.redis: Redis = worker.redis
+        self.registry: Registry = worker.registry
+
+    async def enqueue(self, name: str, payload: Any, **kw: Any) -> EnqueueResult:
+        """`Client.enqueue`: `id=`, `run_at_ms=`, `delay_s=`, `origin=`."""
+        return await self.client.enqueue(name, payload, **kw)
+
+    def _partitions(self, queue: str | None = None) -> list[PartitionKeys]:
+        procs = [self.registry.queue(queue)] if queue else self.registry.processors.values()
+        return [pk for proc in procs for pk in self.worker.layout.partitions(proc)]
+
+    async def _busy(self, queue: str | None) -> int:
+        """Jobs ready, running, or delayed but already due (about to be promoted)."""
+        busy, now_ms = 0, await self._redis_ms()
+        for pk in self._partitions(queue):
+            states: Any = await self.redis.hvals(pk.jobs)
+            busy += sum(1 for s in states if s.startswith(b"r"))
+            busy += await self.redis.zcount(pk.delayed, "-inf", now_ms)
+        return busy
+
+    async def drain(
+        self, queue: str | None = None, *, with_delayed: bool = False, timeout_s: float = 15.0
+    ) -> list[JobRun]:
+        """Run until no job of `queue` (default: all) is ready or running.
+
+        Returns the runs (of `queue`) since the previous `drain`.
+        With `with_delayed`, time is also advanced to each delayed job (retries,
+        snoozes) until none is left, like Oban's `drain_queue(with_scheduled: true)`.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while await self._busy(queue):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"drain({queue}) still busy after {timeout_s}s")
+                await anyio.sleep(0.01)
+            due = await self._next_due_ms(queue) if with_delayed else None
+            if due is None:
+                first, self._drained = self._drained, len(self.runs)
+                return [r for r in self.runs[first:] if queue is None or r.queue == queue]
+            await self.advance(timedelta(milliseconds=max(due - await self._redis_ms(), 0) + 1))
+
+    async def _redis_ms(self) -> int:
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def _next_due_ms(self, queue: str | None) -> int | None:
+        dues = []
+        for pk in self._partitions(queue):
+            first: Any = await self.redis.zrange(pk.delayed, 0, 0, withscores=True)
+            dues += [int(score) for _, score in first]
+        return min(dues) if dues else None
+
+    async def advance(self, by: float | timedelta) -> None:
+        """Move time forward: delayed jobs come due, dedupe windows pass, schedules tick."""
+        step_ms = self.clock.advance(by)
+        for pk in self._partitions():
+            for key in (pk.delayed, pk.done):
+                members: Any = await self.redis.zrange(key, 0, -1, withscores=True)
+                if members:
+                    await self.redis.zadd(key, {m: s - step_ms for m, s in members}, xx=True)
+        for rt in self.worker.runtimes:
+            rt.wake_promoter()
+        if self.worker.scheduler is not None:
+            await self.worker.scheduler.tick_once()
+
+    async def queued(self, name: str | None = None) -> list[EnqueuedJob]:
+        """Jobs ready or delayed (of job type `name`, or every one), oldest first."""
+        queue = self.registry.processor_of[name].queue if name else None
+        jobs = []
+        for pk in self._partitions(queue):
+            entries: Any = await self.redis.xrange(pk.ready)
+            for entry_id, fields in entries:
+                at_ms = int(entry_id.split(b"-")[0])
+                jobs.append(job_from_fields(fields, at_ms=at_ms, queue=pk.queue))
+            delayed: Any = await self.redis.zrange(pk.delayed, 0, -1, withscores=True)
+            for job_id, due in delayed:
+                raw: Any = await self.redis.hget(pk.delayed_jobs, job_id)
+                if raw is not None:
+                    job = job_from_fields(fields_from_json(raw), at_ms=int(due), queue=pk.queue)
+                    jobs.append(msgspec.structs.replace(job, delayed=True))
+        return [j for j in jobs if name is None or j.name == name]
+
+    async def dead(self, queue: str) -> list[DeadJob]:
+        return [job async for job in self.worker.dead_letters.iterate(queue)]
+
+    # -- assertions ------------------------------------------------------------
+
+    async def assert_enqueued(
+        self, name: str, *, payload: Any = None, at: Any = None, within_ms: int = 1000
+    ) -> EnqueuedJob:
+        jobs = await self.queued(name)
+        return assertions.match_enqueued(jobs, name, payload=payload, at=at, within_ms=within_ms)
+
+    async def assert_not_enqueued(self, name: str, *, payload: Any = None) -> None:
+        assertions.match_none_enqueued(await self.queued(name), name, payload=payload)
+
+    async def assert_dead_lettered(
+        self, name: str, job_id: str | None = None, *, reason: str | None = None
+    ) -> DeadJob:
+        queue = self.registry.processor_of[name].queue
+        return assertions.assert_dead_lettered(
+            await self.dead(queue), job_id, name=name, reason=reason
+        )
+
+    def assert_peer_called(
+        self, peer: str, method: str, path: str, **kw: Any
+    ) -> list[RecordedRequest]:
+        if self.peers is None:
+            raise AssertionError("no fake peers in this harness")
+        return assertions.assert_peer_called(self.peers.requests(), peer, method, path, **kw)
+
+
+@asynccontextmanager
+async def run_worker(
+    redis_url: str,
+    processors: str,
+    *,
+    app: AppSource = None,
+    peers: FakePeerService | None = None,
+    clock: FakeClock | None = None,
+    env: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Harness]:
+    """A worker running `processors` (comma list) of `app` until the block ends."""
+    values = {**QUIET, **(peers.env() if peers is not None else {}), "REDIS_URL": redis_url}
+    values.update({k: str(v) for k, v in (env or {}).items()})
+    settings = load_settings(values, None)
+    runs: list[JobRun] = []
+    registry = recording_registry(load_app(app), runs.append)
+    resources = Resources(JobSettings.from_settings(settings))
+    peer_clients = peers.network_peers(settings) if peers is not None else None
+    if peer_clients is not None:
+        resources.add(peer_clients)
+    clock = clock or FakeClock()
+    worker = Worker(
+        settings=settings,
+        registry=registry,
+        processors=registry.select(processors),
+        consumer="tgworkers-testing",
+        resources=resources,
+    )
+    if worker.scheduler is not None:
+        worker.scheduler.clock = clock
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: worker.run(handle_signals=False))
+            with anyio.fail_after(10):
+                await worker.started.wait()
+            try:
+                yield Harness(worker, peers, clock, runs)
+            finally:
+                worker.request_stop()
+    finally:
+        if peer_clients is not None:
+            await peer_clients.aclose()
