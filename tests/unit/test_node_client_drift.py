@@ -68,8 +68,14 @@ def test_the_partition_vectors_are_the_python_formulas():
 
 def test_the_generated_job_specs_are_what_jobs_json_publishes():
     published = describe(Registry(PROCESSORS), load_settings({}, None))["jobs"]
-    keys = ("queue", "partitions", "jobId", "jobIdFromPayload", "partitionKey",
-            "partitionKeyFromPayload")  # fmt: skip
+    keys = (
+        "queue",
+        "partitions",
+        "jobId",
+        "jobIdFromPayload",
+        "partitionKey",
+        "partitionKeyFromPayload",
+    )
     expected = {j["name"]: {k: j[k] for k in keys} for j in published}
     generated = _const(NODE / "src" / "generated" / "jobs.ts", "JOB_SPECS")
     assert generated == expected, f"job types changed: {REGENERATE}"

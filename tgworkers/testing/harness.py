@@ -69,14 +69,26 @@ class Harness:
         procs = [self.registry.queue(queue)] if queue else self.registry.processors.values()
         return [pk for proc in procs for pk in self.worker.layout.partitions(proc)]
 
-    async def _busy(self, queue: str | None) -> int:
-        """Jobs ready, running, or delayed but already due (about to be promoted)."""
-        busy, now_ms = 0, await self._redis_ms()
+    async def _snapshot(self, queue: str | None) -> tuple[int, int | None, int]:
+        """Jobs ready, running or due; the earliest delayed due time; Redis's now.
+
+        Read per partition in one MULTI, so a job being promoted is never missed.
+        """
+        busy, earliest, now_ms = 0, None, 0
         for pk in self._partitions(queue):
-            states: Any = await self.redis.hvals(pk.jobs)
-            busy += sum(1 for s in states if s.startswith(b"r"))
-            busy += await self.redis.zcount(pk.delayed, "-inf", now_ms)
-        return busy
+            async with self.redis.pipeline(transaction=True) as pipe:
+                tx: Any = pipe  # queued commands are not awaited one by one
+                tx.time()
+                tx.hvals(pk.jobs)
+                tx.zrange(pk.delayed, 0, 0, withscores=True)
+                replies: Any = await tx.execute()
+            (seconds, micros), states, first = replies
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            busy += sum(1 for state in states if state.startswith(b"r"))
+            for _, score in first:
+                busy += int(score) <= now_ms
+                earliest = int(score) if earliest is None else min(earliest, int(score))
+        return busy, earliest, now_ms
 
     async def drain(
         self, queue: str | None = None, *, with_delayed: bool = False, timeout_s: float = 15.0
@@ -89,26 +101,16 @@ class Harness:
         """
         deadline = time.monotonic() + timeout_s
         while True:
-            while await self._busy(queue):
+            busy, due, now_ms = await self._snapshot(queue)
+            if busy:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"drain({queue}) still busy after {timeout_s}s")
                 await anyio.sleep(0.01)
-            due = await self._next_due_ms(queue) if with_delayed else None
-            if due is None:
+            elif with_delayed and due is not None:
+                await self.advance(timedelta(milliseconds=due - now_ms + 1))
+            else:
                 first, self._drained = self._drained, len(self.runs)
                 return [r for r in self.runs[first:] if queue is None or r.queue == queue]
-            await self.advance(timedelta(milliseconds=max(due - await self._redis_ms(), 0) + 1))
-
-    async def _redis_ms(self) -> int:
-        seconds, micros = await self.redis.time()
-        return int(seconds) * 1000 + int(micros) // 1000
-
-    async def _next_due_ms(self, queue: str | None) -> int | None:
-        dues = []
-        for pk in self._partitions(queue):
-            first: Any = await self.redis.zrange(pk.delayed, 0, 0, withscores=True)
-            dues += [int(score) for _, score in first]
-        return min(dues) if dues else None
 
     async def advance(self, by: float | timedelta) -> None:
         """Move time forward: delayed jobs come due, dedupe windows pass, schedules tick."""
@@ -190,7 +192,9 @@ async def run_worker(
     peer_clients = peers.network_peers(settings) if peers is not None else None
     if peer_clients is not None:
         resources.add(peer_clients)
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(ticking=True)
+    if peers is not None:
+        peers.state.clock = clock  # the fakes' "now" (a bet's tEnd) follows advance()
     worker = Worker(
         settings=settings,
         registry=registry,

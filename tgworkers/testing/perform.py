@@ -137,6 +137,8 @@ async def perform(
     peers = peers if peers is not None or transport is not None else FakePeerService()
     settings = _settings(context.get("env"), peers)
     clock: FakeClock = context.get("clock") or FakeClock()
+    if peers is not None and "clock" in context:
+        peers.state.clock = clock  # a bet's tEnd, an escrow's expiry: on the test's clock
     raw, _ = encode_payload(jt, payload, max_bytes=settings.max_payload_bytes)
     value = jt.decoder.decode(raw)  # the worker decodes the JSON it stored, never the object
     redis: Redis = context.get("redis") or NoRedis()
@@ -150,11 +152,20 @@ async def perform(
     job_id = context.get("job_id") or (jt.job_id(value) if jt.job_id else f"{jt.name}:performed")
     key = jt.partition_key(value) if jt.partition_key else job_id
     ctx = JobContext(
-        job_id=job_id, name=jt.name, attempt=context.get("attempt", 1), queue=proc.queue,
-        partition=Layout(settings).partition_for(proc, key), enqueued_ms=clock.now_ms(),
-        origin=context.get("origin"), history=tuple(context.get("history", ())),
-        resources=resources, client=client, redis=redis, steps=steps, clock=clock,
-    )  # fmt: skip
+        job_id=job_id,
+        name=jt.name,
+        attempt=context.get("attempt", 1),
+        queue=proc.queue,
+        partition=Layout(settings).partition_for(proc, key),
+        enqueued_ms=clock.now_ms(),
+        origin=context.get("origin"),
+        history=tuple(context.get("history", ())),
+        resources=resources,
+        client=client,
+        redis=redis,
+        steps=steps,
+        clock=clock,
+    )
     try:
         result = await _run(jt, ctx, value)
     finally:

@@ -6,7 +6,8 @@ fixtures are never shadowed, and nothing runs unless a test asks for a fixture.
 - `tgw_redis_url`: a private `redis-server` for the session (`TGW_TEST_REDIS_URL`
   to use another), flushed before each test;
 - `tgw_peers`: the fake peers on loopback (`FakePeerService`), emptied per test;
-- `tgw_clock`: a `FakeClock` the worker's schedules follow;
+- `tgw_clock`: a ticking `FakeClock` (real time + what `advance` added) the worker's
+  schedules and the fake peers follow;
 - `tgw_worker`: `async with tgw_worker("cfb.settle") as h:` a `Harness`.
 
 The app (processors) defaults to the ini option `tgworkers_app` (`module:ATTR`),
@@ -68,17 +69,18 @@ def tgw_peer_service() -> Iterator[FakePeerService]:
 
 
 @pytest.fixture
-def tgw_peers(tgw_peer_service: FakePeerService) -> FakePeerService:
-    """The fake peers (one server per session), emptied for this test."""
-    tgw_peer_service.reset()
-    return tgw_peer_service
-
-
-@pytest.fixture
 def tgw_clock() -> FakeClock:
     from tgworkers.testing.clock import FakeClock  # noqa: PLC0415
 
-    return FakeClock()
+    return FakeClock(ticking=True)
+
+
+@pytest.fixture
+def tgw_peers(tgw_peer_service: FakePeerService, tgw_clock: FakeClock) -> FakePeerService:
+    """The fake peers (one server per session), emptied for this test, on its clock."""
+    tgw_peer_service.reset()
+    tgw_peer_service.state.clock = tgw_clock
+    return tgw_peer_service
 
 
 @pytest.fixture
@@ -95,8 +97,12 @@ def tgw_worker(
 
     def start(processors: str, *, app: Any = None, env: dict[str, Any] | None = None) -> Any:
         return run_worker(
-            tgw_redis_url, processors, app=app or default_app, peers=tgw_peers,
-            clock=tgw_clock, env=env,
-        )  # fmt: skip
+            tgw_redis_url,
+            processors,
+            app=app or default_app,
+            peers=tgw_peers,
+            clock=tgw_clock,
+            env=env,
+        )
 
     return start

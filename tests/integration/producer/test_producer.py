@@ -19,8 +19,11 @@ def jobs_json(tmp_path):
     """What `tgworkers jobs --json` prints, with cfb.settle split into 4 partitions."""
     out = subprocess.run(
         [sys.executable, "-m", "tgworkers", "jobs", "--json"],
-        capture_output=True, text=True, check=True, env={"PARTITIONS_CFB_SETTLE": "4", "PATH": ""},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PARTITIONS_CFB_SETTLE": "4", "PATH": ""},
+    )
     path = tmp_path / "jobs.json"
     path.write_text(out.stdout)
     return path
@@ -76,8 +79,12 @@ async def test_a_producer_from_jobs_json_agrees_with_the_registry_on_partitions(
 
 
 async def test_from_env_reads_only_the_producer_variables(redis_url, redis):
-    env = {"REDIS_URL": redis_url, "QUEUE_PREFIX": "envp", "PARTITIONS_CFB_SETTLE": "2",
-           "SERVICE_JWT_PRIVATE_JWK": "not a key, and never read"}  # fmt: skip
+    env = {
+        "REDIS_URL": redis_url,
+        "QUEUE_PREFIX": "envp",
+        "PARTITIONS_CFB_SETTLE": "2",
+        "SERVICE_JWT_PRIVATE_JWK": "not a key, and never read",
+    }
     async with tgworkers.Producer.from_env(env, origin="playhub") as producer:
         result = await producer.enqueue("cfb.settle", {"betId": "b_9"})
         assert await producer.state("cfb.settle", result.id, {"betId": "b_9"}) == "ready"

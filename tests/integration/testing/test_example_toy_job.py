@@ -22,8 +22,9 @@ from tgworkers.testing import FakeClock, FakePeerService, assert_peer_called, pe
 DAY_S = 86_400
 
 
-class GrantBonus(msgspec.Struct, frozen=True, kw_only=True, rename="camel",
-                 forbid_unknown_fields=True):  # fmt: skip
+class GrantBonus(
+    msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True
+):
     claim_id: str
     user_id: str
     amount: Annotated[int, msgspec.Meta(gt=0)]
@@ -36,14 +37,21 @@ class FollowUp(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 async def grant_bonus(ctx: JobContext, p: GrantBonus) -> Outcome:
     peers = ctx.resources(Peers)
     if not await ctx.steps.is_done("reward"):
-        reward = RewardRequest(reward_id=f"bonus:{p.claim_id}", user_id=p.user_id, amount=p.amount,
-                               currency="STARS", reference=Reference(kind="bonus", id=p.claim_id))  # fmt: skip
+        reward = RewardRequest(
+            reward_id=f"bonus:{p.claim_id}",
+            user_id=p.user_id,
+            amount=p.amount,
+            currency="STARS",
+            reference=Reference(kind="bonus", id=p.claim_id),
+        )
         await peers.payhub.issue_reward(reward, key=f"bonus:{p.claim_id}")
         await ctx.steps.mark_done("reward")
     await peers.campaigns.record_claim_receipt(
-        p.claim_id, reward_id=f"bonus:{p.claim_id}", issued_at_ms=ctx.now_ms(),
+        p.claim_id,
+        reward_id=f"bonus:{p.claim_id}",
+        issued_at_ms=ctx.now_ms(),
         key=f"bonus.grant:{p.claim_id}:receipt",
-    )  # fmt: skip
+    )
     await ctx.enqueue("bonus.followup", {"userId": p.user_id}, delay_s=DAY_S)
     return Done()
 
@@ -52,8 +60,13 @@ async def follow_up(ctx: JobContext, p: FollowUp) -> Outcome:
     return Done()
 
 
-GRANT = JobType(name="bonus.grant", payload=GrantBonus, handler=grant_bonus,
-                job_id=lambda p: f"bonus.grant:{p.claim_id}", partition_key=lambda p: p.claim_id)  # fmt: skip
+GRANT = JobType(
+    name="bonus.grant",
+    payload=GrantBonus,
+    handler=grant_bonus,
+    job_id=lambda p: f"bonus.grant:{p.claim_id}",
+    partition_key=lambda p: p.claim_id,
+)
 FOLLOW_UP = JobType(name="bonus.followup", payload=FollowUp, handler=follow_up)
 BONUS = Processor(name="bonus", job_types=(GRANT, FOLLOW_UP))
 APP = [BONUS]
@@ -102,8 +115,9 @@ async def test_crash_between_steps_pays_once_and_finishes_on_retry(peers):
     first = await perform("bonus.grant", PAYLOAD, app=APP, peers=peers)
     assert first.disposition is Disposition.RETRY
     assert first.steps_done == {"reward"}
-    second = await perform("bonus.grant", PAYLOAD, app=APP, peers=peers, attempt=2,
-                           steps_done=first.steps_done)  # fmt: skip
+    second = await perform(
+        "bonus.grant", PAYLOAD, app=APP, peers=peers, attempt=2, steps_done=first.steps_done
+    )
     assert second.disposition is Disposition.DONE
     assert_peer_called(peers.requests(), "payhub", "POST", REWARDS, times=1)
     calls = assert_peer_called(peers.requests(), "campaigns", "POST", RECEIPT, times=2)

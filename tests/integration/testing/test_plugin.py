@@ -28,14 +28,23 @@ def test_a_fresh_project_gets_the_fixtures_from_the_entry_point(tmp_path, redis_
     )
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
         env={"TGW_TEST_REDIS_URL": redis_server_url, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
 
 
 def test_every_fixture_of_the_plugin_is_prefixed_so_none_shadows_a_projects_own():
-    names = [n for n in vars(plugin) if not n.startswith(("_", "pytest_")) and
-             callable(getattr(plugin, n)) and getattr(plugin, n).__module__ == plugin.__name__]  # fmt: skip
+    names = [
+        n
+        for n in vars(plugin)
+        if not n.startswith(("_", "pytest_"))
+        and callable(getattr(plugin, n))
+        and getattr(plugin, n).__module__ == plugin.__name__
+    ]
     assert names and all(n.startswith("tgw_") for n in names), names

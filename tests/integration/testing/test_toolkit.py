@@ -41,9 +41,10 @@ PING = JobType(name="toy.ping", payload=Ping, handler=ping, timeout_s=0.2)
 PONG = JobType(name="toy.pong", payload=Ping, handler=pong)
 TICK = JobType(name="toy.tick", payload=Ping, handler=pong)
 TOY = Processor(
-    name="toy", job_types=(PING, PONG, TICK),
+    name="toy",
+    job_types=(PING, PONG, TICK),
     schedules=(Schedule(job="toy.tick", default="*/5 * * * *", payload={"n": 0}),),
-)  # fmt: skip
+)
 APP = Registry([TOY])
 
 
