@@ -69,9 +69,17 @@ class FakePeerService:
         """An httpx transport answering from the fakes in this process."""
         return httpx.ASGITransport(app=self.fake.asgi_app)
 
-    def peers(self, transport: httpx.AsyncBaseTransport | None = None) -> Peers:
-        """Peer clients for a handler: in-process by default, else over `transport`."""
-        settings = load_settings(self.env(in_process=True), None)
+    def peers(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> Peers:
+        """Peer clients for a handler: in-process by default, else over `transport`.
+
+        `settings` gives the peer timeouts (`SVC_*_TIMEOUT_S`, `PEER_TIMEOUT_S`).
+        """
+        settings = settings or load_settings(self.env(in_process=True), None)
         return build_peers(
             peers_config(settings), self.key, transport=transport or self.transport()
         )

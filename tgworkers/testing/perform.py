@@ -148,7 +148,7 @@ async def perform(
         JobSettings.from_settings(settings), client, *context.get("resources", ())
     )
     if peers is not None or transport is not None:
-        resources.add((peers or FakePeerService()).peers(transport))
+        resources.add((peers or FakePeerService()).peers(transport, settings=settings))
     job_id = context.get("job_id") or (jt.job_id(value) if jt.job_id else f"{jt.name}:performed")
     key = jt.partition_key(value) if jt.partition_key else job_id
     ctx = JobContext(
