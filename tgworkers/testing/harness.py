@@ -79,12 +79,12 @@ class Harness:
             async with self.redis.pipeline(transaction=True) as pipe:
                 tx: Any = pipe  # queued commands are not awaited one by one
                 tx.time()
-                tx.hvals(pk.jobs)
+                tx.xlen(pk.ready)  # every settle deletes its entry: what is left is live
                 tx.zrange(pk.delayed, 0, 0, withscores=True)
                 replies: Any = await tx.execute()
-            (seconds, micros), states, first = replies
+            (seconds, micros), live, first = replies
             now_ms = int(seconds) * 1000 + int(micros) // 1000
-            busy += sum(1 for state in states if state.startswith(b"r"))
+            busy += int(live)
             for _, score in first:
                 busy += int(score) <= now_ms
                 earliest = int(score) if earliest is None else min(earliest, int(score))

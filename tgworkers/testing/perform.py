@@ -62,6 +62,7 @@ class MemorySteps(Steps):
 class Performed:
     """The result of `perform`: the handler's outcome or error and the engine's decision."""
 
+    job_id: str
     decision: Decision
     outcome: Outcome | None
     error: BaseException | None
@@ -177,7 +178,7 @@ async def perform(
         outcome, error = None, result
     else:
         decision, outcome, error = decide_outcome(result, clock.now_ms()), result, None
-    return Performed(decision, outcome, error, client.recorded, steps.done, peers, clock)
+    return Performed(job_id, decision, outcome, error, client.recorded, steps.done, peers, clock)
 
 
 def _peer_clients(resources: Resources) -> list[Any]:
