@@ -126,7 +126,7 @@ class Harness:
             await self.worker.scheduler.tick_once()
 
     async def queued(self, name: str | None = None) -> list[EnqueuedJob]:
-        """Jobs ready or delayed (of job type `name`, or every one), oldest first."""
+        """Jobs waiting: ready (or running: an entry stays until settled), then delayed."""
         queue = self.registry.processor_of[name].queue if name else None
         jobs = []
         for pk in self._partitions(queue):

@@ -172,6 +172,8 @@ async def perform(
     finally:
         for peer_clients in _peer_clients(resources):
             await peer_clients.aclose()
+        if isinstance(redis, NoRedis):
+            await redis.aclose()
     policy = jt.retry or settings.retry_policy(proc.env_name)
     if isinstance(result, BaseException):
         decision = decide_failure(result, attempt=ctx.attempt, policy=policy, now_ms=clock.now_ms())
