@@ -9,7 +9,7 @@ job is done (kept when it is dead-lettered, so a replay skips them too).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +28,13 @@ request_id_var: ContextVar[str | None] = ContextVar("tgworkers_request_id", defa
 """`{job id}:{attempt}` of the running job: peer clients send it as X-Request-Id."""
 
 _steps_codec = msgspec.json.Decoder(list[str])
+
+StepsWriter = Callable[[str, bytes], Awaitable[bool]]
+"""Writes (job id, steps JSON) if the run still holds its delivery; False when fenced."""
+
+
+class LeaseLostError(Exception):
+    """This run's delivery was taken over: nothing it does is recorded any more."""
 
 
 class Resources:
@@ -51,10 +58,13 @@ class Resources:
 class Steps:
     """The finished steps of one job, kept in the partition's steps hash."""
 
-    def __init__(self, redis: Redis, pk: PartitionKeys, job_id: str) -> None:
+    def __init__(
+        self, redis: Redis, pk: PartitionKeys, job_id: str, writer: StepsWriter | None = None
+    ) -> None:
         self._redis = redis
         self._pk = pk
         self._job_id = job_id
+        self._writer = writer
         self._done: set[str] | None = None
 
     async def _load(self) -> set[str]:
@@ -67,9 +77,20 @@ class Steps:
         return step in await self._load()
 
     async def mark_done(self, step: str) -> None:
+        """Record `step`, fenced: a run whose delivery was taken over records nothing.
+
+        Raises:
+            LeaseLostError: another delivery of this job owns it now; stop here.
+        """
         done = await self._load()
         done.add(step)
-        await self._redis.hset(self._pk.steps, self._job_id, msgspec.json.encode(sorted(done)))
+        blob = msgspec.json.encode(sorted(done))
+        if self._writer is None:  # outside a worker (tests, tools): nothing to fence
+            await self._redis.hset(self._pk.steps, self._job_id, blob)
+        elif not await self._writer(self._job_id, blob):
+            raise LeaseLostError(
+                f"job {self._job_id}: delivery taken over; step {step!r} not recorded"
+            )
 
 
 class JobContext:
@@ -80,6 +101,7 @@ class JobContext:
         "_clock",
         "_resources",
         "_steps",
+        "_steps_writer",
         "attempt",
         "deliveries",
         "enqueued_ms",
@@ -107,6 +129,7 @@ class JobContext:
         resources: Resources,
         client: Client,
         redis: Redis,
+        steps_writer: StepsWriter | None = None,
         steps: Steps | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -123,6 +146,7 @@ class JobContext:
         self._client = client
         self.redis = redis
         self._steps = steps
+        self._steps_writer = steps_writer
         self._clock = clock
 
     def resources(self, cls: type[R]) -> R:
@@ -135,7 +159,7 @@ class JobContext:
     @property
     def steps(self) -> Steps:
         if self._steps is None:
-            self._steps = Steps(self.redis, self.partition, self.job_id)
+            self._steps = Steps(self.redis, self.partition, self.job_id, self._steps_writer)
         return self._steps
 
     @property

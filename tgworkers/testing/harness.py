@@ -41,9 +41,12 @@ QUIET = {
     "VISIBILITY_TIMEOUT_MS": "3000",
     "BACKOFF_DEFAULT_MS": "20",
     "BACKOFF_MAX_MS": "100",
+    "WAIT_MAX_MS": "300000",
     "SHUTDOWN_GRACE_S": "2",
 }
-"""Test-friendly engine settings: quick retries and recovery; a test's `env` wins."""
+"""Test-friendly engine settings: quick retries and recovery, but a peer's `retryAt` or a
+snooze waits as long as in production (up to WAIT_MAX_MS's default, 5 min): `advance`
+gets there. A test's `env` wins."""
 
 
 class Harness:

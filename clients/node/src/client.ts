@@ -16,8 +16,9 @@ import { traceFields } from "./trace.js";
  */
 export const WRITTEN_FOR = {
   enqueueLuaSha256: "1183d2b23f7021fdd0725325ba886b0db1bcd6c41a8e8fcdb95b898754a65743",
+  // snoozes, waits, errors, due_ms, reason, failed_ms: the engine's own; a producer never sets them
   fields: ["id", "name", "payload", "attempt", "enqueued_ms", "due_ms", "key", "origin",
-    "traceparent", "tracestate", "errors", "auto_id", "reason", "failed_ms"],
+    "traceparent", "tracestate", "errors", "auto_id", "snoozes", "waits", "reason", "failed_ms"],
 } as const;
 
 /** Jobs of one partition go in one script call per chunk of this many. */
