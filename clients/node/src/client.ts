@@ -64,7 +64,8 @@ export interface EnqueueResult {
   created: boolean;
 }
 
-export type Job<P, N extends keyof P = keyof P> = { name: N; payload: P[N] } & EnqueueOptions;
+/** One job of `enqueueMany`: its name decides its payload's type (a discriminated union). */
+export type Job<P> = { [N in keyof P]: { name: N; payload: P[N] } & EnqueueOptions }[keyof P];
 
 interface Prepared {
   keys: string[];

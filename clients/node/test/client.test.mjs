@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { ROOT_CONTEXT, TraceFlags, trace } from "@opentelemetry/api";
+import { AsyncLocalStorage } from "node:async_hooks";
+
+import { ROOT_CONTEXT, TraceFlags, context as otelContext, trace } from "@opentelemetry/api";
 import { Redis } from "ioredis";
 
 import { TgworkersClient, partitionOf } from "../dist/index.js";
@@ -135,4 +137,30 @@ test("traceparent comes from the caller's OpenTelemetry context", async () => {
   assert.equal(fields[at + 1], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   assert.equal(fields[fields.indexOf("origin") + 1], "node-test");
   assert.equal(fields[fields.indexOf("key") + 1], "n_7");
+});
+
+/** The smallest context manager an app's OpenTelemetry SDK would register (AsyncLocalStorage). */
+class LocalContextManager {
+  #storage = new AsyncLocalStorage();
+  active() { return this.#storage.getStore() ?? ROOT_CONTEXT; }
+  with(ctx, fn, thisArg, ...args) { return this.#storage.run(ctx, () => fn.call(thisArg, ...args)); }
+  bind(_ctx, target) { return target; }
+  enable() { return this; }
+  disable() { return this; }
+}
+
+test("without an explicit context, the active span's trace is carried", async () => {
+  otelContext.setGlobalContextManager(new LocalContextManager());
+  try {
+    const span = { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: TraceFlags.NONE };
+    await otelContext.with(trace.setSpanContext(ROOT_CONTEXT, span), () =>
+      client.enqueue("cfb.settle", { betId: "n_8" }, { delayMs: 60_000 }));
+    const fields = JSON.parse(await redis.hget(`${tag("n_8")}:delayed:jobs`, "cfb.settle:n_8"));
+    assert.equal(fields[fields.indexOf("traceparent") + 1], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00");
+    await client.enqueue("cfb.settle", { betId: "n_9" }, { delayMs: 60_000 });  // no active span
+    const plain = JSON.parse(await redis.hget(`${tag("n_9")}:delayed:jobs`, "cfb.settle:n_9"));
+    assert.equal(plain.indexOf("traceparent"), -1);
+  } finally {
+    otelContext.disable();
+  }
 });
