@@ -12,7 +12,7 @@ engine's decision by the engine's own `retry.decide_*` functions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +24,10 @@ from tgworkers.engine.client import encode_payload
 from tgworkers.engine.context import JobContext, Resources, Steps, request_id_var
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.outcome import Disposition, Outcome
-from tgworkers.engine.registry import JobType
+from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.retry import Decision, HandlerTimeoutError, decide_failure, decide_outcome
 from tgworkers.jobs.settings import JobSettings
+from tgworkers.peers import Peers
 from tgworkers.testing.apps import AppSource, load_app
 from tgworkers.testing.assertions import match_enqueued, match_none_enqueued
 from tgworkers.testing.clock import FakeClock
@@ -88,10 +89,8 @@ class Performed:
         match_none_enqueued(self.enqueued, name, payload=payload)
 
 
-def _settings(env: Mapping[str, str] | None, peers: FakePeerService | None) -> Settings:
-    values = dict(peers.env(in_process=True)) if peers is not None else {}
-    values.update(env or {})
-    return load_settings(values, None)
+def _settings(context: Mapping[str, Any]) -> Settings:
+    return load_settings(dict(context.get("env") or {}), None)
 
 
 async def _run(jt: JobType[Any], ctx: JobContext, payload: Any) -> Outcome | BaseException:
@@ -108,6 +107,60 @@ async def _run(jt: JobType[Any], ctx: JobContext, payload: Any) -> Outcome | Bas
         return exc
     finally:
         request_id_var.reset(token)
+
+
+CONTEXT_KEYS = frozenset(
+    {"attempt", "job_id", "steps_done", "clock", "redis", "env", "origin", "history", "resources"}
+)
+"""What `perform(**context)` accepts; anything else is refused, naming it (a typo fails)."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one `perform` builds around the handler."""
+
+    ctx: JobContext
+    client: RecordingClient
+    steps: MemorySteps
+    settings: Settings
+    clock: FakeClock
+
+
+def _build(
+    registry: Registry,
+    jt: JobType[Any],
+    value: Any,
+    peer_clients: Callable[[Settings], Any],
+    context: dict[str, Any],
+) -> _Run:
+    proc = registry.processor_of[jt.name]
+    settings = _settings(context)
+    clock: FakeClock = context.get("clock") or FakeClock()
+    redis: Redis = context.get("redis") or NoRedis()
+    client = RecordingClient(redis, registry, settings, clock)
+    steps = MemorySteps(context.get("steps_done", ()))
+    resources = Resources(
+        JobSettings.from_settings(settings), client, *context.get("resources", ())
+    )
+    resources.add(peer_clients(settings))
+    job_id = context.get("job_id") or (jt.job_id(value) if jt.job_id else f"{jt.name}:performed")
+    key = jt.partition_key(value) if jt.partition_key else job_id
+    ctx = JobContext(
+        job_id=job_id,
+        name=jt.name,
+        attempt=context.get("attempt", 1),
+        queue=proc.queue,
+        partition=Layout(settings).partition_for(proc, key),
+        enqueued_ms=clock.now_ms(),
+        origin=context.get("origin"),
+        history=tuple(context.get("history", ())),
+        resources=resources,
+        client=client,
+        redis=redis,
+        steps=steps,
+        clock=clock,
+    )
+    return _Run(ctx, client, steps, settings, clock)
 
 
 async def perform(
@@ -131,62 +184,47 @@ async def perform(
         transport: an httpx transport for peer calls instead of the fakes.
         **context: `attempt`, `job_id`, `steps_done`, `clock` (a `FakeClock`),
             `redis`, `env` (settings variables), `origin`, `history`, `resources`.
+
+    Raises:
+        InputError: the payload is refused, as `enqueue` refuses it.
+        TypeError: an unknown `context` keyword.
     """
+    if unknown := sorted(set(context) - CONTEXT_KEYS):
+        raise TypeError(f"perform(): unknown context {unknown}; known: {sorted(CONTEXT_KEYS)}")
     registry = load_app(app, extra=job if isinstance(job, JobType) else None)
     jt = registry.job_type(job if isinstance(job, str) else job.name)
-    proc = registry.processor_of[jt.name]
-    peers = peers if peers is not None or transport is not None else FakePeerService()
-    settings = _settings(context.get("env"), peers)
-    clock: FakeClock = context.get("clock") or FakeClock()
-    if peers is not None and "clock" in context:
-        peers.state.clock = clock  # a bet's tEnd, an escrow's expiry: on the test's clock
-    raw, _ = encode_payload(jt, payload, max_bytes=settings.max_payload_bytes)
+    fakes = peers if peers is not None or transport is not None else FakePeerService()
+    if fakes is not None:
+        context["env"] = {**fakes.env(in_process=True), **(context.get("env") or {})}
+        if "clock" in context:  # a bet's tEnd, an escrow's expiry: on the test's clock
+            fakes.state.clock = context["clock"]
+    raw, _ = encode_payload(jt, payload, max_bytes=_settings(context).max_payload_bytes)
     value = jt.decoder.decode(raw)  # the worker decodes the JSON it stored, never the object
-    redis: Redis = context.get("redis") or NoRedis()
-    client = RecordingClient(redis, registry, settings, clock)
-    steps = MemorySteps(context.get("steps_done", ()))
-    resources = Resources(
-        JobSettings.from_settings(settings), client, *context.get("resources", ())
-    )
-    if peers is not None or transport is not None:
-        resources.add((peers or FakePeerService()).peers(transport, settings=settings))
-    job_id = context.get("job_id") or (jt.job_id(value) if jt.job_id else f"{jt.name}:performed")
-    key = jt.partition_key(value) if jt.partition_key else job_id
-    ctx = JobContext(
-        job_id=job_id,
-        name=jt.name,
-        attempt=context.get("attempt", 1),
-        queue=proc.queue,
-        partition=Layout(settings).partition_for(proc, key),
-        enqueued_ms=clock.now_ms(),
-        origin=context.get("origin"),
-        history=tuple(context.get("history", ())),
-        resources=resources,
-        client=client,
-        redis=redis,
-        steps=steps,
-        clock=clock,
-    )
+
+    def peer_clients(settings: Settings) -> Peers:
+        return (fakes or FakePeerService()).peers(transport, settings=settings)
+
+    run = _build(registry, jt, value, peer_clients, context)
     try:
-        result = await _run(jt, ctx, value)
+        result = await _run(jt, run.ctx, value)
     finally:
-        for peer_clients in _peer_clients(resources):
-            await peer_clients.aclose()
-        if isinstance(redis, NoRedis):
-            await redis.aclose()
-    policy = jt.retry or settings.retry_policy(proc.env_name)
+        await run.ctx.resources(Peers).aclose()
+        if isinstance(run.ctx.redis, NoRedis):
+            await run.ctx.redis.aclose()
+    policy = jt.retry or run.settings.retry_policy(registry.processor_of[jt.name].env_name)
+    now_ms = run.clock.now_ms()
     if isinstance(result, BaseException):
-        decision = decide_failure(result, attempt=ctx.attempt, policy=policy, now_ms=clock.now_ms())
+        decision = decide_failure(result, attempt=run.ctx.attempt, policy=policy, now_ms=now_ms)
         outcome, error = None, result
     else:
-        decision, outcome, error = decide_outcome(result, clock.now_ms()), result, None
-    return Performed(job_id, decision, outcome, error, client.recorded, steps.done, peers, clock)
-
-
-def _peer_clients(resources: Resources) -> list[Any]:
-    from tgworkers.peers import Peers  # noqa: PLC0415 - only when peers were registered
-
-    try:
-        return [resources.get(Peers)]
-    except LookupError:
-        return []
+        decision, outcome, error = decide_outcome(result, now_ms), result, None
+    return Performed(
+        run.ctx.job_id,
+        decision,
+        outcome,
+        error,
+        run.client.recorded,
+        run.steps.done,
+        fakes,
+        run.clock,
+    )

@@ -141,3 +141,8 @@ async def test_advance_lets_the_dedupe_window_pass(tgw_worker):
         assert not (await h.enqueue("toy.pong", {"n": 1}, id="once")).created
         await h.advance(61)
         assert (await h.enqueue("toy.pong", {"n": 1}, id="once")).created
+
+
+async def test_perform_refuses_an_unknown_context_keyword_naming_it():
+    with pytest.raises(TypeError, match=r"unknown context \['attemt'\]"):
+        await perform("toy.ping", {"n": 1}, app=APP, attemt=2)
