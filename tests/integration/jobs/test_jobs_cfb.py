@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tests.integration.jobs.jobs_support import attempts, audiences, now_ms
 
-from tgworkers.engine.outcome import Disposition
+from tgworkers.engine import Disposition
 from tgworkers.errors import InputError
 from tgworkers.testing import assert_peer_called, perform
 

@@ -8,7 +8,7 @@ from typing import Any
 from structlog.testing import capture_logs
 from tests.integration.jobs.jobs_support import now_ms
 
-from tgworkers.engine.outcome import Disposition
+from tgworkers.engine import Disposition
 from tgworkers.jobs.payhub import ledger_recalc
 from tgworkers.testing import assert_peer_called, perform
 
@@ -82,8 +82,9 @@ async def test_gc_runs_on_its_schedule(tgw_worker, tgw_peers):
     async with tgw_worker("payhub.orphan_holds.gc") as h:  # */10 * * * *
         await h.advance(600)
         runs = await h.drain("payhub.orphan_holds.gc")
-    assert [(r.name, r.outcome) for r in runs] == [("payhub.orphan_holds.gc", "Done")]
-    assert runs[0].id.startswith("cron:payhub.orphan_holds.gc:")
+    # a tick in the fake future ran (a real 10-minute boundary may add one of its own)
+    ticks = [int(r.id.rsplit(":", 1)[1]) for r in runs if r.outcome == "Done"]
+    assert any(tick > now_ms() for tick in ticks), runs
     assert tgw_peers.state.get("holds", "h_1")["status"] == "released"
 
 

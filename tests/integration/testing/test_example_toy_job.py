@@ -13,8 +13,7 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from tgworkers.engine import Done, JobContext, JobType, Outcome, Processor
-from tgworkers.engine.outcome import Disposition
+from tgworkers.engine import Disposition, Done, JobContext, JobType, Outcome, Processor
 from tgworkers.errors import InputError
 from tgworkers.peers import Peers, Reference, RewardRequest
 from tgworkers.testing import FakeClock, FakePeerService, assert_peer_called, perform

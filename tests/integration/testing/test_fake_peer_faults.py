@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tgworkers.engine.outcome import Disposition
+from tgworkers.engine import Disposition
 from tgworkers.testing import FakePeerService, assert_peer_called, perform
 
 SETTLE = "/internal/v1/cfb/settle"
