@@ -65,6 +65,14 @@ def _text(fields: dict[bytes, bytes], name: str, default: str = "") -> str:
     return raw.decode(errors="replace") if raw is not None else default
 
 
+def _int(text: str) -> int:
+    """A number field of a DLQ record, 0 when it is garbage: listing never fails on one."""
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
 def dead_job(pk: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadJob:
     """Decode a dead-letter entry; a malformed original keeps its raw fields."""
     try:
@@ -81,7 +89,7 @@ def dead_job(pk: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> 
         name=env.name if env else _text(fields, Field.NAME),
         attempts=env.attempt if env else 0,
         reason=_text(fields, Field.REASON),
-        failedAt=int(_text(fields, Field.FAILED_MS, "0") or 0),
+        failedAt=_int(_text(fields, Field.FAILED_MS, "0")),
         payload=payload,
         errors=[msgspec.to_builtins(h) for h in env.history] if env else [],
         entry=entry_id.decode(),

@@ -34,12 +34,15 @@ from tgworkers.engine.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.envelope import fields_json, to_fields
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.recovery import Recovery
 from tgworkers.engine.registry import JobType, Processor
 from tgworkers.engine.scripts import AcquireItem, LeaseItem, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.engine")
+
+__all__ = ["ProcessorRuntime", "RuntimeOptions", "exclusive_wait_ms"]
 
 PROMOTE_LIMIT = 500
 IDLE_PROMOTE_S = 1.0
@@ -55,43 +58,6 @@ def exclusive_wait_ms(waits: int, rng: random.Random | None = None) -> int:
     """
     ceiling = min(EXCLUSIVE_WAIT_MS * 2 ** min(waits, 20), EXCLUSIVE_WAIT_MAX_MS)
     return int((rng or random).uniform(ceiling / 2, ceiling))
-
-
-class RuntimeOptions:
-    """The knobs a runtime reads on every use, so a hot reload applies live."""
-
-    def __init__(  # noqa: PLR0913 - keyword-only knobs
-        self,
-        *,
-        concurrency: int,
-        visibility_timeout_ms: int,
-        max_deliveries: int,
-        dedupe_ttl_ms: int,
-        block_ms: int = 1000,
-        reap_idle_ms: int | None = None,
-        read_per_partition: bool = False,
-    ) -> None:
-        self.concurrency = concurrency
-        self.visibility_timeout_ms = visibility_timeout_ms
-        self.max_deliveries = max_deliveries
-        self.dedupe_ttl_ms = dedupe_ttl_ms
-        self.block_ms = block_ms
-        self.reap_idle_ms = reap_idle_ms or max(2 * visibility_timeout_ms, 5_000)
-        self.read_per_partition = read_per_partition
-
-    @property
-    def lease_interval_s(self) -> float:
-        return self.visibility_timeout_ms / 3000
-
-    @property
-    def lease_budget_s(self) -> float:
-        """How long a run may go without a renewed lease: VT less a margin for cancelling."""
-        vt_s = self.visibility_timeout_ms / 1000
-        return vt_s - max(vt_s / 10, 0.1)
-
-    @property
-    def sweep_interval_s(self) -> float:
-        return min(max(self.visibility_timeout_ms / 4000, 0.25), 2.0)
 
 
 class ProcessorRuntime:

@@ -38,8 +38,9 @@ from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.registry import JobType, Processor, Registry
-from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
+from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
 from tgworkers.engine.scripts import Scripts
 
