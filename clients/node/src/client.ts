@@ -15,7 +15,7 @@ import { traceFields } from "./trace.js";
  * a change to the script or the fields cannot ship without a look at this client.
  */
 export const WRITTEN_FOR = {
-  enqueueLuaSha256: "1183d2b23f7021fdd0725325ba886b0db1bcd6c41a8e8fcdb95b898754a65743",
+  enqueueLuaSha256: "f16b570c6d50cb9206b7d02f6e36a2bf10583c4ba53309b106cba820c4959046",
   // snoozes, waits, errors, due_ms, reason, failed_ms: the engine's own; a producer never sets them
   fields: ["id", "name", "payload", "attempt", "enqueued_ms", "due_ms", "key", "origin",
     "traceparent", "tracestate", "errors", "auto_id", "snoozes", "waits", "reason", "failed_ms"],
