@@ -39,7 +39,7 @@ def describe(registry: Registry, settings: Settings) -> dict[str, Any]:
         jobs.append({
             "name": name, "processor": proc.name, "queue": proc.queue, "fields": jt.fields(),
             "maxAttempts": policy.max_attempts, "timeoutS": float(timeout_s),
-            "partitions": spec.partitions, "schema": spec.schema, "jobId": spec.job_id,
+            "schema": spec.schema, "partitions": spec.partitions, "jobId": spec.job_id,
             "jobIdFromPayload": spec.job_id_from_payload, "partitionKey": spec.partition_key,
             "partitionKeyFromPayload": spec.partition_key_from_payload,
         })  # fmt: skip

@@ -109,7 +109,7 @@ def spec_of(jt: JobType[Any], proc: Processor, partitions: int) -> JobSpec:
         name=jt.name,
         queue=proc.queue,
         partitions=partitions,
-        schema=msgspec.json.schema(jt.payload),
+        schema=jt.schema(),
         job_id=template_of(jt, jt.job_id),
         job_id_from_payload=jt.job_id is not None,
         partition_key=template_of(jt, jt.partition_key),

@@ -377,7 +377,9 @@ class ProcessorRuntime:
         items: Any = [s.item for s in group]
         if kind is SettleKind.DONE:
             ttl = self.options.dedupe_ttl_ms
-            return set(await self.scripts.settle_done(pk, self.consumer, items, dedupe_ttl_ms=ttl))
+            held = len(self.owned)
+            done = self.scripts.settle_done
+            return set(await done(pk, self.consumer, items, dedupe_ttl_ms=ttl, held=held))
         if kind is SettleKind.LATER:
             refused, earliest = await self.scripts.settle_later(pk, self.consumer, items)
             if earliest >= 0:
