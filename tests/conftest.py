@@ -31,7 +31,7 @@ def redis_server_url() -> Iterator[str]:
     url, owner = session_redis()
     yield url
     if owner is not None:
-        owner.close()  # type: ignore[attr-defined]
+        owner.close()
 
 
 @pytest.fixture(scope="session")

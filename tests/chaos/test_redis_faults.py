@@ -24,6 +24,7 @@ from tests.chaos.conftest import (
     queue_idle,
     runs,
     stats,
+    wait_started,
 )
 from tests.support.jobs import OVERLAPS_KEY
 from tests.support.wait import wait_until
@@ -151,8 +152,9 @@ async def test_maxmemory_reached_under_load_stops_no_worker_and_every_job_comple
                 return answer.status_code == 503 and answer.json()["status"] == "redis_failing"
 
             await wait_until(not_ready, timeout_s=10, what="/readyz says writes fail")
+            w3 = fleet.start("test.work")  # a worker (re)started while Redis refuses writes
             await anyio.sleep(6)  # the fault's length, not a wait for an outcome
-            assert w1.alive() and w2.alive(), w1.log() + w2.log()
+            assert w1.alive() and w2.alive() and w3.alive(), w1.log() + w3.log()
         finally:
             await r.config_set("maxmemory", 0)
         await wait_until(lambda: _ran(r, {j.id for j in jobs}), timeout_s=90, what="every job")
@@ -165,6 +167,8 @@ async def test_maxmemory_reached_under_load_stops_no_worker_and_every_job_comple
     assert await r.xlen(pk().dlq) == 0
     assert w1.alive() and w2.alive()
     assert any(e.get("error") == "OutOfMemoryError" for e in events(w1, "redis.down"))
+    await wait_started(w3)  # it got through group creation at maxmemory and runs
+    assert w3.alive()
 
 
 @pytest.mark.promise(1)

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from tests.chaos.conftest import Fleet, events, now_ms, pk, queue_idle, runs
 from tests.support.jobs import RunRecord
 from tests.support.processes import WorkerProcess
@@ -57,13 +58,24 @@ class Soak:
         batch = max(RATE // 10, 1)
         for start in range(0, JOBS, batch):
             reqs = [
-                EnqueueRequest(name="test.work", payload={"n": n})
+                EnqueueRequest(name="test.work", payload={"n": n}, id=f"soak-{n}")
                 for n in range(start, min(start + batch, JOBS))
             ]
-            await self.client.enqueue_many(reqs)
+            await self.enqueue(reqs)
             t = now_ms()
             self.enqueued_ms.update((n, t) for n in range(start, start + len(reqs)))
             await anyio.sleep(0.1)
+
+    async def enqueue(self, reqs: list[EnqueueRequest]) -> None:
+        """As a producer should: explicit ids, so a retry after an unknown outcome
+        (Redis restarting under the call) creates nothing twice."""
+        while True:
+            try:
+                await self.client.enqueue_many(reqs)
+            except RedisError:
+                await anyio.sleep(0.2)
+            else:
+                return
 
     async def all_ran(self) -> bool:
         if await self.r.llen("test:runs") < JOBS:  # cheap first: the log is long

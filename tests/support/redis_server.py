@@ -46,7 +46,7 @@ def docker_usable() -> bool:
         return False
 
 
-def session_redis() -> tuple[str, object | None]:
+def session_redis() -> tuple[str, RedisServer | ContainerRedis | None]:
     """(url, owner) for the session: REDIS_URL, else redis-server, else a container."""
     if url := os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL"):
         return url, None

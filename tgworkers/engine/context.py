@@ -20,7 +20,7 @@ from tgworkers.engine.envelope import HistoryEntry
 from tgworkers.engine.keys import PartitionKeys
 
 if TYPE_CHECKING:
-    from tgworkers.engine.client import Client, EnqueueResult
+    from tgworkers.engine.enqueueing import Enqueuer, EnqueueResult
 
 R = TypeVar("R")
 
@@ -92,6 +92,19 @@ class Steps:
                 f"job {self._job_id}: delivery taken over; step {step!r} not recorded"
             )
 
+    async def once(self, step: str, act: Callable[[], Awaitable[object]]) -> bool:
+        """Run `act` unless `step` finished in an earlier run, then record it.
+
+        The multi-step idiom in one call: a step whose call went through is not sent
+        again after a crash or a retry (its peer call carries its own Idempotency-Key
+        for the window between the call and the record). True when `act` ran now.
+        """
+        if await self.is_done(step):
+            return False
+        await act()
+        await self.mark_done(step)
+        return True
+
 
 class JobContext:
     """Identity of the running job and the tools a handler may use."""
@@ -127,7 +140,7 @@ class JobContext:
         origin: str | None = None,
         history: tuple[HistoryEntry, ...] = (),
         resources: Resources,
-        client: Client,
+        client: Enqueuer,
         redis: Redis,
         steps_writer: StepsWriter | None = None,
         steps: Steps | None = None,
@@ -162,8 +175,12 @@ class JobContext:
             self._steps = Steps(self.redis, self.partition, self.job_id, self._steps_writer)
         return self._steps
 
+    def key(self, name: str) -> str:
+        """A Redis key this job type owns, in the job's partition (`PartitionKeys.job_key`)."""
+        return self.partition.job_key(name)
+
     @property
-    def client(self) -> Client:
+    def client(self) -> Enqueuer:
         """The enqueue client, for jobs that create other jobs."""
         return self._client
 

@@ -27,7 +27,7 @@ from tgworkers.engine.broker import Delivery
 from tgworkers.engine.context import JobContext, Resources, StepsWriter, request_id_var
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
-from tgworkers.engine.outcome import Disposition, Outcome
+from tgworkers.engine.outcome import DeadReason, Disposition, Outcome
 from tgworkers.engine.retry import (
     Decision,
     HandlerTimeoutError,
@@ -255,12 +255,21 @@ class Executor:
                 )  # fmt: skip
                 return Settlement(SettleKind.LATER, d, later, dec)
             case Disposition.DEAD:
-                return self.dead(d, dec.reason or "dead-lettered", failed=True, record=dec.record)
+                why = dec.dead_reason or DeadReason.HANDLER
+                return self.dead(
+                    d, dec.reason or "dead-lettered", failed=True, record=dec.record, why=why
+                )
             case _ as unreachable:
                 assert_never(unreachable)
 
     def dead(
-        self, d: Delivery, reason: str, *, failed: bool, record: HistoryEntry | None = None
+        self,
+        d: Delivery,
+        reason: str,
+        *,
+        failed: bool,
+        record: HistoryEntry | None = None,
+        why: DeadReason = DeadReason.INVALID,
     ) -> Settlement:
         """Dead-letter a delivery; a malformed entry keeps its raw fields untouched."""
         env = d.envelope
@@ -272,7 +281,10 @@ class Executor:
         fields += [Field.REASON, reason]
         item = DeadItem(d.entry_id, d.job_id, failed, fields, d.lock, d.token)
         return Settlement(
-            SettleKind.DEAD, d, item, Decision(disposition=Disposition.DEAD, reason=reason)
+            SettleKind.DEAD,
+            d,
+            item,
+            Decision(disposition=Disposition.DEAD, reason=reason, dead_reason=why),
         )
 
     def hand_back(self, d: Delivery) -> Settlement:

@@ -1,6 +1,6 @@
-"""`PeersConfig` (plain data, built by config.py from env) and the `Peers` container.
+"""`PeersConfig` (plain data, mapped from the parsed environment) and the `Peers` container.
 
-Peers never read the environment: config.py builds a `PeersConfig` and loads the
+Peers never read the environment: jobs/settings.py builds a `PeersConfig` and loads the
 `ServiceKey`; `open_peers` builds one client per peer sharing one token cache.
 """
 

@@ -169,6 +169,8 @@ class PeerClient:
         if has_body:
             headers["Content-Type"] = "application/json"
         propagate.inject(headers)  # traceparent / tracestate of the current span
+        if "traceparent" not in headers:  # a run that records no span: its carried context
+            headers.update(telemetry.carried_trace_headers())
         return headers
 
     async def _send(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.integration.cli.ops_support import cli, seed_dead
-from tests.integration.engine.helpers import queue_state, runs
+from tests.support.cli_runner import cli, seed_dead
+from tests.support.engine_state import queue_state, runs
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest

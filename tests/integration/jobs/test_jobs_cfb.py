@@ -4,7 +4,7 @@ the toolkit's worker (tgworkers.testing, docs/testing.md)."""
 from __future__ import annotations
 
 import pytest
-from tests.integration.jobs.jobs_support import attempts, audiences, now_ms
+from tests.support.platform_jobs import attempts, audiences, now_ms
 
 from tgworkers.engine import Disposition
 from tgworkers.errors import InputError

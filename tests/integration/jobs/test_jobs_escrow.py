@@ -4,7 +4,7 @@ with `perform`, retries and the wire end to end on the toolkit's worker (tgworke
 from __future__ import annotations
 
 import pytest
-from tests.integration.jobs.jobs_support import attempts, audiences, now_ms
+from tests.support.platform_jobs import attempts, audiences, now_ms
 
 from tgworkers.engine import Disposition
 from tgworkers.errors import InputError
@@ -79,7 +79,7 @@ async def test_expire_on_a_disputed_or_final_escrow_changes_nothing(tgw_peers, s
 async def test_unknown_escrow_is_dead_lettered_with_the_peers_status(tgw_peers):
     result = await perform("escrow.expire", {"escrowId": "e_404"}, peers=tgw_peers)
     assert result.disposition is Disposition.DEAD
-    assert "404" in result.reason  # dead at attempt 1: no retry
+    assert "404" in str(result.reason)  # dead at attempt 1: no retry
 
 
 async def test_a_released_hold_is_skipped_and_transient_answers_retry_with_the_same_keys(
@@ -190,4 +190,5 @@ async def test_unbalanced_or_invalid_answers_dead_letter_with_the_status(tgw_pee
     payload = {"escrowId": "e_1", "decision": "split", "splitBps": 5000, "moderatorId": "m"}
     result = await perform("escrow.adjudicate", payload, peers=tgw_peers)
     assert result.disposition is Disposition.DEAD
-    assert "409" in result.reason and "invalid_transition" in result.decision.record.body
+    assert "409" in str(result.reason)
+    assert "invalid_transition" in str(result.decision.record.body)

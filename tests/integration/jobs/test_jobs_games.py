@@ -3,7 +3,7 @@ retries on the toolkit's worker (tgworkers.testing, docs/testing.md)."""
 
 from __future__ import annotations
 
-from tests.integration.jobs.jobs_support import attempts, audiences
+from tests.support.platform_jobs import attempts, audiences
 
 from tgworkers.engine import Disposition
 from tgworkers.testing import Performed, assert_peer_called, perform
@@ -84,7 +84,7 @@ async def test_in_progress_match_retries_with_backoff_spending_attempts(tgw_work
 
 async def test_unknown_match_is_dead_lettered_at_once(tgw_peers):
     result = await perform("games.settlement", {"matchId": "m_404"}, peers=tgw_peers)
-    assert result.disposition is Disposition.DEAD and "404" in result.reason
+    assert result.disposition is Disposition.DEAD and "404" in str(result.reason)
 
 
 async def test_mark_already_done_counts_as_done_and_transient_settlement_retries_same_key(
@@ -109,5 +109,5 @@ async def test_unbalanced_settlement_is_dead_lettered_with_422(tgw_peers):
         "matches", "m_1", {**tgw_peers.state.get("matches", "m_1"), "payouts": unbalanced}
     )
     result = await perform("games.settlement", MATCH_1, peers=tgw_peers)
-    assert result.disposition is Disposition.DEAD and "422" in result.reason
+    assert result.disposition is Disposition.DEAD and "422" in str(result.reason)
     assert tgw_peers.requests("playhub", MARK) == []

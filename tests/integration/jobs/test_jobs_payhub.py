@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from structlog.testing import capture_logs
-from tests.integration.jobs.jobs_support import now_ms
+from tests.support.platform_jobs import now_ms
 
 from tgworkers.engine import Disposition
 from tgworkers.jobs.payhub import ledger_recalc

@@ -17,18 +17,18 @@ import pytest
 from joserfc.jwk import OKPKey
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import make_settings, running_worker
-from tests.integration.http.http_support import admin_client
-from tests.integration.jobs.jobs_support import ISSUER
-from tests.integration.peers.conftest import peers_config
 from tests.support import jobs as test_jobs
+from tests.support.admin_http import admin_client
+from tests.support.fake_peers import peers_config
+from tests.support.platform_jobs import ISSUER
 from tests.support.wait import wait_until
 
+from tgworkers.bootstrap.reload import FileSource, Reloader
 from tgworkers.engine.broker import Broker
 from tgworkers.engine.client import Client
 from tgworkers.engine.keys import GROUP
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.reload import FileSource, Reloader
 from tgworkers.engine.stats import StatsReader
 from tgworkers.engine.telemetry import INSTRUMENTS, count_ledger_violation
 from tgworkers.jobs.payhub import ledger_recalc
