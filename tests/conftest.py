@@ -34,6 +34,12 @@ def redis_server_url() -> Iterator[str]:
         owner.close()
 
 
+@pytest.fixture(scope="session")
+def tgw_redis_server(redis_server_url: str) -> str:
+    """The toolkit's fixtures (tgworkers.testing) share this session's server."""
+    return redis_server_url
+
+
 @pytest.fixture
 def redis_url(redis_server_url: str) -> str:
     client = sync_redis.Redis.from_url(redis_server_url)

@@ -8,6 +8,7 @@ job is done (kept when it is dead-lettered, so a replay skips them too).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -110,6 +111,7 @@ class JobContext:
 
     __slots__ = (
         "_client",
+        "_clock",
         "_resources",
         "_steps",
         "_steps_writer",
@@ -141,6 +143,8 @@ class JobContext:
         client: Enqueuer,
         redis: Redis,
         steps_writer: StepsWriter | None = None,
+        steps: Steps | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -154,11 +158,16 @@ class JobContext:
         self._resources = resources
         self._client = client
         self.redis = redis
-        self._steps: Steps | None = None
+        self._steps = steps
         self._steps_writer = steps_writer
+        self._clock = clock
 
     def resources(self, cls: type[R]) -> R:
         return self._resources.get(cls)
+
+    def now_ms(self) -> int:
+        """The worker's clock in Unix ms (a test's fake clock under `tgworkers.testing`)."""
+        return int(self._clock() * 1000)
 
     @property
     def steps(self) -> Steps:

@@ -138,7 +138,7 @@ class Executor:
         run = self.telemetry.start_process(self.queue, d)  # span and log context
         decision: Decision | None = None
         try:
-            decision = await self._perform(d, d.envelope, d.extra.pop("payload"))
+            decision = await self._perform(d, d.envelope, d.payload)
         finally:
             self.telemetry.end_process(run, d, decision)
         if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
@@ -167,7 +167,7 @@ class Executor:
                 d.job_type.validate(payload)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
             return f"invalid payload for {env.name}: {exc}"
-        d.extra["payload"] = payload
+        d.payload = payload
         return None
 
     async def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision:
@@ -229,7 +229,7 @@ class Executor:
         return write
 
     def _failed(self, d: Delivery, env: Envelope, exc: BaseException) -> Decision:
-        d.extra["error_type"] = type(exc).__name__  # telemetry's error.type
+        d.error_type = type(exc).__name__  # telemetry's error.type
         policy: RetryPolicy = self.policy_of(d.job_type)  # only failures need the policy
         return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
 

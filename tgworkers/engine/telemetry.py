@@ -166,6 +166,10 @@ class Telemetry:
         self.sources.schedulers.add(scheduler)
         scheduler.fire_listeners.append(self.schedule_fired)
 
+    def track_health(self, health: Any) -> None:
+        """A worker's Redis health: its error counts per kind are exported."""
+        self.sources.healths.add(health)
+
     def track_reloader(self, reloader: Any) -> None:
         self.sources.reloaders.add(reloader)
 
@@ -174,7 +178,7 @@ class Telemetry:
         d = s.delivery
         queue, job = d.pk.queue, d.envelope.name if d.envelope else "unknown"
         kind, dec = s.kind.value, s.decision
-        error = d.extra.get("error_type")
+        error = d.error_type
         if error is not None:
             self.settled[(queue, job, "failed", error)] += 1
         if kind == "done":
@@ -299,7 +303,7 @@ class Telemetry:
         current_run.reset(run.var_token)
         if run.span is None:
             return
-        error = d.extra.get("error_type")
+        error = d.error_type
         if error is not None:
             run.span.set_attribute(A.ERROR_TYPE, error)
             message = decision.record.message if decision and decision.record else error

@@ -126,6 +126,10 @@ INSTRUMENTS: Final = (
                    "Entries deleted while pending (their job is gone)", (A.DESTINATION,)),
     InstrumentSpec("tgworkers.entries.lease_lost", OBS_COUNTER, "{entry}",
                    "Runs cancelled because another worker took their entry", (A.DESTINATION,)),
+    InstrumentSpec("tgworkers.redis.errors", OBS_COUNTER, "{error}",
+                   "Redis errors met by the engine's loops, by kind (class and Redis code, "
+                   "e.g. OutOfMemoryError, ResponseError:NOGROUP); each loop backed off",
+                   (A.ERROR_TYPE,)),
     InstrumentSpec("tgworkers.schedule.fires", COUNTER, "{tick}",
                    "Schedule ticks that enqueued their job", (A.SCHEDULE,)),
     InstrumentSpec("tgworkers.schedule.lag", HISTOGRAM, "s",

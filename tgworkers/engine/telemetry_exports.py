@@ -31,6 +31,7 @@ class EngineSources:
         self.runtimes: weakref.WeakSet[Any] = weakref.WeakSet()
         self.schedulers: weakref.WeakSet[Any] = weakref.WeakSet()
         self.reloaders: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.healths: weakref.WeakSet[Any] = weakref.WeakSet()
         self.depth: list[Any] = []
         """The last stats snapshot's queues (`depth_loop`)."""
 
@@ -56,6 +57,7 @@ class EngineSources:
             "tgworkers.entries.lease_lost": runtime("lease_lost"),
             "tgworkers.schedule.skips": lambda _: self._observe_skips(),
             "tgworkers.config.reloads": lambda _: self._observe_reloads(),
+            "tgworkers.redis.errors": lambda _: self._observe_redis_errors(),
         }
 
     def _observe_settled(self, kind: str, detail: str | None) -> Iterator[Observation]:
@@ -97,6 +99,14 @@ class EngineSources:
         scheds = list(self.schedulers)
         for reason, counter in (("overlap", "skipped"), ("misfire", "misfired")):
             yield Observation(sum(s.counters.get(counter, 0) for s in scheds), {A.REASON: reason})
+
+    def _observe_redis_errors(self) -> Iterator[Observation]:
+        totals: dict[str, int] = defaultdict(int)
+        for health in list(self.healths):
+            for kind, n in health.errors.items():
+                totals[kind] += n
+        for kind, n in totals.items():
+            yield Observation(n, {A.ERROR_TYPE: kind})
 
     def _observe_reloads(self) -> Iterator[Observation]:
         totals: dict[str, int] = defaultdict(int)

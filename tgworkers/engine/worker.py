@@ -44,6 +44,7 @@ from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
 from tgworkers.engine.scripts import Scripts
 from tgworkers.engine.settings import EngineSettings
+from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.worker")
 
@@ -82,6 +83,7 @@ class Worker:
             url, block_ms=1000, max_connections=readers, cluster=cluster
         )
         self.health = RedisHealth()
+        active_telemetry().track_health(self.health)  # error counts per kind, exported
         self.layout = Layout(self.live)
         self.scripts = Scripts(self.redis)  # one Layout and one Scripts, shared by the parts
         self.client = Client(

@@ -95,6 +95,14 @@ async def engine_workload(otel, redis, redis_url, tmp_path) -> tuple[Any, Regist
                      "tgworkers.entries.lost", "tgworkers.entries.lease_lost",
                      "tgworkers.schedule.fires"):  # fmt: skip
             await wait_until(functools.partial(total, otel, name), timeout_s=8, what=name)
+        await redis.config_set("maxmemory", 1)  # the heartbeat's write is refused: OOM
+        try:
+            await wait_until(
+                functools.partial(total, otel, "tgworkers.redis.errors"), timeout_s=8,
+                what="a Redis error counted",
+            )  # fmt: skip
+        finally:
+            await redis.config_set("maxmemory", 0)
         await otel.telemetry.refresh_depth(StatsReader(redis, registry, Layout(settings)))
         reloader = Reloader(worker=worker, registry=registry, base_env={},
                             select=lambda *_: worker.processors,
