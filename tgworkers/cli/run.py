@@ -142,6 +142,13 @@ def main(args: argparse.Namespace) -> int:
         anyio.run(
             serve, worker, reloader, peers, backend="asyncio", backend_options=backend_options
         )
+    except BaseExceptionGroup as group:  # a ConfigError found at start (partition counts)
+        found: BaseException | None = group.subgroup(ConfigError)
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is None:
+            raise
+        raise found from None
     finally:
         telemetry.shutdown()  # flush pending spans and metrics
     return 0

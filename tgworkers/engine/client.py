@@ -23,6 +23,7 @@ from tgworkers.config import Settings
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
@@ -93,6 +94,7 @@ class Client:
         self.settings = settings
         self.layout = Layout(settings)
         self.scripts = Scripts(redis)
+        self.partition_records = PartitionRecords(redis, self.layout)
 
     async def enqueue(
         self,
@@ -149,6 +151,8 @@ class Client:
         trace: dict[str, str] = {}
         propagate.inject(trace)
         prepared = [self.prepare(r, now_ms, trace) for r in requests]
+        for queue in {pk.queue for pk, _, _ in prepared}:  # promise 12: counts agree
+            await self.partition_records.check_producer(self.registry.queue(queue))
         groups: dict[PartitionKeys, list[int]] = defaultdict(list)
         for i, (pk, _, _) in enumerate(prepared):
             groups[pk].append(i)

@@ -37,6 +37,7 @@ from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
 from tgworkers.engine.scheduler import Scheduler, build_schedules
@@ -82,6 +83,7 @@ class Worker:
         self.layout = Layout(settings)
         self.client = Client(self.redis, registry, settings)
         self.control = Control(self.redis, registry, self.layout)
+        self.partition_records = PartitionRecords(self.redis, self.layout)
         self.scripts = Scripts(self.redis)
         self.broker = Broker(self.redis, self.blocking, consumer)
         self.runtimes = [self._runtime(p) for p in self.processors]
@@ -218,6 +220,7 @@ class Worker:
             if handle_signals:
                 tg.start_soon(self._signal_loop)
             await self._check_redis_policy()
+            await self._claim_partitions()
             for rt in self.runtimes:
                 await tg.start(self._host_runtime, rt)
             for loop in (self._control_loop, self._heartbeat_loop, self._wake_loop):
@@ -289,6 +292,17 @@ class Worker:
         for client in (self.blocking, self.redis):
             await client.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
+    async def _claim_partitions(self) -> None:
+        """Refuse to start when a queue's recorded partition count is not ours (exit 2)."""
+        while True:
+            try:
+                await self.partition_records.claim(self.processors)
+            except CONNECTION_ERRORS as exc:  # Redis down at start: keep trying (promise 1)
+                self.health.failed(exc)
+                await self.health.backoff()
+            else:
+                return
+
     async def _check_redis_policy(self) -> None:
         try:
             info: dict[Any, Any] = await self.redis.config_get("maxmemory-policy")
@@ -309,6 +323,7 @@ class Worker:
     async def control_once(self) -> None:
         try:
             paused = await self.control.paused_queues()
+            paused |= await self.partition_records.held(self.processors)
         except CONNECTION_ERRORS as exc:
             self.health.failed(exc)
             return
