@@ -55,6 +55,7 @@ def make_settings(redis_url: str, **env: Any) -> Settings:
         "VISIBILITY_TIMEOUT_MS": "3000",
         "BACKOFF_DEFAULT_MS": "20",
         "BACKOFF_MAX_MS": "100",
+        "WAIT_MAX_MS": "60000",  # short backoffs; explicit waits (retryAt) honoured
         "SHUTDOWN_GRACE_S": "2",
     }
     base.update({k: str(v) for k, v in env.items()})

@@ -83,6 +83,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts_default: int = 10
     backoff_default_ms: int = 1000
     backoff_max_ms: int = 300_000
+    wait_max_ms: int | None = None
+    """Longest a peer's Retry-After/retryAt or a snooze may park a job (None: BACKOFF_MAX_MS)."""
     visibility_timeout_ms: int = 30_000
     max_deliveries: int | None = None
     dedupe_ttl_s: int = 86_400
@@ -123,6 +125,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             base_ms=o.backoff_ms or self.backoff_default_ms,
             cap_ms=self.backoff_max_ms,
             max_attempts=o.max_attempts or self.max_attempts_default,
+            wait_cap_ms=self.wait_max_ms,
         )
 
     def enabled(self, flag: str | None, default: bool) -> bool:  # noqa: FBT001
@@ -342,9 +345,11 @@ _SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "MAX_ATTEMPTS_DEFAULT": ("max_attempts_default", _int(1, 1000)),
     "BACKOFF_DEFAULT_MS": ("backoff_default_ms", _int(0)),
     "BACKOFF_MAX_MS": ("backoff_max_ms", _int(0)),
+    "WAIT_MAX_MS": ("wait_max_ms", _int(0)),
     "VISIBILITY_TIMEOUT_MS": ("visibility_timeout_ms", _int(500)),
     "MAX_DELIVERIES": ("max_deliveries", _int(1, 1000)),
-    "DEDUPE_TTL_S": ("dedupe_ttl_s", _int(0)),
+    # below a minute, a schedule tick's id could be forgotten before a slow replica fires it
+    "DEDUPE_TTL_S": ("dedupe_ttl_s", _int(60)),
     "MAX_PAYLOAD_BYTES": ("max_payload_bytes", _int(16, 64 * 1024 * 1024)),
     "SHUTDOWN_GRACE_S": ("shutdown_grace_s", _float(0)),
     "PROCESSORS": ("processors", _csv),
@@ -516,7 +521,7 @@ def check_processor_names(settings: Settings, env_names: set[str]) -> None:
 VariableKind = Literal["dynamic", "static", "secret", "unknown"]
 
 DYNAMIC_VARIABLES: Final = frozenset(
-    {"MAX_ATTEMPTS_DEFAULT", "BACKOFF_DEFAULT_MS", "BACKOFF_MAX_MS", "PROCESSORS",
+    {"MAX_ATTEMPTS_DEFAULT", "BACKOFF_DEFAULT_MS", "BACKOFF_MAX_MS", "WAIT_MAX_MS", "PROCESSORS",
      "PAUSED_QUEUES", "SCHEDULES_TZ"}
 )  # fmt: skip
 """Plain variables a hot-reload document may change (besides the families below)."""
@@ -545,8 +550,15 @@ def variable_kind(name: str) -> VariableKind:
     return "unknown"
 
 
-def default_consumer_name() -> str:
-    """`<hostname>:<pid>`: stable for a process's life, and across restarts of PID 1."""
-    import os  # noqa: PLC0415
+def default_consumer_name(base: str | None = None) -> str:
+    """`<CONSUMER_NAME or hostname:pid>~<6 random hex>`: unique to this process start.
 
-    return f"{socket.gethostname()}:{os.getpid()}"
+    `hostname:pid` repeats (`host:1` in every container with host networking, a
+    restarted container keeps its name) and `CONSUMER_NAME` can be set twice; two
+    processes sharing a name could not fence each other, and a restart would
+    inherit a dead process's entries by name. The suffix makes every start new.
+    """
+    import os  # noqa: PLC0415
+    import secrets  # noqa: PLC0415
+
+    return f"{base or f'{socket.gethostname()}:{os.getpid()}'}~{secrets.token_hex(3)}"

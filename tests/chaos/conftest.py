@@ -35,6 +35,7 @@ BASE_ENV: Mapping[str, str] = {
     "SHUTDOWN_GRACE_S": "2",
     "BACKOFF_DEFAULT_MS": "20",
     "BACKOFF_MAX_MS": "100",
+    "WAIT_MAX_MS": "60000",  # short backoffs; explicit waits (retryAt) honoured
     "LOG_LEVEL": "info",
 }
 _runs = msgspec.json.Decoder(RunRecord)
@@ -50,7 +51,7 @@ class Fleet:
         self.seq = 0
 
     def start(self, processors: str, **env: str) -> WorkerProcess:
-        """Start a worker; its consumer name is `w<n>` so tests can find its PEL."""
+        """Start a worker; its consumer name starts `w<n>~` so tests can find its PEL."""
         self.seq += 1
         merged = {**BASE_ENV, "CONSUMER_NAME": f"w{self.seq}", **env}
         proc = start_worker(self.url, processors=processors, env=merged)
@@ -64,7 +65,10 @@ class Fleet:
         return proc
 
     def consumer(self, proc: WorkerProcess) -> str:
-        return self.names[proc.pid]
+        """The worker's consumer name: CONSUMER_NAME plus its per-start suffix (from its log)."""
+        for event in events(proc, "worker.started"):
+            return str(event["consumer"])
+        raise AssertionError(f"worker {self.names[proc.pid]} has not started:\n{proc.log()}")
 
     def close(self) -> None:
         for proc in self.procs:

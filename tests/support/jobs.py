@@ -26,6 +26,8 @@ from tgworkers.engine import (
 from tgworkers.jobs.builtin import NOOP_PROCESSOR
 
 RUNS_KEY = "test:runs"
+OVERLAPS_KEY = "test:overlaps"
+"""Mode `track`: one item per run that started while another run of its key was running."""
 
 
 class Work(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,7 +35,7 @@ class Work(msgspec.Struct, frozen=True, kw_only=True):
     key: str | None = None
     sleep_ms: int = 0
     fail_times: int = 0
-    mode: str = "ok"  # ok | permanent | not_due | crash | retry_after
+    mode: str = "ok"  # ok | permanent | not_due | crash | retry_after | track | block
 
 
 class RunRecord(msgspec.Struct, frozen=True):
@@ -54,7 +56,11 @@ async def work(ctx: JobContext, p: Work) -> Outcome:
     start = int(time.time() * 1000)
     if p.mode == "crash":
         os._exit(1)
-    if p.sleep_ms:
+    if p.mode == "track":
+        await _tracked_sleep(ctx, p)
+    elif p.mode == "block":
+        time.sleep(p.sleep_ms / 1000)  # noqa: ASYNC251 - a handler blocking its event loop (a bug)
+    elif p.sleep_ms:
         await anyio.sleep(p.sleep_ms / 1000)
     end = int(time.time() * 1000)
     record = RunRecord(ctx.job_id, p.n, ctx.attempt, os.getpid(), start, end, p.key, ctx.deliveries)
@@ -68,6 +74,22 @@ async def work(ctx: JobContext, p: Work) -> Outcome:
             raise RetryLater("busy", after_ms=200)
         raise RuntimeError(f"planned failure {ctx.attempt}")
     return Done()
+
+
+async def _tracked_sleep(ctx: JobContext, p: Work) -> None:
+    """Sleep while counted as running in Redis; a second run of the key at once is recorded.
+
+    Seen from Redis, across processes, and for runs that are cancelled too (the
+    count goes down in `finally`), unlike the run records written at the end.
+    """
+    active = f"test:active:{p.key or ctx.job_id}"
+    if await ctx.redis.incr(active) > 1:
+        await ctx.redis.rpush(OVERLAPS_KEY, f"{p.key}:{ctx.job_id}:{os.getpid()}")
+    try:
+        await anyio.sleep(p.sleep_ms / 1000)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await ctx.redis.decr(active)
 
 
 WORK = JobType(name="test.work", payload=Work, handler=work, timeout_s=30.0)

@@ -93,7 +93,7 @@ GOOD: list[tuple[dict[str, str], str, Any]] = [
     ({}, "max_deliveries_effective", 10),
     ({"MAX_DELIVERIES": "4"}, "max_deliveries_effective", 4),
     ({}, "dedupe_ttl_s", 86_400),
-    ({"DEDUPE_TTL_S": "0"}, "dedupe_ttl_s", 0),
+    ({"DEDUPE_TTL_S": "60"}, "dedupe_ttl_s", 60),
     ({}, "max_payload_bytes", 65_536),
     ({"MAX_PAYLOAD_BYTES": "1024"}, "max_payload_bytes", 1024),
     ({}, "shutdown_grace_s", 25.0),
@@ -215,6 +215,8 @@ BAD: list[tuple[dict[str, str], str | None]] = [
     ),
     ({"MAX_DELIVERIES": "1.5"}, "MAX_DELIVERIES: expected an integer, got '1.5'"),
     ({"DEDUPE_TTL_S": "a day"}, "DEDUPE_TTL_S: expected an integer, got 'a day'"),
+    # below a minute a schedule tick could fire twice (its id forgotten too soon)
+    ({"DEDUPE_TTL_S": "0"}, "DEDUPE_TTL_S: expected an integer >= 60, got 0"),
     (
         {"MAX_PAYLOAD_BYTES": "8"},
         "MAX_PAYLOAD_BYTES: expected an integer between 16 and 67108864, got 8",

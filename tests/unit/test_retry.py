@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 
 from tgworkers.engine.outcome import (
@@ -53,8 +54,23 @@ def test_failure_retries_until_the_last_attempt_then_dead_letters():
 
 
 def test_retry_after_wins_when_longer_than_backoff():
-    d = decide_failure(RetryLater("busy", after_ms=10_000_000), attempt=1, policy=POLICY, now_ms=0)
-    assert d.delay_ms == 10_000_000
+    d = decide_failure(RetryLater("busy", after_ms=250_000), attempt=1, policy=POLICY, now_ms=0)
+    assert d.delay_ms == 250_000
+
+
+def test_retry_after_and_retry_at_are_capped_so_a_peer_cannot_park_a_job_for_years():
+    year_ms = 365 * 86_400_000
+    d = decide_failure(RetryLater("busy", after_ms=year_ms), attempt=1, policy=POLICY, now_ms=0)
+    assert d.delay_ms == POLICY.cap_ms  # WAIT_MAX_MS defaults to BACKOFF_MAX_MS
+    now = 1_000_000
+    snooze = decide_failure(NotDue("later", retry_at_ms=now + year_ms), attempt=1,
+                            policy=POLICY, now_ms=now)  # fmt: skip
+    assert snooze.at_ms == now + POLICY.cap_ms
+    own_cap = msgspec.structs.replace(POLICY, wait_cap_ms=60_000)
+    d = decide_failure(RetryLater("busy", after_ms=year_ms), attempt=1, policy=own_cap, now_ms=0)
+    assert d.delay_ms == 60_000
+    near = decide_failure(NotDue("soon", retry_at_ms=now + 5), attempt=1, policy=POLICY, now_ms=now)
+    assert near.at_ms == now + 5  # a wait under the cap is kept exactly
 
 
 def test_timeout_is_recorded_as_timeout():

@@ -121,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
         settings=settings,
         registry=registry,
         processors=processors,
-        consumer=settings.consumer_name or default_consumer_name(),
+        consumer=default_consumer_name(settings.consumer_name),
         resources=resources,
     )
     if settings.port is not None:

@@ -7,6 +7,7 @@ NOGROUP recovery are here too, so no other module issues a stream command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,12 @@ class Delivery:
     lost: bool = False
     handback: bool = False
     settling: bool = False
-    read_at: float = 0.0
+    leased_at: float = 0.0
+    """Monotonic time just before the call that last claimed or renewed this entry:
+    Redis may hand it to another worker VT after that, so the run stops before then."""
+    successor: Delivery | None = None
+    """A newer delivery of the same entry (our own sweep reclaimed it while this one
+    still ran): it is dispatched only once this one has ended, never beside it."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def decode(self) -> None:
@@ -67,6 +73,16 @@ class Delivery:
     def job_id(self) -> str:
         return self.envelope.id if self.envelope else ""
 
+    @property
+    def token(self) -> int:
+        """The fencing token: the entry's delivery count when this delivery claimed it.
+
+        XREADGROUP delivers a new entry with count 1 and every XAUTOCLAIM raises it,
+        so the scripts accept a settle, lease renewal, lock or step record only while
+        XPENDING still shows this consumer *and* this count (promise 3).
+        """
+        return self.deliveries
+
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -80,7 +96,14 @@ async def xrange_entries(
 
 
 def is_nogroup(exc: BaseException) -> bool:
-    return isinstance(exc, rex.ResponseError) and "NOGROUP" in str(exc)
+    """The group (or its stream) is gone: deleted, or a FLUSH / failover lost it.
+
+    `UNBLOCKED` is what a blocked XREADGROUP gets when its stream is deleted under it.
+    """
+    if not isinstance(exc, rex.ResponseError):
+        return False
+    text = str(exc)
+    return "NOGROUP" in text or text.startswith("UNBLOCKED")
 
 
 class Broker:
@@ -101,9 +124,21 @@ class Broker:
             try:
                 await self.redis.xgroup_create(pk.ready, GROUP, id="0", mkstream=True)
             except rex.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
+                if "BUSYGROUP" not in str(exc) and not await self._group_exists(pk, exc):
                     raise
-            await self.redis.xgroup_createconsumer(pk.ready, GROUP, self.consumer)
+            # at maxmemory: XREADGROUP adds the consumer on its first delivery anyway
+            with contextlib.suppress(rex.OutOfMemoryError):
+                await self.redis.xgroup_createconsumer(pk.ready, GROUP, self.consumer)
+
+    async def _group_exists(self, pk: PartitionKeys, exc: rex.ResponseError) -> bool:
+        """At `maxmemory`, XGROUP CREATE fails with OOM even when the group exists."""
+        if not isinstance(exc, rex.OutOfMemoryError):
+            return False
+        try:
+            groups: Any = await self.redis.xinfo_groups(pk.ready)
+        except rex.ResponseError:
+            return False
+        return any(g.get("name") in (GROUP, GROUP.encode()) for g in groups)
 
     async def read(
         self, pks: Sequence[PartitionKeys], *, count: int, block_ms: int | None

@@ -8,6 +8,7 @@ job is done (kept when it is dead-lettered, so a replay skips them too).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +27,13 @@ request_id_var: ContextVar[str | None] = ContextVar("tgworkers_request_id", defa
 """`{job id}:{attempt}` of the running job: peer clients send it as X-Request-Id."""
 
 _steps_codec = msgspec.json.Decoder(list[str])
+
+StepsWriter = Callable[[str, bytes], Awaitable[bool]]
+"""Writes (job id, steps JSON) if the run still holds its delivery; False when fenced."""
+
+
+class LeaseLostError(Exception):
+    """This run's delivery was taken over: nothing it does is recorded any more."""
 
 
 class Resources:
@@ -49,10 +57,13 @@ class Resources:
 class Steps:
     """The finished steps of one job, kept in the partition's steps hash."""
 
-    def __init__(self, redis: Redis, pk: PartitionKeys, job_id: str) -> None:
+    def __init__(
+        self, redis: Redis, pk: PartitionKeys, job_id: str, writer: StepsWriter | None = None
+    ) -> None:
         self._redis = redis
         self._pk = pk
         self._job_id = job_id
+        self._writer = writer
         self._done: set[str] | None = None
 
     async def _load(self) -> set[str]:
@@ -65,9 +76,20 @@ class Steps:
         return step in await self._load()
 
     async def mark_done(self, step: str) -> None:
+        """Record `step`, fenced: a run whose delivery was taken over records nothing.
+
+        Raises:
+            LeaseLostError: another delivery of this job owns it now; stop here.
+        """
         done = await self._load()
         done.add(step)
-        await self._redis.hset(self._pk.steps, self._job_id, msgspec.json.encode(sorted(done)))
+        blob = msgspec.json.encode(sorted(done))
+        if self._writer is None:  # outside a worker (tests, tools): nothing to fence
+            await self._redis.hset(self._pk.steps, self._job_id, blob)
+        elif not await self._writer(self._job_id, blob):
+            raise LeaseLostError(
+                f"job {self._job_id}: delivery taken over; step {step!r} not recorded"
+            )
 
 
 class JobContext:
@@ -77,6 +99,7 @@ class JobContext:
         "_client",
         "_resources",
         "_steps",
+        "_steps_writer",
         "attempt",
         "deliveries",
         "enqueued_ms",
@@ -104,6 +127,7 @@ class JobContext:
         resources: Resources,
         client: Client,
         redis: Redis,
+        steps_writer: StepsWriter | None = None,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -118,6 +142,7 @@ class JobContext:
         self._client = client
         self.redis = redis
         self._steps: Steps | None = None
+        self._steps_writer = steps_writer
 
     def resources(self, cls: type[R]) -> R:
         return self._resources.get(cls)
@@ -125,7 +150,7 @@ class JobContext:
     @property
     def steps(self) -> Steps:
         if self._steps is None:
-            self._steps = Steps(self.redis, self.partition, self.job_id)
+            self._steps = Steps(self.redis, self.partition, self.job_id, self._steps_writer)
         return self._steps
 
     @property

@@ -47,6 +47,10 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     tracestate: str | None = None
     history: tuple[HistoryEntry, ...] = ()
     auto_id: bool = False
+    snoozes: int = 0
+    """Snoozes in a row whose due time was already past (the floor grows with it)."""
+    waits: int = 0
+    """Times in a row this job found its exclusivity key held (its wait grows with it)."""
 
 
 class MalformedEntryError(ValueError):
@@ -86,6 +90,10 @@ def to_fields(env: Envelope) -> list[str | bytes]:
         out += (Field.ERRORS, _history_encoder.encode(env.history))
     if env.auto_id:
         out += (Field.AUTO_ID, "1")
+    if env.snoozes:
+        out += (Field.SNOOZES, str(env.snoozes))
+    if env.waits:
+        out += (Field.WAITS, str(env.waits))
     return out
 
 
@@ -113,6 +121,8 @@ class _Wire(msgspec.Struct, frozen=True):
     traceparent: str | None = None
     tracestate: str | None = None
     auto_id: str | None = None
+    snoozes: int = 0
+    waits: int = 0
 
 
 _BINARY: Final = frozenset({Field.PAYLOAD.encode(), Field.ERRORS.encode()})
@@ -158,6 +168,10 @@ def from_fields(fields: Mapping[bytes, bytes], *, entry_ms: int) -> Envelope:
         if not value:
             raise MalformedEntryError(f"missing field {field_name!r}")
     assert payload is not None  # noqa: S101
+    try:  # checked here, once: every later step (locks, retries) encodes it as text
+        payload.decode()
+    except UnicodeDecodeError as exc:
+        raise MalformedEntryError(f"field 'payload' is not UTF-8 (byte {exc.start})") from None
     history_raw = fields.get(b"errors")
     try:
         history = _history_decoder.decode(history_raw) if history_raw else ()
@@ -176,6 +190,8 @@ def from_fields(fields: Mapping[bytes, bytes], *, entry_ms: int) -> Envelope:
         tracestate=wire.tracestate,
         history=history,
         auto_id=wire.auto_id == "1",
+        snoozes=max(wire.snoozes, 0),
+        waits=max(wire.waits, 0),
     )
 
 

@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 from tgworkers.engine.broker import Delivery
-from tgworkers.engine.context import JobContext, Resources, request_id_var
+from tgworkers.engine.context import JobContext, Resources, StepsWriter, request_id_var
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
 from tgworkers.engine.outcome import Disposition
@@ -33,7 +33,7 @@ from tgworkers.engine.retry import (
     decide_failure,
     decide_outcome,
 )
-from tgworkers.engine.scripts import DeadItem, DoneItem, HandBackItem, LaterItem
+from tgworkers.engine.scripts import DeadItem, DoneItem, HandBackItem, LaterItem, Scripts
 from tgworkers.engine.telemetry import Telemetry, active as active_telemetry
 
 log = structlog.get_logger("tgworkers.job")
@@ -77,6 +77,8 @@ class Executor:
         resources: Resources,
         client: Any,
         redis: Any,
+        scripts: Scripts,
+        consumer: str,
     ) -> None:
         self.queue = queue
         self.policy_of = policy_of  # (JobType) -> RetryPolicy, read per run (hot reload)
@@ -85,9 +87,13 @@ class Executor:
         self.resources = resources
         self.client = client
         self.redis = redis
+        self.scripts = scripts
+        self.consumer = consumer
         self.telemetry: Telemetry = active_telemetry()
 
     async def run(self, d: Delivery) -> Settlement:
+        if d.lost:  # taken over while it waited here: it never runs (promise 3)
+            return Settlement(SettleKind.DROP, d)
         if d.handback:
             return self.hand_back(d)
         problem = self._check(d)
@@ -103,10 +109,14 @@ class Executor:
         finally:
             self.telemetry.end_process(run, d, decision)
         if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
-            return Settlement(SettleKind.DROP, d) if d.lost else self.hand_back(d)
+            return self._ended_early(d)
         settlement = self._settlement(d, d.envelope, decision)
         settlement.duration_s = time.perf_counter() - started
         return settlement
+
+    def _ended_early(self, d: Delivery) -> Settlement:
+        """A lost delivery is dropped (fenced: someone else owns it); shutdown hands back."""
+        return Settlement(SettleKind.DROP, d) if d.lost else self.hand_back(d)
 
     def _check(self, d: Delivery) -> str | None:
         if d.problem is not None:
@@ -134,7 +144,7 @@ class Executor:
             job_id=env.id, name=env.name, attempt=env.attempt, queue=self.queue,
             partition=d.pk, enqueued_ms=env.enqueued_ms, deliveries=d.deliveries,
             origin=env.origin, history=env.history, resources=self.resources,
-            client=self.client, redis=self.redis,
+            client=self.client, redis=self.redis, steps_writer=self._steps_writer(d),
         )  # fmt: skip
         timeout_s = self.timeout_of(jt)
         token = request_id_var.set(f"{env.id}:{env.attempt}")
@@ -155,7 +165,23 @@ class Executor:
         finally:
             d.timeout = None
             request_id_var.reset(token)
-        return decide_outcome(outcome, now_ms())
+        decision = decide_outcome(outcome, now_ms())
+        if decision.disposition is Disposition.SNOOZE:
+            decision = self.policy_of(jt).capped(decision, now_ms())
+        return decision
+
+    def _steps_writer(self, d: Delivery) -> StepsWriter:
+        """Step records of this run, written only while it holds its delivery."""
+
+        async def write(job_id: str, steps_json: bytes) -> bool:
+            ok = await self.scripts.record_steps(
+                d.pk, self.consumer, d.entry_id, d.token, job_id, steps_json
+            )
+            if not ok:
+                d.lost = True  # its settle would be refused too: end it as lost
+            return ok
+
+        return write
 
     def _failed(self, d: Delivery, env: Envelope, exc: BaseException) -> Decision:
         d.extra["error_type"] = type(exc).__name__  # telemetry's error.type
@@ -165,7 +191,7 @@ class Executor:
     def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:
         match dec.disposition:
             case Disposition.DONE:
-                done = DoneItem(d.entry_id, env.id, not env.auto_id, d.lock)
+                done = DoneItem(d.entry_id, env.id, not env.auto_id, d.lock, d.token)
                 return Settlement(SettleKind.DONE, d, done, dec)
             case Disposition.RETRY | Disposition.SNOOZE:
                 retry = dec.disposition is Disposition.RETRY
@@ -174,11 +200,14 @@ class Executor:
                     attempt=env.attempt + 1 if retry else env.attempt,
                     history=env.history + ((dec.record,) if dec.record else ()),
                     due_ms=None,
+                    snoozes=0,  # the script counts a past-due snooze (from env.snoozes)
+                    waits=0,
                 )
                 blob = fields_json(to_fields(nxt))
                 later = LaterItem(
-                    d.entry_id, env.id, dec.at_ms or 0, dec.delay_ms, retry, blob, d.lock
-                )
+                    d.entry_id, env.id, dec.at_ms or 0, dec.delay_ms, retry, blob, d.lock,
+                    d.token, snoozes=env.snoozes,
+                )  # fmt: skip
                 return Settlement(SettleKind.LATER, d, later, dec)
             case Disposition.DEAD:
                 return self.dead(d, dec.reason or "dead-lettered", failed=True, record=dec.record)
@@ -196,7 +225,7 @@ class Executor:
             history = env.history + ((record,) if record else ())
             fields = to_fields(msgspec.structs.replace(env, history=history, due_ms=None))
         fields += [Field.REASON, reason]
-        item = DeadItem(d.entry_id, d.job_id, failed, fields, d.lock)
+        item = DeadItem(d.entry_id, d.job_id, failed, fields, d.lock, d.token)
         return Settlement(
             SettleKind.DEAD, d, item, Decision(disposition=Disposition.DEAD, reason=reason)
         )
@@ -208,5 +237,5 @@ class Executor:
         else:
             fields = to_fields(msgspec.structs.replace(d.envelope, due_ms=None))
         return Settlement(
-            SettleKind.HAND_BACK, d, HandBackItem(d.entry_id, d.job_id, fields, d.lock)
+            SettleKind.HAND_BACK, d, HandBackItem(d.entry_id, d.job_id, fields, d.lock, d.token)
         )

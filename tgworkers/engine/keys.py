@@ -149,6 +149,9 @@ class Field:
     TRACESTATE: Final = "tracestate"
     ERRORS: Final = "errors"
     AUTO_ID: Final = "auto_id"
+    # engine-internal counters, written only by the engine's scripts and executor
+    SNOOZES: Final = "snoozes"
+    WAITS: Final = "waits"
     # only in dead-letter entries
     REASON: Final = "reason"
     FAILED_MS: Final = "failed_ms"

@@ -15,6 +15,7 @@ a job that sat beside a poison job is not charged for the poison's crashes.
 
 from __future__ import annotations
 
+import time
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,7 +23,7 @@ import anyio
 import structlog
 
 from tgworkers.engine.broker import Delivery
-from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.engine.connection import guarded
 from tgworkers.engine.keys import PartitionKeys
 
 if TYPE_CHECKING:
@@ -57,14 +58,14 @@ class Recovery:
             await anyio.sleep(self.rt.options.sweep_interval_s)
             if self.rt.stopping:
                 return
-            try:
-                await self.reclaim_once()
-                sweeps += 1
-                if sweeps % REAP_EVERY_SWEEPS == 0:
-                    await self.reap_consumers_once()
-                    await self.forget_stale_once()
-            except CONNECTION_ERRORS as exc:
-                self.rt.health.failed(exc)
+            sweeps += 1
+            await guarded(self.rt.health, "sweep", self.sweep_once, sweeps)
+
+    async def sweep_once(self, sweeps: int) -> None:
+        await self.reclaim_once()
+        if sweeps % REAP_EVERY_SWEEPS == 0:
+            await self.reap_consumers_once()
+            await self.forget_stale_once()
 
     async def reclaim_once(self) -> int:
         """One sweep over every partition; returns how many entries were claimed."""
@@ -73,6 +74,7 @@ class Recovery:
             cursor = b"0-0"
             while not rt.paused and (budget := rt.free_slots()) > 0:
                 room = self._reserve_suspect_room()
+                sent = time.monotonic()
                 try:
                     page = await rt.scripts.reclaim_idle(
                         pk, rt.consumer, min_idle_ms=rt.options.visibility_timeout_ms,
@@ -81,7 +83,7 @@ class Recovery:
                         suspect_deliveries=SUSPECT_DELIVERIES, suspect_room=room,
                     )  # fmt: skip
                     self._count_lost(pk, page.deleted)
-                    claimed_total += await self._adopt(pk, page.claimed)
+                    claimed_total += await self._adopt(pk, page.claimed, sent)
                 finally:
                     if room:
                         _Room.holder = None
@@ -114,14 +116,26 @@ class Recovery:
             log.error("job.entries_lost", queue=self.rt.queue, partition=pk.partition,
                       count=len(deleted), entries=[e.decode() for e in deleted[:20]])  # fmt: skip
 
-    async def _adopt(self, pk: PartitionKeys, claimed: list[Any]) -> int:
+    async def _adopt(self, pk: PartitionKeys, claimed: list[Any], sent: float) -> int:
+        fresh: list[Delivery] = []
+        for c in claimed:
+            d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries, leased_at=sent)
+            d.decode()
+            held = self.rt.owned.get(c.entry_id)
+            if held is not None:  # ours, still here: it ends first (never two at once)
+                self.rt.supersede(held, d)
+            else:
+                fresh.append(d)
+        await self.admit(fresh)
+        return len(claimed)
+
+    async def admit(self, claimed: list[Delivery]) -> None:
+        """Run reclaimed deliveries, or dead-letter them as poison (too many deliveries)."""
         rt = self.rt
         batch: list[Delivery] = []
         poison: list[Delivery] = []
-        for c in claimed:
-            d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries)
-            d.decode()
-            (poison if c.deliveries > rt.options.max_deliveries else batch).append(d)
+        for d in claimed:
+            (poison if d.deliveries > rt.options.max_deliveries else batch).append(d)
         if poison:
             rt.track(poison)
             for d in poison:
@@ -131,7 +145,6 @@ class Recovery:
             rt.counters["reclaimed"] += len(batch)
             log.info("job.reclaimed", queue=rt.queue, count=len(batch))
             await rt.dispatch(batch)
-        return len(claimed)
 
     async def forget_stale_once(self, page: int = 200) -> int:
         """One page per partition of the walk that drops stale job-state records."""

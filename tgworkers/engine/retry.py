@@ -3,7 +3,8 @@
 Backoff is exponential with full jitter: attempt n waits a uniform random time in
 [0, min(cap, base * 2**(n-1))], so retries of many jobs that failed together
 spread out instead of arriving as a herd. A `RetryLater.after_ms` (a peer's
-Retry-After) is honoured when it is longer. Attempts are bounded by
+Retry-After) is honoured when it is longer, up to `wait_cap_ms` (WAIT_MAX_MS, by
+default the backoff cap): no peer answer or snooze parks a job for longer. Attempts are bounded by
 `max_attempts`; the last failure dead-letters the job with its whole history.
 """
 
@@ -34,6 +35,20 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     base_ms: int = 1000
     cap_ms: int = 300_000
     max_attempts: int = 10
+    wait_cap_ms: int | None = None
+    """Longest wait a peer (Retry-After, retryAt) or a snooze may ask for; None: `cap_ms`."""
+
+    def capped(self, decision: Decision, now_ms: int) -> Decision:
+        """`decision` with its wait bounded: a peer cannot park a job for years."""
+        cap = self.cap_ms if self.wait_cap_ms is None else self.wait_cap_ms
+        at, delay = decision.at_ms, decision.delay_ms
+        if (at is None or at <= now_ms + cap) and delay <= cap:
+            return decision
+        return msgspec.structs.replace(
+            decision,
+            at_ms=None if at is None else min(at, now_ms + cap),
+            delay_ms=min(delay, cap),
+        )
 
     def backoff_ms(self, attempt: int, rng: random.Random | None = None) -> int:
         """Full-jitter delay before the attempt after `attempt` (1-based)."""
@@ -95,7 +110,8 @@ def decide_failure(
         return Decision(disposition=Disposition.DEAD, record=record, reason=record.message)
     if isinstance(exc, NotDue):
         delay = 0 if exc.retry_at_ms is not None else policy.backoff_ms(attempt)
-        return Decision(disposition=Disposition.SNOOZE, at_ms=exc.retry_at_ms, delay_ms=delay)
+        snooze = Decision(disposition=Disposition.SNOOZE, at_ms=exc.retry_at_ms, delay_ms=delay)
+        return policy.capped(snooze, now_ms)
     kind = "timeout" if isinstance(exc, HandlerTimeoutError) else "error"
     record = _record(exc, attempt, now_ms, kind)
     if attempt >= policy.max_attempts:
@@ -106,4 +122,5 @@ def decide_failure(
     delay = policy.backoff_ms(attempt)
     if isinstance(exc, RetryLater) and exc.after_ms is not None:
         delay = max(delay, exc.after_ms)
-    return Decision(disposition=Disposition.RETRY, delay_ms=delay, record=record)
+    retry = Decision(disposition=Disposition.RETRY, delay_ms=delay, record=record)
+    return policy.capped(retry, now_ms)

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import msgspec
 import structlog
 from anyio.abc import TaskGroup
 
 from tgworkers.engine.broker import Broker, Delivery
-from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
+from tgworkers.engine.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.envelope import fields_json, to_fields
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
@@ -42,6 +44,17 @@ log = structlog.get_logger("tgworkers.engine")
 PROMOTE_LIMIT = 500
 IDLE_PROMOTE_S = 1.0
 EXCLUSIVE_WAIT_MS = 200
+EXCLUSIVE_WAIT_MAX_MS = 5_000
+
+
+def exclusive_wait_ms(waits: int, rng: random.Random | None = None) -> int:
+    """How long a job whose key is held waits: doubling per wait in a row, capped, jittered.
+
+    A fixed 200 ms had every waiter of a long-held key retry five times a second
+    forever; half to all of the doubled ceiling spreads waiters of one key apart.
+    """
+    ceiling = min(EXCLUSIVE_WAIT_MS * 2 ** min(waits, 20), EXCLUSIVE_WAIT_MAX_MS)
+    return int((rng or random).uniform(ceiling / 2, ceiling))
 
 
 class RuntimeOptions:
@@ -69,6 +82,12 @@ class RuntimeOptions:
     @property
     def lease_interval_s(self) -> float:
         return self.visibility_timeout_ms / 3000
+
+    @property
+    def lease_budget_s(self) -> float:
+        """How long a run may go without a renewed lease: VT less a margin for cancelling."""
+        vt_s = self.visibility_timeout_ms / 1000
+        return vt_s - max(vt_s / 10, 0.1)
 
     @property
     def sweep_interval_s(self) -> float:
@@ -129,7 +148,7 @@ class ProcessorRuntime:
     async def start(self, tg: TaskGroup) -> None:
         await self._with_redis(lambda: self.broker.ensure_groups(self.partitions))
         self._tg = tg
-        for loop in (self._settle_loop, self._lease_loop):
+        for loop in (self._settle_loop, self._lease_loop, self._watchdog_loop):
             tg.start_soon(loop)
         # one XREADGROUP over every partition; on a cluster each partition is its own
         # slot, so each gets its own blocking reader
@@ -184,16 +203,16 @@ class ProcessorRuntime:
 
     # ------------------------------------------------------------------ helpers
 
-    async def _with_redis(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        """Run `op` until it succeeds, riding out Redis outages with backoff."""
+    async def _with_redis(self, op: Callable[[], Awaitable[Any]], loop: str = "write") -> Any:
+        """Run `op` until it succeeds, riding out any Redis error with backoff (promise 13)."""
         while True:
             try:
                 result = await op()
-            except CONNECTION_ERRORS as exc:
-                self.health.failed(exc)
+            except REDIS_ERRORS as exc:
+                self.health.failed(exc, loop)
                 await self.health.backoff()
                 continue
-            self.health.ok()
+            self.health.ok(loop)
             return result
 
     def free_slots(self) -> int:
@@ -202,7 +221,7 @@ class ProcessorRuntime:
     def track(self, deliveries: list[Delivery]) -> None:
         now = time.monotonic()
         for d in deliveries:
-            d.read_at = now
+            d.leased_at = d.leased_at or now
             self.owned[d.entry_id] = d
             if d.envelope is not None:
                 d.job_type = self.job_types.get(d.envelope.name)
@@ -214,7 +233,7 @@ class ProcessorRuntime:
 
     async def _read_loop(self, partitions: list[PartitionKeys]) -> None:
         while not self.stopping:
-            await self._read_once(partitions)
+            await guarded(self.health, "read", self._read_once, partitions)
 
     async def _read_once(self, partitions: list[PartitionKeys] | None = None) -> None:
         if self.paused:
@@ -227,18 +246,20 @@ class ProcessorRuntime:
             if self.free_slots() <= 0:
                 await self._slot_freed.wait()
             return
+        sent = time.monotonic()
         try:
             batch = await self.broker.read(
                 partitions or self.partitions, count=free, block_ms=self.options.block_ms
             )
-        except CONNECTION_ERRORS as exc:
-            self.health.failed(exc)
+        except REDIS_ERRORS as exc:
+            self.health.failed(exc, "read")
             await self.health.backoff()
             return
-        self.health.ok()
+        self.health.ok("read")
         self.last_progress = time.monotonic()
         if batch:
             for d in batch:
+                d.leased_at = sent
                 d.decode()
             await self.dispatch(batch)
 
@@ -247,8 +268,11 @@ class ProcessorRuntime:
         self.track(batch)
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
+        limit = time.monotonic() - self.options.lease_budget_s
         for d in runnable:
-            if self.paused or self.stopping:
+            if d.leased_at < limit:  # claimed too long ago (a stall): someone may hold it now
+                d.lost = True
+            elif self.paused or self.stopping:
                 d.handback = True
             self._queue.put_nowait(d)
 
@@ -262,28 +286,56 @@ class ProcessorRuntime:
         refused: set[bytes] = set()
         for pk, group in by_pk.items():
             items = [
-                AcquireItem(d.entry_id, d.job_id, d.lock or "", self._delayed_blob(d))
+                AcquireItem(
+                    d.entry_id,
+                    d.job_id,
+                    d.lock or "",
+                    self._delayed_blob(d),
+                    d.token,
+                    exclusive_wait_ms(d.envelope.waits if d.envelope else 0),
+                )
                 for d in group
             ]
             acquire = functools.partial(
                 self.scripts.acquire_keys, pk, self.consumer, items,
-                lock_ttl_ms=self.options.visibility_timeout_ms, wait_ms=EXCLUSIVE_WAIT_MS,
+                lock_ttl_ms=self.options.visibility_timeout_ms,
             )  # fmt: skip
             verdicts: list[int] = await self._with_redis(acquire)  # fmt: skip
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
                     refused.add(d.entry_id)
-                    self.owned.pop(d.entry_id, None)
-                    self.counters["exclusive_waits"] += 1
+                    self._forget(d)
+                    self.counters["exclusive_waits" if verdict == 0 else "lease_lost"] += 1
         if refused:
             self._promote_wake.set()
         return [d for d in batch if d.entry_id not in refused]
 
     @staticmethod
     def _delayed_blob(d: Delivery) -> bytes:
+        """The job as it waits for its key: one more wait in a row counted."""
         if d.envelope is None:
             return fields_json([x for kv in d.fields.items() for x in kv])
-        return fields_json(to_fields(d.envelope))
+        waiting = msgspec.structs.replace(d.envelope, waits=d.envelope.waits + 1, due_ms=None)
+        return fields_json(to_fields(waiting))
+
+    def _forget(self, d: Delivery) -> None:
+        """Stop tracking `d`, never a newer delivery of the same entry."""
+        if self.owned.get(d.entry_id) is d:
+            del self.owned[d.entry_id]
+
+    def supersede(self, old: Delivery, new: Delivery) -> None:
+        """Our own sweep reclaimed an entry `old` still holds: `new` runs after it.
+
+        This process stalled past the visibility timeout (event loop blocked, Redis
+        paused). `old` is fenced by the new token and cancelled, and `new` runs only
+        once `old` has ended, so the job never runs twice at once here.
+        """
+        old.lost = True
+        old.successor = new
+        self.counters["superseded"] += 1
+        log.warning("job.superseded", queue=self.queue, job_id=old.job_id,
+                    entry=old.entry_id.decode(), deliveries=new.deliveries)  # fmt: skip
+        old.cancel()
 
     # ------------------------------------------------------------------ consuming
 
@@ -319,7 +371,7 @@ class ProcessorRuntime:
         while True:
             await self._settle_wake.wait()
             self._settle_wake = anyio.Event()
-            await self.settle_once()
+            await guarded(self.health, "settle", self.settle_once)
 
     async def settle_once(self) -> None:
         """Send every pending settlement: one script call per partition and kind."""
@@ -327,7 +379,7 @@ class ProcessorRuntime:
         groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
         for s in batch:
             if s.kind is SettleKind.DROP:
-                self.owned.pop(s.delivery.entry_id, None)
+                self._forget(s.delivery)
                 self.counters["lease_lost"] += 1
             else:
                 groups[(s.delivery.pk, s.kind)].append(s)
@@ -335,8 +387,11 @@ class ProcessorRuntime:
             send = functools.partial(self._send_group, pk, kind, group)
             refused: set[bytes] = await self._with_redis(send)
             for s in group:
-                self.owned.pop(s.delivery.entry_id, None)
+                self._forget(s.delivery)
                 self._observe(s, refused=s.delivery.entry_id in refused)
+        successors = [s.delivery.successor for s in batch if s.delivery.successor is not None]
+        if successors:
+            await self.recovery.admit(successors)
         if not self._pending and self.active == 0:
             self._settled_all.set()
 
@@ -381,28 +436,45 @@ class ProcessorRuntime:
     async def _lease_loop(self) -> None:
         while True:
             await anyio.sleep(self.options.lease_interval_s)
-            await self.renew_once()
+            await guarded(self.health, "lease", self.renew_once)
 
     async def renew_once(self) -> None:
         by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
         for d in list(self.owned.values()):
             by_pk[d.pk].append(d)
         for pk, group in by_pk.items():
-            items = [LeaseItem(d.entry_id, d.job_id, d.lock) for d in group]
-            try:
-                lost, deleted = await self.scripts.renew_leases(
-                    pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
-                )
-            except CONNECTION_ERRORS as exc:
-                self.health.failed(exc)
-                return
-            self.health.ok()
+            items = [LeaseItem(d.entry_id, d.job_id, d.lock, d.token) for d in group]
+            sent = time.monotonic()
+            lost, deleted = await self.scripts.renew_leases(
+                pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
+            )
+            for d in group:
+                d.leased_at = max(d.leased_at, sent)
             for entry in lost:
                 self._lose(entry)
             for entry in deleted:
                 self._lose(entry, deleted=True)
 
-    def _lose(self, entry: bytes, *, deleted: bool = False) -> None:
+    async def _watchdog_loop(self) -> None:
+        while True:
+            await anyio.sleep(min(self.options.lease_budget_s / 4, 0.25))
+            self.expire_leases()
+
+    def expire_leases(self) -> None:
+        """Stop every run whose lease may be over in Redis; touches no Redis.
+
+        When renewals cannot get through (Redis paused, failing over, unreachable),
+        another worker may reclaim the entry, and another job of the same key may
+        take its expired lock, VT after the last renewal *sent*. The run is cancelled
+        before then, so a job or a key never runs twice at once; the entry stays
+        pending and is recovered like any other once Redis answers.
+        """
+        limit = time.monotonic() - self.options.lease_budget_s
+        for d in list(self.owned.values()):
+            if d.leased_at < limit and not d.settling and not d.lost:
+                self._lose(d.entry_id, expired=True)
+
+    def _lose(self, entry: bytes, *, deleted: bool = False, expired: bool = False) -> None:
         d = self.owned.get(entry)
         if d is None or (d.settling and not deleted):
             return  # being settled right now: the settle script decides, fenced
@@ -412,6 +484,10 @@ class ProcessorRuntime:
             self.counters["lost"] += 1
             log.error("job.entries_lost", queue=self.queue, partition=d.pk.partition, count=1,
                       entries=[entry.decode()], job_id=d.job_id, while_held=True)  # fmt: skip
+        elif expired:
+            self.counters["lease_expired"] += 1
+            log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode(),
+                        reason="expired", running=d.running)  # fmt: skip
         else:
             self.counters["lease_lost"] += 1
             log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
@@ -421,7 +497,9 @@ class ProcessorRuntime:
 
     async def _promote_loop(self) -> None:
         while True:
-            wait_s = await self.promote_once()
+            wait_s = await guarded(self.health, "promote", self.promote_once)
+            if wait_s is None:
+                wait_s = IDLE_PROMOTE_S
             if wait_s > 0:
                 with anyio.move_on_after(wait_s):
                     await self._promote_wake.wait()
@@ -431,17 +509,16 @@ class ProcessorRuntime:
         """Promote what is due; returns how long to sleep until the next due job."""
         soonest: float = IDLE_PROMOTE_S
         for pk in self.partitions:
-            try:
-                moved, lost, nxt, now = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
-            except CONNECTION_ERRORS as exc:
-                self.health.failed(exc)
-                return IDLE_PROMOTE_S
-            self.health.ok()
-            if lost:
-                self.counters["lost"] += lost
-                log.error("job.delayed_lost", queue=self.queue, count=lost)
-            if moved >= PROMOTE_LIMIT:
+            done = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
+            if done.lost:
+                self.counters["lost"] += done.lost
+                log.error("job.delayed_lost", queue=self.queue, count=done.lost)
+            if done.dead:
+                self.counters["dead"] += done.dead
+                log.error("job.delayed_malformed", queue=self.queue, count=done.dead,
+                          partition=pk.partition, outcome="dead-lettered")  # fmt: skip
+            if done.moved + done.lost + done.dead >= PROMOTE_LIMIT:
                 soonest = 0.0
-            elif nxt >= 0:
-                soonest = min(soonest, max(nxt - now, 0) / 1000)
+            elif done.next_due_ms >= 0:
+                soonest = min(soonest, max(done.next_due_ms - done.now_ms, 0) / 1000)
         return soonest

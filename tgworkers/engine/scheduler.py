@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from tgworkers.config import Settings
 from tgworkers.engine import cron
 from tgworkers.engine.client import Client
-from tgworkers.engine.connection import CONNECTION_ERRORS, RedisHealth
+from tgworkers.engine.connection import RedisHealth, guarded
 from tgworkers.engine.keys import GlobalKeys
 from tgworkers.engine.registry import Processor
 from tgworkers.engine.telemetry import active as active_telemetry
@@ -123,11 +123,8 @@ class Scheduler:
 
     async def run(self) -> None:
         while True:
-            try:
-                sleep_s = await self.tick_once()
-                self.health.ok()
-            except CONNECTION_ERRORS as exc:
-                self.health.failed(exc)
+            sleep_s = await guarded(self.health, "scheduler", self.tick_once)
+            if sleep_s is None:
                 sleep_s = 1.0
             with anyio.move_on_after(sleep_s):
                 await self._wake.wait()

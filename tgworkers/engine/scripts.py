@@ -4,6 +4,14 @@ Each script is loaded from the package with `importlib.resources` and registered
 with redis-py's `register_script`, which runs EVALSHA and reloads the script
 transparently on NOSCRIPT (after a Redis restart, failover or SCRIPT FLUSH).
 Every key a script touches is passed in KEYS, built by `keys.py`.
+
+Fencing token: every script that changes a delivered entry (settle, lease, lock,
+step record) takes the delivery's token (`Delivery.token`, its delivery count
+when claimed) and acts only while XPENDING shows this consumer *and* that count.
+
+Scripts that settle, renew or clean up start with `#!lua flags=allow-oom`: at
+`maxmemory` (noeviction) they are what frees memory, so Redis must run them; the
+rest (enqueue, promote, step records) are refused whole before their first write.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 from redis.asyncio import Redis
@@ -34,9 +42,15 @@ _NAMES: Final = (
     "dlq_requeue",
     "dlq_drop",
     "forget_stale",
+    "record_steps",
 )
 
 Fields = Sequence[str | bytes]
+
+SNOOZE_FLOOR_MS: Final = 1_000
+"""A snooze due at or before Redis's now waits this long, doubled per past-due snooze..."""
+SNOOZE_FLOOR_MAX_MS: Final = 60_000
+"""...up to this: a job whose clock disagrees with Redis runs a handful of times, not thousands."""
 
 
 _json = msgspec.json.Encoder()
@@ -64,6 +78,7 @@ class DoneItem:
     job_id: str
     dedupe: bool
     lock: str | None
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,9 @@ class LaterItem:
     retry: bool
     fields_json: bytes
     lock: str | None
+    token: int
+    snoozes: int = 0
+    """Past-due snoozes so far: the script's floor for a due time in the past grows with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +106,7 @@ class DeadItem:
     failed: bool
     fields: Fields
     lock: str | None
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +116,7 @@ class LeaseItem:
     entry_id: bytes
     job_id: str
     lock: str | None
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +127,9 @@ class AcquireItem:
     job_id: str
     lock: str
     fields_json: bytes
+    token: int
+    wait_ms: int
+    """How long the job waits in the delayed set when its key is held (backs off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +140,7 @@ class HandBackItem:
     job_id: str
     fields: Fields
     lock: str | None
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +150,19 @@ class Claimed:
     entry_id: bytes
     deliveries: int
     fields: dict[bytes, bytes]
+
+
+class Promoted(NamedTuple):
+    """One `promote_due` call: what moved, what was missing or malformed, what comes next."""
+
+    moved: int
+    lost: int
+    next_due_ms: int
+    """-1 when nothing is delayed."""
+    now_ms: int
+    """Redis's clock when the script ran."""
+    dead: int
+    """Malformed delayed records dead-lettered with their bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,18 +215,18 @@ class Scripts:
         keys = (pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, pk.done, pk.dlq)
         return [bool(x) for x in await self._run("enqueue", keys, args)]
 
-    async def promote_due(self, pk: PartitionKeys, *, limit: int) -> tuple[int, int, int, int]:
-        """Returns (moved, lost, next due ms or -1, Redis now ms)."""
-        keys = (pk.delayed, pk.delayed_jobs, pk.ready, pk.jobs, pk.stats)
-        moved, lost, nxt, now = await self._run("promote_due", keys, [limit])
-        return int(moved), int(lost), int(nxt), int(now)
+    async def promote_due(self, pk: PartitionKeys, *, limit: int) -> Promoted:
+        keys = (pk.delayed, pk.delayed_jobs, pk.ready, pk.jobs, pk.stats, pk.dlq)
+        moved, lost, nxt, now, dead = await self._run("promote_due", keys, [limit])
+        return Promoted(int(moved), int(lost), int(nxt), int(now), int(dead))
 
     async def settle_done(
         self, pk: PartitionKeys, consumer: str, items: Sequence[DoneItem], *, dedupe_ttl_ms: int
     ) -> list[bytes]:
         locks = _Locks(5)
         batch = [
-            (it.entry_id.decode(), it.job_id, int(it.dedupe), locks.index(it.lock)) for it in items
+            (it.entry_id.decode(), it.job_id, int(it.dedupe), locks.index(it.lock), it.token)
+            for it in items
         ]  # one JSON argument: packing four arguments per job cost more than the script
         args = [GROUP, consumer, dedupe_ttl_ms, _json.encode(batch)]
         keys = [pk.ready, pk.jobs, pk.done, pk.stats, pk.steps, *locks.keys]
@@ -199,11 +236,11 @@ class Scripts:
         self, pk: PartitionKeys, consumer: str, items: Sequence[LaterItem]
     ) -> tuple[list[bytes], int]:
         locks = _Locks(5)
-        args: list[Any] = [GROUP, consumer, len(items)]
+        args: list[Any] = [GROUP, consumer, len(items), SNOOZE_FLOOR_MS, SNOOZE_FLOOR_MAX_MS]
         for it in items:
             kind = "retry" if it.retry else "snooze"
             args += (it.entry_id, it.job_id, it.at_ms, it.delay_ms, kind, it.fields_json)
-            args.append(locks.index(it.lock))
+            args += (locks.index(it.lock), it.token, it.snoozes)
         keys = [pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, pk.stats, *locks.keys]
         refused, earliest = await self._run("settle_later", keys, args)
         return list(refused), int(earliest)
@@ -215,7 +252,7 @@ class Scripts:
         args: list[Any] = [GROUP, consumer, len(items)]
         for it in items:
             args += (it.entry_id, it.job_id, "1" if it.failed else "0", locks.index(it.lock))
-            args += (len(it.fields), *it.fields)
+            args += (it.token, len(it.fields), *it.fields)
         keys = [pk.ready, pk.dlq, pk.jobs, pk.stats, *locks.keys]
         return list(await self._run("dead_letter", keys, args))
 
@@ -245,17 +282,25 @@ class Scripts:
         self, pk: PartitionKeys, consumer: str, items: Sequence[LeaseItem], *, lock_ttl_ms: int
     ) -> tuple[list[bytes], list[bytes]]:
         """Returns (entries lost to another consumer, entries deleted behind our back)."""
-        locks = _Locks(3)
+        locks = _Locks(4)
         args: list[Any] = [GROUP, consumer, lock_ttl_ms, len(items)]
         for it in items:
-            args += (it.entry_id, it.job_id, locks.index(it.lock))
-        keys = [pk.ready, pk.jobs, pk.stats, *locks.keys]
+            args += (it.entry_id, it.job_id, locks.index(it.lock), it.token)
+        keys = [pk.ready, pk.jobs, pk.stats, pk.steps, *locks.keys]
         lost, deleted = await self._run("renew_leases", keys, args)
         return list(lost), list(deleted)
 
+    async def record_steps(
+        self, pk: PartitionKeys, consumer: str, entry_id: bytes, token: int, job_id: str,
+        steps_json: bytes,
+    ) -> bool:  # fmt: skip
+        """Record a job's finished steps while this delivery holds its entry (fenced)."""
+        args = [GROUP, consumer, entry_id, token, job_id, steps_json]
+        return bool(await self._run("record_steps", [pk.ready, pk.steps], args))
+
     async def forget_stale(self, pk: PartitionKeys, *, cursor: int, count: int) -> tuple[int, int]:
         """One HSCAN page of stale job-state records removed: (next cursor, removed)."""
-        keys = (pk.ready, pk.jobs, pk.delayed, pk.dlq)
+        keys = (pk.ready, pk.jobs, pk.delayed, pk.dlq, pk.steps)
         nxt, removed = await self._run("forget_stale", keys, [cursor, count])
         return int(nxt), int(removed)
 
@@ -265,7 +310,8 @@ class Scripts:
         locks = _Locks(2)
         args: list[Any] = [GROUP, consumer, len(items)]
         for it in items:
-            args += (it.entry_id, it.job_id, locks.index(it.lock), len(it.fields), *it.fields)
+            args += (it.entry_id, it.job_id, locks.index(it.lock), it.token)
+            args += (len(it.fields), *it.fields)
         return int(await self._run("hand_back", [pk.ready, pk.jobs, *locks.keys], args))
 
     async def acquire_keys(
@@ -275,12 +321,12 @@ class Scripts:
         items: Sequence[AcquireItem],
         *,
         lock_ttl_ms: int,
-        wait_ms: int,
     ) -> list[int]:
         locks = _Locks(4)
-        args: list[Any] = [GROUP, consumer, lock_ttl_ms, wait_ms, len(items)]
+        args: list[Any] = [GROUP, consumer, lock_ttl_ms, len(items)]
         for it in items:
             args += (it.entry_id, it.job_id, locks.index(it.lock), it.fields_json)
+            args += (it.token, it.wait_ms)
         keys = [pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs, *locks.keys]
         return [int(x) for x in await self._run("acquire_keys", keys, args)]
 
@@ -290,7 +336,7 @@ class Scripts:
     async def drain_ready(
         self, pk: PartitionKeys, *, delayed: bool, limit: int
     ) -> tuple[int, int, bool]:
-        keys = (pk.ready, pk.jobs, pk.delayed, pk.delayed_jobs)
+        keys = (pk.ready, pk.jobs, pk.delayed, pk.delayed_jobs, pk.steps)
         ready, later, more = await self._run(
             "drain_ready", keys, [GROUP, "1" if delayed else "0", limit]
         )

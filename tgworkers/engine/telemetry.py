@@ -38,7 +38,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.engine.connection import REDIS_ERRORS
 from tgworkers.engine.keys import GROUP
 
 if TYPE_CHECKING:
@@ -664,7 +664,7 @@ def count_ledger_violation(code: str) -> None:
 async def depth_loop(stats: Any, interval_s: float = 15.0) -> None:
     """Refresh the queue gauges' snapshot every `interval_s` (owned by `run`)."""
     while True:
-        with contextlib.suppress(*CONNECTION_ERRORS):  # gauges keep their last values
+        with contextlib.suppress(*REDIS_ERRORS):  # gauges keep their last values
             await _active.refresh_depth(stats)
         await anyio.sleep(interval_s)
 

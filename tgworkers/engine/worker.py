@@ -27,10 +27,11 @@ from tgworkers.config import Settings
 from tgworkers.engine.broker import Broker
 from tgworkers.engine.client import Client
 from tgworkers.engine.connection import (
-    CONNECTION_ERRORS,
+    REDIS_ERRORS,
     RedisHealth,
     connect,
     connect_for_blocking,
+    guarded,
 )
 from tgworkers.engine.context import Resources
 from tgworkers.engine.control import POLL_INTERVAL_S, Control
@@ -117,7 +118,7 @@ class Worker:
         executor = Executor(
             queue=proc.queue, policy_of=policy_of, timeout_of=timeout_of,
             max_payload_bytes=s.max_payload_bytes, resources=self.resources,
-            client=self.client, redis=self.redis,
+            client=self.client, redis=self.redis, scripts=self.scripts, consumer=self.consumer,
         )  # fmt: skip
         options = RuntimeOptions(
             concurrency=over.concurrency or proc.concurrency,
@@ -199,7 +200,7 @@ class Worker:
         try:
             for pk in rt.partitions:
                 await self.scripts.remove_consumer(pk, self.consumer)
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             log.warning("processor.leave_failed", queue=rt.queue, error=type(exc).__name__)
         self._stops.pop(rt).set()
         self.draining.remove(rt)
@@ -285,7 +286,7 @@ class Worker:
             for rt in self.runtimes:
                 for pk in rt.partitions:
                     await self.scripts.remove_consumer(pk, self.consumer)
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             log.warning("worker.leave_failed", error=type(exc).__name__)
 
     async def _close(self) -> None:
@@ -297,10 +298,11 @@ class Worker:
         while True:
             try:
                 await self.partition_records.claim(self.processors)
-            except CONNECTION_ERRORS as exc:  # Redis down at start: keep trying (promise 1)
-                self.health.failed(exc)
+            except REDIS_ERRORS as exc:  # Redis down at start: keep trying (promise 1)
+                self.health.failed(exc, "partitions")
                 await self.health.backoff()
             else:
+                self.health.ok("partitions")
                 return
 
     async def _check_redis_policy(self) -> None:
@@ -317,30 +319,27 @@ class Worker:
 
     async def _control_loop(self) -> None:
         while True:
-            await self.control_once()
+            await guarded(self.health, "control", self.control_once)
             await anyio.sleep(POLL_INTERVAL_S)
 
     async def control_once(self) -> None:
-        try:
-            paused = await self.control.paused_queues()
-            paused |= await self.partition_records.held(self.processors)
-        except CONNECTION_ERRORS as exc:
-            self.health.failed(exc)
-            return
+        paused = await self.control.paused_queues()
+        paused |= await self.partition_records.held(self.processors)
         paused |= set(self.settings.paused_queues)
         for rt in self.runtimes:
             rt.set_paused(rt.queue in paused)
 
     async def _heartbeat_loop(self) -> None:
-        key = self.layout.globals.workers
         while True:
-            try:
-                now_ms = int(time.time() * 1000)
-                await self.redis.zadd(key, {self.consumer: now_ms})
-                await self.redis.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
-            except CONNECTION_ERRORS as exc:
-                self.health.failed(exc)
+            await guarded(self.health, "heartbeat", self.heartbeat_once)
             await anyio.sleep(HEARTBEAT_S)
+
+    async def heartbeat_once(self) -> None:
+        """Say this consumer is alive; a write, so it also tells /readyz whether writes work."""
+        key = self.layout.globals.workers
+        now_ms = int(time.time() * 1000)
+        await self.redis.zadd(key, {self.consumer: now_ms})
+        await self.redis.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
 
     async def _wake_loop(self) -> None:
         """Pub/Sub: a delayed job earlier than any known wakes its promoter now.
@@ -360,8 +359,8 @@ class Worker:
                     rt = by_channel.get(bytes(message.get("channel") or b""))
                     if rt is not None and message.get("type") == "message":
                         rt.wake_promoter()
-            except CONNECTION_ERRORS as exc:
-                self.health.failed(exc)
+            except REDIS_ERRORS as exc:
+                self.health.failed(exc, "pubsub")
                 await self.health.backoff()
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -21,6 +21,9 @@ from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.worker import Worker
 
 STALE_MIN_S: Final = 60.0
+_UNREACHABLE: Final = frozenset({"ConnectionError", "TimeoutError", "OSError",
+                                 "ConnectionRefusedError", "ConnectionResetError"})  # fmt: skip
+"""Error kinds that mean Redis cannot be reached (any other: it answers, but refuses)."""
 
 
 def stale_after_s(rt: ProcessorRuntime) -> float:
@@ -50,8 +53,12 @@ class HealthProbe:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         if not self.worker.started.is_set():
             return False, {"status": "starting"}
-        if not self.worker.health.up:
-            return False, {"status": "redis_unreachable"}
+        health = self.worker.health
+        if not health.up:
+            failing = health.failing
+            if all(kind in _UNREACHABLE for kind in failing.values()):
+                return False, {"status": "redis_unreachable"}
+            return False, {"status": "redis_failing", "failing": failing}
         return True, {"status": "ready"}
 
 

@@ -35,6 +35,7 @@ BASE_ENV = {
     "VISIBILITY_TIMEOUT_MS": "3000",
     "BACKOFF_DEFAULT_MS": "20",
     "BACKOFF_MAX_MS": "100",
+    "WAIT_MAX_MS": "60000",  # short backoffs; explicit waits (retryAt) honoured
     "SHUTDOWN_GRACE_S": "2",
     "PROCESSORS": "test.work",
 }

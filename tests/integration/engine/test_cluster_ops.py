@@ -12,6 +12,7 @@ import itertools
 import shutil
 from collections import defaultdict
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import anyio
@@ -106,6 +107,10 @@ def _assert_all_ran_never_twice_at_once(records: list[Any], n_jobs: int) -> None
             assert start >= end, f"{job_id} ran twice at once"
 
 
+def _served_by(cluster: Cluster, slot: int, port: int) -> bool:
+    return cluster.owner(slot)["port"] == str(port)
+
+
 async def _ran(redis: Any, n: int) -> bool:
     return len({r.job_id for r in await runs(redis)}) >= n
 
@@ -124,8 +129,8 @@ async def test_slot_migration_of_busy_partitions_under_load(
             dst = next(int(x["port"]) for x in fresh.nodes()
                        if x["role"] == "master" and x["port"] != owner)  # fmt: skip
             moved.append(fresh.migrate_slot(slot, dst))
-            wait_until_sync(lambda s=slot, d=dst: fresh.owner(s)["port"] == str(d),
-                            timeout_s=10, what="slot served by the target")  # fmt: skip
+            wait_until_sync(partial(_served_by, fresh, slot, dst), timeout_s=10,
+                            what="slot served by the target")  # fmt: skip
 
     records = await _flow(fresh, registry, worker_factory, n_jobs, migrate_busy_partitions)
     assert all(moved), f"the migrated slots held keys: {moved}"

@@ -29,7 +29,7 @@ from tgworkers.engine.repartition import Repartitioner
 from tgworkers.errors import ConfigError, OperationError
 
 QUEUE = "test.exclusive"
-KEYS = [f"k{i}" for i in range(12)]
+KEYS = [f"k{i}" for i in range(64)]  # few jobs per key: waiting on a key is rare
 
 
 def job(job_id: str, n: int, **extra: Any) -> EnqueueRequest:
@@ -101,7 +101,7 @@ async def test_repartition_under_load_loses_nothing_and_keeps_dedupe_and_exclusi
         assert result.moved["delayed"] > 0 and result.moved["doneCopied"] > 0
         assert await w_old.partition_records.held(w_old.processors) == {QUEUE}
         async with worker_factory(new, registry, QUEUE, consumer="w-new"):
-            await wait_until(lambda: _all_ran(redis, expected), timeout_s=60, what="every job")
+            await wait_until(lambda: _all_ran(redis, expected), timeout_s=120, what="every job")
     await _assert_each_ran_once_and_keys_never_overlapped(redis, expected)
     assert len(refusals) == 1 and "PARTITIONS_TEST_EXCLUSIVE" in refusals[0]
     after = Client(redis, registry, new)

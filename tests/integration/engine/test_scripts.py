@@ -11,7 +11,7 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import GROUP
-from tgworkers.engine.scripts import DoneItem, LaterItem, NewJob, Scripts
+from tgworkers.engine.scripts import DoneItem, LaterItem, LeaseItem, NewJob, Scripts
 
 P = pk()
 
@@ -56,7 +56,7 @@ async def test_settle_done_is_fenced_and_twice_is_once(redis):
     s = Scripts(redis)
     await s.enqueue(P, [job("x")], dedupe_ttl_ms=1000)
     (entry,) = await deliver(redis)
-    item = DoneItem(entry, "x", dedupe=True, lock=None)
+    item = DoneItem(entry, "x", dedupe=True, lock=None, token=1)
     assert await s.settle_done(P, "someone-else", [item], dedupe_ttl_ms=1000) == [entry]
     await redis.script_flush()
     assert await s.settle_done(P, "c1", [item], dedupe_ttl_ms=1000) == []
@@ -74,7 +74,7 @@ async def test_settle_later_moves_to_delayed_with_the_new_envelope(redis):
     env = Envelope(id="r", name="test.work", payload=b"{}", enqueued_ms=1, attempt=2)
     blob = fields_json(to_fields(env))
     refused, earliest = await s.settle_later(
-        P, "c1", [LaterItem(entry, "r", 0, 50, True, blob, None)]
+        P, "c1", [LaterItem(entry, "r", 0, 50, True, blob, None, 1)]
     )
     assert refused == []
     assert earliest > 0
@@ -92,7 +92,9 @@ async def test_renew_leases_never_takes_back_an_entry_another_consumer_owns(redi
     await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
     (entry,) = await deliver(redis, "old")
     await redis.xclaim(P.ready, GROUP, "new", 0, [entry])
-    lost, deleted = await s.renew_leases(P, "old", [LeaseItem(entry, "z", None)], lock_ttl_ms=1000)
+    lost, deleted = await s.renew_leases(
+        P, "old", [LeaseItem(entry, "z", None, 1)], lock_ttl_ms=1000
+    )
     assert (lost, deleted) == ([entry], [])
     pending = await redis.xpending_range(P.ready, GROUP, "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"new"]
@@ -132,7 +134,7 @@ async def test_renew_leases_reports_an_entry_deleted_while_held_and_counts_it_lo
     (entry,) = await deliver(redis, "me")
     await redis.xdel(P.ready, entry)
     lost, deleted = await s.renew_leases(
-        P, "me", [LeaseItem(entry, "held", None)], lock_ttl_ms=1000
+        P, "me", [LeaseItem(entry, "held", None, 1)], lock_ttl_ms=1000
     )
     assert (lost, deleted) == ([], [entry])
     assert await redis.hget(P.stats, "lost") == b"1"
@@ -143,3 +145,88 @@ async def test_renew_leases_reports_an_entry_deleted_while_held_and_counts_it_lo
         "max": None,
         "consumers": [],
     }
+
+
+# --------------------------------------------------------------------------- fencing tokens
+
+
+async def test_a_settle_with_an_older_delivery_token_is_refused_even_under_the_same_name(redis):
+    s = Scripts(redis)
+    await s.enqueue(P, [job("t")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis, "me")
+    # our own sweep (same consumer name) reclaimed it: the delivery count is now 2
+    await redis.xautoclaim(P.ready, GROUP, "me", 0, "0-0")
+    stale = DoneItem(entry, "t", dedupe=True, lock=None, token=1)
+    assert await s.settle_done(P, "me", [stale], dedupe_ttl_ms=1000) == [entry]
+    lost, _ = await s.renew_leases(P, "me", [LeaseItem(entry, "t", None, 1)], lock_ttl_ms=1000)
+    assert lost == [entry]
+    assert not await s.record_steps(P, "me", entry, 1, "t", b'["a"]')
+    assert await redis.hget(P.steps, "t") is None
+    current = DoneItem(entry, "t", dedupe=True, lock=None, token=2)
+    assert await s.settle_done(P, "me", [current], dedupe_ttl_ms=1000) == []
+    assert await redis.xlen(P.ready) == 0
+
+
+async def test_step_records_are_fenced_and_leave_with_their_job(redis):
+    s = Scripts(redis)
+    await s.enqueue(P, [job("s")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis, "me")
+    assert await s.record_steps(P, "me", entry, 1, "s", b'["first"]')
+    assert await redis.hget(P.steps, "s") == b'["first"]'
+    done = DoneItem(entry, "s", dedupe=False, lock=None, token=1)
+    assert await s.settle_done(P, "me", [done], dedupe_ttl_ms=1000) == []
+    assert await redis.hget(P.steps, "s") is None
+    # a zombie run of the settled job cannot recreate the record
+    assert not await s.record_steps(P, "me", entry, 1, "s", b'["first","second"]')
+    assert await redis.hget(P.steps, "s") is None
+
+
+async def test_drain_and_the_stale_walk_remove_step_records(redis):
+    s = Scripts(redis)
+    soon = int(time.time() * 1000) + 60_000
+    await s.enqueue(P, [job("ready"), job("later", due_ms=soon), job("gone")], dedupe_ttl_ms=1000)
+    await redis.hset(P.steps, mapping={"ready": "[]", "later": "[]", "gone": "[]"})
+    entries = {f[b"id"]: e for e, f in await redis.xrange(P.ready)}
+    await redis.xdel(P.ready, entries[b"gone"])  # lost behind the engine's back
+    assert (await s.forget_stale(P, cursor=0, count=100))[1] == 1
+    assert await redis.hget(P.steps, "gone") is None
+    await redis.xgroup_create(P.ready, GROUP, id="0", mkstream=True)
+    assert await s.drain_ready(P, delayed=True, limit=100) == (1, 1, False)
+    assert await redis.hlen(P.steps) == 0
+
+
+async def test_a_snooze_due_in_the_past_waits_a_floor_that_doubles_per_past_due_snooze(redis):
+    from tgworkers.engine.scripts import SNOOZE_FLOOR_MS
+
+    s = Scripts(redis)
+    await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
+    env = Envelope(id="z", name="test.work", payload=b"{}", enqueued_ms=1)
+    blob = fields_json(to_fields(env))
+    for snoozes in (0, 1):
+        (entry,) = await deliver(redis) if snoozes == 0 else await _redeliver(redis, s)
+        past = 1_000  # a due time long gone by Redis's clock
+        item = LaterItem(entry, "z", past, 0, False, blob, None, 1, snoozes=snoozes)
+        refused, earliest = await s.settle_later(P, "c1", [item])
+        now = int(float(".".join(map(str, await redis.time()))) * 1000)
+        assert refused == []
+        floor = SNOOZE_FLOOR_MS * 2**snoozes
+        assert now + floor - 100 <= earliest <= now + floor + 5
+        fields = msgspec.json.decode(await redis.hget(P.delayed_jobs, "z"))
+        assert fields[-2:] == ["snoozes", str(snoozes + 1)]
+
+
+async def _redeliver(redis, s: Scripts) -> list[bytes]:
+    await redis.zadd(P.delayed, {"z": 0})  # due now
+    assert (await s.promote_due(P, limit=10)).moved == 1
+    reply = await redis.xreadgroup(GROUP, "c1", {P.ready: ">"}, count=10)
+    return [e[0] for e in reply[0][1]]
+
+
+async def test_a_job_whose_key_is_held_waits_longer_each_time(redis):
+    from tgworkers.engine.runtime import EXCLUSIVE_WAIT_MAX_MS, EXCLUSIVE_WAIT_MS, exclusive_wait_ms
+
+    waits = [exclusive_wait_ms(n) for n in range(8)]
+    assert EXCLUSIVE_WAIT_MS / 2 <= waits[0] <= EXCLUSIVE_WAIT_MS
+    assert waits[3] >= EXCLUSIVE_WAIT_MS * 4  # half of 8x at least: it grows
+    assert all(w <= EXCLUSIVE_WAIT_MAX_MS for w in waits)
+    assert min(exclusive_wait_ms(20) for _ in range(50)) >= EXCLUSIVE_WAIT_MAX_MS / 2

@@ -49,12 +49,17 @@ async def test_finished_id_can_be_created_again_after_the_dedupe_window(
 
     from tgworkers.engine.client import Client
 
-    settings = make_settings(redis_url, DEDUPE_TTL_S=1)
+    settings = make_settings(redis_url, DEDUPE_TTL_S=60)  # the shortest window allowed
     client = Client(redis, registry, settings)
     async with worker_factory(settings, registry, "test.work"):
-        await client.enqueue("test.unique", {"n": 7})
+        res = await client.enqueue("test.unique", {"n": 7})
         await wait_until(lambda: idle(redis), timeout_s=5, what="idle")
         await wait_until(lambda: redis.llen("test:runs"), timeout_s=5, what="run")
+        assert not await _created(client)  # still inside the window
+        done = Layout(settings).partitions(registry.queue("test.work"))[0].done
+        finished = await redis.zscore(done, res.id)
+        assert finished is not None
+        await redis.zadd(done, {res.id: finished - 61_000})  # as if 61 s had passed
         await wait_until(lambda: _created(client), timeout_s=5, what="re-created after the window")
 
 

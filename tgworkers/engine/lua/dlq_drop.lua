@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- dlq_drop: delete dead-lettered jobs for good (an operator's decision).
 --
 -- KEYS[1] dead-letter stream  KEYS[2] jobs hash  KEYS[3] steps hash

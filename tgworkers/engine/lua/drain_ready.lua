@@ -1,12 +1,14 @@
+#!lua flags=allow-oom
 -- drain_ready: delete jobs not yet handed to any worker (and, when asked, the
 -- delayed ones); in-flight jobs are untouched and finish.
 --
 -- KEYS[1] ready stream  KEYS[2] jobs hash  KEYS[3] delayed zset
--- KEYS[4] delayed jobs hash
+-- KEYS[4] delayed jobs hash   KEYS[5] steps hash
 -- ARGV[1] group  ARGV[2] also delayed (1/0)  ARGV[3] max jobs per call
 -- returns  {ready removed, delayed removed, 1 when more remain}
 --
--- "Not yet handed out" = entries after the group's last-delivered id.
+-- "Not yet handed out" = entries after the group's last-delivered id. A drained
+-- job's step record goes with it (a retried job waiting in the delayed set has one).
 local last = '0-0'
 if redis.call('EXISTS', KEYS[1]) == 1 then
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
@@ -24,7 +26,10 @@ for _, e in ipairs(entries) do
   redis.call('XDEL', KEYS[1], e[1])
   local f = e[2]
   for k = 1, #f, 2 do
-    if f[k] == 'id' then redis.call('HDEL', KEYS[2], f[k + 1]) end
+    if f[k] == 'id' then
+      redis.call('HDEL', KEYS[2], f[k + 1])
+      redis.call('HDEL', KEYS[5], f[k + 1])
+    end
   end
 end
 local delayed = {}
@@ -34,6 +39,7 @@ if ARGV[2] == '1' then
     redis.call('ZREM', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[5], id)
   end
 end
 local more = (#entries == limit or #delayed == limit) and 1 or 0

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- reclaim_idle: take over entries idle past the visibility timeout (their worker
 -- died or stalled), one XAUTOCLAIM page, with each entry's delivery count.
 --

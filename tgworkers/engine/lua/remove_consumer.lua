@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- remove_consumer: delete a consumer from the group only when it has no pending
 -- entries, checked and deleted atomically (deleting one with pending entries
 -- would make them unclaimable: silently lost jobs).

@@ -98,8 +98,10 @@ async def verify_proof(ctx: JobContext, payload: VerifyProof) -> Outcome:
     keys = keys_for(payload)
     proof = await peers.campaigns.get_proof(payload.proof_id)
     if proof.status != "pending":
-        if proof.status == "verified" and await ctx.steps.is_done("verdict"):
-            await _auto_claim(ctx, proof, proof.claim_id)  # crashed before the enqueue
+        # verified already: by our crashed run before its enqueue, or by Campaigns on its
+        # own after a `pending` answer; the claim job id dedupes, so enqueueing is safe
+        if proof.status == "verified":
+            await _auto_claim(ctx, proof, proof.claim_id)
         return Done()
     if proof.kind == "channel_join":
         verdict, claim_id = await _channel_join(peers, proof, keys)

@@ -1,0 +1,60 @@
+"""Jobs under the faults of the engine-faults issue: clocks that disagree, peers that decide late."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from tests.integration.jobs.jobs_support import now_ms
+from tests.support.wait import wait_until
+
+from tgworkers.jobs.escrow import expire
+
+PROOF_VERIFY = "/internal/v1/proofs/p_1/verify"
+
+
+class _ClockBehind:
+    """The `time` module as a worker sees it whose clock runs `behind_s` behind Redis's."""
+
+    def __init__(self, behind_s: float) -> None:
+        self.behind_s = behind_s
+
+    def time(self) -> float:
+        return time.time() - self.behind_s
+
+
+@pytest.mark.promise(13)
+async def test_escrow_expire_with_the_worker_clock_behind_redis_runs_a_handful_of_times(
+    jobs, fake, monkeypatch
+):
+    # The worker thinks the escrow expires 1.5 s later than Redis does: each run snoozes
+    # until expiresAt, which Redis's clock already passed. Without a floor the job was
+    # promoted at once, over and over (thousands of runs, each a peer request).
+    monkeypatch.setattr(expire, "time", _ClockBehind(1.5))
+    expires = now_ms() + 200
+    fake.state.add_hold("h_1", user_id="buyer", amount=100, currency="TON")
+    fake.state.add_escrow("e_1", buyer_id="buyer", seller_id="seller", expires_at_ms=expires,
+                          status="open", hold_ids=["h_1"])  # fmt: skip
+    async with jobs("escrow") as h:
+        await h.enqueue("escrow.expire", {"escrowId": "e_1"})
+        await h.wait_done("escrow.expire", "escrow.expire:e_1", {"escrowId": "e_1"}, timeout_s=15)
+    reads = h.calls("escrow", "/internal/v1/escrows/e_1", "GET")
+    assert 2 <= len(reads) <= 6, f"{len(reads)} runs"
+    assert fake.state.get("escrows", "e_1")["status"] == "expired"
+
+
+async def test_a_proof_campaigns_verifies_on_its_own_after_pending_still_gets_its_claim(jobs, fake):
+    fake.state.add_proof("p_1", campaign_id="cmp_1", user_id="u_1",
+                         verify={"verdict": "pending", "reason": "checking", "retryAt": None})  # fmt: skip
+    async with jobs("campaigns", BACKOFF_DEFAULT_MS="100") as h:
+        await h.enqueue("campaigns.verify_async", {"proofId": "p_1"})
+        await wait_until(lambda: h.calls("campaigns", PROOF_VERIFY), what="a pending answer")
+        # Campaigns finishes the check by itself: verified, with a claim
+        fake.state.add_claim("c_1", campaign_id="cmp_1", user_id="u_1", amount=100)
+        proof = fake.state.get("proofs", "p_1")
+        fake.state.put("proofs", "p_1", {**proof, "status": "verified", "claimId": "c_1"})
+        await h.wait_done(
+            "campaigns.verify_async", "campaigns.verify_async:p_1", {"proofId": "p_1"}
+        )
+        await h.wait_done("campaigns.claim", "campaigns.claim:c_1", {"claimId": "c_1"})
+    assert fake.state.get("claims", "c_1")["status"] == "rewarded"
