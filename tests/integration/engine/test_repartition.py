@@ -79,6 +79,7 @@ async def test_repartition_under_load_loses_nothing_and_keeps_dedupe_and_exclusi
     await producer.enqueue_many([job(f"late-{i}", i, delay_s=4) for i in range(10)])
     expected = {"dead-1"} | {f"pre-{i}" for i in range(40)} | {f"late-{i}" for i in range(10)}
     refusals: list[str] = []
+    produced = anyio.Event()
 
     async def produce(n_total: int) -> None:
         client = producer
@@ -91,6 +92,7 @@ async def test_repartition_under_load_loses_nothing_and_keeps_dedupe_and_exclusi
                 await client.enqueue_many([job(f"live-{i}", i)])
             expected.add(f"live-{i}")
             await anyio.sleep(0.005)
+        produced.set()
 
     async with anyio.create_task_group() as tg, worker_factory(old, registry, QUEUE) as w_old:
         await wait_until(lambda: _ran(redis, 10), timeout_s=15, what="old worker running")
@@ -101,6 +103,7 @@ async def test_repartition_under_load_loses_nothing_and_keeps_dedupe_and_exclusi
         assert result.moved["delayed"] > 0 and result.moved["doneCopied"] > 0
         assert await w_old.partition_records.held(w_old.processors) == {QUEUE}
         async with worker_factory(new, registry, QUEUE, consumer="w-new"):
+            await wait_until(produced.is_set, timeout_s=120, what="the producer done")
             await wait_until(lambda: _all_ran(redis, expected), timeout_s=120, what="every job")
     await _assert_each_ran_once_and_keys_never_overlapped(redis, expected)
     assert len(refusals) == 1 and "PARTITIONS_TEST_EXCLUSIVE" in refusals[0]
