@@ -43,6 +43,8 @@ def main(args: argparse.Namespace) -> int:
             )
             print(f"queue {args.queue}: {result.old} -> {result.new} partitions; moved {moved}")
             print(f"now restart every process with PARTITIONS_{proc.env_name}={result.new}")
+            if result.paused:
+                print(f"queue {args.queue} is left paused: `tgworkers resume {args.queue}`")
         return 0
 
     return run_async(settings, body)

@@ -58,6 +58,8 @@ class RepartitionResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel
     new: int
     moved: dict[str, int]
     passes: int
+    paused: bool = False
+    """The queue is left paused: it was paused before, or a move that died was finished."""
 
 
 def _flat(fields: dict[bytes, bytes]) -> list[str | bytes]:
@@ -105,7 +107,7 @@ class Repartitioner:
         if not was_paused:
             await self.control.set_paused(queue, paused=False)
         return RepartitionResult(
-            queue=queue, old=old, new=new, moved=dict(self.moved), passes=passes
+            queue=queue, old=old, new=new, moved=dict(self.moved), passes=passes, paused=was_paused
         )
 
     def _plan(self, queue: str, record: str, new: int) -> tuple[int, bool]:

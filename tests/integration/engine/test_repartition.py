@@ -174,3 +174,19 @@ async def _assert_each_ran_once_and_keys_never_overlapped(redis, expected: set[s
         spans.sort()
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"two jobs of key {key} overlapped"
+
+
+@pytest.mark.promise(12)
+async def test_a_move_that_died_half_way_is_finished_by_the_same_command(
+    redis, redis_url, registry
+):
+    two = make_settings(redis_url)
+    await Client(redis, registry, two).enqueue_many([job(f"j-{i}", i) for i in range(30)])
+    await redis.hset("{tgw}:partitions", QUEUE, "2>4")  # as left by a command that died
+    with pytest.raises(OperationError, match=f"finish that first: tgworkers repartition {QUEUE} 4"):
+        await Repartitioner(redis, registry, two).run(QUEUE, 3)
+    result = await Repartitioner(redis, registry, two).run(QUEUE, 4)
+    assert (result.old, result.new, result.paused) == (2, 4, True)  # the operator resumes
+    assert await redis.hget("{tgw}:partitions", QUEUE) == b"4"
+    lengths = [await redis.xlen(PartitionKeys("tgw", QUEUE, p).ready) for p in range(4)]
+    assert sum(lengths) == 30 and all(lengths), lengths
