@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SECRET_VARIABLES: Final = frozenset(
-    {"SERVICE_JWT_PRIVATE_JWK", "ADMIN_TOKEN", "METRICS_TOKEN", "REDIS_URL", "ADMIN_TRUSTED_JWKS"}
-)
+    {"SERVICE_JWT_PRIVATE_JWK", "ADMIN_TOKEN", "METRICS_TOKEN", "REDIS_URL", "ADMIN_TRUSTED_JWKS",
+     "ADMIN_READONLY_TOKEN", "CONSOLE_SESSION_SECRET"}
+)  # fmt: skip
 """Never taken from a hot-reload document, never echoed in a message."""
 
 OVERRIDE_PREFIXES: Final = {
@@ -99,6 +100,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_token: Secret[str] | None = None
     admin_trusted_jwks: Secret[str] | None = None
     metrics_token: Secret[str] | None = None
+    admin_readonly_token: Secret[str] | None = None
+    admin_jwt_issuers: tuple[str, ...] = ()
+    admin_jwt_max_lifetime_s: int = 600
+    console_session_secret: Secret[str] | None = None
+    console_session_ttl_s: int = 28_800
+    trace_url_template: str | None = None
     config_url: str | None = None
     config_file: str | None = None
     config_poll_s: float = 15.0
@@ -134,12 +141,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.enable_flags.get(flag, default)
 
     def redacted_redis_url(self) -> str:
-        """The Redis URL with any password replaced by `***`, safe for logs."""
-        parts = urlsplit(self.redis_url.reveal())
-        if parts.password is None:
-            return parts.geturl()
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
+        """The Redis URL with every credential form masked, safe for logs and stats."""
+        from tgworkers.redact import redact_url  # noqa: PLC0415 - keeps config's imports flat
+
+        return redact_url(self.redis_url.reveal())
 
 
 # --------------------------------------------------------------------------- parsers
@@ -215,6 +220,28 @@ def _text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("expected a non-empty value")
     return raw.strip()
+
+
+MIN_ADMIN_TOKEN_CHARS: Final = 24
+
+
+def _admin_token(raw: str) -> str:
+    """A shared secret long enough not to be guessed (24+ characters)."""
+    value = raw.strip()
+    if len(value) < MIN_ADMIN_TOKEN_CHARS:
+        raise ValueError(
+            f"expected at least {MIN_ADMIN_TOKEN_CHARS} characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return value
+
+
+def _trace_template(raw: str) -> str:
+    """A URL with a `{traceId}` placeholder."""
+    value = _url("http", "https")(raw)
+    if "{traceId}" not in value:
+        raise ValueError(f"expected a URL containing {{traceId}}, got {raw!r}")
+    return value
 
 
 def _tz(raw: str) -> str:
@@ -367,6 +394,10 @@ _SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "OTEL_SDK_DISABLED": ("otel_sdk_disabled", parse_bool),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_exporter_otlp_endpoint", _url("http", "https")),
     "OTEL_SERVICE_NAME": ("otel_service_name", _text),
+    "ADMIN_JWT_ISSUERS": ("admin_jwt_issuers", _csv),
+    "ADMIN_JWT_MAX_LIFETIME_S": ("admin_jwt_max_lifetime_s", _int(1, 86_400)),
+    "CONSOLE_SESSION_TTL_S": ("console_session_ttl_s", _int(60, 7 * 86_400)),
+    "TRACE_URL_TEMPLATE": ("trace_url_template", _trace_template),
 }
 _OTEL_SAMPLERS: Final = (
     "always_on", "always_off", "traceidratio",
@@ -385,9 +416,11 @@ _OTEL_CHECKED: Final[dict[str, Callable[[str], Any]]] = {
 _SECRETS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "REDIS_URL": ("redis_url", _redis_url),
     "SERVICE_JWT_PRIVATE_JWK": ("service_jwt_private_jwk", _ed25519_jwk),
-    "ADMIN_TOKEN": ("admin_token", _text),
+    "ADMIN_TOKEN": ("admin_token", _admin_token),
+    "ADMIN_READONLY_TOKEN": ("admin_readonly_token", _admin_token),
     "ADMIN_TRUSTED_JWKS": ("admin_trusted_jwks", _jwks),
     "METRICS_TOKEN": ("metrics_token", _text),
+    "CONSOLE_SESSION_SECRET": ("console_session_secret", _admin_token),
 }
 
 
@@ -485,6 +518,11 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("BACKOFF_MAX_MS: must be >= BACKOFF_DEFAULT_MS")
     if settings.config_url and settings.config_file:
         raise ConfigError("CONFIG_FILE: set either CONFIG_URL or CONFIG_FILE, not both")
+    if settings.admin_trusted_jwks is not None and not settings.admin_jwt_issuers:
+        raise ConfigError("ADMIN_JWT_ISSUERS: required when ADMIN_TRUSTED_JWKS is set")
+    token, readonly = settings.admin_token, settings.admin_readonly_token
+    if token is not None and readonly is not None and token == readonly:
+        raise ConfigError("ADMIN_READONLY_TOKEN: must differ from ADMIN_TOKEN")
 
 
 def load_settings(environ: Mapping[str, str], dotenv_path: Path | None = None) -> Settings:

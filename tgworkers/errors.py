@@ -32,3 +32,37 @@ class OperationError(TgworkersError):
 
 class RedisUnavailableError(OperationError):
     """Redis could not be reached or answered with a connection-level error."""
+
+
+class PayloadError(InputError):
+    """A payload that does not fit its job type; carries where, what, and what was expected.
+
+    `expected` maps each payload field (wire name) to `{"type": …, "required": bool}`,
+    taken from the job type's schema, so the CLI and the admin API (422) can say
+    what a correct payload looks like, not only what was wrong.
+    """
+
+    def __init__(
+        self, job: str, problem: str, path: str, expected: dict[str, dict[str, object]]
+    ) -> None:
+        self.job = job
+        self.problem = problem
+        self.path = path
+        self.expected = expected
+        fields = ", ".join(
+            f"{name} ({spec['type']}{', required' if spec['required'] else ''})"
+            for name, spec in expected.items()
+        )
+        where = f" at {path}" if path and path != "$" else ""
+        super().__init__(
+            f"{job}: invalid payload: {problem}{where}; expected fields: {fields or 'none'}"
+        )
+
+    def body(self) -> dict[str, object]:
+        """The structured 422 answer of the admin API."""
+        return {
+            "error": str(self),
+            "path": self.path,
+            "problem": self.problem,
+            "expected": self.expected,
+        }

@@ -17,6 +17,7 @@ from typing import Any, Final
 import structlog
 
 from tgworkers.engine.telemetry import add_job_context
+from tgworkers.redact import redact_urls_in
 from tgworkers.secrets import MASK, Secret
 
 _LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -27,7 +28,6 @@ _SENSITIVE_KEYS: Final = frozenset(
 )  # fmt: skip
 _PATTERNS: Final = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(@)"),  # user:password@ in URLs
     re.compile(r"(eyJ[A-Za-z0-9_-]{4,}\.)[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+()"),  # a JWT's claims
     re.compile(r"(\"d\"\s*:\s*\")[^\"]+(\")"),
 )
@@ -47,7 +47,7 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
             text = text.replace(value, MASK)
     for pattern in _PATTERNS:
         text = pattern.sub(_mask_match, text)
-    return text
+    return redact_urls_in(text)  # userinfo and ?password= in every URL
 
 
 class Redactor:

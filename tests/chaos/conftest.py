@@ -133,9 +133,15 @@ async def stats(redis: Redis, key: PartitionKeys) -> dict[str, int]:
 
 async def queue_idle(redis: Redis, key: PartitionKeys) -> bool:
     """Nothing ready, pending, delayed or live for this partition."""
+    return sum((await queue_state(redis, key)).values()) == 0
+
+
+async def queue_state(redis: Redis, key: PartitionKeys) -> dict[str, int]:
+    """How many entries are ready, pending, delayed and recorded for this partition."""
     ready = await redis.xlen(key.ready) if await redis.exists(key.ready) else 0
     pending = sum((await pending_by_consumer(redis, key)).values())
-    return ready + pending + await redis.zcard(key.delayed) + await redis.hlen(key.jobs) == 0
+    delayed, records = await redis.zcard(key.delayed), await redis.hlen(key.jobs)
+    return {"ready": ready, "pending": pending, "delayed": delayed, "records": records}
 
 
 @pytest.fixture

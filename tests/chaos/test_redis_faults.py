@@ -24,13 +24,14 @@ from tests.chaos.conftest import (
     queue_idle,
     runs,
     stats,
+    wait_started,
 )
 from tests.support.jobs import OVERLAPS_KEY
 from tests.support.wait import wait_until
 
 from tgworkers.devstack.redis import free_port
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.keys import GROUP, PartitionKeys
 
 pytestmark = [pytest.mark.chaos]
 
@@ -97,7 +98,10 @@ async def test_two_workers_started_with_one_consumer_name_still_fence_each_other
     await wait_until(lambda: held_by(fleet.consumer(b)), timeout_s=10, what="B reclaimed it")
 
     a.signal(signal.SIGCONT)  # A wakes inside its 8 s call, long after its lease ended
-    await wait_until(lambda: events(a, "job.lease_lost"), timeout_s=5, what="A stood down")
+    try:
+        await wait_until(lambda: events(a, "job.lease_lost"), timeout_s=10, what="A stood down")
+    except AssertionError:
+        raise AssertionError(f"A did not stand down:\n{a.log()[-3000:]}") from None
     await wait_until(lambda: _processed(r, 1), timeout_s=15, what="job done")
     await wait_until(lambda: queue_idle(r, pk()), timeout_s=5, what="queue idle")
     assert [x.pid for x in await runs(r) if x.job_id == job.id] == [b.pid]
@@ -148,8 +152,9 @@ async def test_maxmemory_reached_under_load_stops_no_worker_and_every_job_comple
                 return answer.status_code == 503 and answer.json()["status"] == "redis_failing"
 
             await wait_until(not_ready, timeout_s=10, what="/readyz says writes fail")
+            w3 = fleet.start("test.work")  # a worker (re)started while Redis refuses writes
             await anyio.sleep(6)  # the fault's length, not a wait for an outcome
-            assert w1.alive() and w2.alive(), w1.log() + w2.log()
+            assert w1.alive() and w2.alive() and w3.alive(), w1.log() + w3.log()
         finally:
             await r.config_set("maxmemory", 0)
         await wait_until(lambda: _ran(r, {j.id for j in jobs}), timeout_s=90, what="every job")
@@ -162,6 +167,8 @@ async def test_maxmemory_reached_under_load_stops_no_worker_and_every_job_comple
     assert await r.xlen(pk().dlq) == 0
     assert w1.alive() and w2.alive()
     assert any(e.get("error") == "OutOfMemoryError" for e in events(w1, "redis.down"))
+    await wait_started(w3)  # it got through group creation at maxmemory and runs
+    assert w3.alive()
 
 
 @pytest.mark.promise(1)
@@ -198,6 +205,9 @@ async def test_stream_deleted_under_a_blocked_read_and_records_flushed_stop_no_w
     await r.delete(pk().ready)  # UNBLOCKED: the blocked XREADGROUP's stream is gone
     second = await chaos_client.enqueue("test.work", {"n": 2})
     await wait_until(lambda: _ran(r, {second.id}), timeout_s=15, what="a job after the delete")
+    await r.xgroup_destroy(pk().ready, GROUP)  # the group alone gone: NOGROUP
+    again = await chaos_client.enqueue("test.work", {"n": 5})
+    await wait_until(lambda: _ran(r, {again.id}), timeout_s=15, what="a job after XGROUP DESTROY")
 
     held = await chaos_client.enqueue("test.work", {"n": 3, "sleep_ms": 1500})
     await wait_until(lambda: r.exists("test:runs"), timeout_s=5, what="runs list")
@@ -211,3 +221,23 @@ async def test_stream_deleted_under_a_blocked_read_and_records_flushed_stop_no_w
     await wait_until(lambda: _ran(r, {third.id}), timeout_s=15, what="a job after FLUSHDB")
     assert worker.alive(), worker.log()
     assert held.id  # flushed with the rest: an operator dropped it, not the engine
+
+
+@pytest.mark.promise(3)
+async def test_a_handler_blocking_its_event_loop_past_vt_is_fenced_and_the_job_ends_once(
+    r: Redis, chaos_client: Client, fleet: Fleet
+) -> None:
+    a = await fleet.start_ready("test.work")
+    job = await chaos_client.enqueue("test.work", {"n": 1, "sleep_ms": 4000, "mode": "block"})
+
+    async def held() -> bool:
+        return sum((await pending_by_consumer(r, pk())).values()) == 1
+
+    await wait_until(held, timeout_s=5, what="A blocked inside the job")
+    b = await fleet.start_ready("test.work")  # reclaims after VT while A cannot answer
+    await wait_until(lambda: _processed(r, 1), timeout_s=20, what="job done")
+    await wait_until(lambda: queue_idle(r, pk()), timeout_s=10, what="queue idle")
+    assert (await stats(r, pk())).get("processed") == 1
+    assert events(a, "job.settle_refused") or events(a, "job.lease_lost"), a.log()
+    assert {x.pid for x in await runs(r) if x.job_id == job.id} <= {a.pid, b.pid}
+    assert a.alive() and b.alive()

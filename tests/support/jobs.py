@@ -58,7 +58,7 @@ async def work(ctx: JobContext, p: Work) -> Outcome:
         os._exit(1)
     if p.mode == "track":
         await _tracked_sleep(ctx, p)
-    elif p.mode == "block":
+    elif p.mode == "block" and ctx.deliveries == 1:  # stalls its loop on the first delivery
         time.sleep(p.sleep_ms / 1000)  # noqa: ASYNC251 - a handler blocking its event loop (a bug)
     elif p.sleep_ms:
         await anyio.sleep(p.sleep_ms / 1000)

@@ -127,8 +127,10 @@ GOOD: list[tuple[dict[str, str], str, Any]] = [
     ({}, "price_bars_retention", 1440),
     ({"PRICE_BARS_RETENTION": "60"}, "price_bars_retention", 60),
     # operations
-    ({"ADMIN_TOKEN": "s3cret-token"}, "admin_token", "s3cret-token"),
-    ({"ADMIN_TRUSTED_JWKS": JWKS}, "admin_trusted_jwks", JWKS),
+    ({"ADMIN_TOKEN": "s3cret-token-of-24-chars-x"}, "admin_token", "s3cret-token-of-24-chars-x"),
+    ({"ADMIN_TRUSTED_JWKS": JWKS, "ADMIN_JWT_ISSUERS": "playhub"}, "admin_trusted_jwks", JWKS),
+    ({"ADMIN_JWT_ISSUERS": "playhub, escrow"}, "admin_jwt_issuers", ("playhub", "escrow")),
+    ({}, "admin_jwt_max_lifetime_s", 600),
     ({"METRICS_TOKEN": "m3trics"}, "metrics_token", "m3trics"),
     (
         {"CONFIG_URL": "http://config:8080/tgworkers.json"},
@@ -311,11 +313,12 @@ def test_message_about_a_secret_never_holds_its_value(name: str, value: str) -> 
 
 def test_secrets_are_wrapped_so_no_repr_shows_them() -> None:
     env = {
-        "SERVICE_JWT_PRIVATE_JWK": ED25519_JWK, "ADMIN_TOKEN": "tok-TOPSECRET",
+        "SERVICE_JWT_PRIVATE_JWK": ED25519_JWK, "ADMIN_TOKEN": "tok-TOPSECRET-long-enough-24",
         "METRICS_TOKEN": "met-TOPSECRET", "REDIS_URL": "redis://:TOPSECRET@h:6379/0",
-        "ADMIN_TRUSTED_JWKS": JWKS,
+        "ADMIN_TRUSTED_JWKS": JWKS, "ADMIN_READONLY_TOKEN": "ro-TOPSECRET-long-enough-24",
+        "CONSOLE_SESSION_SECRET": "cs-TOPSECRET-long-enough-24",
     }  # fmt: skip
-    settings = load_settings(env)
+    settings = load_settings({**env, "ADMIN_JWT_ISSUERS": "playhub"})
     text = repr(settings) + str(settings)
     assert "TOPSECRET" not in text
     assert "nWGxne" not in text

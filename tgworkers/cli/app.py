@@ -43,7 +43,13 @@ def registry_for(spec: str | None) -> Registry:
 def setup_logging(settings: Settings) -> None:
     secrets = [
         s.reveal()
-        for s in (settings.service_jwt_private_jwk, settings.admin_token, settings.metrics_token)
+        for s in (
+            settings.service_jwt_private_jwk,
+            settings.admin_token,
+            settings.metrics_token,
+            settings.admin_readonly_token,
+            settings.console_session_secret,
+        )
         if s is not None
     ]
     configure_logging(settings.log_level, fmt=settings.log_format, secrets=secrets)

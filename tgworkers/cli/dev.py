@@ -21,6 +21,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import anyio
 import structlog
@@ -43,9 +44,13 @@ from tgworkers.engine.layout import Layout
 from tgworkers.engine.stats import StatsReader
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError
+from tgworkers.http.console.session import SessionStore
 from tgworkers.peers import Peers, ServiceKey
 
 log = structlog.get_logger("tgworkers.dev")
+
+CONSOLE_LINK: Final = "<console-link>"
+"""Placeholder in the banner, replaced by the one-time link once Redis is up."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,7 +93,8 @@ class Stack:
             "tgworkers dev: every processor, stub peers and sample work. Ctrl-C stops it all.",
             f"  redis      {url}  ({where})",
             f"  peers      http://127.0.0.1:{self.fake.port}/<peer>  (stub services)",
-            f"  dashboard  http://127.0.0.1:{port}/  (Authorization: Bearer {token})",
+            f"  console    {CONSOLE_LINK}  (one-time link, signs you in)",
+            f"             or http://127.0.0.1:{port}/ui/ with the ADMIN_TOKEN {token}",
             f"  admin      curl -H 'Authorization: Bearer {token}' "
             f"http://127.0.0.1:{port}/admin/v1/queues",
             f"  stats      {redis_env}QUEUE_PREFIX={prefix} {python} -m tgworkers stats --watch",
@@ -161,9 +167,19 @@ async def serve_dev(worker: Worker, peers: Peers | None, sample: SampleWork, vie
         tg.cancel_scope.cancel()
 
 
+async def console_link(worker: Worker) -> str:
+    """A one-time URL that opens the console signed in as an operator."""
+    settings = worker.settings
+    sessions = SessionStore(worker.redis, Layout(settings).globals, settings)
+    token = await sessions.issue_link()
+    return f"http://127.0.0.1:{settings.port}/ui/login/link?t={token}"
+
+
 async def extras(worker: Worker, sample: SampleWork, view: DevView) -> None:
     """Seed and produce sample work and show the view, from start until a stop is asked."""
     await worker.started.wait()
+    link = await console_link(worker)
+    view.banner = tuple(line.replace(CONSOLE_LINK, link) for line in view.banner)
     if not view.live:
         print("\n".join(view.banner), flush=True)
     async with anyio.create_task_group() as tg:

@@ -14,6 +14,7 @@ from tgworkers.cli.progress import Meter
 from tgworkers.cli.services import (
     Services,
     add_app_flag,
+    audit,
     context,
     open_services,
     out_console,
@@ -98,6 +99,8 @@ def _public(job: Any) -> dict[str, Any]:
 async def requeue(svc: Services, args: argparse.Namespace) -> int:
     ids = selected(args)
     result = await svc.dlq.requeue(args.queue, ids, reset_attempts=args.reset_attempts, by="cli")
+    await audit(svc, "dlq.requeue", args.queue, queue=args.queue, requeued=result["requeued"],
+                skipped=len(result["skipped"]), all=args.all)  # fmt: skip
     if args.json:
         print_json(result)
     else:
@@ -111,6 +114,8 @@ async def drop(svc: Services, args: argparse.Namespace) -> int:
     if not args.yes:
         raise InputError("drop deletes dead-lettered jobs for good: pass --yes to confirm")
     result = await svc.dlq.drop(args.queue, ids)
+    await audit(svc, "dlq.drop", args.queue, queue=args.queue, dropped=result["dropped"],
+                all=args.all)  # fmt: skip
     if args.json:
         print_json(result)
     else:

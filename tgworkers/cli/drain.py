@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from tgworkers.cli.services import add_app_flag, context, open_services, print_json, run_async
+from tgworkers.cli.services import (
+    add_app_flag,
+    audit,
+    context,
+    open_services,
+    print_json,
+    run_async,
+)
 from tgworkers.errors import InputError
 
 
@@ -27,6 +34,9 @@ def main(args: argparse.Namespace) -> int:
     async def body() -> int:
         async with open_services(settings, registry) as svc:
             result = await svc.control.drain(args.queue, delayed=args.delayed)
+            await audit(svc, "drain", args.queue, queue=args.queue,
+                        removed_ready=result.removed_ready,
+                        removed_delayed=result.removed_delayed)  # fmt: skip
         if args.json:
             print_json(result)
         else:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from tgworkers.cli.services import add_app_flag, context, open_services, print_json, run_async
+from tgworkers.cli.services import (
+    add_app_flag,
+    audit,
+    context,
+    open_services,
+    print_json,
+    run_async,
+)
 from tgworkers.engine.client import EnqueueResult
 from tgworkers.errors import InputError
 
@@ -49,6 +56,8 @@ def main(args: argparse.Namespace) -> int:
             result = await svc.client.enqueue(
                 args.name, args.payload, id=args.id, run_at_ms=run_at, delay_s=args.delay
             )
+            await audit(svc, "enqueue", args.name, job=args.name, queue=result.queue,
+                        job_id=result.id, created=result.created)  # fmt: skip
         show(result, as_json=args.json)
         return 0
 

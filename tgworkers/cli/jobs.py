@@ -30,6 +30,7 @@ def describe(registry: Registry, settings: Settings) -> dict[str, Any]:
         jobs.append({
             "name": name, "processor": proc.name, "queue": proc.queue, "fields": jt.fields(),
             "maxAttempts": policy.max_attempts, "timeoutS": float(timeout_s),
+            "schema": jt.schema(),
         })  # fmt: skip
     return {"jobs": jobs}
 

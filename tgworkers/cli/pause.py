@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from tgworkers.cli.services import add_app_flag, context, open_services, print_json, run_async
+from tgworkers.cli.services import (
+    add_app_flag,
+    audit,
+    context,
+    open_services,
+    print_json,
+    run_async,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,6 +33,8 @@ def main(args: argparse.Namespace) -> int:
     async def body() -> int:
         async with open_services(settings, registry) as svc:
             state = await svc.control.set_paused(args.queue, paused=args.paused)
+            action = "pause" if args.paused else "resume"
+            await audit(svc, action, args.queue, queue=args.queue)
         if args.json:
             print_json(state)
         else:

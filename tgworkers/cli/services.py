@@ -9,6 +9,8 @@ password; anyio's exception groups are unwrapped so no traceback leaks out.
 from __future__ import annotations
 
 import argparse
+import getpass
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -87,6 +89,22 @@ def run_async(settings: Settings, body: Callable[[], Awaitable[int]]) -> int:
         return anyio.run(body)
     except BaseException as exc:  # noqa: BLE001 - re-raised, translated, never swallowed
         raise translate(exc, settings) from None
+
+
+def operator() -> str:
+    """The audit stream's `who` for a CLI change: `cli:<OS user>@<host>`."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's random uid)
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+async def audit(svc: Services, action: str, target: str, **details: Any) -> None:
+    """Append a CLI change to the audit stream (the console and the API do the same)."""
+    await svc.audit.record(
+        via="cli", who=operator(), role="admin", action=action, target=target, **details
+    )
 
 
 def out_console() -> Console:

@@ -27,7 +27,7 @@ from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
-from tgworkers.errors import InputError
+from tgworkers.errors import InputError, PayloadError
 
 CHUNK: Final = 500
 _encoder: Final = msgspec.json.Encoder()
@@ -58,6 +58,15 @@ def new_job_id() -> str:
     return os.urandom(12).hex()
 
 
+def payload_error(jt: JobType[Any], exc: Exception) -> PayloadError:
+    """Split msgspec's `problem - at `$.path`` message into its parts, with the schema."""
+    text = str(exc)
+    problem, sep, path = text.rpartition(" - at ")
+    if not sep:
+        problem, path = text, "$"
+    return PayloadError(jt.name, problem, path.strip("`"), jt.expected())
+
+
 def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[bytes, Any]:
     """Validate `payload` against the job type; returns (JSON bytes, decoded Struct)."""
     if isinstance(payload, bytes | str) and len(payload) > max_bytes:
@@ -76,7 +85,7 @@ def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[b
         if jt.validate is not None:
             jt.validate(value)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-        raise InputError(f"{jt.name}: invalid payload: {exc}") from None
+        raise payload_error(jt, exc) from None
     raw = _encoder.encode(value)
     if len(raw) > max_bytes:
         raise InputError(

@@ -65,6 +65,14 @@ def _text(fields: dict[bytes, bytes], name: str, default: str = "") -> str:
     return raw.decode(errors="replace") if raw is not None else default
 
 
+def _int(text: str) -> int:
+    """A number field of a DLQ record, 0 when it is garbage: listing never fails on one."""
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
 def dead_job(pk: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadJob:
     """Decode a dead-letter entry; a malformed original keeps its raw fields."""
     try:
@@ -81,12 +89,23 @@ def dead_job(pk: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> 
         name=env.name if env else _text(fields, Field.NAME),
         attempts=env.attempt if env else 0,
         reason=_text(fields, Field.REASON),
-        failedAt=int(_text(fields, Field.FAILED_MS, "0") or 0),
+        failedAt=_int(_text(fields, Field.FAILED_MS, "0")),
         payload=payload,
         errors=[msgspec.to_builtins(h) for h in env.history] if env else [],
         entry=entry_id.decode(),
         partition=pk.partition,
     )
+
+
+def parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """`<partition>:<entry id>` from a previous page's `next`; `InputError` when malformed."""
+    if not cursor:
+        return None
+    part, _, entry = cursor.partition(":")
+    ms, _, seq = entry.partition("-")
+    if not (part.isdigit() and ms.isdigit() and seq.isdigit()):
+        raise InputError(f"cursor: expected the `next` value of a previous page, got {cursor!r}")
+    return int(part), entry
 
 
 class DeadLetters:
@@ -116,14 +135,43 @@ class DeadLetters:
                     break
                 start = "(" + page[-1][0].decode()
 
-    async def list_jobs(self, queue: str, *, limit: int = 100) -> dict[str, Any]:
-        """`dlq list --json`: `{"queue", "items": [...], "total"}`."""
-        items: list[dict[str, Any]] = []
-        async for job in self.iterate(queue):
-            if len(items) >= limit:
+    async def iterate_from(self, queue: str, cursor: str | None) -> AsyncIterator[DeadJob]:
+        """Like `iterate`, resuming after `cursor` (`<partition>:<entry id>`)."""
+        after = parse_cursor(cursor)
+        for pk in self._partitions(queue):
+            if after is not None and pk.partition < after[0]:
+                continue
+            start = "(" + after[1] if after is not None and pk.partition == after[0] else "-"
+            while True:
+                page = await xrange_entries(self.redis, pk.dlq, start, count=PAGE)
+                for entry_id, fields in page:
+                    yield dead_job(pk, entry_id, fields)
+                if len(page) < PAGE:
+                    break
+                start = "(" + page[-1][0].decode()
+
+    async def page(self, queue: str, *, limit: int, cursor: str | None = None) -> list[DeadJob]:
+        """At most `limit` dead jobs after `cursor`, oldest first (reads at most one more)."""
+        jobs: list[DeadJob] = []
+        async for job in self.iterate_from(queue, cursor):
+            jobs.append(job)
+            if len(jobs) > limit:
                 break
-            items.append(job.summary())
-        return {"queue": queue, "items": items, "total": await self.count(queue)}
+        return jobs
+
+    async def list_jobs(
+        self, queue: str, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """`dlq list --json`: `{"queue", "items": [...], "total", "next"}` (`next`: a cursor)."""
+        jobs = await self.page(queue, limit=limit, cursor=cursor)
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        return {
+            "queue": queue,
+            "items": [j.summary() for j in jobs],
+            "total": await self.count(queue),
+            "next": f"{jobs[-1].partition}:{jobs[-1].entry}" if more and jobs else None,
+        }
 
     async def find(self, queue: str, job_id: str) -> DeadJob | None:
         proc = self.registry.queue(queue)
@@ -151,11 +199,10 @@ class DeadLetters:
         by: str = "operator",
     ) -> dict[str, Any]:
         """Move jobs back onto their queue, same ids; `ids=None` means all."""
-        targets, missing = await self._targets(queue, ids)
         requeued: list[str] = []
-        skipped = list(missing)
+        skipped: list[str] = []
         now = int(time.time() * 1000)
-        for pk, job in targets:
+        async for pk, job in self._targets(queue, ids, skipped):
             raw = await xrange_entries(self.redis, pk.dlq, job.entry, job.entry)
             if not raw:
                 skipped.append(job.id)
@@ -182,30 +229,45 @@ class DeadLetters:
         return to_fields(env)
 
     async def drop(self, queue: str, ids: Iterable[str] | None) -> dict[str, Any]:
-        targets, _ = await self._targets(queue, ids)
         dropped = 0
-        for pk, job in targets:
+        async for pk, job in self._targets(queue, ids, []):
             dropped += await self.scripts.dlq_drop(pk, [(job.entry.encode(), job.id)])
         return {"queue": queue, "dropped": dropped}
 
     async def _targets(
-        self, queue: str, ids: Iterable[str] | None
-    ) -> tuple[list[tuple[PartitionKeys, DeadJob]], list[str]]:
-        """The (partition, job) pairs to act on, and the ids not found in the DLQ."""
+        self, queue: str, ids: Iterable[str] | None, missing: list[str]
+    ) -> AsyncIterator[tuple[PartitionKeys, DeadJob]]:
+        """The (partition, job) pairs to act on, one at a time; unknown ids go to `missing`.
+
+        `ids=None` (all) walks the DLQ page by page while the caller removes what it
+        acted on (XRANGE resumes after the last id seen), so acting on 100,000 dead
+        letters never holds them all in the worker's memory.
+        """
         by_pk = {pk.partition: pk for pk in self._partitions(queue)}
         if ids is None:
-            return [(by_pk[j.partition], j) async for j in self.iterate(queue)], []
-        out, missing = [], []
+            async for dead in self.iterate(queue):
+                yield by_pk[dead.partition], dead
+            return
         for job_id in ids:
-            job = await self.find(queue, job_id)
-            if job is None:
+            found = await self.find(queue, job_id)
+            if found is None:
                 missing.append(job_id)
             else:
-                out.append((by_pk[job.partition], job))
-        return out, missing
+                yield by_pk[found.partition], found
 
-    async def export(self, queue: str) -> AsyncIterator[bytes]:
-        """JSON lines, one per dead-lettered job, with its history under `errors`."""
+    async def export(
+        self, queue: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """JSON lines, one per dead-lettered job, with its history under `errors`.
+
+        Streamed page by page (memory stays flat); `limit` and `cursor` export one
+        page, resuming after a job's `<partition>:<entry>` position.
+        """
         enc = msgspec.json.Encoder()
-        async for job in self.iterate(queue):
-            yield enc.encode({**job.summary(), "errors": job.errors}) + b"\n"
+        written = 0
+        async for job in self.iterate_from(queue, cursor):
+            if limit is not None and written >= limit:
+                break
+            written += 1
+            line = {**job.summary(), "errors": job.errors, "cursor": f"{job.partition}:{job.entry}"}
+            yield enc.encode(line) + b"\n"

@@ -120,6 +120,11 @@ class GlobalKeys:
         return f"{{{self.prefix}}}:workers"
 
     @property
+    def worker_info(self) -> str:
+        """Hash: consumer name -> JSON `{version, processors, host, startedMs}` (console)."""
+        return f"{{{self.prefix}}}:workers:info"
+
+    @property
     def schedules(self) -> str:
         """Hash: schedule name -> its ledger record (JSON)."""
         return f"{{{self.prefix}}}:schedules"
@@ -127,6 +132,18 @@ class GlobalKeys:
     def samples(self, queue: str) -> str:
         """Sorted set of counter samples used for the per-minute rates of `stats`."""
         return f"{{{self.prefix}}}:samples:{queue}"
+
+    def minutes(self, queue: str) -> str:
+        """Sorted set of per-minute counter buckets (a day of them) for the console charts.
+
+        Member `<minute ms>:<processed>:<failed>` (running totals at that minute),
+        score = the minute's start in Unix ms.
+        """
+        return f"{{{self.prefix}}}:minutes:{queue}"
+
+    def console(self, kind: str, token_id: str) -> str:
+        """String: a console session or one-time login link (JSON), with a TTL."""
+        return f"{{{self.prefix}}}:console:{kind}:{token_id}"
 
     @property
     def audit(self) -> str:

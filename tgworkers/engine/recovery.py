@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol
 
 import anyio
 import structlog
 
-from tgworkers.engine.broker import Delivery
-from tgworkers.engine.connection import guarded
+from tgworkers.engine.broker import Broker, Delivery
+from tgworkers.engine.connection import RedisHealth, guarded
+from tgworkers.engine.executor import Executor, Settlement
 from tgworkers.engine.keys import PartitionKeys
-
-if TYPE_CHECKING:
-    from tgworkers.engine.runtime import ProcessorRuntime
+from tgworkers.engine.options import RuntimeOptions
+from tgworkers.engine.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -44,10 +45,38 @@ class _Room:
     holder: Recovery | None = None
 
 
+class RecoveryHost(Protocol):
+    """What recovery needs of the runtime it serves: its state, and five ways to hand work back."""
+
+    queue: str
+    consumer: str
+    partitions: list[PartitionKeys]
+    options: RuntimeOptions
+    scripts: Scripts
+    broker: Broker
+    executor: Executor
+    health: RedisHealth
+    is_alive: Callable[[str], Awaitable[bool]] | None
+    owned: dict[bytes, Delivery]
+    counters: dict[str, int]
+    paused: bool
+    stopping: bool
+
+    def free_slots(self) -> int: ...
+
+    def track(self, deliveries: list[Delivery]) -> None: ...
+
+    async def dispatch(self, batch: list[Delivery]) -> None: ...
+
+    def queue_settlement(self, settlement: Settlement) -> None: ...
+
+    def supersede(self, old: Delivery, new: Delivery) -> None: ...
+
+
 class Recovery:
     """Reclaims, quarantines and cleans up for one `ProcessorRuntime`."""
 
-    def __init__(self, runtime: ProcessorRuntime) -> None:
+    def __init__(self, runtime: RecoveryHost) -> None:
         self.rt = runtime
         self._stale_cursors: dict[int, int] = {}
         _in_process.add(self)

@@ -87,6 +87,18 @@ class JobType(Generic[P]):
         assert isinstance(info, msgspec.inspect.StructType)  # noqa: S101
         return {f.encode_name: _type_name(f.type) for f in info.fields}
 
+    def expected(self) -> dict[str, dict[str, object]]:
+        """Each payload field with its type and whether it is required (error messages)."""
+        info = msgspec.inspect.type_info(self.payload)
+        assert isinstance(info, msgspec.inspect.StructType)  # noqa: S101
+        return {
+            f.encode_name: {"type": _type_name(f.type), "required": f.required} for f in info.fields
+        }
+
+    def schema(self) -> dict[str, Any]:
+        """The payload's JSON Schema (msgspec's), published by `jobs --json`."""
+        return msgspec.json.schema(self.payload)
+
 
 def _type_name(t: msgspec.inspect.Type) -> str:
     names: dict[type[msgspec.inspect.Type], str] = {

@@ -34,12 +34,15 @@ from tgworkers.engine.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.envelope import fields_json, to_fields
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.recovery import Recovery
 from tgworkers.engine.registry import JobType, Processor
 from tgworkers.engine.scripts import AcquireItem, LeaseItem, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.engine")
+
+__all__ = ["ProcessorRuntime", "RuntimeOptions", "exclusive_wait_ms"]
 
 PROMOTE_LIMIT = 500
 IDLE_PROMOTE_S = 1.0
@@ -55,43 +58,6 @@ def exclusive_wait_ms(waits: int, rng: random.Random | None = None) -> int:
     """
     ceiling = min(EXCLUSIVE_WAIT_MS * 2 ** min(waits, 20), EXCLUSIVE_WAIT_MAX_MS)
     return int((rng or random).uniform(ceiling / 2, ceiling))
-
-
-class RuntimeOptions:
-    """The knobs a runtime reads on every use, so a hot reload applies live."""
-
-    def __init__(  # noqa: PLR0913 - keyword-only knobs
-        self,
-        *,
-        concurrency: int,
-        visibility_timeout_ms: int,
-        max_deliveries: int,
-        dedupe_ttl_ms: int,
-        block_ms: int = 1000,
-        reap_idle_ms: int | None = None,
-        read_per_partition: bool = False,
-    ) -> None:
-        self.concurrency = concurrency
-        self.visibility_timeout_ms = visibility_timeout_ms
-        self.max_deliveries = max_deliveries
-        self.dedupe_ttl_ms = dedupe_ttl_ms
-        self.block_ms = block_ms
-        self.reap_idle_ms = reap_idle_ms or max(2 * visibility_timeout_ms, 5_000)
-        self.read_per_partition = read_per_partition
-
-    @property
-    def lease_interval_s(self) -> float:
-        return self.visibility_timeout_ms / 3000
-
-    @property
-    def lease_budget_s(self) -> float:
-        """How long a run may go without a renewed lease: VT less a margin for cancelling."""
-        vt_s = self.visibility_timeout_ms / 1000
-        return vt_s - max(vt_s / 10, 0.1)
-
-    @property
-    def sweep_interval_s(self) -> float:
-        return min(max(self.visibility_timeout_ms / 4000, 0.25), 2.0)
 
 
 class ProcessorRuntime:
@@ -204,12 +170,22 @@ class ProcessorRuntime:
     # ------------------------------------------------------------------ helpers
 
     async def _with_redis(self, op: Callable[[], Awaitable[Any]], loop: str = "write") -> Any:
-        """Run `op` until it succeeds, riding out any Redis error with backoff (promise 13)."""
+        """Run `op` until it succeeds, riding out any error with backoff (promise 13).
+
+        Not only Redis errors: redis-py on uvloop raises `RuntimeError` for a write
+        to a connection reset under it. Giving up would drop a settle batch whose
+        entries this worker would then renew forever and never settle; every op
+        here is a fenced script, so running it again after a success is harmless.
+        """
         while True:
             try:
                 result = await op()
             except REDIS_ERRORS as exc:
                 self.health.failed(exc, loop)
+                await self.health.backoff()
+                continue
+            except Exception as exc:  # noqa: BLE001 - retried, logged once a minute
+                self.health.unexpected(loop, exc)
                 await self.health.backoff()
                 continue
             self.health.ok(loop)
@@ -401,7 +377,9 @@ class ProcessorRuntime:
         items: Any = [s.item for s in group]
         if kind is SettleKind.DONE:
             ttl = self.options.dedupe_ttl_ms
-            return set(await self.scripts.settle_done(pk, self.consumer, items, dedupe_ttl_ms=ttl))
+            held = len(self.owned)
+            done = self.scripts.settle_done
+            return set(await done(pk, self.consumer, items, dedupe_ttl_ms=ttl, held=held))
         if kind is SettleKind.LATER:
             refused, earliest = await self.scripts.settle_later(pk, self.consumer, items)
             if earliest >= 0:

@@ -221,14 +221,21 @@ class Scripts:
         return Promoted(int(moved), int(lost), int(nxt), int(now), int(dead))
 
     async def settle_done(
-        self, pk: PartitionKeys, consumer: str, items: Sequence[DoneItem], *, dedupe_ttl_ms: int
+        self,
+        pk: PartitionKeys,
+        consumer: str,
+        items: Sequence[DoneItem],
+        *,
+        dedupe_ttl_ms: int,
+        held: int = 0,
     ) -> list[bytes]:
+        """Ack and forget finished jobs; `held` bounds this consumer's pending entries."""
         locks = _Locks(5)
         batch = [
             (it.entry_id.decode(), it.job_id, int(it.dedupe), locks.index(it.lock), it.token)
             for it in items
         ]  # one JSON argument: packing four arguments per job cost more than the script
-        args = [GROUP, consumer, dedupe_ttl_ms, _json.encode(batch)]
+        args = [GROUP, consumer, dedupe_ttl_ms, _json.encode(batch), held + len(items) + 64]
         keys = [pk.ready, pk.jobs, pk.done, pk.stats, pk.steps, *locks.keys]
         return list(await self._run("settle_done", keys, args))
 

@@ -15,8 +15,10 @@ older than `SAMPLE_KEEP_MS`, so the set holds at most ~60 members. The rate per
 minute is `(total now - total then) * 60000 / (now - then)` against the newest
 sample at least a minute old, or, while none is, the oldest sample at least
 `SAMPLE_EVERY_MS` old (a shorter window scaled to a minute); 0 without one.
-Whoever reads stats (the dashboard, `stats --watch`, a Prometheus scrape)
-keeps the samples fresh; nothing extra runs in the workers.
+Whoever reads stats (the console, `stats --watch`, a Prometheus scrape, and
+the HTTP server's own sampler every 20 s) keeps the samples fresh, and the first
+read of each minute also adds that minute's bucket for the console's charts
+(engine/history.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from redis.asyncio import Redis
 
 from tgworkers.config import Settings
 from tgworkers.engine.client import Client
+from tgworkers.engine.history import add_bucket, minute_of
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Processor, Registry
@@ -126,6 +129,7 @@ class _Partial:
         self.consumers: set[str] = set()
         self.cursors: list[tuple[PartitionKeys, str]] = []
         self.samples: tuple[Any, Any, Any] = ([], [], [])
+        self.last_minute = 0
 
 
 class StatsReader:
@@ -168,6 +172,7 @@ class StatsReader:
             pipe.zrevrangebyscore(key, now - RATE_WINDOW_MS, "-inf", start=0, num=1)
             pipe.zrangebyscore(key, "-inf", now - SAMPLE_EVERY_MS, start=0, num=1)
             pipe.zrevrange(key, 0, 0, withscores=True)
+            pipe.zrevrange(g.minutes(name), 0, 0, withscores=True)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         self._raise_connection_errors(replies)
         control, live = replies[0], {_text(x) for x in replies[1]}
@@ -178,7 +183,8 @@ class StatsReader:
                 self._add_partition(parts[name], pk, replies[i : i + 6], live)
                 i += 6
             parts[name].samples = (replies[i], replies[i + 1], replies[i + 2])
-            i += 3
+            parts[name].last_minute = int(replies[i + 3][0][1]) if replies[i + 3] else 0
+            i += 4
         paused = {_text(k) for k, v in control.items() if v == b"paused"}
         parts["__paused__"] = paused | set(self.layout.settings.paused_queues)
         return parts
@@ -229,10 +235,17 @@ class StatsReader:
         return oldest
 
     async def _record_samples(self, parts: dict[str, _Partial], now: int) -> None:
-        """Add a counter sample per queue when the newest is over 10 s old; trim."""
+        """Add a counter sample per queue when the newest is over 10 s old; trim.
+
+        Also this minute's bucket for the console charts (engine/history.py), once.
+        """
         pipe: Any = self.redis.pipeline(transaction=False)  # queued calls are not awaitables
         due = False
         for name, acc in parts.items():
+            if acc.last_minute < minute_of(now):
+                totals = (acc.counts["processed"], acc.counts["failed"])
+                add_bucket(pipe, self.layout.globals, name, now, totals)
+                due = True
             newest = acc.samples[2]
             if newest and now - int(newest[0][1]) < SAMPLE_EVERY_MS:
                 continue

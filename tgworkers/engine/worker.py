@@ -38,9 +38,10 @@ from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Processor, Registry
-from tgworkers.engine.runtime import ProcessorRuntime, RuntimeOptions
+from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
 from tgworkers.engine.scripts import Scripts
 
@@ -355,6 +356,7 @@ class Worker:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(*by_channel)
+                self.health.ok("pubsub")
                 async for message in pubsub.listen():
                     rt = by_channel.get(bytes(message.get("channel") or b""))
                     if rt is not None and message.get("type") == "message":

@@ -1,10 +1,13 @@
-"""`/admin/v1/...`: queue stats and controls, enqueue, DLQ and schedules.
+"""`/admin/v1/...`: queue stats and controls, enqueue, DLQ, schedules and audit.
 
 Every route is wrapped by `guarded`: no valid bearer token means 401 before
-anything is read or changed. Unknown queues and job types answer 404, bad bodies
-422, a Redis outage 503; each answer is a JSON object with `error`. Every
-mutating call logs one `admin.audit` event naming who (token kind and JWT sub),
-what, the queue and the counts; never the token.
+anything is read or changed, and a read-only principal asking for a change gets
+403. Unknown queues and job types answer 404, a bad `limit` or cursor 400, a
+body over the cap 413, bad bodies 422 (a payload error names the path, the
+problem and the expected fields), a Redis outage 503; each answer is a JSON
+object with `error`. Every mutating call is appended to the audit stream and
+logged as one `admin.audit` event naming who (token role or JWT sub), what, the
+queue and the counts; never the token.
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.errors import InputError
+from tgworkers.engine.dlq import parse_cursor
+from tgworkers.errors import InputError, PayloadError
 from tgworkers.http.auth import AdminAuth, Principal
+from tgworkers.http.limits import (
+    BadRequestError,
+    BodyTooLargeError,
+    capped_body,
+    page_limit,
+)
 from tgworkers.http.services import EngineServices
 
 log = structlog.get_logger("tgworkers.admin")
@@ -31,6 +41,13 @@ Handler = Callable[[Request, Principal], Awaitable[Response]]
 
 class NotFoundError(InputError):
     """An unknown queue or job type in the path (404)."""
+
+
+class ForbiddenError(InputError):
+    """A read-only principal asked for a change (403)."""
+
+
+READ_ONLY_REFUSAL = "forbidden: this token may only read (ADMIN_READONLY_TOKEN or scope read)"
 
 
 class DrainBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -70,8 +87,30 @@ def leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Authenticate first; map user errors and outages to JSON answers."""
+_STATUS: tuple[tuple[type[InputError], int], ...] = (
+    (NotFoundError, 404),
+    (ForbiddenError, 403),
+    (BadRequestError, 400),
+    (BodyTooLargeError, 413),
+    (InputError, 422),
+)
+
+
+def error_answer(exc: BaseException) -> Response | None:
+    """The JSON answer for a user error or an outage; None for a bug (re-raised)."""
+    cause = leaf(exc)
+    if isinstance(cause, PayloadError):
+        return JSONResponse(cause.body(), status_code=422)
+    for kind, status in _STATUS:
+        if isinstance(cause, kind):
+            return error(status, str(cause))
+    if isinstance(cause, CONNECTION_ERRORS):
+        return error(503, "redis unavailable")
+    return None
+
+
+def guarded(handler: Handler, *, change: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Authenticate (and for a change, authorize) first; map errors to JSON answers."""
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
@@ -81,17 +120,15 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return JSONResponse(
                 {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
+        if change and not principal.may_change:
+            return error(403, READ_ONLY_REFUSAL)
         try:
             return await handler(request, principal)
         except BaseException as exc:
-            cause = leaf(exc)
-            if isinstance(cause, NotFoundError):
-                return error(404, str(cause))
-            if isinstance(cause, InputError):
-                return error(422, str(cause))
-            if isinstance(cause, CONNECTION_ERRORS):
-                return error(503, "redis unavailable")
-            raise
+            answer = error_answer(exc)
+            if answer is None:
+                raise
+            return answer
 
     return endpoint
 
@@ -101,8 +138,9 @@ def services(request: Request) -> EngineServices:
     return svc
 
 
-def known_queue(request: Request) -> str:
-    queue: str = request.path_params["queue"]
+def known_queue(request: Request, name: str | None = None) -> str:
+    """The queue named in the path (or `name`); `NotFoundError` (404) when unknown."""
+    queue: str = name if name is not None else request.path_params["queue"]
     try:
         services(request).registry.queue(queue)
     except InputError as exc:
@@ -111,16 +149,33 @@ def known_queue(request: Request) -> str:
 
 
 async def body_of(request: Request, kind: type[Any]) -> Any:
-    raw = await request.body()
+    raw = await capped_body(request)
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InputError(f"bad request body: {exc}") from None
 
 
-def audit(principal: Principal, action: str, **details: Any) -> None:
+async def audit(
+    request: Request, principal: Principal, action: str, target: str, **details: Any
+) -> None:
+    """Append the change to the audit stream and log it (never the token)."""
+    via = "console" if principal.kind == "session" else "api"
+    await services(request).audit.record(
+        via=via, who=principal.who, role=principal.role, action=action, target=target,
+        **details,
+    )  # fmt: skip
     log.info("admin.audit", who=principal.kind, subject=principal.subject, action=action,
-             **details)  # fmt: skip
+             target=target, via=via, **details)  # fmt: skip
+
+
+def cursor_param(request: Request) -> str | None:
+    cursor = request.query_params.get("cursor") or None
+    try:
+        parse_cursor(cursor)
+    except InputError as exc:
+        raise BadRequestError(str(exc)) from None
+    return cursor
 
 
 def json_of(value: Any, status: int = 200) -> Response:
@@ -134,7 +189,7 @@ async def queues(request: Request, _: Principal) -> Response:
 async def set_paused(request: Request, who: Principal, *, paused: bool) -> Response:
     queue = known_queue(request)
     state = await services(request).control.set_paused(queue, paused=paused)
-    audit(who, "pause" if paused else "resume", queue=queue)
+    await audit(request, who, "pause" if paused else "resume", queue, queue=queue)
     return json_of(state)
 
 
@@ -142,8 +197,8 @@ async def drain(request: Request, who: Principal) -> Response:
     queue = known_queue(request)
     body: DrainBody = await body_of(request, DrainBody)
     result = await services(request).control.drain(queue, delayed=body.delayed)
-    audit(who, "drain", queue=queue, removed_ready=result.removed_ready,
-          removed_delayed=result.removed_delayed)  # fmt: skip
+    await audit(request, who, "drain", queue, queue=queue, removed_ready=result.removed_ready,
+                removed_delayed=result.removed_delayed)  # fmt: skip
     return json_of(result)
 
 
@@ -158,16 +213,15 @@ async def enqueue(request: Request, who: Principal) -> Response:
     result = await svc.client.enqueue(
         name, body.payload, id=body.id, run_at_ms=body.runAt, origin=f"admin:{who.subject}"
     )
-    audit(who, "enqueue", job=name, queue=result.queue, job_id=result.id, created=result.created)
+    await audit(request, who, "enqueue", name, job=name, queue=result.queue, job_id=result.id,
+                created=result.created)  # fmt: skip
     return json_of(result, 201 if result.created else 200)
 
 
 async def dlq_list(request: Request, _: Principal) -> Response:
     queue = known_queue(request)
-    raw_limit = request.query_params.get("limit", "100")
-    if not raw_limit.isdigit():
-        raise InputError(f"limit: expected a number >= 0, got {raw_limit!r}")
-    return json_of(await services(request).dlq.list_jobs(queue, limit=int(raw_limit)))
+    limit, cursor = page_limit(request), cursor_param(request)
+    return json_of(await services(request).dlq.list_jobs(queue, limit=limit, cursor=cursor))
 
 
 async def dlq_requeue(request: Request, who: Principal) -> Response:
@@ -176,8 +230,8 @@ async def dlq_requeue(request: Request, who: Principal) -> Response:
     result = await services(request).dlq.requeue(
         queue, body.targets(), reset_attempts=body.resetAttempts, by=f"admin:{who.subject}"
     )
-    audit(who, "dlq.requeue", queue=queue, requeued=result["requeued"],
-          skipped=len(result["skipped"]), all=body.all)  # fmt: skip
+    await audit(request, who, "dlq.requeue", queue, queue=queue, requeued=result["requeued"],
+                skipped=len(result["skipped"]), all=body.all)  # fmt: skip
     return json_of(result)
 
 
@@ -185,13 +239,15 @@ async def dlq_drop(request: Request, who: Principal) -> Response:
     queue = known_queue(request)
     body: SelectionBody = await body_of(request, SelectionBody)
     result = await services(request).dlq.drop(queue, body.targets())
-    audit(who, "dlq.drop", queue=queue, dropped=result["dropped"], all=body.all)
+    await audit(request, who, "dlq.drop", queue, queue=queue, dropped=result["dropped"],
+                all=body.all)  # fmt: skip
     return json_of(result)
 
 
 async def dlq_export(request: Request, _: Principal) -> Response:
     queue = known_queue(request)
-    lines = services(request).dlq.export(queue)
+    limit = page_limit(request) if "limit" in request.query_params else None
+    lines = services(request).dlq.export(queue, cursor=cursor_param(request), limit=limit)
     return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
@@ -199,17 +255,31 @@ async def schedules(request: Request, _: Principal) -> Response:
     return json_of(await services(request).schedules.read())
 
 
+async def audit_log(request: Request, _: Principal) -> Response:
+    limit, before = page_limit(request), request.query_params.get("cursor") or None
+    if before is not None and not all(p.isdigit() for p in before.split("-", 1)):
+        raise BadRequestError(
+            f"cursor: expected the `next` value of a previous page, got {before!r}"
+        )
+    return json_of(await services(request).audit.page(limit=limit, before=before))
+
+
+def changes(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    return guarded(handler, change=True)
+
+
 ROUTES = [
     Route("/admin/v1/queues", guarded(queues), methods=["GET"]),
     Route("/admin/v1/queues/{queue}/pause",
-          guarded(functools.partial(set_paused, paused=True)), methods=["POST"]),
+          changes(functools.partial(set_paused, paused=True)), methods=["POST"]),
     Route("/admin/v1/queues/{queue}/resume",
-          guarded(functools.partial(set_paused, paused=False)), methods=["POST"]),
-    Route("/admin/v1/queues/{queue}/drain", guarded(drain), methods=["POST"]),
-    Route("/admin/v1/jobs/{name}", guarded(enqueue), methods=["POST"]),
+          changes(functools.partial(set_paused, paused=False)), methods=["POST"]),
+    Route("/admin/v1/queues/{queue}/drain", changes(drain), methods=["POST"]),
+    Route("/admin/v1/jobs/{name}", changes(enqueue), methods=["POST"]),
     Route("/admin/v1/dlq/{queue}", guarded(dlq_list), methods=["GET"]),
-    Route("/admin/v1/dlq/{queue}/requeue", guarded(dlq_requeue), methods=["POST"]),
-    Route("/admin/v1/dlq/{queue}/drop", guarded(dlq_drop), methods=["POST"]),
+    Route("/admin/v1/dlq/{queue}/requeue", changes(dlq_requeue), methods=["POST"]),
+    Route("/admin/v1/dlq/{queue}/drop", changes(dlq_drop), methods=["POST"]),
     Route("/admin/v1/dlq/{queue}/export", guarded(dlq_export), methods=["GET"]),
     Route("/admin/v1/schedules", guarded(schedules), methods=["GET"]),
+    Route("/admin/v1/audit", guarded(audit_log), methods=["GET"]),
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The ASGI app: health and metrics open, admin API and dashboard behind auth.
+"""The ASGI app: health and metrics open, admin API and console behind auth.
 
 Built from engine services and a health probe, so tests drive it through
 `httpx.ASGITransport` against real Redis exactly as `run` serves it.
@@ -7,14 +7,19 @@ Built from engine services and a health probe, so tests drive it through
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.http import admin, dashboard, health, metrics
+from tgworkers.engine.layout import Layout
+from tgworkers.http import admin, health, metrics
 from tgworkers.http.auth import AdminAuth
+from tgworkers.http.console.routes import ROUTES as CONSOLE_ROUTES
+from tgworkers.http.console.session import SessionStore
+from tgworkers.http.console.web import SecurityHeaders
 from tgworkers.http.services import EngineServices
 
 
@@ -30,15 +35,17 @@ def create_app(
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics.metrics, methods=["GET"]),
-        Route("/", admin.guarded(dashboard.dashboard), methods=["GET"]),
-        Route("/ui/", admin.guarded(dashboard.dashboard), methods=["GET"]),
         *admin.ROUTES,
+        *CONSOLE_ROUTES,
     ]
     handlers = dict.fromkeys(CONNECTION_ERRORS, redis_unavailable)
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(
+        routes=routes, exception_handlers=handlers, middleware=[Middleware(SecurityHeaders)]
+    )
     app.state.services = services
     app.state.probe = probe
     app.state.auth = AdminAuth(settings)
+    app.state.sessions = SessionStore(services.client.redis, Layout(settings).globals, settings)
     token = settings.metrics_token
     app.state.metrics_token = token.reveal().encode() if token is not None else None
     return app

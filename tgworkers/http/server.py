@@ -8,19 +8,29 @@ its graceful drain, and the server stops only after the worker has stopped, so
 from __future__ import annotations
 
 import contextlib
+import socket
+import time
 from collections.abc import Generator
+from typing import Final
 
 import anyio
 import structlog
 import uvicorn
+from starlette.applications import Starlette
 
+from tgworkers import __version__
 from tgworkers.config import Settings
+from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.engine.layout import Layout
 from tgworkers.engine.worker import Worker
+from tgworkers.engine.workers_view import WorkerInfo, publish_info
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.services import EngineServices
 
 log = structlog.get_logger("tgworkers.http")
+
+SAMPLER_EVERY_S: Final = 20.0
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -41,15 +51,53 @@ def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedSe
     return EmbeddedServer(config)
 
 
+async def publish_self(worker: Worker) -> None:
+    """Tell the console's Workers page this worker's version and processors, every 20 s."""
+    info = WorkerInfo(
+        version=__version__, processors=sorted(p.name for p in worker.processors),
+        host=socket.gethostname(), started_ms=int(time.time() * 1000),
+    )  # fmt: skip
+    layout = Layout(worker.settings)
+    await worker.started.wait()
+    while True:
+        # an outage is logged by the worker itself; the next turn tries again
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await publish_info(worker.redis, layout, worker.consumer, info)
+        await anyio.sleep(SAMPLER_EVERY_S)
+
+
+async def sample_stats(services: EngineServices) -> None:
+    """The stats sampler: keeps rate samples and the console's minute buckets current.
+
+    Every worker serving HTTP reads a snapshot every `SAMPLER_EVERY_S`, so the
+    charts have a bucket for every minute even when no one is looking; the
+    buckets are written at most once a minute per queue whatever the number of
+    replicas. A Redis outage skips a turn (the worker logs the outage itself).
+    """
+    while True:
+        await anyio.sleep(SAMPLER_EVERY_S)
+        try:
+            await services.stats.snapshot()
+        except CONNECTION_ERRORS:
+            continue
+
+
 async def run_with_server(worker: Worker, settings: Settings) -> None:
-    """Run the worker and, when `PORT` is set, the HTTP server beside it."""
+    """Run the worker and, when `PORT` is set, the HTTP server and stats sampler beside it."""
     if settings.port is None:
         await worker.run()
         return
     server = embedded_server(worker, settings, settings.port)
+    app = server.config.app
+    assert isinstance(app, Starlette)  # noqa: S101 - embedded_server builds it
+    services: EngineServices = app.state.services
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         log.info("http.started", port=settings.port)
-        await worker.run()
+        async with anyio.create_task_group() as sampler:
+            sampler.start_soon(sample_stats, services)
+            sampler.start_soon(publish_self, worker)
+            await worker.run()
+            sampler.cancel_scope.cancel()
         server.should_exit = True
     log.info("http.stopped", port=settings.port)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from tgworkers.config import Settings
+from tgworkers.engine.audit import AuditLog
 from tgworkers.engine.client import Client
 from tgworkers.engine.control import Control
 from tgworkers.engine.dlq import DeadLetters
@@ -26,6 +27,7 @@ class EngineServices:
     dlq: DeadLetters
     stats: StatsReader
     schedules: ScheduleLedger
+    audit: AuditLog
 
     @classmethod
     def build(cls, redis: Redis, registry: Registry, settings: Settings) -> EngineServices:
@@ -36,4 +38,5 @@ class EngineServices:
             control=Control(redis, registry, layout), dlq=DeadLetters(redis, registry, layout),
             stats=StatsReader(redis, registry, layout),
             schedules=ScheduleLedger(redis, registry, settings, client),
+            audit=AuditLog(redis, layout.globals.audit),
         )  # fmt: skip

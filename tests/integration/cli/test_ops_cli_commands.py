@@ -130,6 +130,9 @@ async def test_jobs_json_lists_each_job_type_with_its_queue_fields_and_policy(re
     result = await cli(redis_url, "jobs", "--json", env={"MAX_ATTEMPTS_TEST_WORK": "4"})
     assert result.rc == 0, result.err
     jobs = {j["name"]: j for j in json.loads(result.out)["jobs"]}
+    schema = jobs["test.slow"].pop("schema")
+    work = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert work["properties"]["n"]["type"] == "integer" and "n" in work["properties"]
     assert jobs["test.slow"] == {
         "name": "test.slow", "processor": "test.work", "queue": "test.work",
         "fields": {"n": "int", "key": "str | None", "sleep_ms": "int", "fail_times": "int",

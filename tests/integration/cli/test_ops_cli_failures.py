@@ -9,7 +9,7 @@ import pytest
 from tests.integration.cli.ops_support import cli
 
 CANARY_PASSWORD = "canary-redis-pw-8c1f"  # noqa: S105 - a canary, not a secret
-CANARY_TOKEN = "canary-admin-token-5d2e"  # noqa: S105 - a canary
+CANARY_TOKEN = "canary-admin-token-5d2e-of-24-chars"  # noqa: S105 - a canary
 CANARY_METRICS = "canary-metrics-token-77aa"
 CANARY_JWK_D = "canaryPrivateScalar0123456789abcdefghijk"
 
@@ -66,3 +66,36 @@ async def test_a_malformed_redis_url_is_a_config_error_without_the_password(redi
     result = await cli(f"http://:{CANARY_PASSWORD}@host/0", "stats")
     assert result.rc == 2 and "REDIS_URL" in result.err
     assert CANARY_PASSWORD not in result.err + result.out
+
+
+async def test_a_query_string_password_is_never_printed_when_redis_is_down():
+    url = f"redis://127.0.0.1:{closed_port()}/0?password={CANARY_PASSWORD}"
+    result = await cli(url, "stats", "--json")
+    assert result.rc == 1 and "password=***" in result.err
+    assert CANARY_PASSWORD not in result.err + result.out
+
+
+async def test_enqueue_with_a_wrong_field_names_the_expected_fields(redis_url):
+    result = await cli(redis_url, "enqueue", "test.slow", '{"n": "seven"}')
+    assert result.rc == 2 and len(result.err_lines) == 1
+    assert "got `str` at $.n" in result.err and "expected fields: n (int)" in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_cli_changes_are_in_the_audit_stream(redis, redis_url):
+    assert (await cli(redis_url, "pause", "test.work")).rc == 0
+    (entry,) = await redis.xrevrange("{tgw}:audit")
+    fields = entry[1]
+    assert (fields[b"via"], fields[b"action"], fields[b"target"]) == (
+        b"cli",
+        b"pause",
+        b"test.work",
+    )
+    assert fields[b"who"].startswith(b"cli:")
+
+
+async def test_a_short_admin_token_stops_run_with_exit_2_without_echoing_it(redis_url):
+    result = await cli(redis_url, "run", env={"PORT": "0", "ADMIN_TOKEN": "change-me"})
+    assert result.rc == 2 and len(result.err_lines) == 1
+    assert "ADMIN_TOKEN: expected at least 24 characters" in result.err
+    assert "change-me" not in result.err + result.out and "Traceback" not in result.err

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.support.processes import ROOT
 from tests.support.wait import wait_until_sync
@@ -25,6 +26,7 @@ from tests.support.wait import wait_until_sync
 PRIVATE = re.compile(r"redis\s+(redis://\S+)\s+\(private redis-server pid (\d+), dir (\S+)\)")
 STATS = re.compile(r"^\s+stats\s+(.+)$", re.MULTILINE)
 STATUS = re.compile(r"^dev \d+s \|", re.MULTILINE)
+CONSOLE = re.compile(r"console\s+(http://127\.0\.0\.1:\d+/ui/login/link\?t=\S+)")
 
 
 class DevProcess:
@@ -121,6 +123,12 @@ def test_dev_uses_a_reachable_redis_url_under_its_own_prefix(dev, redis_url):
     command = STATS.search(banner).group(1)  # type: ignore[union-attr]
     wait_until_sync(lambda: stats_json(f"REDIS_URL={redis_url} {command}")["cfb.settle"]
                     ["processed"], timeout_s=30, what="a bet settled")  # fmt: skip
+    link = CONSOLE.search(banner).group(1)  # type: ignore[union-attr]
+    with httpx.Client(base_url=link.split("/ui/", 1)[0]) as browser:
+        signed_in = browser.get(link, follow_redirects=True)
+        reused = httpx.get(link)
+    assert signed_in.status_code == 200 and 'data-queue="cfb.settle"' in signed_in.text
+    assert reused.status_code == 401  # the link works once
     assert process.interrupt() == 0, process.stderr()
 
 

@@ -62,7 +62,11 @@ async def _count(dlq, n):
     ("name", "payload", "message"),
     [
         ("no.such.job", {}, "unknown job type 'no.such.job'"),
-        ("test.work", {"n": "seven"}, "Expected `int`, got `str` - at `$.n`"),
+        (
+            "test.work",
+            {"n": "seven"},
+            "Expected `int`, got `str` at $.n; expected fields: n (int), key (str | None)",
+        ),
         ("test.work", "[1, 2", "invalid payload"),
         ("test.work", {"n": 1, "key": "x" * 70000}, "over MAX_PAYLOAD_BYTES (65536)"),
         (

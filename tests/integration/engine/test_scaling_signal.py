@@ -107,7 +107,7 @@ async def test_stream_length_tracks_the_backlog_while_workers_run_and_drops_to_z
     async with worker_factory(settings, registry, "test.work"):
         pass  # the consumer groups exist
     await client.enqueue_many(
-        [EnqueueRequest(name="test.work", payload={"n": -i}) for i in range(12)]
+        [EnqueueRequest(name="test.work", payload={"n": -i}, id=f"pre-{i}") for i in range(30)]
     )
     for stream in signals.streams:  # one undelivered entry deleted behind the engine's back
         ((newest, _),) = await redis.xrevrange(stream, count=1)

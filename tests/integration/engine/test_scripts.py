@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import msgspec
+import pytest
 from tests.integration.engine.helpers import pk
 from tests.support.wait import wait_until
 
@@ -230,3 +231,26 @@ async def test_a_job_whose_key_is_held_waits_longer_each_time(redis):
     assert waits[3] >= EXCLUSIVE_WAIT_MS * 4  # half of 8x at least: it grows
     assert all(w <= EXCLUSIVE_WAIT_MAX_MS for w in waits)
     assert min(exclusive_wait_ms(20) for _ in range(50)) >= EXCLUSIVE_WAIT_MAX_MS / 2
+
+
+async def test_enqueue_checks_the_whole_batch_before_writing_anything(redis):
+    from redis.exceptions import ResponseError
+
+    s = Scripts(redis)
+    bad = NewJob(id="bad", due_ms=0, fields_json=b'["id", "bad", "name"')  # cut short
+    with pytest.raises(ResponseError, match=r"job 2 \(id bad\)"):
+        await s.enqueue(P, [job("good"), bad], dedupe_ttl_ms=1000)
+    assert not await redis.exists(P.ready)
+    assert await redis.hlen(P.jobs) == 0
+
+
+async def test_settle_done_checks_entries_beyond_a_cut_pending_page_one_by_one(redis):
+    s = Scripts(redis)
+    await s.enqueue(P, [job(f"j{i}") for i in range(150)], dedupe_ttl_ms=1000)
+    entries = await deliver(redis, "me")
+    assert len(entries) == 100  # the first page of the PEL holds more than the bound
+    last = DoneItem(entries[-1], "j99", dedupe=False, lock=None, token=1)
+    stale = DoneItem(entries[-2], "j98", dedupe=False, lock=None, token=2)
+    assert await s.settle_done(P, "me", [last, stale], dedupe_ttl_ms=1000, held=0) == [entries[-2]]
+    assert await redis.hget(P.jobs, "j99") is None
+    assert await redis.hget(P.jobs, "j98") is not None

@@ -33,7 +33,8 @@ def jwks() -> str:
 
 
 def ops_settings(redis_url: str, **env: Any) -> Settings:
-    base = {"ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN_TRUSTED_JWKS": jwks(), "SERVICE_NAME": SERVICE_NAME}
+    base = {"ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN_TRUSTED_JWKS": jwks(), "SERVICE_NAME": SERVICE_NAME,
+            "ADMIN_JWT_ISSUERS": "playhub,escrow"}  # fmt: skip
     return make_settings(redis_url, **{**base, **env})
 
 
@@ -43,7 +44,7 @@ def make_jwt(
 ) -> str:  # fmt: skip
     now = int(time.time())
     body = {"iss": "playhub", "sub": "svc:playhub", "aud": SERVICE_NAME, "iat": now,
-            "exp": now + 300, **claims}  # fmt: skip
+            "exp": now + 300, "scope": "admin", **claims}  # fmt: skip
     body = {k: v for k, v in body.items() if v is not None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)

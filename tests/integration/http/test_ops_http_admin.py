@@ -109,14 +109,15 @@ async def test_dlq_list_requeue_keeping_ids_drop_and_export(redis, redis_url, re
     assert (await queue_state(redis))["dlq"] == 0
 
 
-async def test_schedules_and_the_dashboard_show_the_ledger_escaped(redis, redis_url, registry):
+async def test_schedules_and_the_console_show_the_ledger_escaped(redis, redis_url, registry):
     record = {"name": "test.tick", "expression": "1", "job": "test.tick",
               "nextAt": 1700000001000, "lastAt": 1700000000000,
               "lastOutcome": "<skipped>", "lastJobId": None}  # fmt: skip
     await redis.hset("{tgw}:schedules", "test.tick", json.dumps(record))
     async with admin_client(ops_settings(redis_url), registry) as http:
         schedules = await http.get("/admin/v1/schedules", headers=ADMIN)
-        page = await http.get("/", headers=ADMIN)
+        page = await http.get("/ui/schedules", headers=ADMIN)
+        overview = await http.get("/ui/", headers=ADMIN)
     (item,) = schedules.json()["schedules"]
     assert (item["name"], item["lastAt"], item["lastOutcome"]) == (
         "test.tick",
@@ -125,7 +126,7 @@ async def test_schedules_and_the_dashboard_show_the_ledger_escaped(redis, redis_
     )
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "&lt;skipped&gt;" in page.text and "<skipped>" not in page.text
-    assert "test.work" in page.text and 'http-equiv="refresh"' in page.text
+    assert "test.work" in overview.text and 'hx-trigger="every 2s"' in overview.text
 
 
 async def test_metrics_are_open_by_default_and_need_the_token_when_set(redis_url, registry):

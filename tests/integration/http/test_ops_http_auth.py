@@ -52,8 +52,10 @@ async def test_bad_credentials_get_401_and_nothing_changes(redis, redis_url, reg
             "/admin/v1/jobs/test.work", json={"payload": {"n": 1}}, headers=headers
         )
         listed = await http.get("/admin/v1/queues", headers=headers)
-        page = await http.get("/", headers=headers)
-    assert [r.status_code for r in (paused, enqueued, listed, page)] == [401] * 4
+        page = await http.get("/ui/", headers=headers)
+        changed = await http.post("/ui/queues/test.work/pause", headers=headers)
+    assert [r.status_code for r in (paused, enqueued, listed, changed)] == [401] * 4
+    assert page.status_code == 303 and page.headers["location"].startswith("/ui/login")
     assert paused.json() == {"error": "unauthorized"}
     assert await redis.dbsize() == 0
 
@@ -76,7 +78,10 @@ async def test_a_trusted_ed25519_jwt_is_accepted_and_the_call_is_audited(
     assert await redis.hget("{tgw}:control", "test.work") == b"paused"
     audits = [e for e in logs if e["event"] == "admin.audit"]
     assert audits == [{"event": "admin.audit", "log_level": "info", "who": "jwt",
-                       "subject": "svc:escrow", "action": "pause", "queue": "test.work"}]  # fmt: skip
+                       "subject": "svc:escrow", "action": "pause", "queue": "test.work",
+                       "target": "test.work", "via": "api"}]  # fmt: skip
+    (entry,) = await redis.xrevrange("{tgw}:audit")
+    assert entry[1][b"who"] == b"svc:escrow" and entry[1][b"action"] == b"pause"
     assert token not in repr(logs)
 
 

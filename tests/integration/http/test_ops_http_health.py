@@ -71,7 +71,7 @@ def _free_port() -> int:
 async def test_run_serves_health_and_admin_on_port_and_stops_with_the_worker(redis_url):
     port = _free_port()
     proc = start_worker(redis_url, processors="test.work",
-                        env={"PORT": str(port), "ADMIN_TOKEN": "run-token-123456"})  # fmt: skip
+                        env={"PORT": str(port), "ADMIN_TOKEN": "run-token-123456-for-tests"})  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
 
@@ -83,7 +83,7 @@ async def test_run_serves_health_and_admin_on_port_and_stops_with_the_worker(red
 
             await wait_until(ready, timeout_s=10, what="readyz 200 from run")
             assert (await http.get("/healthz")).status_code == 200
-            headers = {"Authorization": "Bearer run-token-123456"}
+            headers = {"Authorization": "Bearer run-token-123456-for-tests"}
 
             async def consumers() -> int:
                 queues = await http.get("/admin/v1/queues", headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 from tests.integration.jobs.jobs_support import now_ms
 from tests.support.wait import wait_until
@@ -58,3 +59,18 @@ async def test_a_proof_campaigns_verifies_on_its_own_after_pending_still_gets_it
         )
         await h.wait_done("campaigns.claim", "campaigns.claim:c_1", {"claimId": "c_1"})
     assert fake.state.get("claims", "c_1")["status"] == "rewarded"
+
+
+@pytest.mark.promise(13)
+async def test_a_peer_whose_clock_is_behind_cannot_make_a_job_spin(jobs, fake):
+    # Campaigns answers `pending` with a retryAt 2 s in the past (its clock is behind):
+    # without the snooze floor the job was promoted again at once, over and over.
+    fake.state.add_proof("p_1", campaign_id="cmp_1", user_id="u_1",
+                         verify={"verdict": "pending", "reason": "checking",
+                                 "retryAt": now_ms() - 2_000})  # fmt: skip
+    async with jobs("campaigns") as h:
+        await h.enqueue("campaigns.verify_async", {"proofId": "p_1"})
+        await wait_until(lambda: h.calls("campaigns", PROOF_VERIFY), what="a first check")
+        await anyio.sleep(2.5)  # the window the checks are counted over
+        checks = len(h.calls("campaigns", PROOF_VERIFY))
+    assert 1 <= checks <= 4, f"{checks} checks in 2.5 s"

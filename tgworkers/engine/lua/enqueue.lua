@@ -10,6 +10,9 @@
 -- A state record whose entry vanished (deleted behind the engine's back) is stale
 -- and does not block a new enqueue. "Now" is Redis's clock. Fields travel as one
 -- JSON argument per job: far cheaper for the client to send than one per field.
+-- Check before write: every job of the batch is decoded first; one that is not a
+-- JSON array of field names and values fails the whole call with an error naming
+-- it, and nothing of the batch is written.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
@@ -21,6 +24,18 @@ local function live(id)
   if kind == 'r' then return #redis.call('XRANGE', KEYS[1], ref, ref) > 0 end
   if kind == 'x' then return #redis.call('XRANGE', KEYS[6], ref, ref) > 0 end
   return redis.call('ZSCORE', KEYS[2], id) ~= false
+end
+
+local decoded = {}
+for j = 1, tonumber(ARGV[3]) do
+  local k = 4 + (j - 1) * 3
+  local ok, fields = pcall(cjson.decode, ARGV[k + 2])
+  local good = ok and type(fields) == 'table' and #fields > 0 and #fields % 2 == 0
+  for _, v in ipairs(good and fields or {}) do good = good and type(v) == 'string' end
+  if not good or not tonumber(ARGV[k + 1]) then
+    return redis.error_reply('ERR job ' .. j .. ' (id ' .. ARGV[k] .. '): fields are not a JSON array of names and values, or due ms is not a number; nothing was enqueued')
+  end
+  decoded[j] = fields
 end
 
 local out, i, woke = {}, 4, false
@@ -37,7 +52,7 @@ for j = 1, tonumber(ARGV[3]) do
       redis.call('HSET', KEYS[4], id, 'd')
       woke = woke or redis.call('ZRANGE', KEYS[2], 0, 0)[1] == id
     else
-      local entry = redis.call('XADD', KEYS[1], '*', unpack(cjson.decode(json)))
+      local entry = redis.call('XADD', KEYS[1], '*', unpack(decoded[j]))
       redis.call('HSET', KEYS[4], id, 'r:' .. entry)
     end
     out[j] = 1
