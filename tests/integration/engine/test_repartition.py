@@ -190,3 +190,22 @@ async def test_a_move_that_died_half_way_is_finished_by_the_same_command(
     assert await redis.hget("{tgw}:partitions", QUEUE) == b"4"
     lengths = [await redis.xlen(PartitionKeys("tgw", QUEUE, p).ready) for p in range(4)]
     assert sum(lengths) == 30 and all(lengths), lengths
+
+
+@pytest.mark.promise(12)
+async def test_a_producer_waits_out_a_move_then_enqueues_with_the_new_count(
+    redis, redis_url, registry
+):
+    await redis.hset("{tgw}:partitions", QUEUE, "2>5")
+    new = Client(redis, registry, make_settings(redis_url, PARTITIONS_TEST_EXCLUSIVE=5))
+    results = []
+
+    async def produce() -> None:
+        results.append(await new.enqueue(QUEUE, {"n": 1, "key": "a"}))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        await anyio.sleep(0.5)
+        assert not results, "nothing enqueued while the queue moves"
+        await redis.hset("{tgw}:partitions", QUEUE, "5")
+    assert results[0].created
