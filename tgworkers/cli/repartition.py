@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
     proc = registry.queue(args.queue)
 
     async def body() -> int:
-        async with open_services(settings, registry) as svc:
+        async with open_services(settings, registry, check_partitions=False) as svc:
             mover = Repartitioner(svc.client.redis, registry, settings)
             result = await mover.run(args.queue, args.count, timeout_s=args.timeout)
         if args.json:

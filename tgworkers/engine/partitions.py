@@ -85,6 +85,18 @@ class PartitionRecords:
             if records.get(proc.queue, str(mine)) != str(mine):
                 raise mismatch_error(proc, mine, records[proc.queue])
 
+    async def check(self, procs: Iterable[Processor]) -> None:
+        """Refuse (ConfigError) when a recorded count differs from ours; records nothing.
+
+        For operator commands: `stats` or `drain` with a stale count would read the
+        wrong partitions and report or delete too little, silently.
+        """
+        records = await self.records()
+        for proc in procs:
+            mine = self.layout.partition_count(proc)
+            if records.get(proc.queue, str(mine)) != str(mine):
+                raise mismatch_error(proc, mine, records[proc.queue])
+
     async def held(self, procs: Iterable[Processor]) -> set[str]:
         """Queues whose record is not our count: a running worker hands out none of their jobs."""
         records = await self.records()

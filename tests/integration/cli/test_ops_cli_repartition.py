@@ -49,3 +49,16 @@ async def test_repartition_refuses_a_count_out_of_range(redis_url, count):
     assert bad.rc == 2
     (line,) = bad.err_lines
     assert "N: expected a partition count from 1 to 1024" in line
+
+
+@pytest.mark.promise(12)
+async def test_operator_commands_with_a_stale_count_exit_2_instead_of_reading_wrong_partitions(
+    redis, redis_url
+):
+    await redis.hset("{tgw}:partitions", "test.exclusive", "5")
+    stale = await cli(redis_url, "stats", "--json")
+    assert stale.rc == 2
+    (line,) = stale.err_lines
+    assert "PARTITIONS_TEST_EXCLUSIVE" in line and "records 5" in line
+    fresh = await cli(redis_url, "stats", "--json", env={"PARTITIONS_TEST_EXCLUSIVE": "5"})
+    assert fresh.rc == 0, fresh.err
