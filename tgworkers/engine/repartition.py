@@ -67,8 +67,9 @@ def _flat(fields: dict[bytes, bytes]) -> list[str | bytes]:
 
 
 def _route_key(fields: dict[bytes, bytes]) -> str:
-    raw = fields.get(Field.KEY.encode()) or fields.get(Field.ID.encode()) or b""
-    return raw.decode()
+    """What `Client.prepare` partitioned a job by: its key if it has one (even ""), else its id."""
+    key = fields.get(Field.KEY.encode())
+    return (key if key is not None else fields.get(Field.ID.encode(), b"")).decode()
 
 
 class Repartitioner:

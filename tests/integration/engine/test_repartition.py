@@ -209,3 +209,18 @@ async def test_a_producer_waits_out_a_move_then_enqueues_with_the_new_count(
         assert not results, "nothing enqueued while the queue moves"
         await redis.hset("{tgw}:partitions", QUEUE, "5")
     assert results[0].created
+
+
+@pytest.mark.promise(12)
+async def test_jobs_land_where_the_new_count_places_them_even_with_an_empty_key(
+    redis, redis_url, registry
+):
+    two = make_settings(redis_url)
+    reqs = [job(f"e-{i}", i, payload={"key": ""}) for i in range(6)] + [
+        job(f"k-{i}", i) for i in range(30)
+    ]
+    await Client(redis, registry, two).enqueue_many(reqs)
+    await Repartitioner(redis, registry, two).run(QUEUE, 3)
+    three = Client(redis, registry, make_settings(redis_url, PARTITIONS_TEST_EXCLUSIVE=3))
+    for r in reqs:  # the new layout finds every job in the partition it computes
+        assert await three.state(QUEUE, r.id, r.payload) == "ready", r.id
