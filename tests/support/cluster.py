@@ -101,17 +101,49 @@ class Cluster:
         return moved
 
     def failover(self, master_port: int) -> int:
-        """CLUSTER FAILOVER on a replica of the master on `master_port`; returns its port."""
+        """CLUSTER FAILOVER on a replica of the master on `master_port`; returns its port.
+
+        A manual failover gives up when the master does not answer in time (a loaded
+        machine); it is then asked again, up to three times.
+        """
         master = next(x for x in self.nodes() if x["port"] == str(master_port))
         replica = next(x for x in self.nodes() if x["master_id"] == master["id"])
-        self.cli(int(replica["port"]), "cluster", "failover")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            roles = {x["port"]: x["role"] for x in self.nodes()}
-            if roles[replica["port"]] == "master" and roles[str(master_port)] == "slave":
-                return int(replica["port"])
+        port = int(replica["port"])
+        for _ in range(3):
+            self._wait_synced(port)
+            self.cli(port, "cluster", "failover")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                roles = {x["port"]: x["role"] for x in self.nodes()}
+                if roles[replica["port"]] == "master" and roles[str(master_port)] == "slave":
+                    return port
+                time.sleep(0.1)
+        raise AssertionError("failover did not complete after three CLUSTER FAILOVER")
+
+    def _wait_synced(self, replica_port: int) -> None:
+        deadline = time.monotonic() + 20
+        while "master_link_status:up" not in self.cli(replica_port, "info", "replication"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"replica {replica_port} never synced with its master")
             time.sleep(0.1)
-        raise AssertionError("failover did not complete within 30 s")
+
+    def wait_replicas(self, per_master: int) -> None:
+        """Every master has its replicas attached and in sync (after `--cluster create`)."""
+        deadline = time.monotonic() + 30
+        while True:
+            nodes = self.nodes()
+            masters = [x for x in nodes if x["role"] == "master"]
+            replicas = [x for x in nodes if x["role"] == "slave"]
+            attached = all(
+                sum(r["master_id"] == m["id"] for r in replicas) >= per_master for m in masters
+            )
+            if attached:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError("replicas did not attach to every master")
+            time.sleep(0.1)
+        for r in replicas:
+            self._wait_synced(int(r["port"]))
 
     def wait_ok(self) -> None:
         deadline = time.monotonic() + 20
@@ -145,7 +177,7 @@ def running_cluster(masters: int = 3, replicas: int = 0) -> Iterator[Cluster]:
             cluster.procs.append(subprocess.Popen(
                 ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled",
                  "yes", "--cluster-config-file", str(cluster.root / f"{p}.conf"),
-                 "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no",
+                 "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
                  "--dir", str(cluster.root)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))  # fmt: skip
@@ -157,6 +189,8 @@ def running_cluster(masters: int = 3, replicas: int = 0) -> Iterator[Cluster]:
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         cluster.wait_ok()
+        if replicas:
+            cluster.wait_replicas(replicas)
         yield cluster
     finally:
         for proc in cluster.procs:

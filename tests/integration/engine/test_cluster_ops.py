@@ -32,14 +32,22 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-cli") is None, reason="needs
 P = 3
 DEADLINE_S = (80, 240)  # quick form (under pytest's 120 s timeout), long form
 
-# Seen on this loaded 2-core machine (2 of 3 runs at load average ~9, 0 of 10 at ~6):
-# during a slot migration redis-py's asyncio RedisCluster raises AttributeError
-# ("'NoneType' object has no attribute 'writelines'") in a worker's settle loop and
-# the workers then stop making progress, although Redis holds every job. An engine /
-# redis-py connection issue (issue 13's area), not a lost job; the mark goes once fixed.
-MIGRATION_HANG = pytest.mark.xfail(
-    strict=False, reason="redis-py asyncio cluster client can stall after a slot migration"
-)
+
+# Seen here (migration: 2 of 3 runs at load average ~9, 0 of 15 at ~2-6; failover: 1 of
+# ~17 runs): redis-py 8.1's asyncio RedisCluster raises AttributeError ("'NoneType' object
+# has no attribute 'writelines'", in connect -> on_connect_check_health) when a topology
+# refresh closes a node's connections under a command, and the workers then stop making
+# progress although Redis holds every job (upstream: redis/redis-py#3546, #3835). An
+# engine / client issue (issue 13's area), never a lost job or a job run twice at once in
+# the runs that completed; the mark goes once the workers recover from it.
+class ClientStalled(Exception):  # noqa: N818 - names the symptom the mark tolerates
+    """Workers made no progress, but every job not yet run is still held by Redis."""
+
+
+CLIENT_STALL = pytest.mark.xfail(
+    raises=ClientStalled, strict=False,
+    reason="redis-py asyncio cluster client can stall after a topology change",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +87,8 @@ async def _flow(
     """Enqueue `n_jobs` while two workers run them; call `operate()` once a third ran."""
     settings = make_settings(cluster.url, PARTITIONS_TEST_WORK=P)
     redis = connect(settings.redis_url.reveal(), cluster=True)
+    stall: ClientStalled | None = None
+    acked: set[str] = set()  # ids whose enqueue returned: these must never be lost
     try:
         client = Client(redis, registry, settings)
 
@@ -88,6 +98,7 @@ async def _flow(
                 reqs = [EnqueueRequest(name="test.work", payload={"n": i, "sleep_ms": 2},
                                        id=f"job-{i}") for i in batch]  # fmt: skip
                 await client.enqueue_many(reqs)
+                acked.update(r.id for r in reqs if r.id)
                 await anyio.sleep(0.01)
 
         async with (
@@ -98,8 +109,15 @@ async def _flow(
             tg.start_soon(produce)
             await wait_until(lambda: _ran(redis, n_jobs // 3), timeout_s=60, what="a third ran")
             await anyio.to_thread.run_sync(operate)
-            await wait_until(lambda: _ran(redis, n_jobs), timeout_s=DEADLINE_S[n_jobs > 1000],
-                             what="every job ran")  # fmt: skip
+            try:
+                await wait_until(lambda: _ran(redis, n_jobs), timeout_s=DEADLINE_S[n_jobs > 1000],
+                                 what="every job ran")  # fmt: skip
+            except AssertionError:
+                if (stall := await _stall_if_nothing_lost(redis, acked)) is None:
+                    raise
+                tg.cancel_scope.cancel()  # raised below, outside the task groups (no wrapping)
+        if stall is not None:
+            raise stall
         return await runs(redis)
     finally:
         await redis.aclose()
@@ -118,6 +136,17 @@ def _assert_all_ran_never_twice_at_once(records: list[Any], n_jobs: int) -> None
             assert start >= end, f"{job_id} ran twice at once"
 
 
+async def _stall_if_nothing_lost(redis: Any, acked: set[str]) -> ClientStalled | None:
+    """A stall (tolerated by the mark) only if every acknowledged job ran or is still live."""
+    ran = {r.job_id for r in await runs(redis)}
+    live: set[str] = set()
+    for p in range(P):
+        live |= {k.decode() for k in await redis.hkeys(PartitionKeys("tgw", "test.work", p).jobs)}
+    if acked <= ran | live:
+        return ClientStalled(f"{len(ran)} ran, {len(live)} still live in Redis, none lost")
+    return None
+
+
 def _served_by(cluster: Cluster, slot: int, port: int) -> bool:
     return cluster.owner(slot)["port"] == str(port)
 
@@ -127,7 +156,7 @@ async def _ran(redis: Any, n: int) -> bool:
 
 
 @pytest.mark.promise(12)
-@MIGRATION_HANG
+@CLIENT_STALL
 @pytest.mark.parametrize("n_jobs", [1000, pytest.param(5000, marks=pytest.mark.slow)])
 async def test_slot_migration_of_busy_partitions_under_load(
     fresh, registry, worker_factory, n_jobs
@@ -150,6 +179,7 @@ async def test_slot_migration_of_busy_partitions_under_load(
 
 
 @pytest.mark.promise(12)
+@CLIENT_STALL
 @pytest.mark.parametrize("n_jobs", [600, pytest.param(5000, marks=pytest.mark.slow)])
 async def test_failover_to_a_replica_under_load(fresh, registry, worker_factory, n_jobs):
     promoted: list[int] = []
