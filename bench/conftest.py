@@ -12,7 +12,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def redis_server_url():  # type: ignore[no-untyped-def]
+def redis_server_url():
     from tests.support.redis_server import session_redis
 
     url, owner = session_redis()

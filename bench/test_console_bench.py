@@ -13,8 +13,8 @@ import statistics
 import time
 
 import pytest
-from tests.integration.cli.ops_support import seed_dead
-from tests.integration.http.http_support import ADMIN, admin_client, ops_settings
+from tests.support.admin_http import ADMIN, admin_client, ops_settings
+from tests.support.cli_runner import seed_dead
 from tests.support.jobs import PROCESSORS
 
 from tgworkers.engine.registry import Registry

@@ -98,7 +98,7 @@ async def _through_peer_client(base: str, key: ServiceKey, offset: int) -> float
     urls = {
         f"{p}_url": f"{base}/{p}" for p in ("playhub", "payhub", "campaigns", "escrow", "discovery")
     }
-    config = PeersConfig(**urls, issuer=ISSUER, service_id="bench")  # type: ignore[arg-type]
+    config = PeersConfig(**urls, issuer=ISSUER, service_id="bench")
     async with open_peers(config, key) as peers:
 
         async def one(i: int) -> None:

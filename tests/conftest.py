@@ -31,7 +31,13 @@ def redis_server_url() -> Iterator[str]:
     url, owner = session_redis()
     yield url
     if owner is not None:
-        owner.close()  # type: ignore[attr-defined]
+        owner.close()
+
+
+@pytest.fixture(scope="session")
+def tgw_redis_server(redis_server_url: str) -> str:
+    """The toolkit's fixtures (tgworkers.testing) share this session's server."""
+    return redis_server_url
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.integration.jobs.conftest import fake, fake_server, jwk_text
-from tests.integration.jobs.jobs_support import JobsHarness, jobs_worker
+from tests.support.platform_jobs import JobsHarness, jobs_worker
 from tests.support.wait import wait_until
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.devstack.redis import free_port
@@ -59,7 +59,7 @@ class Console:
     sessions: SessionStore
 
     async def sign_in_with_link(self, role: str = "admin", page: Page | None = None) -> Page:
-        link = await self.sessions.issue_link(role, who=f"link-{role}")  # type: ignore[arg-type]
+        link = await self.sessions.issue_link(role, who=f"link-{role}")
         target = page or self.page
         await target.goto(f"{self.base}/ui/login/link?t={link}")
         return target

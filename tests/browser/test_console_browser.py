@@ -9,7 +9,7 @@ import anyio
 from playwright.async_api import expect
 
 from tests.browser.conftest import ADMIN_TOKEN
-from tests.integration.jobs.jobs_support import now_ms
+from tests.support.platform_jobs import now_ms
 from tests.support.wait import wait_until
 from tgworkers.engine.history import MINUTE_MS, add_bucket
 from tgworkers.engine.layout import Layout

@@ -18,7 +18,7 @@ from tgworkers.devstack.redis import RedisServer, free_port
 __all__ = ["RedisServer", "free_port", "session_redis"]
 
 
-def session_redis() -> tuple[str, object | None]:
+def session_redis() -> tuple[str, RedisServer | None]:
     """(url, owner) for the session: REDIS_URL, else a redis-server of our own."""
     if url := os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL"):
         return url, None

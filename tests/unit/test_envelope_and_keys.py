@@ -83,3 +83,11 @@ def test_partition_formula_is_the_documented_one():
     expected = int.from_bytes(hashlib.sha256(b"escrow-a").digest()[:4], "big") % 7
     assert partition_of("escrow-a", 7) == expected
     assert msgspec.json.encode(1)  # msgspec importable in the unit env
+
+
+def test_a_job_key_shares_the_partition_tag_and_never_an_engine_key() -> None:
+    pk = PartitionKeys("tgw", "cfb.price.sample", 0)
+    assert pk.job_key("bars") == "{tgw:cfb.price.sample:0}:bars"
+    for taken in ("ready", "delayed:jobs", "steps", "lock:k", "dlq", ""):
+        with pytest.raises(ValueError, match="engine's own keys"):
+            pk.job_key(taken)

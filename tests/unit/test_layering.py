@@ -2,12 +2,18 @@
 
 jobs → engine (the package's public names), jobs → peers → engine; the engine never
 imports jobs, peers, cli, http or devstack.
+
+The whole import graph of `tgworkers/` is built from the source, type-only
+(`if TYPE_CHECKING:`) and function-level imports included: it has no cycle, and no
+module imports a layer above its own (LAYERS, bottom first; docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +44,8 @@ def test_engine_never_imports_the_layers_above_it(path: Path) -> None:
         "tgworkers.cli",
         "tgworkers.http",
         "tgworkers.devstack",
+        "tgworkers.testing",
+        "tgworkers.producer",
     )
     bad = sorted(m for m in imports_of(path) if m.startswith(above))
     assert not bad, f"{path.name} imports {bad}"
@@ -85,3 +93,173 @@ def test_peers_import_only_engine_signals_and_their_libraries(path: Path) -> Non
         n for n in imports_of(path) if n.startswith(("tgworkers.jobs", "tgworkers.cli", "redis"))
     ]
     assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+# ------------------------------------------------------------------ the import graph
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("tgworkers", "tgworkers.errors", "tgworkers.secrets"),
+    ("tgworkers.engine",),
+    ("tgworkers.config", "tgworkers.peers", "tgworkers.logs"),
+    ("tgworkers.jobs",),
+    ("tgworkers.producer",),
+    ("tgworkers.http",),
+    ("tgworkers.bootstrap", "tgworkers.devstack"),
+    ("tgworkers.cli", "tgworkers.__main__"),
+    ("tgworkers.testing",),
+)
+"""Bottom first: a module may import its own layer and the layers below it."""
+
+LAZY_REEXPORTS: dict[str, set[str]] = {"tgworkers": {"tgworkers.producer"}}
+"""Edges left out of the graph: the package root offers `tgworkers.Producer` through a
+module `__getattr__` (PEP 562), so `import tgworkers` loads nothing above the root;
+`test_the_root_reexport_is_lazy` checks that it stays so."""
+
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
+"""Cycles still to break, each named here so a new one fails at once (none left:
+runtime ↔ recovery went with the RecoveryHost protocol of issue 13). Remove an entry
+when its cycle is gone (the test fails until you do)."""
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES: dict[str, Path] = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _owner(name: str) -> str | None:
+    """The module of tgworkers that `name` (a module or a name in one) lives in."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imported(module: str, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+        return
+    base = node.module or ""
+    if node.level:  # relative: resolved against the importing module's package
+        package = module.split(".")
+        if MODULES[module].name != "__init__.py":
+            package = package[:-1]
+        package = package[: len(package) - (node.level - 1)]
+        base = ".".join([*package, *([node.module] if node.module else [])])
+    for alias in node.names:  # `from pkg import mod` names the submodule
+        full = f"{base}.{alias.name}"
+        yield full if full in MODULES else base
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module → the tgworkers modules it imports anywhere (top level, functions, TYPE_CHECKING)."""
+    graph: dict[str, set[str]] = {}
+    for module, path in MODULES.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for name in _imported(module, node):
+                    if name.split(".")[0] == "tgworkers" and (owner := _owner(name)):
+                        edges.add(owner)
+        edges.discard(module)
+        graph[module] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: set[frozenset[str]] = set()
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = {stack.pop()}
+            while v not in component:
+                component.add(stack.pop())
+            if len(component) > 1:
+                found.add(frozenset(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def layer_of(module: str) -> int:
+    best = max(
+        (
+            name
+            for layer in LAYERS
+            for name in layer
+            if module == name or module.startswith(name + ".")
+        ),
+        key=len,
+    )
+    return next(i for i, layer in enumerate(LAYERS) if best in layer)
+
+
+GRAPH = {m: targets - LAZY_REEXPORTS.get(m, set()) for m, targets in import_graph().items()}
+
+
+def test_the_root_reexport_is_lazy() -> None:
+    code = (
+        "import sys, tgworkers; loaded = 'tgworkers.producer' in sys.modules; "
+        "tgworkers.Producer; print(loaded, 'tgworkers.producer' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_the_graph_is_read_from_type_only_and_function_level_imports_too() -> None:
+    # `telemetry` imports `retry` under `if TYPE_CHECKING:` only, and `cli.app` imports
+    # the platform's jobs inside a function: both edges must reach the checks below.
+    assert "tgworkers.engine.retry" in GRAPH["tgworkers.engine.telemetry"]
+    assert "tgworkers.jobs" in GRAPH["tgworkers.cli.app"]
+    assert {"tgworkers.engine", "tgworkers.cli"} <= set(MODULES)
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    upward = sorted(
+        f"{module} → {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if layer_of(target) > layer_of(module)
+    )
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_the_engine_imports_nothing_of_tgworkers_but_errors_and_secrets() -> None:
+    outside = sorted(
+        f"{module} → {target}"
+        for module, targets in GRAPH.items()
+        if module.startswith("tgworkers.engine")
+        for target in targets
+        if not target.startswith("tgworkers.engine")
+        and target not in ("tgworkers.errors", "tgworkers.secrets")
+    )
+    assert not outside, "\n".join(outside)
+
+
+def test_the_import_graph_has_no_cycle_but_the_known_ones() -> None:
+    found = cycles(GRAPH)
+    new = sorted(sorted(c) for c in found - KNOWN_CYCLES)
+    assert not new, f"import cycles: {new}"
+    gone = sorted(sorted(c) for c in KNOWN_CYCLES - found)
+    assert not gone, f"cycles now broken, remove them from KNOWN_CYCLES: {gone}"
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_type_only_import() -> None:
+    """The checker itself can fail: a two-module loop is reported."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == {frozenset({"a", "b", "c"})}

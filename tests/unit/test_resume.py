@@ -24,7 +24,7 @@ async def _stepped(coro: Coroutine[Any, Any, T]) -> T:
     try:
         pending = coro.send(None)
     except StopIteration as finished:
-        return finished.value  # type: ignore[no-any-return]
+        return finished.value
     return await resume(coro, pending)
 
 

@@ -142,7 +142,8 @@ LOG_CALL = re.compile(r'log\.(?:debug|info|warning|error|exception)\(\s*"([a-z_]
 
 def logged_events() -> set[str]:
     files = [*(ROOT / "tgworkers/engine").rglob("*.py"), *(ROOT / "tgworkers/peers").rglob("*.py"),
-             *(ROOT / "tgworkers/http").rglob("*.py"), ROOT / "tgworkers/cli/run.py"]  # fmt: skip
+             *(ROOT / "tgworkers/http").rglob("*.py"), *(ROOT / "tgworkers/bootstrap").rglob("*.py"),
+             ROOT / "tgworkers/cli/run.py"]  # fmt: skip
     return {m for f in files for m in LOG_CALL.findall(f.read_text())}
 
 

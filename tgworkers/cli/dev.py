@@ -26,9 +26,10 @@ from typing import Final
 import anyio
 import structlog
 
+from tgworkers.bootstrap.process import ProcessParts, build_process, http_settings, serve
+from tgworkers.bootstrap.processors import check_requirements, select_processors
 from tgworkers.cli.app import registry_for, setup_logging
 from tgworkers.cli.dev_view import DevView, is_terminal
-from tgworkers.cli.run import check_requirements, job_resources, select_processors, serve
 from tgworkers.config import Settings, default_consumer_name, load_settings, merged_environment
 from tgworkers.devstack.environment import (
     ISSUER,
@@ -40,12 +41,10 @@ from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.devstack.redis import DevRedis, free_port, private_redis, reachable
 from tgworkers.devstack.sample import TICK_S, SampleWork
 from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.engine.layout import Layout
-from tgworkers.engine.stats import StatsReader
 from tgworkers.engine.worker import Worker
 from tgworkers.errors import ConfigError
 from tgworkers.http.console.session import SessionStore
-from tgworkers.peers import Peers, ServiceKey
+from tgworkers.peers import ServiceKey
 
 log = structlog.get_logger("tgworkers.dev")
 
@@ -120,19 +119,14 @@ def http_port(args: argparse.Namespace, base: dict[str, str]) -> int:
     return int(raw) if raw.isdigit() else free_port()
 
 
-def build_worker(settings: Settings) -> tuple[Worker, Peers | None]:
-    """The worker `run` would build for these settings (same helpers, same checks)."""
+def build_worker(settings: Settings) -> ProcessParts:
+    """The process `run` would build for these settings (same helpers, same checks)."""
     registry = registry_for(None)
     processors = select_processors(registry, settings, None)
     if not processors:
         raise ConfigError("no processor selected: check PROCESSORS / ENABLE_*")
     check_requirements(registry, settings, processors)
-    resources, peers = job_resources(registry, settings)
-    worker = Worker(
-        settings=settings, registry=registry, processors=processors,
-        consumer=default_consumer_name(), resources=resources,
-    )  # fmt: skip
-    return worker, peers
+    return build_process(settings, registry, processors, consumer=default_consumer_name())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -146,39 +140,39 @@ def main(args: argparse.Namespace) -> int:
         fake = stack.enter_context(FakePeers(public, issuer=ISSUER))
         settings = dev_settings(base, redis, fake, http_port(args, base), jwk_text)
         setup_logging(settings)
-        worker, peers = build_worker(settings)
+        parts = build_worker(settings)
+        worker = parts.worker
         sample = SampleWork(fake, worker.client.enqueue, tick_s=args.tick)
-        stats = StatsReader(worker.redis, worker.registry, Layout(settings))
+        stats = parts.services.stats  # the one StatsReader of the process
         live = is_terminal() and not args.plain
         running = frozenset(p.queue for p in worker.processors)
         banner = Stack(redis, fake, settings).banner()
         view = DevView(stats, sample, banner, queues=running, live=live)
         with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the worker listens
-            anyio.run(serve_dev, worker, peers, sample, view)
+            anyio.run(serve_dev, parts, sample, view)
     print("dev: stopped; nothing left running", file=sys.stderr)
     return 0
 
 
-async def serve_dev(worker: Worker, peers: Peers | None, sample: SampleWork, view: DevView) -> None:
+async def serve_dev(parts: ProcessParts, sample: SampleWork, view: DevView) -> None:
     """`run`'s `serve`, plus the sample producer and the view while the worker runs."""
     async with anyio.create_task_group() as tg:
-        tg.start_soon(extras, worker, sample, view)
-        await serve(worker, None, peers)
+        tg.start_soon(extras, parts.worker, parts.settings, sample, view)
+        await serve(parts)
         tg.cancel_scope.cancel()
 
 
-async def console_link(worker: Worker) -> str:
+async def console_link(worker: Worker, settings: Settings) -> str:
     """A one-time URL that opens the console signed in as an operator."""
-    settings = worker.settings
-    sessions = SessionStore(worker.redis, Layout(settings).globals, settings)
+    sessions = SessionStore(worker.redis, worker.layout.globals, http_settings(settings))
     token = await sessions.issue_link()
     return f"http://127.0.0.1:{settings.port}/ui/login/link?t={token}"
 
 
-async def extras(worker: Worker, sample: SampleWork, view: DevView) -> None:
+async def extras(worker: Worker, settings: Settings, sample: SampleWork, view: DevView) -> None:
     """Seed and produce sample work and show the view, from start until a stop is asked."""
     await worker.started.wait()
-    link = await console_link(worker)
+    link = await console_link(worker, settings)
     view.banner = tuple(line.replace(CONSOLE_LINK, link) for line in view.banner)
     if not view.live:
         print("\n".join(view.banner), flush=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as rex
@@ -44,7 +44,10 @@ class Delivery:
     successor: Delivery | None = None
     """A newer delivery of the same entry (our own sweep reclaimed it while this one
     still ran): it is dispatched only once this one has ended, never beside it."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+    """The payload decoded and validated by the executor's check, for the handler."""
+    error_type: str | None = None
+    """Class name of what the handler raised, when it failed (telemetry's error.type)."""
 
     def decode(self) -> None:
         """Fill `envelope`, or `problem` naming why the entry is not a job."""

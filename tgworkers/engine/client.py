@@ -19,38 +19,22 @@ import msgspec
 from opentelemetry import propagate
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
+from tgworkers.engine.enqueueing import EnqueueRequest, EnqueueResult
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.live import Live
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
-from tgworkers.engine.telemetry import active as active_telemetry
+from tgworkers.engine.settings import EngineSettings
+from tgworkers.engine.telemetry import active as active_telemetry, carried_trace_headers
 from tgworkers.errors import InputError, PayloadError
+
+__all__ = ["CHUNK", "Client", "EnqueueRequest", "EnqueueResult", "encode_payload", "new_job_id"]
 
 CHUNK: Final = 500
 _encoder: Final = msgspec.json.Encoder()
-
-
-class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """One job to enqueue. `payload` is a Struct, a mapping or JSON text."""
-
-    name: str
-    payload: Any
-    id: str | None = None
-    run_at_ms: int | None = None
-    delay_s: float | None = None
-    origin: str | None = None
-
-
-class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """What `enqueue --json` prints: `{"id", "queue", "runAt", "created"}`."""
-
-    id: str
-    queue: str
-    run_at: int
-    created: bool
 
 
 def new_job_id() -> str:
@@ -97,13 +81,26 @@ def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[b
 class Client:
     """Enqueues jobs of the registered job types."""
 
-    def __init__(self, redis: Redis, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        registry: Registry,
+        settings: EngineSettings | Live[EngineSettings],
+        *,
+        layout: Layout | None = None,
+        scripts: Scripts | None = None,
+    ) -> None:
+        """`layout` and `scripts` are the process's own when handed in (one of each)."""
         self.redis = redis
         self.registry = registry
-        self.settings = settings
-        self.layout = Layout(settings)
-        self.scripts = Scripts(redis)
+        self.layout = layout or Layout(settings)
+        self.scripts = scripts or Scripts(redis)
         self.partition_records = PartitionRecords(redis, self.layout)
+
+    @property
+    def settings(self) -> EngineSettings:
+        """The settings in force now (a hot reload swaps them)."""
+        return self.layout.settings
 
     async def enqueue(
         self,
@@ -159,6 +156,8 @@ class Client:
         now_ms = int(time.time() * 1000)
         trace: dict[str, str] = {}
         propagate.inject(trace)
+        if not trace:  # inside a run that records no span: the job's carried context
+            trace = carried_trace_headers()
         prepared = [self.prepare(r, now_ms, trace) for r in requests]
         for queue in {pk.queue for pk, _, _ in prepared}:  # promise 12: counts agree
             await self.partition_records.check_producer(self.registry.queue(queue))

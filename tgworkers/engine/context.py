@@ -8,6 +8,7 @@ job is done (kept when it is dead-lettered, so a replay skips them too).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +20,7 @@ from tgworkers.engine.envelope import HistoryEntry
 from tgworkers.engine.keys import PartitionKeys
 
 if TYPE_CHECKING:
-    from tgworkers.engine.client import Client, EnqueueResult
+    from tgworkers.engine.enqueueing import Enqueuer, EnqueueResult
 
 R = TypeVar("R")
 
@@ -91,12 +92,26 @@ class Steps:
                 f"job {self._job_id}: delivery taken over; step {step!r} not recorded"
             )
 
+    async def once(self, step: str, act: Callable[[], Awaitable[object]]) -> bool:
+        """Run `act` unless `step` finished in an earlier run, then record it.
+
+        The multi-step idiom in one call: a step whose call went through is not sent
+        again after a crash or a retry (its peer call carries its own Idempotency-Key
+        for the window between the call and the record). True when `act` ran now.
+        """
+        if await self.is_done(step):
+            return False
+        await act()
+        await self.mark_done(step)
+        return True
+
 
 class JobContext:
     """Identity of the running job and the tools a handler may use."""
 
     __slots__ = (
         "_client",
+        "_clock",
         "_resources",
         "_steps",
         "_steps_writer",
@@ -125,9 +140,11 @@ class JobContext:
         origin: str | None = None,
         history: tuple[HistoryEntry, ...] = (),
         resources: Resources,
-        client: Client,
+        client: Enqueuer,
         redis: Redis,
         steps_writer: StepsWriter | None = None,
+        steps: Steps | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -141,11 +158,16 @@ class JobContext:
         self._resources = resources
         self._client = client
         self.redis = redis
-        self._steps: Steps | None = None
+        self._steps = steps
         self._steps_writer = steps_writer
+        self._clock = clock
 
     def resources(self, cls: type[R]) -> R:
         return self._resources.get(cls)
+
+    def now_ms(self) -> int:
+        """The worker's clock in Unix ms (a test's fake clock under `tgworkers.testing`)."""
+        return int(self._clock() * 1000)
 
     @property
     def steps(self) -> Steps:
@@ -153,8 +175,12 @@ class JobContext:
             self._steps = Steps(self.redis, self.partition, self.job_id, self._steps_writer)
         return self._steps
 
+    def key(self, name: str) -> str:
+        """A Redis key this job type owns, in the job's partition (`PartitionKeys.job_key`)."""
+        return self.partition.job_key(name)
+
     @property
-    def client(self) -> Client:
+    def client(self) -> Enqueuer:
         """The enqueue client, for jobs that create other jobs."""
         return self._client
 

@@ -33,11 +33,13 @@ class DrainResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class Control:
     """Reads and changes the pause flags; drains queues."""
 
-    def __init__(self, redis: Redis, registry: Registry, layout: Layout) -> None:
+    def __init__(
+        self, redis: Redis, registry: Registry, layout: Layout, scripts: Scripts | None = None
+    ) -> None:
         self.redis = redis
         self.registry = registry
         self.layout = layout
-        self.scripts = Scripts(redis)
+        self.scripts = scripts or Scripts(redis)  # the process's one, when it is handed in
 
     async def paused_queues(self) -> set[str]:
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.layout.globals.control)  # type: ignore[assignment]

@@ -111,11 +111,13 @@ def parse_cursor(cursor: str | None) -> tuple[int, str] | None:
 class DeadLetters:
     """The DLQ operations of every queue."""
 
-    def __init__(self, redis: Redis, registry: Registry, layout: Layout) -> None:
+    def __init__(
+        self, redis: Redis, registry: Registry, layout: Layout, scripts: Scripts | None = None
+    ) -> None:
         self.redis = redis
         self.registry = registry
         self.layout = layout
-        self.scripts = Scripts(redis)
+        self.scripts = scripts or Scripts(redis)  # the process's one, when it is handed in
 
     def _partitions(self, queue: str) -> list[PartitionKeys]:
         return self.layout.partitions(self.registry.queue(queue))

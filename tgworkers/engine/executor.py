@@ -27,7 +27,7 @@ from tgworkers.engine.broker import Delivery
 from tgworkers.engine.context import JobContext, Resources, StepsWriter, request_id_var
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
-from tgworkers.engine.outcome import Disposition, Outcome
+from tgworkers.engine.outcome import DeadReason, Disposition, Outcome
 from tgworkers.engine.retry import (
     Decision,
     HandlerTimeoutError,
@@ -138,7 +138,7 @@ class Executor:
         run = self.telemetry.start_process(self.queue, d)  # span and log context
         decision: Decision | None = None
         try:
-            decision = await self._perform(d, d.envelope, d.extra.pop("payload"))
+            decision = await self._perform(d, d.envelope, d.payload)
         finally:
             self.telemetry.end_process(run, d, decision)
         if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
@@ -167,7 +167,7 @@ class Executor:
                 d.job_type.validate(payload)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
             return f"invalid payload for {env.name}: {exc}"
-        d.extra["payload"] = payload
+        d.payload = payload
         return None
 
     async def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision:
@@ -229,7 +229,7 @@ class Executor:
         return write
 
     def _failed(self, d: Delivery, env: Envelope, exc: BaseException) -> Decision:
-        d.extra["error_type"] = type(exc).__name__  # telemetry's error.type
+        d.error_type = type(exc).__name__  # telemetry's error.type
         policy: RetryPolicy = self.policy_of(d.job_type)  # only failures need the policy
         return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
 
@@ -255,12 +255,21 @@ class Executor:
                 )  # fmt: skip
                 return Settlement(SettleKind.LATER, d, later, dec)
             case Disposition.DEAD:
-                return self.dead(d, dec.reason or "dead-lettered", failed=True, record=dec.record)
+                why = dec.dead_reason or DeadReason.HANDLER
+                return self.dead(
+                    d, dec.reason or "dead-lettered", failed=True, record=dec.record, why=why
+                )
             case _ as unreachable:
                 assert_never(unreachable)
 
     def dead(
-        self, d: Delivery, reason: str, *, failed: bool, record: HistoryEntry | None = None
+        self,
+        d: Delivery,
+        reason: str,
+        *,
+        failed: bool,
+        record: HistoryEntry | None = None,
+        why: DeadReason = DeadReason.INVALID,
     ) -> Settlement:
         """Dead-letter a delivery; a malformed entry keeps its raw fields untouched."""
         env = d.envelope
@@ -272,7 +281,10 @@ class Executor:
         fields += [Field.REASON, reason]
         item = DeadItem(d.entry_id, d.job_id, failed, fields, d.lock, d.token)
         return Settlement(
-            SettleKind.DEAD, d, item, Decision(disposition=Disposition.DEAD, reason=reason)
+            SettleKind.DEAD,
+            d,
+            item,
+            Decision(disposition=Disposition.DEAD, reason=reason, dead_reason=why),
         )
 
     def hand_back(self, d: Delivery) -> Settlement:

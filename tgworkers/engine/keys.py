@@ -30,6 +30,12 @@ def partition_of(partition_key: str, partitions: int) -> int:
     return int.from_bytes(digest[:4], "big") % partitions
 
 
+ENGINE_KEY_NAMES: Final = frozenset(
+    {"ready", "delayed", "jobs", "done", "dlq", "stats", "steps", "lock", "wake"}
+)
+"""The partition keys the engine owns (the first `:`-part); jobs get other names."""
+
+
 @dataclass(frozen=True, slots=True)
 class PartitionKeys:
     """The keys of one queue partition, all under one hash tag."""
@@ -83,10 +89,17 @@ class PartitionKeys:
         """Hash: job id -> JSON list of the job's finished steps (cleared when done)."""
         return f"{self.tag}:steps"
 
-    @property
-    def bars(self) -> str:
-        """Hash for job-owned per-partition data (the price sampler's minute bars)."""
-        return f"{self.tag}:bars"
+    def job_key(self, name: str) -> str:
+        """A key a job type owns in this partition: `{tag}:<name>` (`ctx.key(name)`).
+
+        Under the partition's hash tag, so a job's own data sits in the same Cluster
+        slot as its queue. The engine's own names are refused, so a job can never
+        write over a queue's stream, sets or records.
+        """
+        head = name.split(":", 1)[0]
+        if not name or head in ENGINE_KEY_NAMES:
+            raise ValueError(f"job key {name!r}: {head!r} is one of the engine's own keys")
+        return f"{self.tag}:{name}"
 
     def lock(self, exclusive_key: str) -> str:
         """String: the job id holding per-key exclusivity for `exclusive_key`."""

@@ -1,22 +1,30 @@
 """Where a processor's jobs live: its partitions and their keys.
 
 Derived from settings (QUEUE_PREFIX, DLQ_SUFFIX, PARTITIONS_<P>), so producers and
-workers configured alike agree on every key without talking to each other.
+workers configured alike agree on every key without talking to each other. It
+reads the settings through a `Live` reference, so the readers built on it (stats,
+control, dead letters) follow a hot reload (`PAUSED_QUEUES` and the like).
 """
 
 from __future__ import annotations
 
-from tgworkers.config import Settings
 from tgworkers.engine.keys import GlobalKeys, PartitionKeys, partition_of
+from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Processor
+from tgworkers.engine.settings import EngineSettings
 
 
 class Layout:
     """Computes the partition keys of processors under the current settings."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.globals = GlobalKeys(settings.queue_prefix)
+    def __init__(self, settings: EngineSettings | Live[EngineSettings]) -> None:
+        self.live = live(settings)
+        self.globals = GlobalKeys(self.live.value.queue_prefix)  # QUEUE_PREFIX is static
+
+    @property
+    def settings(self) -> EngineSettings:
+        """The settings in force now (a hot reload swaps them)."""
+        return self.live.value
 
     def partition_count(self, proc: Processor) -> int:
         return self.settings.processor_overrides(proc.env_name).partitions or proc.partitions

@@ -100,3 +100,21 @@ class Disposition(enum.Enum):
     RETRY = "retry"
     SNOOZE = "snooze"
     DEAD = "dead"
+
+
+class DeadReason(enum.Enum):
+    """Why a job was dead-lettered: the low-cardinality label of the metric.
+
+    Carried on the decision by whoever decides, never recovered from message text.
+    """
+
+    EXHAUSTED = "exhausted"
+    """The handler failed on its last allowed attempt."""
+    PERMANENT = "permanent"
+    """The handler raised a `PermanentError` (a peer's 4xx, for example)."""
+    HANDLER = "handler"
+    """The handler returned `DeadLetter`."""
+    INVALID = "invalid"
+    """No handler ran: a malformed entry, an unknown job name or an invalid payload."""
+    POISON = "poison"
+    """Delivered more than `MAX_DELIVERIES` times without settling (it kills workers)."""

@@ -28,6 +28,7 @@ from tgworkers.engine.connection import RedisHealth, guarded
 from tgworkers.engine.executor import Executor, Settlement
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.options import RuntimeOptions
+from tgworkers.engine.outcome import DeadReason
 from tgworkers.engine.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.engine")
@@ -169,7 +170,8 @@ class Recovery:
             rt.track(poison)
             for d in poison:
                 reason = f"poison: delivered {d.deliveries} times without settling"
-                rt.queue_settlement(rt.executor.dead(d, reason, failed=True))
+                poisoned = rt.executor.dead(d, reason, failed=True, why=DeadReason.POISON)
+                rt.queue_settlement(poisoned)
         if batch:
             rt.counters["reclaimed"] += len(batch)
             log.info("job.reclaimed", queue=rt.queue, count=len(batch))

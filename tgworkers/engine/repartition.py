@@ -35,14 +35,14 @@ import msgspec
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine.control import Control
 from tgworkers.engine.envelope import fields_json
-from tgworkers.engine.keys import GROUP, Field, PartitionKeys, partition_of
+from tgworkers.engine.keys import ENGINE_KEY_NAMES, GROUP, Field, PartitionKeys, partition_of
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.partitions import RECHECK_S, PartitionRecords, moving
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
+from tgworkers.engine.settings import EngineSettings
 from tgworkers.errors import InputError, OperationError
 
 CHUNK: Final = 200
@@ -75,7 +75,7 @@ def _route_key(fields: dict[bytes, bytes]) -> str:
 class Repartitioner:
     """Moves one queue's state from its recorded partition count to a new one."""
 
-    def __init__(self, redis: Redis, registry: Registry, settings: Settings) -> None:
+    def __init__(self, redis: Redis, registry: Registry, settings: EngineSettings) -> None:
         self.redis: Any = redis  # bytes replies (RESP2); redis-py's stubs type them as str too
         self.registry = registry
         self.settings = settings
@@ -279,8 +279,24 @@ class Repartitioner:
         first = self._pk(proc, 0)
         for field, value in (await self.redis.hgetall(src.stats)).items():
             await self.redis.hincrby(first.stats, field, int(value))
-        if bars := await self.redis.hgetall(src.bars):
-            await self.redis.hset(first.bars, mapping=bars)
+        await self._fold_job_keys(src, first)
         for key in (src.ready, src.delayed, src.delayed_jobs, src.jobs, src.done, src.dlq,
-                    src.stats, src.steps, src.bars):  # fmt: skip
+                    src.stats, src.steps):  # fmt: skip
             await self.redis.delete(key)
+
+    async def _fold_job_keys(self, src: PartitionKeys, dst: PartitionKeys) -> None:
+        """Move job-owned keys (`ctx.key(name)`) of a disappearing partition to `dst`.
+
+        Copied with DUMP/RESTORE (the two tags are in different slots); a name that
+        already exists in `dst` is kept there and the old copy dropped.
+        """
+        head = src.tag + ":"
+        async for raw in self.redis.scan_iter(match=head.replace("[", "\\[") + "*", count=500):
+            name = raw.decode()[len(head) :]
+            if name.split(":", 1)[0] in ENGINE_KEY_NAMES:
+                continue
+            dumped = await self.redis.dump(raw)
+            if dumped is not None and not await self.redis.exists(dst.job_key(name)):
+                await self.redis.restore(dst.job_key(name), 0, dumped)
+                self.moved["jobKeys"] += 1
+            await self.redis.delete(raw)

@@ -18,6 +18,7 @@ import msgspec
 from tgworkers.engine.envelope import MESSAGE_LIMIT_CHARS, HistoryEntry, cut
 from tgworkers.engine.outcome import (
     DeadLetter,
+    DeadReason,
     Disposition,
     Done,
     JobSignal,
@@ -71,6 +72,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     delay_ms: int = 0
     record: HistoryEntry | None = None
     reason: str | None = None
+    dead_reason: DeadReason | None = None
+    """Set with `Disposition.DEAD`: why, for the metric's label."""
 
 
 def _record(exc: BaseException, attempt: int, now_ms: int, kind: str) -> HistoryEntry:
@@ -96,7 +99,11 @@ def decide_outcome(outcome: Outcome, now_ms: int) -> Decision:
         case Snooze(at_ms=at_ms, after_ms=after_ms):
             return Decision(disposition=Disposition.SNOOZE, at_ms=at_ms, delay_ms=after_ms or 0)
         case DeadLetter(reason=reason):
-            return Decision(disposition=Disposition.DEAD, reason=cut(reason, MESSAGE_LIMIT_CHARS))
+            return Decision(
+                disposition=Disposition.DEAD,
+                reason=cut(reason, MESSAGE_LIMIT_CHARS),
+                dead_reason=DeadReason.HANDLER,
+            )
         case _ as unreachable:
             assert_never(unreachable)
 
@@ -107,7 +114,12 @@ def decide_failure(
     """Classify what a handler raised: permanent, not due, or retry (bounded)."""
     if isinstance(exc, PermanentError):
         record = _record(exc, attempt, now_ms, "permanent")
-        return Decision(disposition=Disposition.DEAD, record=record, reason=record.message)
+        return Decision(
+            disposition=Disposition.DEAD,
+            record=record,
+            reason=record.message,
+            dead_reason=DeadReason.PERMANENT,
+        )
     if isinstance(exc, NotDue):
         delay = 0 if exc.retry_at_ms is not None else policy.backoff_ms(attempt)
         snooze = Decision(disposition=Disposition.SNOOZE, at_ms=exc.retry_at_ms, delay_ms=delay)
@@ -117,7 +129,10 @@ def decide_failure(
     if attempt >= policy.max_attempts:
         reason = f"attempts exhausted ({attempt}/{policy.max_attempts}): {record.message}"
         return Decision(
-            disposition=Disposition.DEAD, record=record, reason=cut(reason, MESSAGE_LIMIT_CHARS)
+            disposition=Disposition.DEAD,
+            record=record,
+            reason=cut(reason, MESSAGE_LIMIT_CHARS),
+            dead_reason=DeadReason.EXHAUSTED,
         )
     delay = policy.backoff_ms(attempt)
     if isinstance(exc, RetryLater) and exc.after_ms is not None:

@@ -6,58 +6,55 @@ Duties, each a named loop whose one-iteration body is testable on its own:
 2. `_consume_loop` (x concurrency): runs deliveries through the executor;
 3. `_settle_loop`: sends finished settlements in batches (one script call per
    partition and kind), so a busy worker pays one round trip per batch;
-4. `_lease_loop`: renews the lease of every entry this worker holds, every
-   VT/3, and cancels handlers whose entry another worker took over;
+4. `Leases` (leases.py): renews the lease of every entry this worker holds, every
+   VT/3, cancels handlers whose entry another delivery took over, and (watchdog)
+   those whose renewals have not got through in time;
 5. `Recovery.run` (recovery.py): XAUTOCLAIM of entries idle past the visibility
    timeout, quarantine of poison jobs, counting of lost entries, consumer hygiene;
-6. `_promote_loop`: moves due delayed jobs to the stream, sleeping exactly until
-   the next due time (woken by Pub/Sub when an earlier one arrives).
+6. `Promoter` (promoter.py): moves due delayed jobs to the stream, sleeping exactly
+   until the next due time (woken by Pub/Sub when an earlier one arrives).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-import msgspec
 import structlog
 from anyio.abc import TaskGroup
 
 from tgworkers.engine.broker import Broker, Delivery
 from tgworkers.engine.connection import REDIS_ERRORS, RedisHealth, guarded
-from tgworkers.engine.envelope import fields_json, to_fields
+from tgworkers.engine.exclusive import (
+    EXCLUSIVE_WAIT_MAX_MS,
+    EXCLUSIVE_WAIT_MS,
+    exclusive_wait_ms,
+    waiting_fields,
+)
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.leases import Leases
 from tgworkers.engine.options import RuntimeOptions
+from tgworkers.engine.promoter import Promoter
 from tgworkers.engine.recovery import Recovery
 from tgworkers.engine.registry import JobType, Processor
-from tgworkers.engine.scripts import AcquireItem, LeaseItem, Scripts
+from tgworkers.engine.scripts import AcquireItem, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.engine")
 
-__all__ = ["ProcessorRuntime", "RuntimeOptions", "exclusive_wait_ms"]
-
-PROMOTE_LIMIT = 500
-IDLE_PROMOTE_S = 1.0
-EXCLUSIVE_WAIT_MS = 200
-EXCLUSIVE_WAIT_MAX_MS = 5_000
-
-
-def exclusive_wait_ms(waits: int, rng: random.Random | None = None) -> int:
-    """How long a job whose key is held waits: doubling per wait in a row, capped, jittered.
-
-    A fixed 200 ms had every waiter of a long-held key retry five times a second
-    forever; half to all of the doubled ceiling spreads waiters of one key apart.
-    """
-    ceiling = min(EXCLUSIVE_WAIT_MS * 2 ** min(waits, 20), EXCLUSIVE_WAIT_MAX_MS)
-    return int((rng or random).uniform(ceiling / 2, ceiling))
+__all__ = [
+    "EXCLUSIVE_WAIT_MAX_MS",
+    "EXCLUSIVE_WAIT_MS",
+    "ProcessorRuntime",
+    "RuntimeOptions",
+    "exclusive_wait_ms",
+]
 
 
 class ProcessorRuntime:
@@ -98,7 +95,6 @@ class ProcessorRuntime:
         # cleared, never replaced: several read loops (one per partition on a cluster)
         # may wait on it at once, and a replaced event would strand the others
         self._slot_freed = asyncio.Event()
-        self._promote_wake = anyio.Event()
         self._resumed = anyio.Event()
         self._settled_all = anyio.Event()
         # a plain asyncio queue: getting a ready item does not yield to the loop, unlike
@@ -107,6 +103,8 @@ class ProcessorRuntime:
         self._tg: TaskGroup | None = None
         self.observers: list[Callable[[Settlement], None]] = []
         self.recovery = Recovery(self)
+        self.leases = Leases(self)
+        self.promoter = Promoter(self)
         active_telemetry().track_runtime(self)  # settlement observer, entry counters
 
     # ------------------------------------------------------------------ lifecycle
@@ -114,7 +112,7 @@ class ProcessorRuntime:
     async def start(self, tg: TaskGroup) -> None:
         await self._with_redis(lambda: self.broker.ensure_groups(self.partitions))
         self._tg = tg
-        for loop in (self._settle_loop, self._lease_loop, self._watchdog_loop):
+        for loop in (self._settle_loop, self.leases.run_renewals, self.leases.run_watchdog):
             tg.start_soon(loop)
         # one XREADGROUP over every partition; on a cluster each partition is its own
         # slot, so each gets its own blocking reader
@@ -126,7 +124,7 @@ class ProcessorRuntime:
         for pks in groups:
             tg.start_soon(self._read_loop, pks)
         tg.start_soon(self.recovery.run)
-        tg.start_soon(self._promote_loop)
+        tg.start_soon(self.promoter.run)
         self.set_concurrency(self.options.concurrency)
 
     def set_concurrency(self, n: int) -> None:
@@ -144,7 +142,7 @@ class ProcessorRuntime:
         self.paused = paused
 
     def wake_promoter(self) -> None:
-        self._promote_wake.set()
+        self.promoter.wake()
 
     def stop_reading(self) -> None:
         self.stopping = True
@@ -266,7 +264,7 @@ class ProcessorRuntime:
                     d.entry_id,
                     d.job_id,
                     d.lock or "",
-                    self._delayed_blob(d),
+                    waiting_fields(d),
                     d.token,
                     exclusive_wait_ms(d.envelope.waits if d.envelope else 0),
                 )
@@ -283,16 +281,8 @@ class ProcessorRuntime:
                     self._forget(d)
                     self.counters["exclusive_waits" if verdict == 0 else "lease_lost"] += 1
         if refused:
-            self._promote_wake.set()
+            self.promoter.wake()
         return [d for d in batch if d.entry_id not in refused]
-
-    @staticmethod
-    def _delayed_blob(d: Delivery) -> bytes:
-        """The job as it waits for its key: one more wait in a row counted."""
-        if d.envelope is None:
-            return fields_json([x for kv in d.fields.items() for x in kv])
-        waiting = msgspec.structs.replace(d.envelope, waits=d.envelope.waits + 1, due_ms=None)
-        return fields_json(to_fields(waiting))
 
     def _forget(self, d: Delivery) -> None:
         """Stop tracking `d`, never a newer delivery of the same entry."""
@@ -383,7 +373,7 @@ class ProcessorRuntime:
         if kind is SettleKind.LATER:
             refused, earliest = await self.scripts.settle_later(pk, self.consumer, items)
             if earliest >= 0:
-                self._promote_wake.set()
+                self.promoter.wake()
             return set(refused)
         if kind is SettleKind.DEAD:
             return set(await self.scripts.dead_letter(pk, self.consumer, items))
@@ -408,95 +398,3 @@ class ProcessorRuntime:
             log.info("job.retry_scheduled", queue=self.queue, job_id=d.job_id,
                      attempt=s.decision.record.attempt, error=s.decision.record.message,
                      delay_ms=s.decision.delay_ms)  # fmt: skip
-
-    # ------------------------------------------------------------------ leases
-
-    async def _lease_loop(self) -> None:
-        while True:
-            await anyio.sleep(self.options.lease_interval_s)
-            await guarded(self.health, "lease", self.renew_once)
-
-    async def renew_once(self) -> None:
-        by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
-        for d in list(self.owned.values()):
-            by_pk[d.pk].append(d)
-        for pk, group in by_pk.items():
-            items = [LeaseItem(d.entry_id, d.job_id, d.lock, d.token) for d in group]
-            sent = time.monotonic()
-            lost, deleted = await self.scripts.renew_leases(
-                pk, self.consumer, items, lock_ttl_ms=self.options.visibility_timeout_ms
-            )
-            for d in group:
-                d.leased_at = max(d.leased_at, sent)
-            for entry in lost:
-                self._lose(entry)
-            for entry in deleted:
-                self._lose(entry, deleted=True)
-
-    async def _watchdog_loop(self) -> None:
-        while True:
-            await anyio.sleep(min(self.options.lease_budget_s / 4, 0.25))
-            self.expire_leases()
-
-    def expire_leases(self) -> None:
-        """Stop every run whose lease may be over in Redis; touches no Redis.
-
-        When renewals cannot get through (Redis paused, failing over, unreachable),
-        another worker may reclaim the entry, and another job of the same key may
-        take its expired lock, VT after the last renewal *sent*. The run is cancelled
-        before then, so a job or a key never runs twice at once; the entry stays
-        pending and is recovered like any other once Redis answers.
-        """
-        limit = time.monotonic() - self.options.lease_budget_s
-        for d in list(self.owned.values()):
-            if d.leased_at < limit and not d.settling and not d.lost:
-                self._lose(d.entry_id, expired=True)
-
-    def _lose(self, entry: bytes, *, deleted: bool = False, expired: bool = False) -> None:
-        d = self.owned.get(entry)
-        if d is None or (d.settling and not deleted):
-            return  # being settled right now: the settle script decides, fenced
-        del self.owned[entry]
-        d.lost = True
-        if deleted:  # counted in the stats hash by the script
-            self.counters["lost"] += 1
-            log.error("job.entries_lost", queue=self.queue, partition=d.pk.partition, count=1,
-                      entries=[entry.decode()], job_id=d.job_id, while_held=True)  # fmt: skip
-        elif expired:
-            self.counters["lease_expired"] += 1
-            log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode(),
-                        reason="expired", running=d.running)  # fmt: skip
-        else:
-            self.counters["lease_lost"] += 1
-            log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry.decode())
-        d.cancel()
-
-    # ------------------------------------------------------------------ delayed jobs
-
-    async def _promote_loop(self) -> None:
-        while True:
-            wait_s = await guarded(self.health, "promote", self.promote_once)
-            if wait_s is None:
-                wait_s = IDLE_PROMOTE_S
-            if wait_s > 0:
-                with anyio.move_on_after(wait_s):
-                    await self._promote_wake.wait()
-            self._promote_wake = anyio.Event()
-
-    async def promote_once(self) -> float:
-        """Promote what is due; returns how long to sleep until the next due job."""
-        soonest: float = IDLE_PROMOTE_S
-        for pk in self.partitions:
-            done = await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
-            if done.lost:
-                self.counters["lost"] += done.lost
-                log.error("job.delayed_lost", queue=self.queue, count=done.lost)
-            if done.dead:
-                self.counters["dead"] += done.dead
-                log.error("job.delayed_malformed", queue=self.queue, count=done.dead,
-                          partition=pk.partition, outcome="dead-lettered")  # fmt: skip
-            if done.moved + done.lost + done.dead >= PROMOTE_LIMIT:
-                soonest = 0.0
-            elif done.next_due_ms >= 0:
-                soonest = min(soonest, max(done.next_due_ms - done.now_ms, 0) / 1000)
-        return soonest

@@ -26,12 +26,12 @@ import msgspec
 import structlog
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine import cron
 from tgworkers.engine.client import Client
 from tgworkers.engine.connection import RedisHealth, guarded
 from tgworkers.engine.keys import GlobalKeys
 from tgworkers.engine.registry import Processor
+from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.scheduler")
@@ -51,24 +51,43 @@ class ActiveSchedule(msgspec.Struct, frozen=True, kw_only=True):
     misfire_grace_ms: int | None
 
 
-class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
-    """The `schedules --json` item, plus what the loop needs to remember."""
+class ScheduleRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    """One schedule's record: the `schedules --json` item, the dashboard row, the ledger entry.
+
+    camelCase on the wire: `nextAt`, `lastAt`, `lastOutcome`, `lastJobId`.
+    """
 
     name: str
-    expression: str
-    job: str
-    nextAt: int | None = None  # noqa: N815 - the contract's field names
-    lastAt: int | None = None  # noqa: N815
-    lastJobId: str | None = None  # noqa: N815
-    lastOutcome: str | None = None  # noqa: N815
-    seenAt: int | None = None  # noqa: N815
+    expression: str = ""
+    job: str = ""
+    next_at: int | None = None
+    last_at: int | None = None
+    last_outcome: str | None = None
+    last_job_id: str | None = None
+
+
+class LedgerRecord(ScheduleRecord, kw_only=True, rename="camel"):
+    """The ledger's entry: the record plus `seenAt`, when a replica first saw it.
+
+    `seenAt` is the misfire baseline before the first tick; it is not shown.
+    """
+
+    seen_at: int | None = None
+
+
+class SchedulesDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """`schedules --json` and `GET /admin/v1/schedules`."""
+
+    schedules: list[ScheduleRecord]
 
 
 _ledger_decoder = msgspec.json.Decoder(LedgerRecord)
 _encoder = msgspec.json.Encoder()
 
 
-def build_schedules(processors: Sequence[Processor], settings: Settings) -> list[ActiveSchedule]:
+def build_schedules(
+    processors: Sequence[Processor], settings: EngineSettings
+) -> list[ActiveSchedule]:
     """The schedules of the given processors, `CRON_*` overriding each default.
 
     Raises:
@@ -137,7 +156,7 @@ class Scheduler:
         soonest: int | None = None
         for sched in list(self.schedules):
             record = records.get(sched.name) or LedgerRecord(
-                name=sched.name, expression=sched.expression, job=sched.job, seenAt=now
+                name=sched.name, expression=sched.expression, job=sched.job, seen_at=now
             )
             nxt = await self._handle(sched, record, now)
             soonest = nxt if soonest is None else min(soonest, nxt)
@@ -147,7 +166,7 @@ class Scheduler:
 
     async def _handle(self, sched: ActiveSchedule, record: LedgerRecord, now: int) -> int:
         grace = sched.misfire_grace_ms or cron.period_ms(sched.spec, now)
-        last = record.lastAt if record.lastAt is not None else record.seenAt
+        last = record.last_at if record.last_at is not None else record.seen_at
         plan = cron.due_ticks(sched.spec, last, now, grace)
         if plan.skipped:
             self.counters["misfired"] += plan.skipped
@@ -158,7 +177,7 @@ class Scheduler:
                 count_capped=plan.skipped_capped,
                 reason="older than the misfire grace",
             )
-        record.expression, record.job, record.nextAt = (
+        record.expression, record.job, record.next_at = (
             sched.expression,
             sched.job,
             plan.next_tick_ms,
@@ -166,8 +185,8 @@ class Scheduler:
         if plan.fire_tick_ms is not None:
             await self._fire(sched, record, plan.fire_tick_ms)
         elif plan.latest_tick_ms is not None:  # all missed ticks too old: remember the skip
-            record.lastAt = plan.latest_tick_ms
-            record.lastOutcome = f"skipped: {plan.skipped} missed ticks older than the grace"
+            record.last_at = plan.latest_tick_ms
+            record.last_outcome = f"skipped: {plan.skipped} missed ticks older than the grace"
         await self.redis.hset(self.key, sched.name, _encoder.encode(record))
         return plan.next_tick_ms
 
@@ -175,18 +194,18 @@ class Scheduler:
         job_id = cron.tick_job_id(sched.name, tick_ms)
         if (
             sched.overlap == "skip"
-            and record.lastJobId
-            and await self._live(sched, record.lastJobId)
+            and record.last_job_id
+            and await self._live(sched, record.last_job_id)
         ):
             self.counters["skipped"] += 1
-            record.lastAt, record.lastOutcome = tick_ms, "skipped: previous run still live"
+            record.last_at, record.last_outcome = tick_ms, "skipped: previous run still live"
             log.info("schedule.tick_skipped", schedule=sched.name, tick_ms=tick_ms,
-                     previous=record.lastJobId, reason="overlap")  # fmt: skip
+                     previous=record.last_job_id, reason="overlap")  # fmt: skip
             return
         result = await self.client.enqueue(
             sched.job, sched.payload, id=job_id, origin=f"schedule:{sched.name}"
         )
-        record.lastAt, record.lastJobId, record.lastOutcome = tick_ms, job_id, "enqueued"
+        record.last_at, record.last_job_id, record.last_outcome = tick_ms, job_id, "enqueued"
         if result.created:
             self.counters["fired"] += 1
             log.info("schedule.fired", schedule=sched.name, tick_ms=tick_ms, job_id=job_id,
@@ -211,7 +230,7 @@ class Scheduler:
 
 async def schedules_document(
     redis: Redis, client: Client, schedules: Sequence[ActiveSchedule], prefix: str
-) -> dict[str, Any]:
+) -> SchedulesDocument:
     """`schedules --json`: each schedule with its next and last fire and outcome."""
     raw: dict[bytes, bytes] = await redis.hgetall(GlobalKeys(prefix).schedules)  # type: ignore[assignment]
     ledger = {k.decode(): _ledger_decoder.decode(v) for k, v in raw.items()}
@@ -219,13 +238,18 @@ async def schedules_document(
     items = []
     for sched in schedules:
         rec = ledger.get(sched.name)
-        outcome = rec.lastOutcome if rec else None
-        if rec and rec.lastJobId and outcome == "enqueued":
-            outcome = await client.state(sched.job, rec.lastJobId, sched.payload) or "done"
-        items.append({
-            "name": sched.name, "expression": sched.expression, "job": sched.job,
-            "nextAt": cron.next_tick_ms(sched.spec, now),
-            "lastAt": rec.lastAt if rec else None, "lastOutcome": outcome,
-            "lastJobId": rec.lastJobId if rec else None,
-        })  # fmt: skip
-    return {"schedules": items}
+        outcome = rec.last_outcome if rec else None
+        if rec and rec.last_job_id and outcome == "enqueued":
+            outcome = await client.state(sched.job, rec.last_job_id, sched.payload) or "done"
+        items.append(
+            ScheduleRecord(
+                name=sched.name,
+                expression=sched.expression,
+                job=sched.job,
+                next_at=cron.next_tick_ms(sched.spec, now),
+                last_at=rec.last_at if rec else None,
+                last_outcome=outcome,
+                last_job_id=rec.last_job_id if rec else None,
+            )
+        )
+    return SchedulesDocument(schedules=items)

@@ -27,7 +27,7 @@ from redis.commands.core import AsyncScript
 
 from tgworkers.engine.keys import GROUP, PartitionKeys
 
-_NAMES: Final = (
+SCRIPT_NAMES: Final = (
     "enqueue",
     "promote_due",
     "settle_done",
@@ -200,7 +200,7 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         self._s: dict[str, AsyncScript] = {
-            name: redis.register_script(script_text(name)) for name in _NAMES
+            name: redis.register_script(script_text(name)) for name in SCRIPT_NAMES
         }
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:

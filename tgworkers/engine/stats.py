@@ -31,13 +31,18 @@ import msgspec
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine.client import Client
 from tgworkers.engine.history import add_bucket, minute_of
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.scheduler import build_schedules, schedules_document
+from tgworkers.engine.scheduler import (
+    SchedulesDocument,
+    build_schedules,
+    schedules_document,
+)
+from tgworkers.engine.settings import EngineSettings
 
 LIVE_CONSUMER_MS: Final = 10_000
 SAMPLE_EVERY_MS: Final = 10_000
@@ -74,24 +79,6 @@ class StatsDocument(msgspec.Struct, frozen=True, kw_only=True):
 
     queues: list[QueueStats]
     at: int
-
-
-class Schedule(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """One schedule as the scheduler records it in the ledger."""
-
-    name: str
-    expression: str = ""
-    job: str = ""
-    next_at: int | None = None
-    last_at: int | None = None
-    last_outcome: str | None = None
-    last_job_id: str | None = None
-
-
-class SchedulesDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """`schedules --json` and `GET /admin/v1/schedules`."""
-
-    schedules: list[Schedule]
 
 
 def _int(raw: Any) -> int:
@@ -296,16 +283,24 @@ class ScheduleLedger:
     """
 
     def __init__(
-        self, redis: Redis, registry: Registry, settings: Settings, client: Client
+        self,
+        redis: Redis,
+        registry: Registry,
+        settings: EngineSettings | Live[EngineSettings],
+        client: Client,
     ) -> None:
         self.redis = redis
         self.registry = registry
-        self.settings = settings
+        self.live = live(settings)
         self.client = client
+
+    @property
+    def settings(self) -> EngineSettings:
+        """The settings in force now: `CRON_*` and `SCHEDULES_TZ` follow a hot reload."""
+        return self.live.value
 
     async def read(self) -> SchedulesDocument:
         schedules = build_schedules(list(self.registry.processors.values()), self.settings)
-        doc = await schedules_document(
+        return await schedules_document(
             self.redis, self.client, schedules, self.settings.queue_prefix
         )
-        return msgspec.convert(doc, SchedulesDocument)

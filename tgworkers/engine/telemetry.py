@@ -1,282 +1,82 @@
-"""Traces and metrics: the ONE catalogue of every span, instrument and attribute.
+"""The recorder: per-job spans and histograms, and the process's active telemetry.
 
-`INSTRUMENTS` and `SPANS` below are data; `docs/observability.md` lists each of
-them (a test checks it), and the Grafana dashboard and alert rules refer only to
-their Prometheus names (another test checks that).
+What is recorded and under which names is `telemetry_catalogue.py`; the observable
+instruments' sources are `telemetry_exports.py`; the run's log and trace context
+is `telemetry_context.py`; the process's providers are built by
+`telemetry_setup.py`. Per job, only the `process` span (within its budget) and two
+histograms touch the SDK; outcomes are dict increments exported later.
 
-Where the numbers come from, cheaply:
-- job outcomes are plain dict increments in the runtime's settlement observer,
-  exported through observable counters (nothing per job touches the SDK but the
-  two histograms and the span);
-- entry recoveries, losses, schedule skips and config reloads are the counters the
-  engine already keeps, read at export time;
-- queue depths are a snapshot of the stats document, refreshed by `depth_loop`
-  (never a Redis call inside an export callback).
-
-A `Telemetry` is built from provider objects, so tests install in-memory ones
-with `install()` instead of the global setters; `setup_telemetry` builds the
-process's providers (OTLP/HTTP when an `OTEL_EXPORTER_OTLP_*ENDPOINT` is set, a
-Prometheus reader for `/metrics`) and `shutdown` flushes them on exit.
+A `Telemetry` is built from provider objects, so tests install in-memory ones with
+`install()` instead of the global setters.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import time
-import weakref
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 from opentelemetry import context as otel_context, metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import TraceState
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from tgworkers.engine.connection import REDIS_ERRORS
 from tgworkers.engine.keys import GROUP
+from tgworkers.engine.telemetry_catalogue import (
+    COUNTER,
+    HISTOGRAM,
+    INSTRUMENTS,
+    OBS_COUNTER,
+    SCOPE,
+    SPANS,
+    SYSTEM,
+    A,
+    Attr,
+    InstrumentSpec,
+    status_class,
+)
+from tgworkers.engine.telemetry_context import (
+    JobRun,
+    RunView,
+    SettlementView,
+    add_job_context,
+    carried_trace_headers,
+    current_run,
+    records_children,
+    remote_context,
+)
+from tgworkers.engine.telemetry_exports import Callback, EngineSources
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from tgworkers.config import Settings
-    from tgworkers.engine.broker import Delivery
-    from tgworkers.engine.executor import Settlement
     from tgworkers.engine.retry import Decision
 
-SCOPE: Final = "tgworkers"
-SYSTEM: Final = "redis"
+__all__ = [
+    "INSTRUMENTS",
+    "SPANS",
+    "Attr",
+    "InstrumentSpec",
+    "JobRun",
+    "PeerCall",
+    "RateBudget",
+    "Telemetry",
+    "active",
+    "add_job_context",
+    "carried_trace_headers",
+    "current_run",
+    "depth_loop",
+    "install",
+    "status_class",
+]
 
 
-class Attr:
-    """Every span and metric attribute key we emit."""
-
-    MESSAGING_SYSTEM: Final = "messaging.system"
-    OPERATION_NAME: Final = "messaging.operation.name"
-    OPERATION_TYPE: Final = "messaging.operation.type"
-    DESTINATION: Final = "messaging.destination.name"
-    MESSAGE_ID: Final = "messaging.message.id"
-    CONSUMER_GROUP: Final = "messaging.consumer.group.name"
-    BATCH_COUNT: Final = "messaging.batch.message_count"
-    ERROR_TYPE: Final = "error.type"
-    JOB_NAME: Final = "tgworkers.job.name"
-    JOB_ID: Final = "tgworkers.job.id"
-    JOB_ATTEMPT: Final = "tgworkers.job.attempt"
-    JOB_DELIVERIES: Final = "tgworkers.job.deliveries"
-    QUEUE_STATE: Final = "tgworkers.queue.state"
-    REASON: Final = "tgworkers.reason"
-    SCHEDULE: Final = "tgworkers.schedule.name"
-    OUTCOME: Final = "tgworkers.outcome"
-    LEDGER_CODE: Final = "tgworkers.ledger.violation_code"
-    PEER: Final = "tgworkers.peer.name"
-    STATUS_CLASS: Final = "tgworkers.peer.status_class"
-    PEER_OUTCOME: Final = "tgworkers.peer.outcome"
-    HTTP_METHOD: Final = "http.request.method"
-    HTTP_STATUS: Final = "http.response.status_code"
-    URL_PATH: Final = "url.path"
-
-
-A = Attr
-COUNTER: Final = "counter"
-HISTOGRAM: Final = "histogram"
-OBS_COUNTER: Final = "observable_counter"
-OBS_GAUGE: Final = "observable_gauge"
-_JOB: Final = (A.DESTINATION, A.JOB_NAME)
-
-
-@dataclass(frozen=True, slots=True)
-class InstrumentSpec:
-    """One instrument: OTel name, kind, unit, meaning and attribute keys."""
-
-    name: str
-    kind: str
-    unit: str
-    description: str
-    labels: tuple[str, ...]
-    buckets: tuple[float, ...] = ()
-
-    @property
-    def prometheus_name(self) -> str:
-        """The name `/metrics` (and Mimir's default translation) gives it."""
-        base = self.name.replace(".", "_") + {"s": "_seconds", "By": "_bytes"}.get(self.unit, "")
-        return base + "_total" if self.kind in (COUNTER, OBS_COUNTER) else base
-
-    @property
-    def series(self) -> tuple[str, ...]:
-        """Every Prometheus series name this instrument produces."""
-        n = self.prometheus_name
-        if self.kind == HISTOGRAM:
-            return (f"{n}_bucket", f"{n}_sum", f"{n}_count")
-        return (n,)
-
-
-FAST: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-"""The semantic conventions' messaging duration buckets (seconds)."""
-LATENCY: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                  10, 30, 60, 300)  # fmt: skip
-BACKOFF: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
-
-INSTRUMENTS: Final = (
-    InstrumentSpec("messaging.client.sent.messages", COUNTER, "{message}",
-                   "Jobs sent to a queue by enqueue (duplicates included)",
-                   (A.MESSAGING_SYSTEM, A.OPERATION_NAME, A.DESTINATION, A.JOB_NAME)),
-    InstrumentSpec("messaging.client.operation.duration", HISTOGRAM, "s",
-                   "Duration of one enqueue call (a whole batch)",
-                   (A.MESSAGING_SYSTEM, A.OPERATION_NAME, A.DESTINATION), FAST),
-    InstrumentSpec("messaging.client.consumed.messages", OBS_COUNTER, "{message}",
-                   "Deliveries settled by this worker, whatever their outcome",
-                   (A.MESSAGING_SYSTEM, A.DESTINATION, A.CONSUMER_GROUP, A.JOB_NAME)),
-    InstrumentSpec("messaging.process.duration", HISTOGRAM, "s",
-                   "Handler duration of one run (error.type set when it failed)",
-                   (A.MESSAGING_SYSTEM, A.OPERATION_NAME, *_JOB, A.ERROR_TYPE), FAST),
-    InstrumentSpec("tgworkers.jobs.processed", OBS_COUNTER, "{job}",
-                   "Runs that ended done", _JOB),
-    InstrumentSpec("tgworkers.jobs.failed", OBS_COUNTER, "{job}",
-                   "Runs that failed (retried, or dead-lettered by the failure)",
-                   (*_JOB, A.ERROR_TYPE)),
-    InstrumentSpec("tgworkers.jobs.retried", OBS_COUNTER, "{job}",
-                   "Failed runs scheduled for another attempt", (*_JOB, A.ERROR_TYPE)),
-    InstrumentSpec("tgworkers.jobs.snoozed", OBS_COUNTER, "{job}",
-                   "Runs put back without spending an attempt (Snooze, NotDue)", _JOB),
-    InstrumentSpec("tgworkers.jobs.dead_lettered", OBS_COUNTER, "{job}",
-                   "Jobs moved to the DLQ, by reason: exhausted, permanent, handler, "
-                   "invalid, poison", (*_JOB, A.REASON)),
-    InstrumentSpec("tgworkers.job.pickup_latency", HISTOGRAM, "s",
-                   "Due time (or entry time) to handler start, first deliveries", _JOB, LATENCY),
-    InstrumentSpec("tgworkers.job.retry_backoff", HISTOGRAM, "s",
-                   "Delay before the next attempt of a failed run", _JOB, BACKOFF),
-    InstrumentSpec("tgworkers.queue.depth", OBS_GAUGE, "{job}",
-                   "Jobs per queue and state: ready, inflight, delayed, dlq",
-                   (A.DESTINATION, A.QUEUE_STATE)),
-    InstrumentSpec("tgworkers.queue.oldest_ready_age", OBS_GAUGE, "s",
-                   "Age of the oldest job not yet taken", (A.DESTINATION,)),
-    InstrumentSpec("tgworkers.queue.consumers", OBS_GAUGE, "{consumer}",
-                   "Live consumers (workers) of the queue", (A.DESTINATION,)),
-    InstrumentSpec("tgworkers.entries.reclaimed", OBS_COUNTER, "{entry}",
-                   "Entries of dead or stuck workers taken over (recoveries)", (A.DESTINATION,)),
-    InstrumentSpec("tgworkers.entries.lost", OBS_COUNTER, "{entry}",
-                   "Entries deleted while pending (their job is gone)", (A.DESTINATION,)),
-    InstrumentSpec("tgworkers.entries.lease_lost", OBS_COUNTER, "{entry}",
-                   "Runs cancelled because another worker took their entry", (A.DESTINATION,)),
-    InstrumentSpec("tgworkers.schedule.fires", COUNTER, "{tick}",
-                   "Schedule ticks that enqueued their job", (A.SCHEDULE,)),
-    InstrumentSpec("tgworkers.schedule.lag", HISTOGRAM, "s",
-                   "Tick time to the enqueue of its job", (A.SCHEDULE,), LATENCY),
-    InstrumentSpec("tgworkers.schedule.skips", OBS_COUNTER, "{tick}",
-                   "Ticks not fired, by reason: overlap, misfire", (A.REASON,)),
-    InstrumentSpec("http.client.request.duration", HISTOGRAM, "s",
-                   "Peer call duration by peer, status class and outcome",
-                   (A.PEER, A.HTTP_METHOD, A.STATUS_CLASS, A.PEER_OUTCOME, A.ERROR_TYPE), FAST),
-    InstrumentSpec("tgworkers.peer.auth_rejections", COUNTER, "{response}",
-                   "Peer answers 401/403 (our service JWT refused)", (A.PEER, A.HTTP_STATUS)),
-    InstrumentSpec("tgworkers.ledger.violations", COUNTER, "{violation}",
-                   "Payhub ledger invariant violations found by payhub.ledger.recalc",
-                   (A.LEDGER_CODE,)),
-    InstrumentSpec("tgworkers.config.reloads", OBS_COUNTER, "{reload}",
-                   "Config reload attempts by outcome: applied, rejected, unchanged, "
-                   "unavailable", (A.OUTCOME,)),
-)  # fmt: skip
-BY_NAME: Final = {spec.name: spec for spec in INSTRUMENTS}
-
-
-@dataclass(frozen=True, slots=True)
-class SpanSpec:
-    """One span: its name pattern, kind and attribute keys."""
-
-    name: str
-    kind: SpanKind
-    attributes: tuple[str, ...]
-
-
-_MESSAGING: Final = (A.MESSAGING_SYSTEM, A.OPERATION_NAME, A.OPERATION_TYPE, A.DESTINATION)
-SPANS: Final = (
-    SpanSpec("send <queue>", SpanKind.PRODUCER, (*_MESSAGING, A.BATCH_COUNT, A.JOB_NAME)),
-    SpanSpec("process <queue>", SpanKind.CONSUMER,
-             (*_MESSAGING, A.MESSAGE_ID, A.CONSUMER_GROUP, A.JOB_NAME, A.JOB_ID, A.JOB_ATTEMPT,
-              A.JOB_DELIVERIES, A.ERROR_TYPE)),
-    SpanSpec("<METHOD> <peer>", SpanKind.CLIENT,
-             (A.PEER, A.HTTP_METHOD, A.URL_PATH, A.HTTP_STATUS, A.PEER_OUTCOME, A.ERROR_TYPE)),
-)  # fmt: skip
-
-
-# ---------------------------------------------------------------- per-run context
-
-
-@dataclass(slots=True)
-class JobRun:
-    """The run in progress in this task: what logs bind and the span it is in."""
-
-    job_id: str
-    job: str
-    attempt: int
-    queue: str
-    span: trace.Span | None
-    otel_token: object = None
-    var_token: Any = None
-
-    @property
-    def trace_id(self) -> str | None:
-        if self.span is None:
-            return None
-        ctx = self.span.get_span_context()
-        return format(ctx.trace_id, "032x") if ctx.is_valid else None
-
-
-current_run: Final[contextvars.ContextVar[JobRun | None]] = contextvars.ContextVar(
-    "tgworkers_job_run", default=None
-)
-
-
-def add_job_context(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Log processor: the run's job id, name, attempt, queue and trace id.
-
-    One ContextVar set per run instead of binding five on every run: the fields
-    are only built when something is actually logged.
-    """
-    run = current_run.get()
-    if run is not None:
-        event.setdefault("job_id", run.job_id)
-        event.setdefault("job", run.job)
-        event.setdefault("attempt", run.attempt)
-        event.setdefault("queue", run.queue)
-        if (trace_id := run.trace_id) is not None:
-            event.setdefault("trace_id", trace_id)
-    return event
-
-
-def remote_context(traceparent: str | None, tracestate: str | None) -> SpanContext | None:
-    """The enqueuer's span context from a W3C `traceparent` (None when absent or bad)."""
-    if not traceparent or len(traceparent) != 55:  # noqa: PLR2004 - 00-<32>-<16>-<2>
-        return None
-    try:
-        version, trace_id, span_id, flags = traceparent.split("-")
-        ctx = SpanContext(
-            int(trace_id, 16), int(span_id, 16), is_remote=True,
-            trace_flags=TraceFlags(int(flags, 16)),
-            trace_state=TraceState.from_header([tracestate]) if tracestate else None,
-        )  # fmt: skip
-    except ValueError:
-        return None
-    return ctx if ctx.is_valid and version == "00" else None
-
-
-def _reason(s: Settlement) -> str:
-    """The low-cardinality reason a job was dead-lettered."""
-    text = s.decision.reason or "" if s.decision is not None else ""
-    if s.delivery.extra.get("error_type") is not None:  # the handler raised
-        return "exhausted" if text.startswith("attempts exhausted") else "permanent"
-    if text.startswith("poison"):
-        return "poison"
-    return "handler" if s.duration_s > 0 else "invalid"
-
-
-def status_class(status: int | None) -> str:
-    return f"{status // 100}xx" if status else "error"
+def _reason(s: SettlementView) -> str:
+    """The low-cardinality reason a job was dead-lettered (carried on the decision)."""
+    why = s.decision.dead_reason if s.decision is not None else None
+    return why.value if why is not None else "invalid"
 
 
 # ---------------------------------------------------------------- the instruments
@@ -325,20 +125,17 @@ class Telemetry:
         self.tracer = tp.get_tracer(SCOPE)
         self.meter = mp.get_meter(SCOPE)
         self.tracer_provider, self.meter_provider = tracer_provider, meter_provider
-        self.settled: dict[tuple[str, str, str, str], int] = defaultdict(int)
-        """(queue, job, kind, detail) → count: done/retry/snooze/dead/failed."""
-        self.runtimes: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.schedulers: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.reloaders: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.depth: list[Any] = []
+        self.sources = EngineSources()
+        self.settled = self.sources.settled  # the per-job increments, without an indirection
         self._attrs: dict[tuple[str, ...], dict[str, str]] = {}
         self._static: dict[str, dict[str, Any]] = {}
-        self.i: dict[str, Any] = {spec.name: self._create(spec) for spec in INSTRUMENTS}
+        callbacks = self.sources.callbacks()
+        self.i: dict[str, Any] = {s.name: self._create(s, callbacks) for s in INSTRUMENTS}
         self._durations = RateBudget(HISTOGRAM_SAMPLES_PER_S)
         self._pickups = RateBudget(HISTOGRAM_SAMPLES_PER_S)
         self._spans = RateBudget(PROCESS_SPANS_PER_S)
 
-    def _create(self, spec: InstrumentSpec) -> Any:
+    def _create(self, spec: InstrumentSpec, callbacks: dict[str, Callback]) -> Any:
         m, kw = self.meter, {"unit": spec.unit, "description": spec.description}
         if spec.kind == COUNTER:
             return m.create_counter(spec.name, **kw)
@@ -346,34 +143,10 @@ class Telemetry:
             return m.create_histogram(
                 spec.name, explicit_bucket_boundaries_advisory=list(spec.buckets), **kw
             )
-        callback = self._callbacks()[spec.name]
+        callback = callbacks[spec.name]
         if spec.kind == OBS_COUNTER:
             return m.create_observable_counter(spec.name, callbacks=[callback], **kw)
         return m.create_observable_gauge(spec.name, callbacks=[callback], **kw)
-
-    def _callbacks(self) -> dict[str, Callable[[CallbackOptions], Iterable[Observation]]]:
-        def settled(kind: str, detail: str | None) -> Callable[[CallbackOptions], Any]:
-            return lambda _: self._observe_settled(kind, detail)
-
-        def runtime(counter: str) -> Callable[[CallbackOptions], Any]:
-            return lambda _: self._observe_runtimes(counter)
-
-        return {
-            "messaging.client.consumed.messages": lambda _: self._observe_consumed(),
-            "tgworkers.jobs.processed": settled("done", None),
-            "tgworkers.jobs.failed": settled("failed", A.ERROR_TYPE),
-            "tgworkers.jobs.retried": settled("retry", A.ERROR_TYPE),
-            "tgworkers.jobs.snoozed": settled("snooze", None),
-            "tgworkers.jobs.dead_lettered": settled("dead", A.REASON),
-            "tgworkers.queue.depth": lambda _: self._observe_depth(),
-            "tgworkers.queue.oldest_ready_age": lambda _: self._observe_queue("oldest"),
-            "tgworkers.queue.consumers": lambda _: self._observe_queue("consumers"),
-            "tgworkers.entries.reclaimed": runtime("reclaimed"),
-            "tgworkers.entries.lost": runtime("lost"),
-            "tgworkers.entries.lease_lost": runtime("lease_lost"),
-            "tgworkers.schedule.skips": lambda _: self._observe_skips(),
-            "tgworkers.config.reloads": lambda _: self._observe_reloads(),
-        }
 
     def attrs(self, *pairs: str) -> dict[str, str]:
         """A cached attribute dict for (key, value, key, value, …)."""
@@ -382,76 +155,30 @@ class Telemetry:
             got = self._attrs[pairs] = dict(zip(pairs[::2], pairs[1::2], strict=True))
         return got
 
-    # ------------------------------------------------------------ export callbacks
-
-    def _observe_settled(self, kind: str, detail: str | None) -> Iterator[Observation]:
-        for (queue, job, k, extra), n in self.settled.copy().items():
-            if k == kind:
-                labels = {A.DESTINATION: queue, A.JOB_NAME: job}
-                if detail is not None:
-                    labels[detail] = extra
-                yield Observation(n, labels)
-
-    def _observe_consumed(self) -> Iterator[Observation]:
-        totals: dict[tuple[str, str], int] = defaultdict(int)
-        for (queue, job, kind, _), n in self.settled.copy().items():
-            if kind != "failed":  # failed runs are also counted under retry/dead
-                totals[(queue, job)] += n
-        for (queue, job), n in totals.items():
-            labels = {A.MESSAGING_SYSTEM: SYSTEM, A.DESTINATION: queue,
-                      A.CONSUMER_GROUP: GROUP, A.JOB_NAME: job}  # fmt: skip
-            yield Observation(n, labels)
-
-    def _observe_runtimes(self, counter: str) -> Iterator[Observation]:
-        totals: dict[str, int] = defaultdict(int)
-        for rt in list(self.runtimes):
-            totals[rt.queue] += rt.counters.get(counter, 0)
-        for queue, n in totals.items():
-            yield Observation(n, {A.DESTINATION: queue})
-
-    def _observe_depth(self) -> Iterator[Observation]:
-        for q in list(self.depth):
-            for state in ("ready", "inflight", "delayed", "dlq"):
-                yield Observation(getattr(q, state), {A.DESTINATION: q.name, A.QUEUE_STATE: state})
-
-    def _observe_queue(self, what: str) -> Iterator[Observation]:
-        for q in list(self.depth):
-            value = q.oldest_ready_age_ms / 1000 if what == "oldest" else q.consumers
-            yield Observation(value, {A.DESTINATION: q.name})
-
-    def _observe_skips(self) -> Iterator[Observation]:
-        scheds = list(self.schedulers)
-        for reason, counter in (("overlap", "skipped"), ("misfire", "misfired")):
-            yield Observation(sum(s.counters.get(counter, 0) for s in scheds), {A.REASON: reason})
-
-    def _observe_reloads(self) -> Iterator[Observation]:
-        totals: dict[str, int] = defaultdict(int)
-        for r in list(self.reloaders):
-            for outcome, n in r.counters.items():
-                totals[outcome] += n
-        for outcome, n in totals.items():
-            yield Observation(n, {A.OUTCOME: outcome})
-
     # ------------------------------------------------------------ engine sources
 
     def track_runtime(self, runtime: Any) -> None:
         """A processor runtime: its settlements and entry counters are exported."""
-        self.runtimes.add(runtime)
+        self.sources.runtimes.add(runtime)
         runtime.observers.append(self.observe)
 
     def track_scheduler(self, scheduler: Any) -> None:
-        self.schedulers.add(scheduler)
+        self.sources.schedulers.add(scheduler)
         scheduler.fire_listeners.append(self.schedule_fired)
 
-    def track_reloader(self, reloader: Any) -> None:
-        self.reloaders.add(reloader)
+    def track_health(self, health: Any) -> None:
+        """A worker's Redis health: its error counts per kind are exported."""
+        self.sources.healths.add(health)
 
-    def observe(self, s: Settlement) -> None:
+    def track_reloader(self, reloader: Any) -> None:
+        self.sources.reloaders.add(reloader)
+
+    def observe(self, s: SettlementView) -> None:
         """Runtime observer, once per settled job: dict increments and two histograms."""
         d = s.delivery
         queue, job = d.pk.queue, d.envelope.name if d.envelope else "unknown"
         kind, dec = s.kind.value, s.decision
-        error = d.extra.get("error_type")
+        error = d.error_type
         if error is not None:
             self.settled[(queue, job, "failed", error)] += 1
         if kind == "done":
@@ -489,7 +216,7 @@ class Telemetry:
 
     async def refresh_depth(self, stats: Any) -> None:
         """Take a new stats snapshot for the queue gauges (one per `depth_loop` tick)."""
-        self.depth = list((await stats.snapshot()).queues)
+        self.sources.depth = list((await stats.snapshot()).queues)
 
     # ------------------------------------------------------------ spans
 
@@ -526,7 +253,7 @@ class Telemetry:
         labels = self.attrs(*pairs, A.DESTINATION, dest) if dest else self.attrs(*pairs)
         self.i["messaging.client.operation.duration"].record(took_s, labels)
 
-    def start_process(self, queue: str, d: Delivery) -> JobRun:
+    def start_process(self, queue: str, d: RunView) -> JobRun:
         """Begin one run: its `process <queue>` span (made current) and log context."""
         env = d.envelope
         assert env is not None  # noqa: S101 - checked by the executor
@@ -535,14 +262,18 @@ class Telemetry:
             labels = self.attrs(A.DESTINATION, queue, A.JOB_NAME, env.name)
             pickup_s = max(time.time() - due_ms / 1000, 0.0)
             self.i["tgworkers.job.pickup_latency"].record(pickup_s, labels)
-        span = self._process_span(queue, d) if self.tracing and self._spans.allow() else None
-        run = JobRun(env.id, env.name, env.attempt, queue, span)
-        if span is not None:
+        if self.tracing and self._spans.allow():
+            span = self._process_span(queue, d)
+            run = JobRun(env.id, env.name, env.attempt, queue, span)
             run.otel_token = otel_context.attach(trace.set_span_in_context(span))
+        else:  # unrecorded: the carried context is sent with a fresh span id (trace_headers)
+            run = JobRun(
+                env.id, env.name, env.attempt, queue, None, (env.traceparent, env.tracestate)
+            )
         run.var_token = current_run.set(run)
         return run
 
-    def _process_span(self, queue: str, d: Delivery) -> trace.Span:
+    def _process_span(self, queue: str, d: RunView) -> trace.Span:
         env = d.envelope
         assert env is not None  # noqa: S101
         static = self._static.get(queue)
@@ -567,12 +298,12 @@ class Telemetry:
             links=links,
         )  # fmt: skip
 
-    def end_process(self, run: JobRun, d: Delivery, decision: Decision | None) -> None:
+    def end_process(self, run: JobRun, d: RunView, decision: Decision | None) -> None:
         """End the run begun by `start_process`: status, span end, contexts restored."""
         current_run.reset(run.var_token)
         if run.span is None:
             return
-        error = d.extra.get("error_type")
+        error = d.error_type
         if error is not None:
             run.span.set_attribute(A.ERROR_TYPE, error)
             message = decision.record.message if decision and decision.record else error
@@ -586,7 +317,7 @@ class Telemetry:
         call = PeerCall(peer, method)
         started = time.perf_counter()
         span_cm: Any = None
-        if self.tracing:
+        if self.tracing and records_children(current_run.get()):
             attrs = {A.PEER: peer, A.HTTP_METHOD: method, A.URL_PATH: path}
             span_cm = self.tracer.start_as_current_span(
                 f"{method} {peer}", kind=SpanKind.CLIENT, attributes=attrs,
@@ -667,86 +398,3 @@ async def depth_loop(stats: Any, interval_s: float = 15.0) -> None:
         with contextlib.suppress(*REDIS_ERRORS):  # gauges keep their last values
             await _active.refresh_depth(stats)
         await anyio.sleep(interval_s)
-
-
-def _endpoint(environ: Mapping[str, str], signal: str, fallback: str | None) -> str | None:
-    """The OTLP/HTTP URL of one signal (`traces`, `metrics`), None when not configured."""
-    specific = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
-    if specific:
-        return specific
-    base = (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or fallback or "").rstrip("/")
-    return f"{base}/v1/{signal}" if base else None
-
-
-def setup_telemetry(
-    settings: Settings, environ: Mapping[str, str] | None = None, *, prometheus: bool = True
-) -> Telemetry:
-    """Build the process's providers, set them globally (once) and make them active.
-
-    OTLP/HTTP exporters only when an endpoint is configured; the Prometheus reader
-    (for `/metrics`) unless `prometheus` is false; nothing at all when
-    `OTEL_SDK_DISABLED` is true.
-    """
-    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415 - set-up only
-    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
-
-    env = os.environ if environ is None else environ
-    if settings.otel_sdk_disabled:
-        return _active
-    resource = Resource.create({"service.name": settings.otel_service_name or "tgworkers"})
-    traces_url = _endpoint(env, "traces", settings.otel_exporter_otlp_endpoint)
-    metrics_url = _endpoint(env, "metrics", settings.otel_exporter_otlp_endpoint)
-    tp = _tracer_provider(resource, traces_url) if traces_url else None
-    readers = _metric_readers(metrics_url, env, prometheus=prometheus)
-    mp = MeterProvider(resource=resource, metric_readers=readers) if readers else None
-    if tp is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        trace.set_tracer_provider(tp)  # for libraries using the global one; set once
-    telemetry = Telemetry(tp, mp)
-    install(telemetry)
-    return telemetry
-
-
-def _tracer_provider(resource: Any, url: str) -> TracerProvider:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter,
-    )
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
-
-    tp = TracerProvider(resource=resource)
-    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
-    return tp
-
-
-def _metric_readers(url: str | None, env: Mapping[str, str], *, prometheus: bool) -> list[Any]:
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader  # noqa: PLC0415
-
-    readers: list[Any] = []
-    if url:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
-            OTLPMetricExporter,
-        )
-
-        interval = int(env.get("OTEL_METRIC_EXPORT_INTERVAL", "") or 15_000)
-        exporter = OTLPMetricExporter(endpoint=url)
-        readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
-    if prometheus:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader  # noqa: PLC0415
-
-        readers.append(PrometheusMetricReader())
-    return readers
-
-
-def prometheus_text() -> bytes:
-    """`/metrics`: everything registered with prometheus_client's default registry."""
-    from prometheus_client import REGISTRY, generate_latest  # noqa: PLC0415
-
-    return generate_latest(REGISTRY)
-
-
-def shutdown(telemetry: Telemetry | None = None) -> None:
-    """Flush and stop the providers (SIGTERM path): pending spans and metrics are sent."""
-    t = telemetry or _active
-    for provider in (t.tracer_provider, t.meter_provider):
-        if provider is not None and hasattr(provider, "shutdown"):
-            provider.shutdown()

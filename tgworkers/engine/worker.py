@@ -23,7 +23,6 @@ import structlog
 from anyio.abc import TaskGroup
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine.broker import Broker
 from tgworkers.engine.client import Client
 from tgworkers.engine.connection import (
@@ -38,18 +37,21 @@ from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.live import Live
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
 from tgworkers.engine.scripts import Scripts
+from tgworkers.engine.settings import EngineSettings
+from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.worker")
 
 HEARTBEAT_S = 2.0
 
-ReloadHook = Callable[[Settings, Settings], Awaitable[None] | None]
+ReloadHook = Callable[[EngineSettings, EngineSettings], Awaitable[None] | None]
 """Called with (old, new) after a hot reload swapped `worker.settings`."""
 
 
@@ -59,14 +61,14 @@ class Worker:
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: EngineSettings,
         registry: Registry,
         processors: Sequence[Processor],
         consumer: str,
         resources: Resources | None = None,
         redis: Redis | None = None,
     ) -> None:
-        self.settings = settings
+        self.live = Live(settings)  # the one reference a reload swaps; every reader shares it
         self.registry = registry
         self.processors = tuple(processors)
         self.consumer = consumer
@@ -82,11 +84,14 @@ class Worker:
             url, block_ms=1000, max_connections=readers, cluster=cluster
         )
         self.health = RedisHealth()
-        self.layout = Layout(settings)
-        self.client = Client(self.redis, registry, settings)
-        self.control = Control(self.redis, registry, self.layout)
+        active_telemetry().track_health(self.health)  # error counts per kind, exported
+        self.layout = Layout(self.live)
+        self.scripts = Scripts(self.redis)  # one Layout and one Scripts, shared by the parts
+        self.client = Client(
+            self.redis, registry, self.live, layout=self.layout, scripts=self.scripts
+        )
+        self.control = Control(self.redis, registry, self.layout, self.scripts)
         self.partition_records = PartitionRecords(self.redis, self.layout)
-        self.scripts = Scripts(self.redis)
         self.broker = Broker(self.redis, self.blocking, consumer)
         self.runtimes = [self._runtime(p) for p in self.processors]
         self.scheduler: Scheduler | None = None
@@ -98,13 +103,21 @@ class Worker:
         self.started = anyio.Event()
         self.stop_requested = anyio.Event()
         self._force = anyio.Event()
-        self.dead_letters = DeadLetters(self.redis, registry, self.layout)
+        self.dead_letters = DeadLetters(self.redis, registry, self.layout, self.scripts)
         self.resources.add(self.client)
         self.resources.add(self.dead_letters)
         self.reload_hooks: list[ReloadHook] = [self._reschedule]
         self.draining: list[ProcessorRuntime] = []
         self._tg: TaskGroup | None = None
         self._stops: dict[ProcessorRuntime, anyio.Event] = {}
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self.live.value
+
+    @settings.setter
+    def settings(self, new: EngineSettings) -> None:
+        self.live.value = new
 
     def _runtime(self, proc: Processor) -> ProcessorRuntime:
         s = self.settings
@@ -134,7 +147,7 @@ class Worker:
             is_alive=self.is_alive,
         )  # fmt: skip
 
-    def _reschedule(self, old: Settings, new: Settings) -> None:
+    def _reschedule(self, old: EngineSettings, new: EngineSettings) -> None:
         """Reload hook: schedules follow `CRON_*`, `SCHEDULES_TZ` and processors switched.
 
         Applied without a restart; a scheduler is started if there was none.

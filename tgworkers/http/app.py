@@ -12,15 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.engine.layout import Layout
 from tgworkers.http import admin, health, metrics
 from tgworkers.http.auth import AdminAuth
 from tgworkers.http.console.routes import ROUTES as CONSOLE_ROUTES
 from tgworkers.http.console.session import SessionStore
 from tgworkers.http.console.web import SecurityHeaders
 from tgworkers.http.services import EngineServices
+from tgworkers.http.settings import HttpSettings
 
 
 async def redis_unavailable(_: Request, __: Exception) -> Response:
@@ -28,7 +27,7 @@ async def redis_unavailable(_: Request, __: Exception) -> Response:
 
 
 def create_app(
-    services: EngineServices, probe: health.HealthProbe, settings: Settings
+    services: EngineServices, probe: health.HealthProbe, settings: HttpSettings
 ) -> Starlette:
     """The app `run` serves on `PORT`; `ConfigError` if `ADMIN_TRUSTED_JWKS` is bad."""
     routes = [
@@ -45,7 +44,9 @@ def create_app(
     app.state.services = services
     app.state.probe = probe
     app.state.auth = AdminAuth(settings)
-    app.state.sessions = SessionStore(services.client.redis, Layout(settings).globals, settings)
+    app.state.http = settings
+    keys = services.control.layout.globals
+    app.state.sessions = SessionStore(services.client.redis, keys, settings)
     token = settings.metrics_token
     app.state.metrics_token = token.reveal().encode() if token is not None else None
     return app

@@ -23,8 +23,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
-from tgworkers.config import Settings
 from tgworkers.errors import ConfigError
+from tgworkers.http.settings import HttpSettings
 
 ALGORITHMS: Final = ("EdDSA", "Ed25519")
 LEEWAY_S: Final = 30
@@ -74,7 +74,7 @@ def _secret_bytes(value: Any) -> bytes | None:
 class AdminAuth:
     """Decides whether a bearer token belongs to an operator, and with which role."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: HttpSettings) -> None:
         self._token = _secret_bytes(settings.admin_token)
         self._readonly = _secret_bytes(settings.admin_readonly_token)
         jwks = settings.admin_trusted_jwks

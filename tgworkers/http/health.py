@@ -12,7 +12,7 @@ the pod would not cure it).
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -31,11 +31,22 @@ def stale_after_s(rt: ProcessorRuntime) -> float:
     return max(STALE_MIN_S, 2 * longest)
 
 
+class ConfigState(Protocol):
+    """What readiness needs of the config reloader (`bootstrap.reload.Reloader`)."""
+
+    @property
+    def awaiting_first(self) -> bool: ...
+
+    @property
+    def description(self) -> str: ...
+
+
 class HealthProbe:
     """Reads a worker's state; never touches Redis (a probe must not add load)."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, reloader: ConfigState | None = None) -> None:
         self.worker = worker
+        self.reloader = reloader
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
@@ -59,6 +70,8 @@ class HealthProbe:
             if all(kind in _UNREACHABLE for kind in failing.values()):
                 return False, {"status": "redis_unreachable"}
             return False, {"status": "redis_failing", "failing": failing}
+        if self.reloader is not None and self.reloader.awaiting_first:
+            return False, {"status": "config_pending", "source": self.reloader.description}
         return True, {"status": "ready"}
 
 

@@ -1,7 +1,7 @@
 """`GET /metrics`: the OpenTelemetry instruments as Prometheus text.
 
 The text comes from the Prometheus reader `setup_telemetry` attached to the
-process's meter provider (the catalogue is `tgworkers.engine.telemetry`). The
+process's meter provider (the catalogue is `tgworkers.engine.telemetry_catalogue`). The
 queue gauges read a stats snapshot; a scrape refreshes it when it is older than
 `DEPTH_MAX_AGE_S`, here in the request, never inside an export callback. When
 `METRICS_TOKEN` is set the scrape must send it as a bearer token.
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tgworkers.engine import telemetry
+from tgworkers.engine.telemetry_setup import prometheus_text
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 DEPTH_MAX_AGE_S: Final = 5.0
@@ -37,4 +38,4 @@ async def metrics(request: Request) -> Response:
     if time.monotonic() - getattr(state, "depth_at", -DEPTH_MAX_AGE_S) >= DEPTH_MAX_AGE_S:
         await telemetry.active().refresh_depth(state.services.stats)
         state.depth_at = time.monotonic()
-    return Response(telemetry.prometheus_text(), media_type=CONTENT_TYPE)
+    return Response(prometheus_text(), media_type=CONTENT_TYPE)

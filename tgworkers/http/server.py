@@ -19,7 +19,6 @@ import uvicorn
 from starlette.applications import Starlette
 
 from tgworkers import __version__
-from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.worker import Worker
@@ -27,6 +26,7 @@ from tgworkers.engine.workers_view import WorkerInfo, publish_info
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.services import EngineServices
+from tgworkers.http.settings import HttpSettings
 
 log = structlog.get_logger("tgworkers.http")
 
@@ -41,13 +41,20 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def embedded_server(worker: Worker, settings: Settings, port: int) -> EmbeddedServer:
-    services = EngineServices.build(worker.redis, worker.registry, settings)
-    app = create_app(services, HealthProbe(worker), settings)
+def embedded_server(
+    services: EngineServices, probe: HealthProbe, settings: HttpSettings, port: int
+) -> EmbeddedServer:
+    """The server `run` serves on `PORT`; `ConfigError` now if `ADMIN_TRUSTED_JWKS` is bad."""
+    app = create_app(services, probe, settings)
     config = uvicorn.Config(
-        app, host="0.0.0.0", port=port, log_config=None, access_log=False,  # noqa: S104
-        lifespan="off", server_header=False,
-    )  # fmt: skip
+        app,
+        host="0.0.0.0",  # noqa: S104
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
     return EmbeddedServer(config)
 
 
@@ -82,22 +89,21 @@ async def sample_stats(services: EngineServices) -> None:
             continue
 
 
-async def run_with_server(worker: Worker, settings: Settings) -> None:
-    """Run the worker and, when `PORT` is set, the HTTP server and stats sampler beside it."""
-    if settings.port is None:
+async def run_with_server(worker: Worker, server: EmbeddedServer | None, port: int | None) -> None:
+    """Run the worker and, when there is a server, it and the stats sampler beside it."""
+    if server is None:
         await worker.run()
         return
-    server = embedded_server(worker, settings, settings.port)
     app = server.config.app
     assert isinstance(app, Starlette)  # noqa: S101 - embedded_server builds it
     services: EngineServices = app.state.services
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
-        log.info("http.started", port=settings.port)
+        log.info("http.started", port=port)
         async with anyio.create_task_group() as sampler:
             sampler.start_soon(sample_stats, services)
             sampler.start_soon(publish_self, worker)
             await worker.run()
             sampler.cancel_scope.cancel()
         server.should_exit = True
-    log.info("http.stopped", port=settings.port)
+    log.info("http.stopped", port=port)

@@ -1,6 +1,6 @@
-"""`PeersConfig` (plain data, built by config.py from env) and the `Peers` container.
+"""`PeersConfig` (plain data, mapped from the parsed environment) and the `Peers` container.
 
-Peers never read the environment: config.py builds a `PeersConfig` and loads the
+Peers never read the environment: jobs/settings.py builds a `PeersConfig` and loads the
 `ServiceKey`; `open_peers` builds one client per peer sharing one token cache.
 """
 
@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 import msgspec
 
 from tgworkers.peers.auth import ServiceJWTAuth, ServiceKey, ServiceTokens
@@ -61,8 +62,14 @@ class Peers:
             await client.aclose()
 
 
-def build_peers(config: PeersConfig, key: ServiceKey) -> Peers:
-    """Build the clients (no I/O); close them with `Peers.aclose` or use `open_peers`."""
+def build_peers(
+    config: PeersConfig, key: ServiceKey, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Peers:
+    """Build the clients (no I/O); close them with `Peers.aclose` or use `open_peers`.
+
+    `transport` replaces the network (tgworkers.testing routes calls to the fake
+    peers in-process, or to a test's own `httpx.MockTransport`).
+    """
     tokens = ServiceTokens(key, issuer=config.issuer, subject=config.service_id, alg=config.alg)
 
     def make(cls: type[PeerClient], url: str) -> PeerClient:
@@ -71,6 +78,7 @@ def build_peers(config: PeersConfig, key: ServiceKey) -> Peers:
             auth=ServiceJWTAuth(tokens, cls.audience),
             timeouts=config.timeout_overrides.get(cls.audience, config.timeouts),
             max_body_bytes=config.max_body_bytes,
+            transport=transport,
         )
 
     price = make(PriceClient, config.price_url) if config.price_url else None

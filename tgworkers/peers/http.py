@@ -75,6 +75,7 @@ class PeerClient:
         auth: httpx.Auth,
         timeouts: PeerTimeouts | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         timeouts = timeouts or PeerTimeouts()
         self._total_s = timeouts.total_s
@@ -86,6 +87,7 @@ class PeerClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             http1=True,
             http2=False,
+            transport=transport,  # None: real sockets; tests may route in-process
         )
         self.auth_rejected = 0
 
@@ -167,6 +169,8 @@ class PeerClient:
         if has_body:
             headers["Content-Type"] = "application/json"
         propagate.inject(headers)  # traceparent / tracestate of the current span
+        if "traceparent" not in headers:  # a run that records no span: its carried context
+            headers.update(telemetry.carried_trace_headers())
         return headers
 
     async def _send(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.integration.cli.ops_support import cli, seed_dead
-from tests.integration.engine.helpers import queue_state, runs
+from tests.support.cli_runner import cli, seed_dead
+from tests.support.engine_state import queue_state, runs
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
@@ -133,12 +133,17 @@ async def test_jobs_json_lists_each_job_type_with_its_queue_fields_and_policy(re
     schema = jobs["test.slow"].pop("schema")
     work = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
     assert work["properties"]["n"]["type"] == "integer" and "n" in work["properties"]
+    assert work["required"] == []
     assert jobs["test.slow"] == {
         "name": "test.slow", "processor": "test.work", "queue": "test.work",
         "fields": {"n": "int", "key": "str | None", "sleep_ms": "int", "fail_times": "int",
                    "mode": "str"},
-        "maxAttempts": 4, "timeoutS": 0.3,
+        "maxAttempts": 4, "timeoutS": 0.3, "partitions": 1, "jobId": None,
+        "jobIdFromPayload": False, "partitionKey": None, "partitionKeyFromPayload": False,
     }  # fmt: skip
+    # `test.unique:{n}` formats an int: not a template a producer could fill from text
+    assert (jobs["test.unique"]["jobId"], jobs["test.unique"]["jobIdFromPayload"]) == (None, True)
+    assert jobs["test.exclusive"]["partitions"] == 2
     assert jobs["tgworkers.noop"]["maxAttempts"] == 10
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.cli.ops_support import cli, seed_dead
-from tests.integration.engine.helpers import pk, queue_state
+from tests.support.cli_runner import cli, seed_dead
+from tests.support.engine_state import pk, queue_state
 
 
 async def test_dlq_list_json_shape_and_limit(redis, redis_url):

@@ -6,7 +6,7 @@ import json
 import socket
 
 import pytest
-from tests.integration.cli.ops_support import cli
+from tests.support.cli_runner import cli
 
 CANARY_PASSWORD = "canary-redis-pw-8c1f"  # noqa: S105 - a canary, not a secret
 CANARY_TOKEN = "canary-admin-token-5d2e-of-24-chars"  # noqa: S105 - a canary

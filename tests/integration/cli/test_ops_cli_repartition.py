@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.integration.cli.ops_support import cli
+from tests.support.cli_runner import cli
 
 from tgworkers.engine.client import EnqueueRequest
 from tgworkers.engine.keys import PartitionKeys

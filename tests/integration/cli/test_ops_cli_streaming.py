@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import structlog
-from tests.integration.cli.ops_support import APP, ROOT, cli, seed_many_dead
-from tests.integration.engine.helpers import queue_state
+from tests.support.cli_runner import APP, ROOT, cli, seed_many_dead
+from tests.support.engine_state import queue_state
 
 from tgworkers.cli import main as cli_main
 

@@ -18,15 +18,15 @@ import anyio
 import pytest
 import structlog
 from redis.asyncio import Redis
-from tests.integration.config.config_server import ConfigServer
-from tests.integration.engine.helpers import idle, queue_state, runs
+from tests.support.config_server import ConfigServer
+from tests.support.engine_state import idle, queue_state, runs
 from tests.support.wait import wait_until
 
+from tgworkers.bootstrap.reload import ConfigSource, FileSource, HttpSource, Reloader
 from tgworkers.cli.run import select_processors
 from tgworkers.config import Settings, load_settings
 from tgworkers.engine.client import Client, EnqueueRequest
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.reload import ConfigSource, FileSource, HttpSource, Reloader
 from tgworkers.engine.worker import Worker
 
 POLL_S = 0.2
@@ -219,7 +219,8 @@ async def test_secrets_and_static_keys_are_never_taken_from_a_document(
                 server.set({**json.loads(server.body), "version": "again"})
                 await wait_until(lambda: rel.version == "again", what="second document")
                 assert w.settings.redis_url.reveal() == redis_url
-                assert w.settings.service_jwt_private_jwk is None
+                assert w.settings is rel.settings  # the worker holds the reloader's settings
+                assert rel.settings.service_jwt_private_jwk is None
                 assert w.settings.queue_prefix == "tgw"
                 assert w.settings.processor_overrides("TEST_WORK").partitions is None
                 assert w.runtime("test.work").options.concurrency == 5

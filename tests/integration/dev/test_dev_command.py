@@ -99,8 +99,8 @@ def test_dev_runs_four_processors_dead_letters_one_and_leaves_nothing_on_ctrl_c(
     process = dev()
     banner = wait_until_sync(lambda: PRIVATE.search(process.stdout()) and process.stdout(),
                              timeout_s=30, what="the dev banner")  # fmt: skip
-    url, pid, data_dir = PRIVATE.search(banner).groups()  # type: ignore[union-attr]
-    command = STATS.search(banner).group(1)  # type: ignore[union-attr]
+    url, pid, data_dir = PRIVATE.search(banner).groups()
+    command = STATS.search(banner).group(1)
     assert f"REDIS_URL={url}" in command and "QUEUE_PREFIX=tgwdev" in command
     queues = wait_until_sync(lambda: busy_enough(command), timeout_s=60,
                              what="jobs of four processors done and one in the DLQ")  # fmt: skip
@@ -120,10 +120,10 @@ def test_dev_uses_a_reachable_redis_url_under_its_own_prefix(dev, redis_url):
     banner = process.stdout()
     assert "private redis-server" not in banner
     assert "queue prefix tgwdev" in banner
-    command = STATS.search(banner).group(1)  # type: ignore[union-attr]
+    command = STATS.search(banner).group(1)
     wait_until_sync(lambda: stats_json(f"REDIS_URL={redis_url} {command}")["cfb.settle"]
                     ["processed"], timeout_s=30, what="a bet settled")  # fmt: skip
-    link = CONSOLE.search(banner).group(1)  # type: ignore[union-attr]
+    link = CONSOLE.search(banner).group(1)
     with httpx.Client(base_url=link.split("/ui/", 1)[0]) as browser:
         signed_in = browser.get(link, follow_redirects=True)
         reused = httpx.get(link)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.integration.engine.helpers import pk, runs
+from tests.support.engine_state import pk, runs
 from tests.support.wait import wait_until
 
 from tgworkers.engine.dlq import DeadLetters

@@ -19,8 +19,8 @@ import anyio
 import pytest
 from redis.crc import key_slot
 from tests.conftest import make_settings
-from tests.integration.engine.helpers import runs
 from tests.support.cluster import Cluster, running_cluster
+from tests.support.engine_state import runs
 from tests.support.wait import wait_until, wait_until_sync
 
 from tgworkers.engine.client import Client, EnqueueRequest

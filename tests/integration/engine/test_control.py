@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.integration.engine.helpers import idle, queue_state
+from tests.support.engine_state import idle, queue_state
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.integration.engine.helpers import idle, queue_state, runs
+from tests.support.engine_state import idle, queue_state, runs
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest

@@ -5,7 +5,7 @@ while it waited in the local queue never runs at all."""
 from __future__ import annotations
 
 import pytest
-from tests.integration.engine.helpers import idle, pk, runs
+from tests.support.engine_state import idle, pk, runs
 from tests.support.jobs import OVERLAPS_KEY
 from tests.support.wait import wait_until
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis as sync_redis
 from redis.crc import key_slot
-from tests.integration.engine.helpers import runs
+from tests.support.engine_state import runs
 from tests.support.redis_server import free_port
 from tests.support.wait import wait_until, wait_until_sync
 

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 from tests.conftest import make_settings
-from tests.integration.engine.helpers import runs
+from tests.support.engine_state import runs
 from tests.support.processes import ROOT
 from tests.support.wait import wait_until
 

@@ -3,9 +3,10 @@ overlap and first sight, without waiting for real time to pass."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from tests.conftest import make_settings
-from tests.integration.engine.helpers import runs
+from tests.support.engine_state import runs
 from tests.support.jobs import TEST_TICK
 from tests.support.wait import wait_until
 
@@ -122,7 +123,7 @@ async def test_overlap_skip_does_not_pile_up_behind_a_long_run(redis, registry, 
         await s.tick_once()
     assert len(await tick_jobs(redis)) == 1
     assert s.counters["skipped"] == 2
-    doc = await schedules_document(redis, s.client, s.schedules, "tgw")
+    doc = msgspec.to_builtins(await schedules_document(redis, s.client, s.schedules, "tgw"))
     (item,) = doc["schedules"]
     assert item["lastOutcome"].startswith("skipped")
     assert item["name"] == "test.tick"

@@ -7,7 +7,7 @@ import collections
 import itertools
 
 import pytest
-from tests.integration.engine.helpers import runs
+from tests.support.engine_state import runs
 from tests.support.processes import start_worker
 from tests.support.wait import wait_until
 

@@ -7,7 +7,7 @@ import time
 
 import msgspec
 import pytest
-from tests.integration.engine.helpers import pk
+from tests.support.engine_state import pk
 from tests.support.wait import wait_until
 
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.integration.engine.helpers import idle, pk, runs
+from tests.support.engine_state import idle, pk, runs
 from tests.support.wait import wait_until
 
 from tgworkers.engine.dlq import DeadLetters

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from tests.integration.engine.helpers import runs
+from tests.support.engine_state import runs
 from tests.support.wait import wait_until
 
 

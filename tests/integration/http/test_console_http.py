@@ -6,14 +6,14 @@ import re
 
 import httpx
 import pytest
-from tests.integration.cli.ops_support import seed_dead
-from tests.integration.http.http_support import (
+from tests.support.admin_http import (
     ADMIN,
     ADMIN_TOKEN,
     admin_client,
     make_jwt,
     ops_settings,
 )
+from tests.support.cli_runner import seed_dead
 from tests.support.processes import start_worker
 from tests.support.wait import wait_until
 
@@ -55,7 +55,7 @@ async def test_every_page_renders_with_strict_security_headers_and_no_secret(
 
 async def test_a_login_link_works_once(redis_url, registry):
     async with admin_client(ops_settings(redis_url), registry) as http:
-        token = await http._transport.app.state.sessions.issue_link()
+        token = await http._transport.app.state.sessions.issue_link()  # type: ignore[attr-defined]
         first = await http.get(f"/ui/login/link?t={token}")
         http.cookies.clear()
         again = await http.get(f"/ui/login/link?t={token}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from tests.integration.cli.ops_support import cli, seed_dead
-from tests.integration.engine.helpers import pk, queue_state
-from tests.integration.http.http_support import ADMIN, admin_client, ops_settings
+from tests.support.admin_http import ADMIN, admin_client, ops_settings
+from tests.support.cli_runner import cli, seed_dead
+from tests.support.engine_state import pk, queue_state
 
 from tgworkers.engine.client import EnqueueRequest
 

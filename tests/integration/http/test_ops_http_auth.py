@@ -8,7 +8,7 @@ import time
 
 import pytest
 from structlog.testing import capture_logs
-from tests.integration.http.http_support import (
+from tests.support.admin_http import (
     ADMIN,
     ADMIN_TOKEN,
     UNTRUSTED,

@@ -6,14 +6,14 @@ import json
 import time
 
 import pytest
-from tests.integration.cli.ops_support import seed_dead
-from tests.integration.http.http_support import (
+from tests.support.admin_http import (
     ADMIN,
     admin_client,
     bearer,
     make_jwt,
     ops_settings,
 )
+from tests.support.cli_runner import seed_dead
 
 from tgworkers.cli.app import registry_for
 from tgworkers.engine.worker import Worker

@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 from redis import exceptions as rex
-from tests.integration.engine.helpers import queue_state, runs
-from tests.integration.http.http_support import ADMIN, admin_client, ops_settings
+from tests.support.admin_http import ADMIN, admin_client, ops_settings
+from tests.support.engine_state import queue_state, runs
 from tests.support.processes import start_worker
 from tests.support.wait import wait_until
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from joserfc.jwk import OKPKey
-from tests.integration.jobs.jobs_support import ISSUER, jobs_worker
+from tests.support.platform_jobs import ISSUER, jobs_worker
 
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.peers import ServiceKey

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.jobs.jobs_support import attempts, audiences, now_ms
+from tests.support.platform_jobs import attempts, audiences, now_ms
 from tests.support.wait import wait_until
 
 PROOF = "/internal/v1/proofs/p_1"

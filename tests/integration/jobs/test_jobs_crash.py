@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from tests.integration.jobs.jobs_support import now_ms, peers_env
+from tests.support.platform_jobs import now_ms, peers_env
 from tests.support.processes import start_worker
 from tests.support.wait import wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from structlog.testing import capture_logs
-from tests.integration.jobs.jobs_support import now_ms
+from tests.support.platform_jobs import now_ms
 from tests.support.wait import wait_until
 
 from tgworkers.errors import InputError

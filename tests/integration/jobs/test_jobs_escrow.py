@@ -1,11 +1,14 @@
-"""escrow.expire and escrow.adjudicate against real Redis and the fake Escrow and Payhub."""
+"""escrow.expire and escrow.adjudicate against the fake Escrow and Payhub: one run inline
+with `perform`, retries and the wire end to end on the toolkit's worker (tgworkers.testing)."""
 
 from __future__ import annotations
 
 import pytest
-from tests.integration.jobs.jobs_support import attempts, audiences, now_ms
+from tests.support.platform_jobs import attempts, audiences, now_ms
 
+from tgworkers.engine import Disposition
 from tgworkers.errors import InputError
+from tgworkers.testing import perform
 
 PAST = 1_000
 
@@ -30,28 +33,32 @@ def seed(fake, escrow_id="e_1", *, status="open", expires_at_ms=None, amounts=(5
     return holds
 
 
-async def test_expire_releases_each_hold_then_moves_to_expired(jobs, fake):
-    h1, h2 = seed(fake)
-    async with jobs("escrow") as h:
-        result = await h.enqueue("escrow.expire", {"escrowId": "e_1"})
-        await h.wait_done("escrow.expire", result.id, {"escrowId": "e_1"})
-    assert result.id == "escrow.expire:e_1"
+def calls(peers, peer: str, path: str, method: str | None = None):
+    return [r for r in peers.requests(peer, path) if method in (None, r.method)]
+
+
+async def test_expire_releases_each_hold_then_moves_to_expired(tgw_peers):
+    h1, h2 = seed(tgw_peers)
+    result = await perform("escrow.expire", {"escrowId": "e_1"}, peers=tgw_peers)
+    assert (result.disposition, result.job_id) == (Disposition.DONE, "escrow.expire:e_1")
     for hold in (h1, h2):
-        (call,) = h.calls("payhub", release_path(hold))
+        (call,) = calls(tgw_peers, "payhub", release_path(hold))
         assert call.body == {"reason": "escrow_expired"}
         assert call.idempotency_key == f"escrow.expire:e_1:release:{hold}"
-    (move,) = h.calls("escrow", escrow_path("e_1", "/transition"))
+    (move,) = calls(tgw_peers, "escrow", escrow_path("e_1", "/transition"))
     assert move.body == {"to": "expired", "settlementId": None}
     assert move.idempotency_key == "escrow.expire:e_1:transition"
-    assert audiences(h.calls("payhub", release_path(h1))) == {"payhub"}
+    assert audiences(calls(tgw_peers, "payhub", release_path(h1))) == {"payhub"}
     assert audiences([move]) == {"escrow"}
-    assert fake.state.get("escrows", "e_1")["status"] == "expired"
+    assert tgw_peers.state.get("escrows", "e_1")["status"] == "expired"
 
 
 async def test_expires_at_moved_later_runs_again_then_without_spending_an_attempt(jobs, fake):
-    later = now_ms() + 800
-    seed(fake, expires_at_ms=later)
+    # real time: escrow.expire compares the expiry with the worker's own clock; seeded
+    # once the worker runs, so a slow start-up under load does not eat the 800 ms
     async with jobs("escrow") as h:
+        later = now_ms() + 800
+        seed(fake, expires_at_ms=later)
         await h.enqueue("escrow.expire", {"escrowId": "e_1"})  # due now, expiry moved on
         await h.wait_done("escrow.expire", "escrow.expire:e_1", {"escrowId": "e_1"})
     reads = h.calls("escrow", escrow_path("e_1"), "GET")
@@ -61,46 +68,46 @@ async def test_expires_at_moved_later_runs_again_then_without_spending_an_attemp
 
 
 @pytest.mark.parametrize("status", ["disputed", "expired", "released", "refunded", "split"])
-async def test_expire_on_a_disputed_or_final_escrow_changes_nothing(jobs, fake, status):
-    seed(fake, status=status)
-    async with jobs("escrow") as h:
-        await h.enqueue("escrow.expire", {"escrowId": "e_1"})
-        await h.wait_done("escrow.expire", "escrow.expire:e_1", {"escrowId": "e_1"})
-    assert [r.method for r in fake.requests()] == ["GET"]
-    assert fake.state.get("escrows", "e_1")["status"] == status
+async def test_expire_on_a_disputed_or_final_escrow_changes_nothing(tgw_peers, status):
+    seed(tgw_peers, status=status)
+    result = await perform("escrow.expire", {"escrowId": "e_1"}, peers=tgw_peers)
+    assert result.disposition is Disposition.DONE
+    assert [r.method for r in tgw_peers.requests()] == ["GET"]
+    assert tgw_peers.state.get("escrows", "e_1")["status"] == status
 
 
-async def test_unknown_escrow_is_dead_lettered_with_the_peers_status(jobs, fake):
-    async with jobs("escrow") as h:
-        await h.enqueue("escrow.expire", {"escrowId": "e_404"})
-        dead = await h.wait_dead("escrow", "escrow.expire:e_404")
-    assert "404" in dead.reason and dead.attempts == 1
+async def test_unknown_escrow_is_dead_lettered_with_the_peers_status(tgw_peers):
+    result = await perform("escrow.expire", {"escrowId": "e_404"}, peers=tgw_peers)
+    assert result.disposition is Disposition.DEAD
+    assert "404" in str(result.reason)  # dead at attempt 1: no retry
 
 
 async def test_a_released_hold_is_skipped_and_transient_answers_retry_with_the_same_keys(
-    jobs, fake
+    tgw_worker, tgw_peers
 ):
-    h1, h2 = seed(fake)
-    fake.state.get("holds", h1)  # h1 released elsewhere: 409 hold_not_active is success
-    fake.state.put("holds", h1, {**fake.state.get("holds", h1), "status": "released"})
-    fake.fail("escrow", "transition_escrow", status=502, times=2)
-    async with jobs("escrow") as h:
+    h1, h2 = seed(tgw_peers)
+    # h1 released elsewhere: 409 hold_not_active is success
+    tgw_peers.state.put("holds", h1, {**tgw_peers.state.get("holds", h1), "status": "released"})
+    tgw_peers.fail("escrow", "transition_escrow", status=502, times=2)
+    async with tgw_worker("escrow") as h:
         await h.enqueue("escrow.expire", {"escrowId": "e_1"})
-        await h.wait_done("escrow.expire", "escrow.expire:e_1", {"escrowId": "e_1"})
-    moves = h.calls("escrow", escrow_path("e_1", "/transition"))
+        runs = await h.drain("escrow", with_delayed=True)
+    assert [r.outcome for r in runs] == ["raised", "raised", "Done"]
+    moves = calls(tgw_peers, "escrow", escrow_path("e_1", "/transition"))
     assert attempts(moves) == [1, 2, 3]
     assert {m.idempotency_key for m in moves} == {"escrow.expire:e_1:transition"}
     # the releases finished in attempt 1 are not sent again (the step record)
-    assert len(h.calls("payhub", release_path(h1))) == len(h.calls("payhub", release_path(h2))) == 1
+    releases = [calls(tgw_peers, "payhub", release_path(hold)) for hold in (h1, h2)]
+    assert [len(r) for r in releases] == [1, 1]
 
 
-async def test_release_settles_every_hold_to_the_seller(jobs, fake):
-    h1, h2 = seed(fake, status="disputed")
+async def test_release_settles_every_hold_to_the_seller(tgw_peers):
+    h1, h2 = seed(tgw_peers, status="disputed")
     payload = {"escrowId": "e_1", "decision": "release", "moderatorId": "mod_1"}
-    async with jobs("escrow") as h:
-        result = await h.enqueue("escrow.adjudicate", payload)
-        await h.wait_done("escrow.adjudicate", result.id, payload)
-    (settle,) = h.calls("payhub", "/internal/v1/settlements")
+    assert (
+        await perform("escrow.adjudicate", payload, peers=tgw_peers)
+    ).disposition is Disposition.DONE
+    (settle,) = calls(tgw_peers, "payhub", "/internal/v1/settlements")
     assert settle.idempotency_key == "escrow:e_1"
     assert settle.body == {
         "settlementId": "escrow:e_1",
@@ -108,49 +115,49 @@ async def test_release_settles_every_hold_to_the_seller(jobs, fake):
         "holds": [h1, h2],
         "payouts": [{"userId": "seller", "amount": 7500, "currency": "TON"}],
     }
-    (move,) = h.calls("escrow", escrow_path("e_1", "/transition"))
+    (move,) = calls(tgw_peers, "escrow", escrow_path("e_1", "/transition"))
     assert move.body == {"to": "released", "settlementId": "escrow:e_1"}
     assert move.idempotency_key == "escrow.adjudicate:e_1:transition"
 
 
-async def test_split_pays_floor_share_to_the_seller_and_the_rest_to_the_buyer(jobs, fake):
-    seed(fake, status="disputed", amounts=(3333, 4))  # 3337 held
+async def test_split_pays_floor_share_to_the_seller_and_the_rest_to_the_buyer(tgw_peers):
+    seed(tgw_peers, status="disputed", amounts=(3333, 4))  # 3337 held
     payload = {"escrowId": "e_1", "decision": "split", "splitBps": 3333, "moderatorId": "m"}
-    async with jobs("escrow") as h:
-        await h.enqueue("escrow.adjudicate", payload)
-        await h.wait_done("escrow.adjudicate", "escrow.adjudicate:e_1", payload)
-    (settle,) = h.calls("payhub", "/internal/v1/settlements")
+    assert (
+        await perform("escrow.adjudicate", payload, peers=tgw_peers)
+    ).disposition is Disposition.DONE
+    (settle,) = calls(tgw_peers, "payhub", "/internal/v1/settlements")
     assert settle.body["payouts"] == [
         {"userId": "seller", "amount": 1112, "currency": "TON"},  # floor(3337 * 0.3333)
         {"userId": "buyer", "amount": 2225, "currency": "TON"},
     ]
-    assert fake.state.get("settlements", "escrow:e_1")["fee"] == {"TON": 0}
-    (move,) = h.calls("escrow", escrow_path("e_1", "/transition"))
+    assert tgw_peers.state.get("settlements", "escrow:e_1")["fee"] == {"TON": 0}
+    (move,) = calls(tgw_peers, "escrow", escrow_path("e_1", "/transition"))
     assert move.body == {"to": "split", "settlementId": "escrow:e_1"}
 
 
-async def test_refund_releases_every_hold_to_the_buyer(jobs, fake):
-    h1, h2 = seed(fake, status="disputed")
+async def test_refund_releases_every_hold_to_the_buyer(tgw_peers):
+    h1, h2 = seed(tgw_peers, status="disputed")
     payload = {"escrowId": "e_1", "decision": "refund", "moderatorId": "m"}
-    async with jobs("escrow") as h:
-        await h.enqueue("escrow.adjudicate", payload)
-        await h.wait_done("escrow.adjudicate", "escrow.adjudicate:e_1", payload)
+    assert (
+        await perform("escrow.adjudicate", payload, peers=tgw_peers)
+    ).disposition is Disposition.DONE
     for hold in (h1, h2):
-        (call,) = h.calls("payhub", release_path(hold))
+        (call,) = calls(tgw_peers, "payhub", release_path(hold))
         assert call.body == {"reason": "escrow_refund"}
         assert call.idempotency_key == f"escrow.adjudicate:e_1:release:{hold}"
-    (move,) = h.calls("escrow", escrow_path("e_1", "/transition"))
+    (move,) = calls(tgw_peers, "escrow", escrow_path("e_1", "/transition"))
     assert move.body == {"to": "refunded", "settlementId": None}
-    assert h.calls("payhub", "/internal/v1/settlements") == []
+    assert calls(tgw_peers, "payhub", "/internal/v1/settlements") == []
 
 
-async def test_a_decision_on_a_final_escrow_is_done_without_a_change(jobs, fake):
-    seed(fake, status="refunded")
+async def test_a_decision_on_a_final_escrow_is_done_without_a_change(tgw_peers):
+    seed(tgw_peers, status="refunded")
     payload = {"escrowId": "e_1", "decision": "release", "moderatorId": "m"}
-    async with jobs("escrow") as h:
-        await h.enqueue("escrow.adjudicate", payload)
-        await h.wait_done("escrow.adjudicate", "escrow.adjudicate:e_1", payload)
-    assert [r.method for r in fake.requests()] == ["GET"]
+    assert (
+        await perform("escrow.adjudicate", payload, peers=tgw_peers)
+    ).disposition is Disposition.DONE
+    assert [r.method for r in tgw_peers.requests()] == ["GET"]
 
 
 @pytest.mark.parametrize(
@@ -158,30 +165,30 @@ async def test_a_decision_on_a_final_escrow_is_done_without_a_change(jobs, fake)
     [{"decision": "split"}, {"decision": "split", "splitBps": 10001},
      {"decision": "split", "splitBps": -1}, {"decision": "refund", "splitBps": 5000}],
 )  # fmt: skip
-async def test_bad_split_bps_is_refused_at_enqueue_naming_it(jobs, extra):
-    async with jobs("escrow") as h:
+async def test_bad_split_bps_is_refused_at_enqueue_naming_it(tgw_worker, extra):
+    async with tgw_worker("escrow") as h:
         with pytest.raises(InputError, match="splitBps"):
             await h.enqueue("escrow.adjudicate", {"escrowId": "e_1", "moderatorId": "m", **extra})
 
 
-async def test_bad_split_bps_on_the_wire_is_dead_lettered_before_any_call(jobs, fake, redis):
-    seed(fake, status="disputed")
+async def test_bad_split_bps_on_the_wire_is_dead_lettered_before_any_call(tgw_worker, tgw_peers):
+    seed(tgw_peers, status="disputed")
     raw = '{"escrowId": "e_1", "decision": "split", "splitBps": 20000, "moderatorId": "m"}'
-    async with jobs("escrow") as h:
+    async with tgw_worker("escrow") as h:
         proc = h.worker.registry.processors["escrow"]
         ready = h.worker.layout.partition_for(proc, "e_1").ready
-        await redis.xadd(ready, {"id": "wire-1", "name": "escrow.adjudicate", "payload": raw})
-        dead = await h.wait_dead("escrow", "wire-1")
-    assert "splitBps" in dead.reason
-    assert fake.requests() == []
-    assert fake.state.get("escrows", "e_1")["status"] == "disputed"
+        await h.redis.xadd(ready, {"id": "wire-1", "name": "escrow.adjudicate", "payload": raw})
+        await h.drain("escrow")
+        dead = await h.assert_dead_lettered("escrow.adjudicate", "wire-1", reason="splitBps")
+    assert dead.attempts >= 1
+    assert tgw_peers.requests() == []
+    assert tgw_peers.state.get("escrows", "e_1")["status"] == "disputed"
 
 
-async def test_unbalanced_or_invalid_answers_dead_letter_with_the_status(jobs, fake):
-    seed(fake, status="open")  # the fake refuses open -> split: 409 invalid_transition
+async def test_unbalanced_or_invalid_answers_dead_letter_with_the_status(tgw_peers):
+    seed(tgw_peers, status="open")  # the fake refuses open -> split: 409 invalid_transition
     payload = {"escrowId": "e_1", "decision": "split", "splitBps": 5000, "moderatorId": "m"}
-    async with jobs("escrow") as h:
-        await h.enqueue("escrow.adjudicate", payload)
-        dead = await h.wait_dead("escrow", "escrow.adjudicate:e_1")
-    assert "409" in dead.reason and "invalid_transition" in dead.errors[-1]["body"]
-    assert dead.attempts == 1
+    result = await perform("escrow.adjudicate", payload, peers=tgw_peers)
+    assert result.disposition is Disposition.DEAD
+    assert "409" in str(result.reason)
+    assert "invalid_transition" in str(result.decision.record.body)

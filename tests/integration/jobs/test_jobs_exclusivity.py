@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from tests.integration.jobs.jobs_support import now_ms, peers_env
+from tests.support.platform_jobs import now_ms, peers_env
 from tests.support.processes import start_worker
 from tests.support.wait import wait_until
 

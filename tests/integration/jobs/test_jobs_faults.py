@@ -6,7 +6,7 @@ import time
 
 import anyio
 import pytest
-from tests.integration.jobs.jobs_support import now_ms
+from tests.support.platform_jobs import now_ms
 from tests.support.wait import wait_until
 
 from tgworkers.jobs.escrow import expire

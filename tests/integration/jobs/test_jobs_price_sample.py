@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.jobs.jobs_support import now_ms
+from tests.support.platform_jobs import now_ms
 
 PRICES = "/internal/v1/cfb/prices"
 MINUTE = 60_000
@@ -17,7 +17,7 @@ async def sample(h, n: int) -> None:
 
 def bars_key(h) -> str:
     proc = h.worker.registry.processors["cfb.price.sample"]
-    return h.worker.layout.partition_for(proc, "bars").bars
+    return h.worker.layout.partition_for(proc, "bars").job_key("bars")
 
 
 async def test_samples_fold_into_a_minute_bar_posted_once_when_the_minute_closes(jobs, fake, redis):

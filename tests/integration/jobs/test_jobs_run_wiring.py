@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.integration.jobs.jobs_support import now_ms, peers_env
+from tests.support.platform_jobs import now_ms, peers_env
 from tests.support.processes import ROOT, WorkerProcess
 from tests.support.wait import wait_until_sync
 

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from joserfc.jwk import OKPKey
+from tests.support.fake_peers import ISSUER, peers_config
 
-from tgworkers.devstack.fake_peers import PEERS, FakePeers
-from tgworkers.peers import Peers, PeersConfig, PeerTimeouts, ServiceKey, open_peers
-
-ISSUER = "tgworkers-test"
+from tgworkers.devstack.fake_peers import FakePeers
+from tgworkers.peers import Peers, ServiceKey, open_peers
 
 
 @pytest.fixture(scope="session")
@@ -36,17 +35,6 @@ def fake_peers(fake_peers_server: FakePeers) -> FakePeers:
     """The session's fake peers, emptied for this test."""
     fake_peers_server.reset()
     return fake_peers_server
-
-
-def peers_config(fake: FakePeers, *, total_s: float = 5.0, **overrides: object) -> PeersConfig:
-    urls = {f"{peer}_url": fake.base_url(peer) for peer in PEERS}
-    fields: dict[str, object] = {
-        **urls,
-        "issuer": ISSUER,
-        "service_id": "tgworkers",
-        "timeouts": PeerTimeouts(connect_s=1.0, total_s=total_s),
-    }
-    return PeersConfig(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture

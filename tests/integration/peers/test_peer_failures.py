@@ -8,7 +8,7 @@ import socket
 import pytest
 from joserfc.jwk import OKPKey
 from opentelemetry.sdk.trace import TracerProvider
-from tests.integration.peers.conftest import peers_config
+from tests.support.fake_peers import peers_config
 
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.engine import RetryLater

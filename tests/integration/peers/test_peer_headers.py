@@ -7,7 +7,7 @@ from io import StringIO
 
 import pytest
 import structlog
-from tests.integration.peers.conftest import peers_config
+from tests.support.fake_peers import peers_config
 
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.logs import configure_logging

@@ -17,18 +17,18 @@ import pytest
 from joserfc.jwk import OKPKey
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import make_settings, running_worker
-from tests.integration.http.http_support import admin_client
-from tests.integration.jobs.jobs_support import ISSUER
-from tests.integration.peers.conftest import peers_config
 from tests.support import jobs as test_jobs
+from tests.support.admin_http import admin_client
+from tests.support.fake_peers import peers_config
+from tests.support.platform_jobs import ISSUER
 from tests.support.wait import wait_until
 
+from tgworkers.bootstrap.reload import FileSource, Reloader
 from tgworkers.engine.broker import Broker
 from tgworkers.engine.client import Client
 from tgworkers.engine.keys import GROUP
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.reload import FileSource, Reloader
 from tgworkers.engine.stats import StatsReader
 from tgworkers.engine.telemetry import INSTRUMENTS, count_ledger_violation
 from tgworkers.jobs.payhub import ledger_recalc
@@ -95,6 +95,14 @@ async def engine_workload(otel, redis, redis_url, tmp_path) -> tuple[Any, Regist
                      "tgworkers.entries.lost", "tgworkers.entries.lease_lost",
                      "tgworkers.schedule.fires"):  # fmt: skip
             await wait_until(functools.partial(total, otel, name), timeout_s=8, what=name)
+        await redis.config_set("maxmemory", 1)  # the heartbeat's write is refused: OOM
+        try:
+            await wait_until(
+                functools.partial(total, otel, "tgworkers.redis.errors"), timeout_s=8,
+                what="a Redis error counted",
+            )  # fmt: skip
+        finally:
+            await redis.config_set("maxmemory", 0)
         await otel.telemetry.refresh_depth(StatsReader(redis, registry, Layout(settings)))
         reloader = Reloader(worker=worker, registry=registry, base_env={},
                             select=lambda *_: worker.processors,

@@ -6,9 +6,9 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.conftest import make_settings, running_worker
-from tests.integration.jobs.jobs_support import ISSUER
-from tests.integration.peers.conftest import peers_config
-from tests.integration.telemetry.telemetry_jobs import PROCESSORS
+from tests.support.fake_peers import peers_config
+from tests.support.platform_jobs import ISSUER
+from tests.support.telemetry_jobs import PROCESSORS
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client

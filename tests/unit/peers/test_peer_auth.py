@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from typing import Any
 
 import httpx
 import jwt as pyjwt
@@ -27,7 +28,7 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def jwk() -> dict[str, str]:
+def jwk() -> dict[str, Any]:
     return OKPKey.generate_key("Ed25519").as_dict(private=True)
 
 

@@ -63,6 +63,11 @@ class FakePeers:
         self._thread: threading.Thread | None = None
 
     @property
+    def asgi_app(self) -> Any:
+        """The fakes as an ASGI app: `httpx.ASGITransport(fake.asgi_app)` needs no server."""
+        return self._app
+
+    @property
     def port(self) -> int:
         return self._port
 

@@ -24,9 +24,9 @@ from typing import Any, Final
 import msgspec
 from redis.asyncio import Redis
 
-from tgworkers.config import Settings
 from tgworkers.engine.keys import GlobalKeys
 from tgworkers.http.auth import Principal, Role
+from tgworkers.http.settings import HttpSettings
 
 COOKIE: Final = "tgw_session"
 LINK_TTL_S: Final = 3600
@@ -56,7 +56,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(_Record).decode
 
 
-def signing_key(settings: Settings) -> bytes:
+def signing_key(settings: HttpSettings) -> bytes:
     """`CONSOLE_SESSION_SECRET`, else one derived from the admin tokens, else random.
 
     Derived, every replica sharing the tokens verifies every replica's cookies
@@ -75,7 +75,7 @@ def signing_key(settings: Settings) -> bytes:
 class SessionStore:
     """Opens, reads and ends console sessions; issues and redeems login links."""
 
-    def __init__(self, redis: Redis, keys: GlobalKeys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: GlobalKeys, settings: HttpSettings) -> None:
         self.redis = redis
         self.keys = keys
         self._key = signing_key(settings)

@@ -101,7 +101,7 @@ async def job_page(request: Request, caller: Caller) -> Response:
     queue = known_queue(request)
     job_id: str = request.path_params["job_id"]
     job = await browser(request).find(queue, job_id)
-    template = services(request).settings.trace_url_template
+    template: str | None = request.app.state.http.trace_url_template
     trace_url = (
         template.replace("{traceId}", job.trace_id) if job and job.trace_id and template else None
     )

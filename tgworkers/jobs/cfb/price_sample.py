@@ -30,6 +30,8 @@ from tgworkers.peers import Peers, PriceBar
 log = structlog.get_logger("tgworkers.jobs.cfb")
 
 MINUTE_MS: Final = 60_000
+BARS: Final = "bars"
+"""The job's own hash in its partition (`ctx.key`): `bar:{minute}:{symbol}`, `posted:{minute}`."""
 
 
 class SamplePrices(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -72,13 +74,13 @@ async def _record(ctx: JobContext, peers: Peers, symbols: tuple[str, ...]) -> tu
     for price in await peers.price.get_prices(symbols):
         minute = price.ts_ms - price.ts_ms % MINUTE_MS
         newest = max(newest, minute)
-        if await ctx.redis.hexists(ctx.partition.bars, f"posted:{minute}"):
+        if await ctx.redis.hexists(ctx.key(BARS), f"posted:{minute}"):
             continue  # a late sample of a minute already posted
         field = f"bar:{minute}:{price.symbol}"
-        raw = await ctx.redis.hget(ctx.partition.bars, field)
+        raw = await ctx.redis.hget(ctx.key(BARS), field)
         bar = fold(_bar_decoder.decode(raw) if raw else None, price.price, price.ts_ms)
         if bar is not None:
-            await ctx.redis.hset(ctx.partition.bars, field, msgspec.json.encode(bar))
+            await ctx.redis.hset(ctx.key(BARS), field, msgspec.json.encode(bar))
             added += 1
     return added, newest
 
@@ -104,19 +106,19 @@ def _group(stored: Mapping[Any, Any]) -> tuple[dict[int, list[PriceBar]], set[in
 
 async def _post_closed(ctx: JobContext, peers: Peers, now_minute: int, cutoff: int) -> int:
     """Post every closed, unposted minute within retention; drop what is past retention."""
-    bars, posted = _group(await ctx.redis.hgetall(ctx.partition.bars))
+    bars, posted = _group(await ctx.redis.hgetall(ctx.key(BARS)))
     sent = 0
     for minute in sorted(bars):
         if minute < now_minute and minute not in posted and minute >= cutoff:
             ordered = sorted(bars[minute], key=lambda b: b.symbol)
             await peers.playhub.store_price_bars(ordered, key=f"cfb.price.sample:{minute}")
-            await ctx.redis.hset(ctx.partition.bars, f"posted:{minute}", "1")
+            await ctx.redis.hset(ctx.key(BARS), f"posted:{minute}", "1")
             log.info("price.minute_posted", minute=minute, bars=len(ordered))
             sent += 1
     expired = [f"bar:{m}:{b.symbol}" for m in bars if m < cutoff for b in bars[m]]
     expired += [f"posted:{m}" for m in posted if m < cutoff]
     if expired:
-        await ctx.redis.hdel(ctx.partition.bars, *expired)
+        await ctx.redis.hdel(ctx.key(BARS), *expired)
     return sent
 
 

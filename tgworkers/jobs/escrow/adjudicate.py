@@ -13,6 +13,7 @@ and dead-lettered before any call when it arrives raw on the wire.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Final, Literal
 
@@ -99,16 +100,14 @@ def payouts_for(escrow: Escrow, seller_bps: int) -> list[Payout]:
 
 
 async def _settle(ctx: JobContext, peers: Peers, escrow: Escrow, bps: int, keys: Keys) -> None:
-    if await ctx.steps.is_done("settle"):
-        return
     request = SettlementRequest(
         settlement_id=keys.settlement_id,
         reference=Reference(kind="escrow", id=escrow.escrow_id),
         holds=[h.hold_id for h in escrow.holds],
         payouts=payouts_for(escrow, bps),
     )
-    await peers.payhub.create_settlement(request, key=keys.settlement_id)
-    await ctx.steps.mark_done("settle")
+    settle = functools.partial(peers.payhub.create_settlement, request, key=keys.settlement_id)
+    await ctx.steps.once("settle", settle)
 
 
 async def adjudicate_escrow(ctx: JobContext, payload: AdjudicateEscrow) -> Outcome:

@@ -7,6 +7,7 @@ so a run after a crash does not send it again; a hold that is no longer active
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from tgworkers.engine import JobContext
@@ -26,8 +27,7 @@ async def release_holds(
     key_of: Callable[[str], str],
 ) -> None:
     for hold in escrow.holds:
-        step = f"release:{hold.hold_id}"
-        if await ctx.steps.is_done(step):
-            continue
-        await peers.payhub.release_hold(hold.hold_id, reason=reason, key=key_of(hold.hold_id))
-        await ctx.steps.mark_done(step)
+        release = functools.partial(
+            peers.payhub.release_hold, hold.hold_id, reason=reason, key=key_of(hold.hold_id)
+        )
+        await ctx.steps.once(f"release:{hold.hold_id}", release)

@@ -13,6 +13,8 @@ peer dedupes the rest.
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 import structlog
 
@@ -53,27 +55,25 @@ def keys_for(p: SettleMatch) -> Keys:
 
 
 async def _settle(ctx: JobContext, peers: Peers, match: Match, keys: Keys) -> None:
-    if await ctx.steps.is_done("settle"):
-        return
     request = SettlementRequest(
         settlement_id=keys.settlement_id,
         reference=Reference(kind="game", id=match.match_id),
         holds=[h.hold_id for h in match.holds],
         payouts=match.payouts,
     )
-    await peers.payhub.create_settlement(request, key=keys.settlement_id)
-    await ctx.steps.mark_done("settle")
+    settle = functools.partial(peers.payhub.create_settlement, request, key=keys.settlement_id)
+    await ctx.steps.once("settle", settle)
 
 
 async def _release_holds(ctx: JobContext, peers: Peers, match: Match, keys: Keys) -> None:
     for hold in match.holds:
-        step = f"release:{hold.hold_id}"
-        if await ctx.steps.is_done(step):
-            continue
-        await peers.payhub.release_hold(
-            hold.hold_id, reason="match_cancelled", key=keys.release(hold.hold_id)
+        release = functools.partial(
+            peers.payhub.release_hold,
+            hold.hold_id,
+            reason="match_cancelled",
+            key=keys.release(hold.hold_id),
         )
-        await ctx.steps.mark_done(step)
+        await ctx.steps.once(f"release:{hold.hold_id}", release)
 
 
 async def settle_match(ctx: JobContext, payload: SettleMatch) -> Outcome:

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from tgworkers.engine.envelope import Envelope, HistoryEntry, to_fields
 from tgworkers.engine.keys import PartitionKeys
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.support.jobs:PROCESSORS"
 
 
@@ -89,4 +89,4 @@ async def seed_many_dead(redis: Redis, count: int, *, pad: int = 0) -> None:
     pk = PartitionKeys("tgw", "test.work", 0)
     fields = dead_fields("bulk-0", 0, pad=pad)
     assert fields[0] == "id"
-    await redis.eval(_COPY_DEAD, 2, pk.dlq, pk.jobs, count, "bulk-", *fields)  # type: ignore[misc]
+    await redis.eval(_COPY_DEAD, 2, pk.dlq, pk.jobs, count, "bulk-", *fields)

@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
+
 from tests.conftest import make_settings, running_worker
 from tests.support.wait import wait_until
-
 from tgworkers.cli.run import job_resources
 from tgworkers.devstack.fake_peers import PEERS, FakePeers, RecordedRequest
 from tgworkers.engine.client import EnqueueResult

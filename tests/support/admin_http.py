@@ -13,8 +13,9 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import OKPKey
-from tests.conftest import make_settings
 
+from tests.conftest import make_settings
+from tgworkers.bootstrap.process import http_settings
 from tgworkers.config import Settings
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.worker import Worker
@@ -71,7 +72,7 @@ async def admin_client(
         consumer="probe-only",
     )  # fmt: skip
     services = EngineServices.build(worker.redis, registry, settings)
-    app = create_app(services, HealthProbe(worker), settings)
+    app = create_app(services, HealthProbe(worker), http_settings(settings))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://tgw") as client:

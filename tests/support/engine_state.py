@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from tests.support.jobs import RUNS_KEY, RunRecord
 
+from tests.support.jobs import RUNS_KEY, RunRecord
 from tgworkers.engine.keys import PartitionKeys
 
 _runs = msgspec.json.Decoder(RunRecord)

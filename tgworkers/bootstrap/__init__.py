@@ -1,0 +1,1 @@
+"""The layer above the engine that wires a process: settings → engine parts, built once."""

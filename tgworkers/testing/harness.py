@@ -1,0 +1,221 @@
+"""`run_worker`: the real engine in the test's event loop, with the test in charge of time.
+
+A `Harness` is one `Worker` (the production class, with the resources `run`
+registers) on a real Redis, reaching the fake peers over loopback. The test
+enqueues, `drain`s a queue until nothing is ready or running, reads what is
+queued, delayed or dead, and moves time with `advance`: every delayed job and
+every dedupe record is moved that much earlier on Redis's clock, the promoters
+are woken, and the schedules are ticked on the fake clock. Nobody sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import msgspec
+from redis.asyncio import Redis
+
+from tgworkers.config import load_settings
+from tgworkers.devstack.fake_peers import RecordedRequest
+from tgworkers.engine.client import EnqueueResult
+from tgworkers.engine.context import Resources
+from tgworkers.engine.dlq import DeadJob
+from tgworkers.engine.envelope import fields_from_json
+from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.registry import Registry
+from tgworkers.engine.worker import Worker
+from tgworkers.jobs.settings import JobSettings
+from tgworkers.testing import assertions
+from tgworkers.testing.apps import AppSource, load_app
+from tgworkers.testing.clock import FakeClock
+from tgworkers.testing.outcomes import JobRun, recording_registry
+from tgworkers.testing.peers import FakePeerService
+from tgworkers.testing.recording import EnqueuedJob, job_from_fields
+
+QUIET = {
+    "VISIBILITY_TIMEOUT_MS": "3000",
+    "BACKOFF_DEFAULT_MS": "20",
+    "BACKOFF_MAX_MS": "100",
+    "WAIT_MAX_MS": "300000",
+    "SHUTDOWN_GRACE_S": "2",
+}
+"""Test-friendly engine settings: quick retries and recovery, but a peer's `retryAt` or a
+snooze waits as long as in production (up to WAIT_MAX_MS's default, 5 min): `advance`
+gets there. A test's `env` wins."""
+
+
+class Harness:
+    """A running worker and the vocabulary a job test asserts in."""
+
+    def __init__(
+        self, worker: Worker, peers: FakePeerService | None, clock: FakeClock, runs: list[JobRun]
+    ) -> None:
+        self.worker = worker
+        self.peers = peers
+        self.clock = clock
+        self.runs = runs
+        self._drained = 0
+        self.client = worker.client
+        self.redis: Redis = worker.redis
+        self.registry: Registry = worker.registry
+
+    async def enqueue(self, name: str, payload: Any, **kw: Any) -> EnqueueResult:
+        """`Client.enqueue`: `id=`, `run_at_ms=`, `delay_s=`, `origin=`."""
+        return await self.client.enqueue(name, payload, **kw)
+
+    def _partitions(self, queue: str | None = None) -> list[PartitionKeys]:
+        procs = [self.registry.queue(queue)] if queue else self.registry.processors.values()
+        return [pk for proc in procs for pk in self.worker.layout.partitions(proc)]
+
+    async def _snapshot(self, queue: str | None) -> tuple[int, int | None, int]:
+        """Jobs ready, running or due; the earliest delayed due time; Redis's now.
+
+        Read per partition in one MULTI, so a job being promoted is never missed.
+        """
+        busy, earliest, now_ms = 0, None, 0
+        for pk in self._partitions(queue):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                tx: Any = pipe  # queued commands are not awaited one by one
+                tx.time()
+                tx.xlen(pk.ready)  # every settle deletes its entry: what is left is live
+                tx.zrange(pk.delayed, 0, 0, withscores=True)
+                replies: Any = await tx.execute()
+            (seconds, micros), live, first = replies
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            busy += int(live)
+            for _, score in first:
+                busy += int(score) <= now_ms
+                earliest = int(score) if earliest is None else min(earliest, int(score))
+        return busy, earliest, now_ms
+
+    async def drain(
+        self, queue: str | None = None, *, with_delayed: bool = False, timeout_s: float = 15.0
+    ) -> list[JobRun]:
+        """Run until no job of `queue` (default: all) is ready or running.
+
+        Returns the runs (of `queue`) since the previous `drain`.
+        With `with_delayed`, time is also advanced to each delayed job (retries,
+        snoozes) until none is left, like Oban's `drain_queue(with_scheduled: true)`.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            busy, due, now_ms = await self._snapshot(queue)
+            if busy:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"drain({queue}) still busy after {timeout_s}s")
+                await anyio.sleep(0.01)
+            elif with_delayed and due is not None:
+                await self.advance(timedelta(milliseconds=due - now_ms + 1))
+            else:
+                first, self._drained = self._drained, len(self.runs)
+                return [r for r in self.runs[first:] if queue is None or r.queue == queue]
+
+    async def advance(self, by: float | timedelta) -> None:
+        """Move time forward: delayed jobs come due, dedupe windows pass, schedules tick."""
+        step_ms = self.clock.advance(by)
+        for pk in self._partitions():
+            for key in (pk.delayed, pk.done):
+                members: Any = await self.redis.zrange(key, 0, -1, withscores=True)
+                if members:
+                    await self.redis.zadd(key, {m: s - step_ms for m, s in members}, xx=True)
+        for rt in self.worker.runtimes:
+            rt.wake_promoter()
+        if self.worker.scheduler is not None:
+            await self.worker.scheduler.tick_once()
+
+    async def queued(self, name: str | None = None) -> list[EnqueuedJob]:
+        """Jobs waiting: ready (or running: an entry stays until settled), then delayed."""
+        queue = self.registry.processor_of[name].queue if name else None
+        jobs = []
+        for pk in self._partitions(queue):
+            entries: Any = await self.redis.xrange(pk.ready)
+            for entry_id, fields in entries:
+                at_ms = int(entry_id.split(b"-")[0])
+                jobs.append(job_from_fields(fields, at_ms=at_ms, queue=pk.queue))
+            delayed: Any = await self.redis.zrange(pk.delayed, 0, -1, withscores=True)
+            for job_id, due in delayed:
+                raw: Any = await self.redis.hget(pk.delayed_jobs, job_id)
+                if raw is not None:
+                    job = job_from_fields(fields_from_json(raw), at_ms=int(due), queue=pk.queue)
+                    jobs.append(msgspec.structs.replace(job, delayed=True))
+        return [j for j in jobs if name is None or j.name == name]
+
+    async def dead(self, queue: str) -> list[DeadJob]:
+        return [job async for job in self.worker.dead_letters.iterate(queue)]
+
+    # -- assertions ------------------------------------------------------------
+
+    async def assert_enqueued(
+        self, name: str, *, payload: Any = None, at: Any = None, within_ms: int = 1000
+    ) -> EnqueuedJob:
+        jobs = await self.queued(name)
+        return assertions.match_enqueued(jobs, name, payload=payload, at=at, within_ms=within_ms)
+
+    async def assert_not_enqueued(self, name: str, *, payload: Any = None) -> None:
+        assertions.match_none_enqueued(await self.queued(name), name, payload=payload)
+
+    async def assert_dead_lettered(
+        self, name: str, job_id: str | None = None, *, reason: str | None = None
+    ) -> DeadJob:
+        queue = self.registry.processor_of[name].queue
+        return assertions.assert_dead_lettered(
+            await self.dead(queue), job_id, name=name, reason=reason
+        )
+
+    def assert_peer_called(
+        self, peer: str, method: str, path: str, **kw: Any
+    ) -> list[RecordedRequest]:
+        if self.peers is None:
+            raise AssertionError("no fake peers in this harness")
+        return assertions.assert_peer_called(self.peers.requests(), peer, method, path, **kw)
+
+
+@asynccontextmanager
+async def run_worker(
+    redis_url: str,
+    processors: str,
+    *,
+    app: AppSource = None,
+    peers: FakePeerService | None = None,
+    clock: FakeClock | None = None,
+    env: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Harness]:
+    """A worker running `processors` (comma list) of `app` until the block ends."""
+    values = {**QUIET, **(peers.env() if peers is not None else {}), "REDIS_URL": redis_url}
+    values.update({k: str(v) for k, v in (env or {}).items()})
+    settings = load_settings(values, None)
+    runs: list[JobRun] = []
+    registry = recording_registry(load_app(app), runs.append)
+    resources = Resources(JobSettings.from_settings(settings))
+    peer_clients = peers.network_peers(settings) if peers is not None else None
+    if peer_clients is not None:
+        resources.add(peer_clients)
+    clock = clock or FakeClock(ticking=True)
+    if peers is not None:
+        peers.state.clock = clock  # the fakes' "now" (a bet's tEnd) follows advance()
+    worker = Worker(
+        settings=settings,
+        registry=registry,
+        processors=registry.select(processors),
+        consumer="tgworkers-testing",
+        resources=resources,
+    )
+    if worker.scheduler is not None:
+        worker.scheduler.clock = clock
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: worker.run(handle_signals=False))
+            with anyio.fail_after(10):
+                await worker.started.wait()
+            try:
+                yield Harness(worker, peers, clock, runs)
+            finally:
+                worker.request_stop()
+    finally:
+        if peer_clients is not None:
+            await peer_clients.aclose()

@@ -1,0 +1,117 @@
+"""`python -m tgworkers.testing.stack`: a private stack for producers in other languages.
+
+A Node (or Go, or shell) test starts this, reads ONE JSON line from stdout, then
+drives the stack with JSON lines on stdin; closing stdin stops everything:
+
+    {"redisUrl": "redis://127.0.0.1:PORT/0", "prefix": "tgw", "workerPid": 1234}
+
+It runs a private `redis-server` (or `--redis-url`), the fake peers on loopback,
+and a real worker subprocess (`python -m tgworkers run --processors ...`) that
+reaches them. Commands (one answer line each):
+- `{"op": "seed", "kind": "bet", "id": "b_1", "tEndMs": 0}`: seed the fakes;
+- `{"op": "requests", "peer": "playhub", "path": "/internal/v1/cfb/settle"}`: the log;
+- `{"op": "ping"}`: `{"ok": true}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from tgworkers.devstack.redis import RedisServer
+from tgworkers.testing.harness import QUIET
+from tgworkers.testing.peers import FakePeerService
+
+
+@contextmanager
+def _redis(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    server = RedisServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+def _answer(peers: FakePeerService, cmd: dict[str, Any]) -> Any:
+    op = cmd.get("op")
+    if op == "ping":
+        return {"ok": True}
+    if op == "seed" and cmd.get("kind") == "bet":
+        peers.state.add_bet(str(cmd["id"]), t_end_ms=int(cmd.get("tEndMs", 0)))
+        return {"ok": True}
+    if op == "requests":
+        return [
+            {
+                "method": r.method,
+                "path": r.path,
+                "idempotencyKey": r.idempotency_key,
+                "body": r.body,
+                "requestId": r.headers.get("x-request-id"),
+            }
+            for r in peers.requests(cmd.get("peer"), cmd.get("path"))
+        ]
+    return {"error": f"unknown command {cmd!r}"}
+
+
+def serve(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    peers = FakePeerService().start()
+    try:
+        with _redis(args.redis_url) as url:
+            env = {
+                **os.environ,
+                **QUIET,
+                **peers.env(),
+                "REDIS_URL": url,
+                "QUEUE_PREFIX": args.prefix,
+                "LOG_FORMAT": "json",
+                **dict(args.env),
+            }
+            worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "tgworkers", "run", "--processors", args.processors],
+                env=env,
+                stdout=subprocess.DEVNULL if args.quiet else sys.stderr,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                started = {"redisUrl": url, "prefix": args.prefix, "workerPid": worker.pid}
+                stdout.write(json.dumps(started) + "\n")
+                stdout.flush()
+                for line in stdin:
+                    if line.strip():
+                        stdout.write(json.dumps(_answer(peers, json.loads(line))) + "\n")
+                        stdout.flush()
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+    finally:
+        peers.stop()
+    return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, _, value = text.partition("=")
+    return name, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tgworkers.testing.stack")
+    parser.add_argument("--processors", required=True, help="comma list, as `run --processors`")
+    parser.add_argument("--prefix", default="tgw", help="QUEUE_PREFIX")
+    parser.add_argument("--redis-url", help="use this Redis instead of a private redis-server")
+    parser.add_argument("--env", type=_pair, action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--quiet", action="store_true", help="drop the worker's log")
+    return serve(parser.parse_args(argv), sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
