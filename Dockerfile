@@ -4,10 +4,18 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# Reproducible: every runtime dependency (and the build backend) is pinned with
+# hashes in a lock file (uv pip compile --generate-hashes; docs/scaling.md says how
+# to refresh it); the package itself is installed without resolving anything.
+COPY requirements.lock requirements-build.lock ./
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-compile --require-hashes --only-binary=:all: -r requirements.lock \
+ && python -m venv /opt/build \
+ && /opt/build/bin/pip install --require-hashes -r requirements-build.lock
 COPY pyproject.toml README.md ./
 COPY tgworkers ./tgworkers
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-compile . \
+RUN /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /tmp/wheels . \
+ && /opt/venv/bin/pip install --no-compile --no-deps /tmp/wheels/*.whl \
  && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} +
 
 FROM python:3.11-slim AS runtime

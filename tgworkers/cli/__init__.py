@@ -20,6 +20,7 @@ from tgworkers.cli import (
     enqueue,
     jobs,
     pause,
+    repartition,
     run as run_cmd,
     schedules,
     stats,
@@ -39,6 +40,7 @@ COMMANDS: tuple[
     ("dlq", dlq.register),
     ("schedules", schedules.register),
     ("jobs", jobs.register),
+    ("repartition", repartition.register),
 )
 
 

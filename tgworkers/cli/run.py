@@ -78,6 +78,13 @@ def main(args: argparse.Namespace) -> int:
         pass
     try:
         anyio.run(serve, parts, backend="asyncio", backend_options=backend_options)
+    except BaseExceptionGroup as group:  # a ConfigError found at start (partition counts)
+        found: BaseException | None = group.subgroup(ConfigError)
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is None:
+            raise
+        raise found from None
     finally:
         shutdown_telemetry()  # flush pending spans and metrics
     return 0

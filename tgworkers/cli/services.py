@@ -24,6 +24,8 @@ from rich.console import Console
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
 from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS, connect
+from tgworkers.engine.layout import Layout
+from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import Registry
 from tgworkers.errors import OperationError, TgworkersError
 from tgworkers.http.services import EngineServices
@@ -50,7 +52,10 @@ def context(args: argparse.Namespace) -> tuple[Settings, Registry]:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, registry: Registry) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, registry: Registry, *, check_partitions: bool = True
+) -> AsyncIterator[Services]:
+    """The services on a fresh connection; refuses (exit 2) a stale partition count."""
     redis = connect(
         settings.redis_url.reveal(),
         cluster=settings.redis_cluster,
@@ -58,6 +63,9 @@ async def open_services(settings: Settings, registry: Registry) -> AsyncIterator
         max_connections=16,
     )
     try:
+        if check_partitions:
+            records = PartitionRecords(redis, Layout(settings))
+            await records.check(registry.processors.values())
         yield EngineServices.build(redis, registry, settings)
     finally:
         await redis.aclose()  # type: ignore[no-untyped-call,unused-ignore]

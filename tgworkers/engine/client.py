@@ -24,6 +24,7 @@ from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
+from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Registry
 from tgworkers.engine.scripts import NewJob, Scripts
 from tgworkers.engine.settings import EngineSettings
@@ -94,6 +95,7 @@ class Client:
         self.registry = registry
         self.layout = layout or Layout(settings)
         self.scripts = scripts or Scripts(redis)
+        self.partition_records = PartitionRecords(redis, self.layout)
 
     @property
     def settings(self) -> EngineSettings:
@@ -157,6 +159,8 @@ class Client:
         if not trace:  # inside a run that records no span: the job's carried context
             trace = carried_trace_headers()
         prepared = [self.prepare(r, now_ms, trace) for r in requests]
+        for queue in {pk.queue for pk, _, _ in prepared}:  # promise 12: counts agree
+            await self.partition_records.check_producer(self.registry.queue(queue))
         groups: dict[PartitionKeys, list[int]] = defaultdict(list)
         for i, (pk, _, _) in enumerate(prepared):
             groups[pk].append(i)

@@ -123,6 +123,11 @@ class GlobalKeys:
         return f"{{{self.prefix}}}:control"
 
     @property
+    def partitions(self) -> str:
+        """Hash: queue -> its recorded partition count, `<old>><new>` while repartitioning."""
+        return f"{{{self.prefix}}}:partitions"
+
+    @property
     def workers(self) -> str:
         """Sorted set: consumer name -> last heartbeat (Unix ms)."""
         return f"{{{self.prefix}}}:workers"

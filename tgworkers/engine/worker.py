@@ -39,6 +39,7 @@ from tgworkers.engine.executor import Executor
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.options import RuntimeOptions
+from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
@@ -90,6 +91,7 @@ class Worker:
             self.redis, registry, self.live, layout=self.layout, scripts=self.scripts
         )
         self.control = Control(self.redis, registry, self.layout, self.scripts)
+        self.partition_records = PartitionRecords(self.redis, self.layout)
         self.broker = Broker(self.redis, self.blocking, consumer)
         self.runtimes = [self._runtime(p) for p in self.processors]
         self.scheduler: Scheduler | None = None
@@ -233,6 +235,7 @@ class Worker:
             if handle_signals:
                 tg.start_soon(self._signal_loop)
             await self._check_redis_policy()
+            await self._claim_partitions()
             for rt in self.runtimes:
                 await tg.start(self._host_runtime, rt)
             for loop in (self._control_loop, self._heartbeat_loop, self._wake_loop):
@@ -304,6 +307,18 @@ class Worker:
         for client in (self.blocking, self.redis):
             await client.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
+    async def _claim_partitions(self) -> None:
+        """Refuse to start when a queue's recorded partition count is not ours (exit 2)."""
+        while True:
+            try:
+                await self.partition_records.claim(self.processors)
+            except REDIS_ERRORS as exc:  # Redis down at start: keep trying (promise 1)
+                self.health.failed(exc, "partitions")
+                await self.health.backoff()
+            else:
+                self.health.ok("partitions")
+                return
+
     async def _check_redis_policy(self) -> None:
         try:
             info: dict[Any, Any] = await self.redis.config_get("maxmemory-policy")
@@ -323,6 +338,7 @@ class Worker:
 
     async def control_once(self) -> None:
         paused = await self.control.paused_queues()
+        paused |= await self.partition_records.held(self.processors)
         paused |= set(self.settings.paused_queues)
         for rt in self.runtimes:
             rt.set_paused(rt.queue in paused)

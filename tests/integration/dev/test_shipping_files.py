@@ -137,6 +137,52 @@ def test_helm_chart_declares_groups_grace_and_pdb():
     values = load_yaml("helm/tgworkers/values.yaml")
     assert chart["apiVersion"] == "v2" and chart["name"] == "tgworkers"
     assert values["groups"] and all(g["processors"] for g in values["groups"])
-    grace = float(values["env"]["SHUTDOWN_GRACE_S"])
-    assert values["terminationGracePeriodSeconds"] > grace
-    assert "podDisruptionBudget" in values
+    assert values["terminationGraceMarginSeconds"] >= 5  # added to SHUTDOWN_GRACE_S
+    assert values["podDisruptionBudget"]["enabled"]
+
+
+def test_compose_replicas_never_share_a_host_port():
+    for name, service in load_yaml("compose.yaml")["services"].items():
+        replicas = service.get("deploy", {}).get("replicas", 1)
+        for port in service.get("ports", []):
+            host, _, container = str(port).rpartition(":")
+            if not host or replicas == 1:
+                continue
+            low, _, high = host.partition("-")
+            assert high and int(high) - int(low) + 1 >= replicas, (name, port, replicas)
+            assert container.isdigit()
+
+
+# -- reproducible image ----------------------------------------------------------------
+
+
+def locked(path: str) -> dict[str, list[str]]:
+    """name -> hashes of each pin in a `uv pip compile --generate-hashes` lock file."""
+    pins: dict[str, list[str]] = {}
+    name = ""
+    for line in (ROOT / path).read_text().splitlines():
+        if m := re.match(r"^([A-Za-z0-9_.-]+)==\S+", line):
+            name = m.group(1).lower().replace("_", "-")
+            pins[name] = []
+        elif m := re.search(r"--hash=sha256:([0-9a-f]{64})", line):
+            pins[name].append(m.group(1))
+    return pins
+
+
+def test_image_installs_every_runtime_dependency_from_a_hashed_lock():
+    pins = locked("requirements.lock")
+    assert pins and all(pins.values()), "every pin carries its hashes"
+    deps = load_pyproject()["project"]["dependencies"]
+    names = {re.split(r"[\[<>=;~! ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
+    assert names <= set(pins), names - set(pins)
+    runs = " ".join(instructions("RUN"))
+    assert "--require-hashes --only-binary=:all: -r requirements.lock" in runs
+    assert "--require-hashes -r requirements-build.lock" in runs
+    assert "--no-deps" in runs and "--no-build-isolation" in runs  # nothing resolved unpinned
+    assert {"setuptools", "wheel"} <= set(locked("requirements-build.lock"))
+
+
+def load_pyproject() -> Any:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())

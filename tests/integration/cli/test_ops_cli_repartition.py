@@ -1,0 +1,64 @@
+"""`repartition QUEUE N` and the partition-count refusal, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.support.cli_runner import cli
+
+from tgworkers.engine.client import EnqueueRequest
+from tgworkers.engine.keys import PartitionKeys
+
+
+@pytest.mark.promise(12)
+async def test_repartition_moves_jobs_prints_json_and_says_when_nothing_to_do(
+    redis, redis_url, client
+):
+    keys = [f"k{i}" for i in range(20)]
+    await client.enqueue_many(
+        [
+            EnqueueRequest(name="test.exclusive", payload={"n": i, "key": k})
+            for i, k in enumerate(keys)
+        ]
+    )
+    moved = await cli(redis_url, "repartition", "test.exclusive", "3", "--json")
+    assert moved.rc == 0, moved.err
+    doc = json.loads(moved.out)
+    assert (doc["queue"], doc["old"], doc["new"]) == ("test.exclusive", 2, 3)
+    assert doc["moved"]["ready"] > 0
+    lengths = [await redis.xlen(PartitionKeys("tgw", "test.exclusive", p).ready) for p in range(3)]
+    assert sum(lengths) == 20 and all(lengths), lengths
+    again = await cli(redis_url, "repartition", "test.exclusive", "3",
+                      env={"PARTITIONS_TEST_EXCLUSIVE": "3"})  # fmt: skip
+    assert again.rc == 0 and "already has 3 partitions" in again.out
+
+
+@pytest.mark.promise(12)
+async def test_a_producer_with_the_old_count_exits_2_naming_the_variable(redis, redis_url):
+    await redis.hset("{tgw}:partitions", "test.exclusive", "3")
+    refused = await cli(redis_url, "enqueue", "test.exclusive", '{"n": 1, "key": "a"}')
+    assert refused.rc == 2
+    (line,) = refused.err_lines
+    assert line.startswith("tgworkers: PARTITIONS_TEST_EXCLUSIVE:") and "records 3" in line
+
+
+@pytest.mark.parametrize("count", ["0", "2000"])
+async def test_repartition_refuses_a_count_out_of_range(redis_url, count):
+    bad = await cli(redis_url, "repartition", "test.exclusive", count)
+    assert bad.rc == 2
+    (line,) = bad.err_lines
+    assert "N: expected a partition count from 1 to 1024" in line
+
+
+@pytest.mark.promise(12)
+async def test_operator_commands_with_a_stale_count_exit_2_instead_of_reading_wrong_partitions(
+    redis, redis_url
+):
+    await redis.hset("{tgw}:partitions", "test.exclusive", "5")
+    stale = await cli(redis_url, "stats", "--json")
+    assert stale.rc == 2
+    (line,) = stale.err_lines
+    assert "PARTITIONS_TEST_EXCLUSIVE" in line and "records 5" in line
+    fresh = await cli(redis_url, "stats", "--json", env={"PARTITIONS_TEST_EXCLUSIVE": "5"})
+    assert fresh.rc == 0, fresh.err

@@ -1,0 +1,193 @@
+"""Redis Cluster under operations (promise 12): partitions spread over masters, a slot
+migration and a failover while jobs flow lose nothing and never run a job twice at once.
+
+One cluster of 3 masters, each with a replica, serves the module. The quick forms
+run in CI; the long forms (5,000 jobs) are marked slow:
+`.venv/bin/pytest tests/integration/engine/test_cluster_ops.py -m slow`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import anyio
+import pytest
+from redis.crc import key_slot
+from tests.conftest import make_settings
+from tests.support.cluster import Cluster, running_cluster
+from tests.support.engine_state import runs
+from tests.support.wait import wait_until, wait_until_sync
+
+from tgworkers.engine.client import Client, EnqueueRequest
+from tgworkers.engine.connection import connect
+from tgworkers.engine.keys import PartitionKeys
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-cli") is None, reason="needs redis-cli")
+
+P = 3
+DEADLINE_S = (80, 240)  # quick form (under pytest's 120 s timeout), long form
+
+
+# Seen here (migration: 2 of 3 runs at load average ~9, 0 of 15 at ~2-6; failover: 1 of
+# ~17 runs): redis-py 8.1's asyncio RedisCluster raises AttributeError ("'NoneType' object
+# has no attribute 'writelines'", in connect -> on_connect_check_health) when a topology
+# refresh closes a node's connections under a command, and the workers then stop making
+# progress although Redis holds every job (upstream: redis/redis-py#3546, #3835). An
+# engine / client issue (issue 13's area), never a lost job or a job run twice at once in
+# the runs that completed; the mark goes once the workers recover from it.
+class ClientStalled(Exception):  # noqa: N818 - names the symptom the mark tolerates
+    """Workers made no progress, but every job not yet run is still held by Redis."""
+
+
+CLIENT_STALL = pytest.mark.xfail(
+    raises=ClientStalled, strict=False,
+    reason="redis-py asyncio cluster client can stall after a topology change",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with running_cluster(masters=3, replicas=1) as c:
+        yield c
+
+
+@pytest.fixture
+def fresh(cluster: Cluster) -> Cluster:
+    for node in cluster.nodes():
+        if node["role"] == "master":
+            cluster.cli(int(node["port"]), "flushall")
+    return cluster
+
+
+def masters_of(cluster: Cluster, queue: str, partitions: int) -> dict[str, list[int]]:
+    """Master port -> the partitions of `queue` whose slot it serves."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for p in range(partitions):
+        slot = key_slot(PartitionKeys("tgw", queue, p).ready.encode())
+        out[cluster.owner(slot)["port"]].append(p)
+    return dict(out)
+
+
+@pytest.mark.promise(12)
+def test_partitions_of_a_queue_spread_over_the_masters(fresh):
+    spread = {n: masters_of(fresh, "cfb.settle", n) for n in (1, 3, 6, 12)}
+    assert len(spread[1]) == 1
+    assert len(spread[12]) == 3, spread[12]  # every master serves some of 12 partitions
+    assert max(len(ps) for ps in spread[12].values()) <= 6, spread[12]
+
+
+async def _flow(
+    cluster: Cluster, registry: Any, worker_factory: Any, n_jobs: int, operate: Any
+) -> list[Any]:
+    """Enqueue `n_jobs` while two workers run them; call `operate()` once a third ran."""
+    settings = make_settings(cluster.url, PARTITIONS_TEST_WORK=P)
+    redis = connect(settings.redis_url.reveal(), cluster=True)
+    stall: ClientStalled | None = None
+    acked: set[str] = set()  # ids whose enqueue returned: these must never be lost
+    try:
+        client = Client(redis, registry, settings)
+
+        async def produce() -> None:
+            for start in range(0, n_jobs, 100):
+                batch = range(start, min(n_jobs, start + 100))
+                reqs = [EnqueueRequest(name="test.work", payload={"n": i, "sleep_ms": 2},
+                                       id=f"job-{i}") for i in batch]  # fmt: skip
+                await client.enqueue_many(reqs)
+                acked.update(r.id for r in reqs if r.id)
+                await anyio.sleep(0.01)
+
+        async with (
+            worker_factory(settings, registry, "test.work", consumer="w1"),
+            worker_factory(settings, registry, "test.work", consumer="w2"),
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(produce)
+            await wait_until(lambda: _ran(redis, n_jobs // 3), timeout_s=60, what="a third ran")
+            await anyio.to_thread.run_sync(operate)
+            try:
+                await wait_until(lambda: _ran(redis, n_jobs), timeout_s=DEADLINE_S[n_jobs > 1000],
+                                 what="every job ran")  # fmt: skip
+            except AssertionError:
+                if (stall := await _stall_if_nothing_lost(redis, acked)) is None:
+                    raise
+                tg.cancel_scope.cancel()  # raised below, outside the task groups (no wrapping)
+        if stall is not None:
+            raise stall
+        return await runs(redis)
+    finally:
+        await redis.aclose()
+
+
+def _assert_all_ran_never_twice_at_once(records: list[Any], n_jobs: int) -> None:
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    # one run's record can be pushed twice (redis-py resends an RPUSH whose reply was
+    # lost in the failover): identical records are one run, a second run differs
+    for r in {(r.job_id, r.attempt, r.deliveries, r.start_ms, r.end_ms) for r in records}:
+        spans[r[0]].append((r[3], r[4]))
+    assert set(spans) == {f"job-{i}" for i in range(n_jobs)}, "a job was lost"
+    for job_id, times in spans.items():
+        times.sort()
+        for (_, end), (start, _) in itertools.pairwise(times):
+            assert start >= end, f"{job_id} ran twice at once"
+
+
+async def _stall_if_nothing_lost(redis: Any, acked: set[str]) -> ClientStalled | None:
+    """A stall (tolerated by the mark) only if every acknowledged job ran or is still live."""
+    ran = {r.job_id for r in await runs(redis)}
+    live: set[str] = set()
+    for p in range(P):
+        live |= {k.decode() for k in await redis.hkeys(PartitionKeys("tgw", "test.work", p).jobs)}
+    if acked <= ran | live:
+        return ClientStalled(f"{len(ran)} ran, {len(live)} still live in Redis, none lost")
+    return None
+
+
+def _served_by(cluster: Cluster, slot: int, port: int) -> bool:
+    return cluster.owner(slot)["port"] == str(port)
+
+
+async def _ran(redis: Any, n: int) -> bool:
+    return len({r.job_id for r in await runs(redis)}) >= n
+
+
+@pytest.mark.promise(12)
+@CLIENT_STALL
+@pytest.mark.parametrize("n_jobs", [1000, pytest.param(5000, marks=pytest.mark.slow)])
+async def test_slot_migration_of_busy_partitions_under_load(
+    fresh, registry, worker_factory, n_jobs
+):
+    moved: list[int] = []
+
+    def migrate_busy_partitions() -> None:
+        for p in (0, 1):
+            slot = key_slot(PartitionKeys("tgw", "test.work", p).ready.encode())
+            owner = fresh.owner(slot)["port"]
+            dst = next(int(x["port"]) for x in fresh.nodes()
+                       if x["role"] == "master" and x["port"] != owner)  # fmt: skip
+            moved.append(fresh.migrate_slot(slot, dst))
+            wait_until_sync(partial(_served_by, fresh, slot, dst), timeout_s=10,
+                            what="slot served by the target")  # fmt: skip
+
+    records = await _flow(fresh, registry, worker_factory, n_jobs, migrate_busy_partitions)
+    assert all(moved), f"the migrated slots held keys: {moved}"
+    _assert_all_ran_never_twice_at_once(records, n_jobs)
+
+
+@pytest.mark.promise(12)
+@CLIENT_STALL
+@pytest.mark.parametrize("n_jobs", [600, pytest.param(5000, marks=pytest.mark.slow)])
+async def test_failover_to_a_replica_under_load(fresh, registry, worker_factory, n_jobs):
+    promoted: list[int] = []
+
+    def fail_over_partition_0() -> None:
+        slot = key_slot(PartitionKeys("tgw", "test.work", 0).ready.encode())
+        promoted.append(fresh.failover(int(fresh.owner(slot)["port"])))
+
+    records = await _flow(fresh, registry, worker_factory, n_jobs, fail_over_partition_0)
+    assert promoted
+    _assert_all_ran_never_twice_at_once(records, n_jobs)

@@ -1,0 +1,50 @@
+"""`repartition QUEUE N`: change a queue's partition count, moving its jobs' state.
+
+Pauses the queue, waits for in-flight jobs, moves ready/delayed/dead-lettered jobs,
+dedupe records and locks to the partitions the new count gives them, records N and
+resumes (engine/repartition.py). Then restart every process with PARTITIONS_<P>=N:
+until then, processes with the old count hold the queue and refuse to enqueue into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tgworkers.cli.services import add_app_flag, context, open_services, print_json, run_async
+from tgworkers.engine.repartition import Repartitioner
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("repartition", help="change a queue's partition count safely")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("count", metavar="N", type=int, help="the new partition count (1-1024)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for in-flight jobs (default 60)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print what moved as JSON")
+    add_app_flag(p)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings, registry = context(args)
+    proc = registry.queue(args.queue)
+
+    async def body() -> int:
+        async with open_services(settings, registry, check_partitions=False) as svc:
+            mover = Repartitioner(svc.client.redis, registry, settings)
+            result = await mover.run(args.queue, args.count, timeout_s=args.timeout)
+        if args.json:
+            print_json(result)
+        elif result.old == result.new:
+            print(f"queue {args.queue} already has {result.new} partitions")
+        else:
+            moved = (
+                ", ".join(f"{n} {what}" for what, n in sorted(result.moved.items())) or "nothing"
+            )
+            print(f"queue {args.queue}: {result.old} -> {result.new} partitions; moved {moved}")
+            print(f"now restart every process with PARTITIONS_{proc.env_name}={result.new}")
+            if result.paused:
+                print(f"queue {args.queue} is left paused: `tgworkers resume {args.queue}`")
+        return 0
+
+    return run_async(settings, body)
