@@ -30,12 +30,7 @@ from anyio.abc import TaskGroup
 
 from tgworkers.engine.broker import Broker, Delivery
 from tgworkers.engine.connection import REDIS_ERRORS, RedisHealth, guarded
-from tgworkers.engine.exclusive import (
-    EXCLUSIVE_WAIT_MAX_MS,
-    EXCLUSIVE_WAIT_MS,
-    exclusive_wait_ms,
-    waiting_fields,
-)
+from tgworkers.engine.exclusive import exclusive_wait_ms, waiting_fields
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.leases import Leases
@@ -47,14 +42,6 @@ from tgworkers.engine.scripts import AcquireItem, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
 
 log = structlog.get_logger("tgworkers.engine")
-
-__all__ = [
-    "EXCLUSIVE_WAIT_MAX_MS",
-    "EXCLUSIVE_WAIT_MS",
-    "ProcessorRuntime",
-    "RuntimeOptions",
-    "exclusive_wait_ms",
-]
 
 
 class ProcessorRuntime:
@@ -246,6 +233,8 @@ class ProcessorRuntime:
         for d in runnable:
             if d.leased_at < limit:  # claimed too long ago (a stall): someone may hold it now
                 d.lost = True
+                log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id,
+                            entry=d.entry_id.decode(), reason="expired", running=False)  # fmt: skip
             elif self.paused or self.stopping:
                 d.handback = True
             self._queue.put_nowait(d)

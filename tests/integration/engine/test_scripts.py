@@ -230,7 +230,11 @@ async def _redeliver(redis, s: Scripts) -> list[bytes]:
 
 
 async def test_a_job_whose_key_is_held_waits_longer_each_time(redis):
-    from tgworkers.engine.runtime import EXCLUSIVE_WAIT_MAX_MS, EXCLUSIVE_WAIT_MS, exclusive_wait_ms
+    from tgworkers.engine.exclusive import (
+        EXCLUSIVE_WAIT_MAX_MS,
+        EXCLUSIVE_WAIT_MS,
+        exclusive_wait_ms,
+    )
 
     waits = [exclusive_wait_ms(n) for n in range(8)]
     assert EXCLUSIVE_WAIT_MS / 2 <= waits[0] <= EXCLUSIVE_WAIT_MS
