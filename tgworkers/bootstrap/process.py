@@ -32,7 +32,7 @@ from tgworkers.config import Settings
 from tgworkers.engine import telemetry
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.telemetry_setup import TelemetrySettings
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.worker import Worker, open_connections
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.server import EmbeddedServer, embedded_server, run_with_server
 from tgworkers.http.services import EngineServices
@@ -129,6 +129,7 @@ def build_process(  # noqa: PLR0913 - the one place that wires a process
         processors=processors,
         consumer=consumer,
         resources=resources,
+        connections=open_connections(settings, registry),
     )
     reloader = None
     if select is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import structlog
@@ -55,6 +55,28 @@ ReloadHook = Callable[[EngineSettings, EngineSettings], Awaitable[None] | None]
 """Called with (old, new) after a hot reload swapped `worker.settings`."""
 
 
+class Connections(NamedTuple):
+    """A worker's two clients: short commands and scripts, and the blocking reads."""
+
+    redis: Redis
+    blocking: Redis
+
+
+def open_connections(settings: EngineSettings, registry: Registry) -> Connections:
+    """The clients of one worker process, sized for the processors it may ever run.
+
+    Opened by the bootstrap (`tgworkers.bootstrap.process`) and handed to the worker;
+    a worker built without them (tests, tools) opens its own the same way.
+    """
+    url, cluster = settings.redis_url.reveal(), settings.redis_cluster
+    readers = max(4, len(registry.processors) + 1)  # one per processor that may run
+    if cluster:  # one reader per partition: one XREADGROUP cannot span slots
+        counts = [Layout(settings).partition_count(p) for p in registry.processors.values()]
+        readers = max(readers, sum(counts) + 1)
+    blocking = connect_for_blocking(url, block_ms=1000, max_connections=readers, cluster=cluster)
+    return Connections(connect(url, cluster=cluster), blocking)
+
+
 class Worker:
     """Runs the selected processors of one process until told to stop."""
 
@@ -66,23 +88,15 @@ class Worker:
         processors: Sequence[Processor],
         consumer: str,
         resources: Resources | None = None,
-        redis: Redis | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self.live = Live(settings)  # the one reference a reload swaps; every reader shares it
         self.registry = registry
         self.processors = tuple(processors)
         self.consumer = consumer
         self.resources = resources or Resources()
-        url = settings.redis_url.reveal()
-        cluster = settings.redis_cluster
-        self.redis = redis or connect(url, cluster=cluster)
-        readers = max(4, len(registry.processors) + 1)  # one per processor that may run
-        if cluster:  # one reader per partition: one XREADGROUP cannot span slots
-            counts = [Layout(settings).partition_count(p) for p in registry.processors.values()]
-            readers = max(readers, sum(counts) + 1)
-        self.blocking = connect_for_blocking(
-            url, block_ms=1000, max_connections=readers, cluster=cluster
-        )
+        conns = connections or open_connections(settings, registry)  # bootstrap passes them
+        self.redis, self.blocking = conns.redis, conns.blocking
         self.health = RedisHealth()
         active_telemetry().track_health(self.health)  # error counts per kind, exported
         self.layout = Layout(self.live)
