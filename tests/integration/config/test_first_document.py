@@ -64,7 +64,10 @@ def test_without_a_document_in_time_it_starts_from_the_environment_and_readyz_sa
            "PORT": str(port)}  # fmt: skip
     worker = start_worker(redis_url, processors="test.work", env=env)
     try:
-        pending = wait_until_sync(lambda: _readyz(port), timeout_s=30, what="readyz answers")
+        pending = wait_until_sync(
+            lambda: (r := _readyz(port)) is not None and r[1].get("status") != "starting" and r,
+            timeout_s=30, what="readyz answers past start-up",
+        )  # fmt: skip
         assert pending[0] == httpx.codes.SERVICE_UNAVAILABLE
         assert pending[1]["status"] == "config_pending"
         assert "config.started_without_document" in worker.log()
