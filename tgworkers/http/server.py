@@ -19,8 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from tgworkers import __version__
-from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.engine.layout import Layout
+from tgworkers.engine.connection import RedisHealth, guarded
 from tgworkers.engine.worker import Worker
 from tgworkers.engine.workers_view import WorkerInfo, publish_info
 from tgworkers.http.app import create_app
@@ -64,29 +63,26 @@ async def publish_self(worker: Worker) -> None:
         version=__version__, processors=sorted(p.name for p in worker.processors),
         host=socket.gethostname(), started_ms=int(time.time() * 1000),
     )  # fmt: skip
-    layout = Layout(worker.settings)
     await worker.started.wait()
     while True:
-        # an outage is logged by the worker itself; the next turn tries again
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            await publish_info(worker.redis, layout, worker.consumer, info)
+        # any Redis error (an outage, OOM at maxmemory) is tracked by the worker's health;
+        # the next turn tries again
+        await guarded(worker.health, "publish", publish_info,
+                      worker.redis, worker.layout, worker.consumer, info)  # fmt: skip
         await anyio.sleep(SAMPLER_EVERY_S)
 
 
-async def sample_stats(services: EngineServices) -> None:
+async def sample_stats(services: EngineServices, health: RedisHealth) -> None:
     """The stats sampler: keeps rate samples and the console's minute buckets current.
 
     Every worker serving HTTP reads a snapshot every `SAMPLER_EVERY_S`, so the
     charts have a bucket for every minute even when no one is looking; the
     buckets are written at most once a minute per queue whatever the number of
-    replicas. A Redis outage skips a turn (the worker logs the outage itself).
+    replicas. Any Redis error skips a turn (tracked by the worker's health).
     """
     while True:
         await anyio.sleep(SAMPLER_EVERY_S)
-        try:
-            await services.stats.snapshot()
-        except CONNECTION_ERRORS:
-            continue
+        await guarded(health, "sampler", services.stats.snapshot)
 
 
 async def run_with_server(worker: Worker, server: EmbeddedServer | None, port: int | None) -> None:
@@ -101,7 +97,7 @@ async def run_with_server(worker: Worker, server: EmbeddedServer | None, port: i
         tg.start_soon(server.serve)
         log.info("http.started", port=port)
         async with anyio.create_task_group() as sampler:
-            sampler.start_soon(sample_stats, services)
+            sampler.start_soon(sample_stats, services, worker.health)
             sampler.start_soon(publish_self, worker)
             await worker.run()
             sampler.cancel_scope.cancel()
