@@ -42,11 +42,16 @@ CONNECTION_ERRORS: Final = (
     rex.ReadOnlyError,
     rex.TryAgainError,
     rex.ClusterDownError,
+    rex.RedisClusterException,
     OSError,
 )
 
-REDIS_ERRORS: Final = (rex.RedisError, OSError)
-"""What every engine loop survives: any error a Redis command can raise (promise 13)."""
+REDIS_ERRORS: Final = (rex.RedisError, rex.RedisClusterException, OSError)
+"""What every engine loop survives: any error a Redis command can raise (promise 13).
+
+redis-py's `RedisClusterException` (slots not covered, no reachable node) is not a
+`RedisError`; a cluster that is down raises it from the client's topology refresh.
+"""
 
 ERROR_LOG_INTERVAL_S: Final = 60.0
 

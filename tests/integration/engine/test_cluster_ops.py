@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -68,9 +69,17 @@ def test_partitions_of_a_queue_spread_over_the_masters(fresh):
 
 
 async def _flow(
-    cluster: Cluster, registry: Any, worker_factory: Any, n_jobs: int, operate: Any
+    cluster: Cluster,
+    registry: Any,
+    worker_factory: Any,
+    n_jobs: int,
+    operate: Any,
+    errors: Counter[str] | None = None,
 ) -> list[Any]:
-    """Enqueue `n_jobs` while two workers run them; call `operate()` once a third ran."""
+    """Enqueue `n_jobs` while two workers run them; call `operate()` once a third ran.
+
+    `errors` gets the Redis errors the workers' loops met, by kind.
+    """
     settings = make_settings(cluster.url, PARTITIONS_TEST_WORK=P)
     redis = connect(settings.redis_url.reveal(), cluster=True)
     acked: set[str] = set()  # ids whose enqueue returned: these must never be lost
@@ -87,8 +96,8 @@ async def _flow(
                 await anyio.sleep(0.01)
 
         async with (
-            worker_factory(settings, registry, "test.work", consumer="w1"),
-            worker_factory(settings, registry, "test.work", consumer="w2"),
+            worker_factory(settings, registry, "test.work", consumer="w1") as w1,
+            worker_factory(settings, registry, "test.work", consumer="w2") as w2,
             anyio.create_task_group() as tg,
         ):
             tg.start_soon(produce)
@@ -99,6 +108,8 @@ async def _flow(
                                  what="every job ran")  # fmt: skip
             except AssertionError as exc:  # name what stopped: lost jobs or stalled workers
                 raise AssertionError(await _progress(redis, acked)) from exc
+            if errors is not None:
+                errors.update(w1.health.errors + w2.health.errors)
         return await runs(redis)
     finally:
         await redis.aclose()
@@ -213,4 +224,28 @@ async def test_failover_to_a_replica_under_load(fresh, registry, worker_factory,
 
     records = await _flow(fresh, registry, worker_factory, n_jobs, fail_over_partition_0)
     assert promoted
+    _assert_all_ran_never_twice_at_once(records, n_jobs)
+
+
+@pytest.mark.promise(12)
+@pytest.mark.promise(13)
+@pytest.mark.parametrize("n_jobs", [600, pytest.param(5000, marks=pytest.mark.slow)])
+async def test_a_slot_out_of_service_under_load(fresh, registry, worker_factory, n_jobs):
+    """Partition 0's slot unassigned for 3 s (every command on it gets CLUSTERDOWN, longer
+    than redis-py's own retries): the loops back off and carry on once it is served again."""
+    errors: Counter[str] = Counter()
+
+    def take_partition_0_out_for_a_while() -> None:
+        slot = key_slot(PartitionKeys("tgw", "test.work", 0).ready.encode())
+        owner = fresh.take_slot_out(slot)
+        time.sleep(3)  # the outage itself, in the operator's thread
+        fresh.give_slot_back(slot, owner)
+
+    records = await _flow(
+        fresh, registry, worker_factory, n_jobs, take_partition_0_out_for_a_while, errors
+    )
+    assert errors, "the outage reached the workers' loops"
+    # each counted as a Redis error (backed off, on /readyz), none as a bug: RedisHealth
+    # counts those as "<loop>:<error>", a lower-case loop name first
+    assert not [kind for kind in errors if kind[0].islower()], errors
     _assert_all_ran_never_twice_at_once(records, n_jobs)
