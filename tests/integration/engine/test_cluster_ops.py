@@ -233,17 +233,21 @@ async def test_failover_to_a_replica_under_load(fresh, registry, worker_factory,
 @pytest.mark.promise(13)
 @pytest.mark.parametrize("n_jobs", [600, pytest.param(5000, marks=pytest.mark.slow)])
 async def test_a_slot_out_of_service_under_load(fresh, registry, worker_factory, n_jobs):
-    """Partition 0's slot unassigned for 3 s (every command on it gets CLUSTERDOWN, longer
-    than redis-py's own retries): the loops back off and carry on once it is served again."""
+    """Partition 0's slot unassigned for 3 s: every command on it answers CLUSTERDOWN and
+    redis-py's refresh raises RedisClusterException. Whether a loop sees the error or
+    redis-py's own retries hold it past the outage depends on timing; either way the
+    workers carry on once the slot is served again, and no loop counts a bug (_flow)."""
+    answers: list[str] = []
 
     def take_partition_0_out_for_a_while() -> None:
-        slot = key_slot(PartitionKeys("tgw", "test.work", 0).ready.encode())
-        owner = fresh.take_slot_out(slot)
-        time.sleep(3)  # the outage itself, in the operator's thread
-        fresh.give_slot_back(slot, owner)
+        ready = PartitionKeys("tgw", "test.work", 0).ready
+        owner = fresh.take_slot_out(key_slot(ready.encode()))
+        answers.append(fresh.cli(owner, "xlen", ready).strip())  # the outage is real
+        time.sleep(3)
+        fresh.give_slot_back(key_slot(ready.encode()), owner)
 
-    records, errors = await _flow(
+    records, _ = await _flow(
         fresh, registry, worker_factory, n_jobs, take_partition_0_out_for_a_while
     )
-    assert errors, "the outage reached the workers' loops (as Redis errors, checked in _flow)"
+    assert answers[0].startswith("CLUSTERDOWN"), answers
     _assert_all_ran_never_twice_at_once(records, n_jobs)
