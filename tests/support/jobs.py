@@ -7,6 +7,7 @@ exactly which jobs ran, how often, on which process, and for how long.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 
 import anyio
@@ -77,19 +78,27 @@ async def work(ctx: JobContext, p: Work) -> Outcome:
 
 
 async def _tracked_sleep(ctx: JobContext, p: Work) -> None:
-    """Sleep while counted as running in Redis; a second run of the key at once is recorded.
+    """Sleep while listed as running in Redis; a second run of the key at once is recorded.
 
-    Seen from Redis, across processes, and for runs that are cancelled too (the
-    count goes down in `finally`), unlike the run records written at the end.
+    Seen from Redis, across processes, and for runs that are cancelled too (the run
+    leaves the set in `finally`), unlike the run records written at the end. Joining
+    is shielded: a run cancelled after sending it but before its reply (the lease
+    watchdog during a Redis pause) stayed listed for good, and every later run of the
+    key was recorded as an overlap. The record names the runs it overlapped.
     """
     active = f"test:active:{p.key or ctx.job_id}"
-    if await ctx.redis.incr(active) > 1:
-        await ctx.redis.rpush(OVERLAPS_KEY, f"{p.key}:{ctx.job_id}:{os.getpid()}")
+    run = f"{ctx.job_id}/{ctx.attempt}/{secrets.token_hex(3)}"
+    with anyio.CancelScope(shield=True):
+        await ctx.redis.sadd(active, run)
     try:
+        if others := sorted(
+            m.decode() for m in await ctx.redis.smembers(active) if m != run.encode()
+        ):
+            await ctx.redis.rpush(OVERLAPS_KEY, f"{p.key}:{run}:{os.getpid()} with {others}")
         await anyio.sleep(p.sleep_ms / 1000)
     finally:
         with anyio.CancelScope(shield=True):
-            await ctx.redis.decr(active)
+            await ctx.redis.srem(active, run)
 
 
 WORK = JobType(name="test.work", payload=Work, handler=work, timeout_s=30.0)
