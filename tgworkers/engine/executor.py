@@ -16,7 +16,7 @@ import asyncio
 import enum
 import time
 import types
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never, cast
 
@@ -64,6 +64,10 @@ class Settlement:
     item: DoneItem | LaterItem | DeadItem | HandBackItem | None = None
     decision: Decision | None = None
     duration_s: float = 0.0
+
+
+def _no_hook(waiting: bool) -> None:  # noqa: FBT001
+    """No runtime listening (an executor used on its own)."""
 
 
 def now_ms() -> int:
@@ -127,6 +131,9 @@ class Executor:
         self.scripts = scripts
         self.consumer = consumer
         self.telemetry: Telemetry = active_telemetry()
+        self.on_wait: Callable[[bool], None] = _no_hook
+        """Told when a handler starts (True) and stops (False) waiting: the runtime
+        wakes another consumer only then (runtime._take)."""
 
     async def run(self, d: Delivery) -> Settlement:
         if d.lost:  # taken over while it waited here: it never runs (promise 3)
@@ -216,10 +223,18 @@ class Executor:
                 pending = run.send(None)
             except StopIteration as finished:
                 return cast(Outcome, finished.value)  # no wait: no timer to arm or cancel
+            self.on_wait(True)  # noqa: FBT003
+            try:
+                async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
+                    return await resume(run, pending)
+            finally:
+                self.on_wait(False)  # noqa: FBT003
+        self.on_wait(True)  # noqa: FBT003
+        try:
             async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
-                return await resume(run, pending)
-        async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
-            return await run
+                return await run
+        finally:
+            self.on_wait(False)  # noqa: FBT003
 
     def _steps_writer(self, d: Delivery) -> StepsWriter:
         """Step records of this run, written only while it holds its delivery."""
