@@ -120,6 +120,20 @@ class Cluster:
                 time.sleep(0.1)
         raise AssertionError("failover did not complete after three CLUSTER FAILOVER")
 
+    def take_slot_out(self, slot: int) -> int:
+        """Unassign `slot` on every node: its commands get CLUSTERDOWN; returns its owner.
+
+        The owner keeps the slot's keys; `give_slot_back` serves them again.
+        """
+        owner = int(self.owner(slot)["port"])
+        for p in self.ports:
+            self.cli(p, "cluster", "delslots", str(slot))
+        return owner
+
+    def give_slot_back(self, slot: int, port: int) -> None:
+        self.cli(port, "cluster", "addslots", str(slot))
+        self.wait_ok()
+
     def _wait_synced(self, replica_port: int) -> None:
         deadline = time.monotonic() + 20
         while "master_link_status:up" not in self.cli(replica_port, "info", "replication"):

@@ -25,9 +25,11 @@ from typing import Final, TypeVar, cast
 import anyio
 import structlog
 from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+
+from tgworkers.engine.cluster_client import EngineCluster
 
 log = structlog.get_logger("tgworkers.redis")
 
@@ -40,11 +42,16 @@ CONNECTION_ERRORS: Final = (
     rex.ReadOnlyError,
     rex.TryAgainError,
     rex.ClusterDownError,
+    rex.RedisClusterException,
     OSError,
 )
 
-REDIS_ERRORS: Final = (rex.RedisError, OSError)
-"""What every engine loop survives: any error a Redis command can raise (promise 13)."""
+REDIS_ERRORS: Final = (rex.RedisError, rex.RedisClusterException, OSError)
+"""What every engine loop survives: any error a Redis command can raise (promise 13).
+
+redis-py's `RedisClusterException` (slots not covered, no reachable node) is not a
+`RedisError`; a cluster that is down raises it from the client's topology refresh.
+"""
 
 ERROR_LOG_INTERVAL_S: Final = 60.0
 
@@ -66,11 +73,15 @@ def error_kind(exc: BaseException) -> str:
 def _cluster(url: str, *, socket_timeout_s: float, max_connections: int) -> Redis:
     """A Redis Cluster client; every engine key of a partition is in one slot.
 
+    `EngineCluster` (engine/cluster_client.py): a topology refresh never closes a
+    socket under a command in flight, which redis-py's own client does.
+
     Returned as `Redis`: the engine uses only commands both clients share (single-slot
     scripts, stream and hash commands), so the rest of the code needs no second type.
     """
-    client = RedisCluster.from_url(
+    client = EngineCluster.from_url(
         url,
+        reinitialize_steps=0,  # each MOVED patches its slot; no periodic full reset
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=5.0,
         max_connections=max_connections,
