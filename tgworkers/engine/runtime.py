@@ -205,10 +205,11 @@ class ProcessorRuntime:
             return
         free = self.free_slots()
         if free <= 0 or self._ready:
-            # Deliveries not yet taken by a consumer run first (within a loop turn: each
-            # slot has its consumer), then one read asks for every free slot. Reading as
-            # soon as one slot frees split a busy worker's reads and settles into two
-            # half batches that kept alternating: twice the round trips per job.
+            # Deliveries not yet taken by a consumer go first (within a loop turn: each
+            # slot has its consumer; `_take` wakes this loop when the last is taken),
+            # then one read asks for every free slot. Reading as soon as one slot frees
+            # split a busy worker's reads and settles into two half batches that kept
+            # alternating: twice the round trips per job.
             self._slot_freed.clear()
             if self.free_slots() <= 0 or self._ready:
                 await self._slot_freed.wait()
@@ -335,7 +336,10 @@ class ProcessorRuntime:
                 if woken.cancel() or woken.cancelled():  # no waker counted it back
                     self._takers += 1
                 raise
-        return self._ready.popleft()
+        d = self._ready.popleft()
+        if not self._ready:  # the read loop waits for this (`_read_once`)
+            self._slot_freed.set()
+        return d
 
     def _wake_one(self) -> None:
         while self._sleepers:
