@@ -9,6 +9,7 @@ enqueue costs one round trip per partition and chunk, not one per job.
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from typing import Any, Final
 import anyio
 import msgspec
 from opentelemetry import propagate
+from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from tgworkers.engine.enqueueing import EnqueueRequest, EnqueueResult
@@ -34,6 +36,11 @@ from tgworkers.errors import InputError, PayloadError
 __all__ = ["CHUNK", "Client", "EnqueueRequest", "EnqueueResult", "encode_payload", "new_job_id"]
 
 CHUNK: Final = 500
+
+CLUSTER_REFUSALS: Final = (rex.ClusterError, rex.RedisClusterException)
+"""A cluster refused the command without running it: redirected until redis-py's TTL ran
+out, CLUSTERDOWN (a ClusterError), or no node serving the slot at the client's refresh."""
+REFUSAL_RETRY_S: Final = 15.0
 _encoder: Final = msgspec.json.Encoder()
 
 
@@ -140,6 +147,27 @@ class Client:
         result = EnqueueResult(id=job_id, queue=proc.queue, run_at=due or now_ms, created=False)
         return pk, NewJob(id=job_id, due_ms=due, fields_json=fields_json(to_fields(env))), result
 
+    async def _enqueue_through_refusals(
+        self, pk: PartitionKeys, jobs: list[NewJob], ttl_ms: int
+    ) -> list[bool]:
+        """One enqueue call, sent again while a Redis Cluster refuses it without running it.
+
+        During a slot migration or a failover the owning node can answer MOVED, ASK or
+        TRYAGAIN until redis-py gives up ("TTL exhausted"), or CLUSTERDOWN; none of those
+        ran the script, so sending it again cannot enqueue a job twice. Anything else
+        (a reply lost with its connection) is raised to the caller, who knows the ids.
+        """
+        deadline = time.monotonic() + REFUSAL_RETRY_S
+        delay = 0.05
+        while True:
+            try:
+                return await self.scripts.enqueue(pk, jobs, dedupe_ttl_ms=ttl_ms)
+            except CLUSTER_REFUSALS:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await anyio.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter
+                delay = min(delay * 2, 1.0)
+
     async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueResult]:
         """Enqueue a batch inside a `send <queue>` span whose context each job carries."""
         batch = list(requests)
@@ -169,7 +197,7 @@ class Client:
         async def send(pk: PartitionKeys, idx: list[int]) -> None:
             jobs = [prepared[i][1] for i in idx]
             ttl_ms = self.settings.dedupe_ttl_s * 1000
-            flags = await self.scripts.enqueue(pk, jobs, dedupe_ttl_ms=ttl_ms)
+            flags = await self._enqueue_through_refusals(pk, jobs, ttl_ms)
             for i, flag in zip(idx, flags, strict=True):
                 created[i] = flag
 

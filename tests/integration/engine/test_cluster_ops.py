@@ -29,7 +29,7 @@ from tests.support.wait import wait_until, wait_until_sync
 from tgworkers.engine.client import Client, EnqueueRequest
 from tgworkers.engine.cluster_client import EngineCluster
 from tgworkers.engine.connection import connect
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.keys import PartitionKeys, partition_of
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-cli") is None, reason="needs redis-cli")
 
@@ -227,6 +227,35 @@ async def test_failover_to_a_replica_under_load(fresh, registry, worker_factory,
     records, _ = await _flow(fresh, registry, worker_factory, n_jobs, fail_over_partition_0)
     assert promoted
     _assert_all_ran_never_twice_at_once(records, n_jobs)
+
+
+@pytest.mark.promise(12)
+async def test_an_enqueue_waits_out_a_slot_out_of_service(fresh, registry):
+    """A producer's enqueue that the cluster refuses without running it (CLUSTERDOWN,
+    redirections until redis-py's TTL runs out) is sent again until the slot is served:
+    a migration or failover never fails an enqueue that could not have landed."""
+    settings = make_settings(fresh.url, PARTITIONS_TEST_WORK=P)
+    redis = connect(settings.redis_url.reveal(), cluster=True)
+    client = Client(redis, registry, settings)
+    job_id = next(f"job-{i}" for i in itertools.count() if partition_of(f"job-{i}", P) == 0)
+    ready = PartitionKeys("tgw", "test.work", 0).ready
+    slot = key_slot(ready.encode())
+    try:
+        await client.enqueue("test.work", {"n": 0}, id="warm-up")  # the client knows the slots
+        owner = await anyio.to_thread.run_sync(fresh.take_slot_out, slot)
+        assert fresh.cli(owner, "xlen", ready).startswith("CLUSTERDOWN")
+
+        async def serve_again_soon() -> None:
+            await anyio.sleep(1.5)
+            await anyio.to_thread.run_sync(fresh.give_slot_back, slot, owner)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve_again_soon)
+            result = await client.enqueue("test.work", {"n": 1}, id=job_id)
+        assert result.created
+        assert await client.state("test.work", job_id) == "ready"
+    finally:
+        await redis.aclose()
 
 
 @pytest.mark.promise(12)
