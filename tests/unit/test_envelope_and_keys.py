@@ -36,6 +36,18 @@ def test_envelope_round_trips_through_stream_fields_and_delayed_json(
     assert from_fields(fields_from_json(fields_json(flat)), entry_ms=1) == env
 
 
+def test_the_common_entry_and_one_with_optional_fields_decode_alike():
+    """Entries with only the required fields skip the optional lookups: same result."""
+    common = {b"id": b"j", b"name": b"x", b"payload": '{"é":1}'.encode(), b"auto_id": b"1"}
+    env = from_fields(common, entry_id=b"1700000000123-7")
+    assert env == Envelope(id="j", name="x", payload=common[b"payload"], enqueued_ms=1700000000123,
+                           auto_id=True)  # fmt: skip
+    with_key = from_fields({**common, b"key": b"k", b"attempt": b"3"}, entry_id=b"5-0")
+    assert with_key == msgspec.structs.replace(env, key="k", attempt=3, enqueued_ms=5)
+    with pytest.raises(MalformedEntryError, match="'payload' is not UTF-8"):
+        from_fields({**common, b"payload": b"\xff"}, entry_ms=0)
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from tgworkers.engine.envelope import Envelope, MalformedEntryError, entry_time_ms, from_fields
+from tgworkers.engine.envelope import Envelope, MalformedEntryError, from_fields
 from tgworkers.engine.keys import GROUP, PartitionKeys
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class Delivery:
             self.problem = "entry has no fields (deleted while pending)"
             return
         try:
-            self.envelope = from_fields(self.fields, entry_ms=entry_time_ms(self.entry_id))
+            self.envelope = from_fields(self.fields, entry_id=self.entry_id)
         except MalformedEntryError as exc:
             self.problem = f"malformed entry: {exc}"
 

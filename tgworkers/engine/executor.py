@@ -16,9 +16,9 @@ import asyncio
 import enum
 import time
 import types
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar, assert_never, cast
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never, cast
 
 import msgspec
 import structlog
@@ -27,8 +27,9 @@ from tgworkers.engine.broker import Delivery
 from tgworkers.engine.context import JobContext, Resources, StepsWriter, request_id_var
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
-from tgworkers.engine.outcome import DeadReason, Disposition, Outcome
+from tgworkers.engine.outcome import DeadReason, Disposition, Done, Outcome
 from tgworkers.engine.retry import (
+    DONE,
     Decision,
     HandlerTimeoutError,
     RetryPolicy,
@@ -37,6 +38,9 @@ from tgworkers.engine.retry import (
 )
 from tgworkers.engine.scripts import DeadItem, DoneItem, HandBackItem, LaterItem, Scripts
 from tgworkers.engine.telemetry import Telemetry, active as active_telemetry
+
+if TYPE_CHECKING:
+    from tgworkers.engine.registry import JobType
 
 log = structlog.get_logger("tgworkers.job")
 
@@ -60,6 +64,10 @@ class Settlement:
     item: DoneItem | LaterItem | DeadItem | HandBackItem | None = None
     decision: Decision | None = None
     duration_s: float = 0.0
+
+
+def _no_hook(waiting: bool) -> None:  # noqa: FBT001
+    """No runtime listening (an executor used on its own)."""
 
 
 def now_ms() -> int:
@@ -123,6 +131,9 @@ class Executor:
         self.scripts = scripts
         self.consumer = consumer
         self.telemetry: Telemetry = active_telemetry()
+        self.on_wait: Callable[[bool], None] = _no_hook
+        """Told when a handler starts (True) and stops (False) waiting: the runtime
+        wakes another consumer only then (runtime._take)."""
 
     async def run(self, d: Delivery) -> Settlement:
         if d.lost:  # taken over while it waited here: it never runs (promise 3)
@@ -179,13 +190,13 @@ class Executor:
             origin=env.origin, history=env.history, resources=self.resources,
             client=self.client, redis=self.redis, steps_writer=self._steps_writer(d),
         )  # fmt: skip
-        timeout_s = self.timeout_of(jt)
         token = request_id_var.set(f"{env.id}:{env.attempt}")
         try:
-            outcome = await self._call(d, jt.handler(ctx, payload), timeout_s)
+            outcome = await self._call(d, jt.handler(ctx, payload), jt)
         except TimeoutError as exc:
             error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
             if d.timeout is not None and d.timeout.expired() and not d.interrupted():
+                timeout_s = self.timeout_of(jt)
                 error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
             return self._failed(d, env, error)
         except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
@@ -193,27 +204,37 @@ class Executor:
         finally:
             d.timeout = None
             request_id_var.reset(token)
+        if type(outcome) is Done:
+            return DONE  # most runs: no clock read, no new decision
         decision = decide_outcome(outcome, now_ms())
         if decision.disposition is Disposition.SNOOZE:
             decision = self.policy_of(jt).capped(decision, now_ms())
         return decision
 
-    @staticmethod
-    async def _call(d: Delivery, run: Awaitable[Outcome], timeout_s: float) -> Outcome:
+    async def _call(self, d: Delivery, run: Awaitable[Outcome], jt: JobType[Any]) -> Outcome:
         """The handler's outcome, under a timeout from its first wait on.
 
         asyncio's timeout, not an anyio cancel scope: a quarter of the cost per job
-        (profiled), and `Delivery.cancel()` can still interrupt it at once.
+        (profiled), and `Delivery.cancel()` can still interrupt it at once. The
+        timeout (read per run: hot reload) is looked up only for a handler that waits.
         """
         if isinstance(run, Coroutine):
             try:  # up to its first wait by hand: many handlers never wait at all
                 pending = run.send(None)
             except StopIteration as finished:
                 return cast(Outcome, finished.value)  # no wait: no timer to arm or cancel
-            async with asyncio.timeout(timeout_s) as d.timeout:
-                return await resume(run, pending)
-        async with asyncio.timeout(timeout_s) as d.timeout:
-            return await run
+            self.on_wait(True)  # noqa: FBT003
+            try:
+                async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
+                    return await resume(run, pending)
+            finally:
+                self.on_wait(False)  # noqa: FBT003
+        self.on_wait(True)  # noqa: FBT003
+        try:
+            async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
+                return await run
+        finally:
+            self.on_wait(False)  # noqa: FBT003
 
     def _steps_writer(self, d: Delivery) -> StepsWriter:
         """Step records of this run, written only while it holds its delivery."""

@@ -76,6 +76,10 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """Set with `Disposition.DEAD`: why, for the metric's label."""
 
 
+DONE: Final = Decision(disposition=Disposition.DONE)
+"""The decision for every `Done()` (frozen: one value shared by all runs)."""
+
+
 def _record(exc: BaseException, attempt: int, now_ms: int, kind: str) -> HistoryEntry:
     if isinstance(exc, JobSignal):
         message, status, body = exc.message, exc.status, exc.body
@@ -95,7 +99,7 @@ def decide_outcome(outcome: Outcome, now_ms: int) -> Decision:
     """The decision for a value a handler returned."""
     match outcome:
         case Done():
-            return Decision(disposition=Disposition.DONE)
+            return DONE
         case Snooze(at_ms=at_ms, after_ms=after_ms):
             return Decision(disposition=Disposition.SNOOZE, at_ms=at_ms, delay_ms=after_ms or 0)
         case DeadLetter(reason=reason):

@@ -231,11 +231,14 @@ class Scripts:
     ) -> list[bytes]:
         """Ack and forget finished jobs; `held` bounds this consumer's pending entries."""
         locks = _Locks(5)
-        batch = [
-            (it.entry_id.decode(), it.job_id, int(it.dedupe), locks.index(it.lock), it.token)
-            for it in items
-        ]  # one JSON argument: packing four arguments per job cost more than the script
-        args = [GROUP, consumer, dedupe_ttl_ms, _json.encode(batch), held + len(items) + 64]
+        columns = (
+            [it.entry_id.decode() for it in items],
+            [it.job_id for it in items],
+            [int(it.dedupe) for it in items],
+            [locks.index(it.lock) for it in items],
+            [it.token for it in items],
+        )  # one JSON argument (packing four per job cost more than the script), by column
+        args = [GROUP, consumer, dedupe_ttl_ms, _json.encode(columns), held + len(items) + 64]
         keys = [pk.ready, pk.jobs, pk.done, pk.stats, pk.steps, *locks.keys]
         return list(await self._run("settle_done", keys, args))
 

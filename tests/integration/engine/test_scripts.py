@@ -264,3 +264,52 @@ async def test_settle_done_checks_entries_beyond_a_cut_pending_page_one_by_one(r
     assert await s.settle_done(P, "me", [last, stale], dedupe_ttl_ms=1000, held=0) == [entries[-2]]
     assert await redis.hget(P.jobs, "j99") is None
     assert await redis.hget(P.jobs, "j98") is not None
+
+
+async def _stream_ids(redis) -> list[bytes]:
+    return [entry for entry, _ in await redis.xrange(P.ready)]
+
+
+async def test_settle_done_removes_exactly_the_settled_entries_in_any_order(redis):
+    """Trimmed below the first pending entry, deleted above it: never an unsettled one."""
+    s = Scripts(redis)
+    # the same millisecond and the next ones: sequence numbers of different widths
+    await s.enqueue(P, [job(f"j{i}") for i in range(12)], dedupe_ttl_ms=1000)
+    await s.enqueue(P, [job(f"k{i}") for i in range(3)], dedupe_ttl_ms=1000)
+    await redis.xgroup_create(P.ready, GROUP, id="0")
+    mine = [e for e, _ in (await redis.xreadgroup(GROUP, "me", {P.ready: ">"}, count=6))[0][1]]
+    theirs = [e for e, _ in (await redis.xreadgroup(GROUP, "them", {P.ready: ">"}, count=6))[0][1]]
+    unread = [e for e in await _stream_ids(redis) if e not in mine + theirs]
+    assert len(unread) == 3
+
+    def done(entries: list[bytes], consumer_ids: list[str]) -> list[DoneItem]:
+        return [DoneItem(e, i, dedupe=False, lock=None, token=1)
+                for e, i in zip(entries, consumer_ids, strict=True)]  # fmt: skip
+
+    # theirs finish first, above my pending entries: deleted one by one
+    assert await s.settle_done(P, "them", done(theirs[1:], ["x"] * 5), dedupe_ttl_ms=1000) == []
+    assert await _stream_ids(redis) == [*mine, theirs[0], *unread]
+    # mine out of order: the second and the fifth, then the first (a prefix now)
+    assert (
+        await s.settle_done(P, "me", done([mine[1], mine[4]], ["x", "x"]), dedupe_ttl_ms=1000) == []
+    )
+    assert await _stream_ids(redis) == [mine[0], mine[2], mine[3], mine[5], theirs[0], *unread]
+    assert await s.settle_done(P, "me", done([mine[0]], ["x"]), dedupe_ttl_ms=1000) == []
+    assert await _stream_ids(redis) == [mine[2], mine[3], mine[5], theirs[0], *unread]
+    # the rest: nothing delivered stays, nothing undelivered goes
+    rest = [mine[2], mine[3], mine[5]]
+    assert await s.settle_done(P, "me", done(rest, ["x"] * 3), dedupe_ttl_ms=1000) == []
+    assert await _stream_ids(redis) == [theirs[0], *unread]
+    assert await s.settle_done(P, "them", done([theirs[0]], ["x"]), dedupe_ttl_ms=1000) == []
+    assert await _stream_ids(redis) == unread
+    assert int(await redis.hget(P.stats, "processed")) == 12
+
+
+async def test_settle_done_refused_entry_stays_in_the_stream(redis):
+    s = Scripts(redis)
+    await s.enqueue(P, [job(f"j{i}") for i in range(3)], dedupe_ttl_ms=1000)
+    entries = await deliver(redis, "me")
+    items = [DoneItem(e, f"j{i}", dedupe=False, lock=None, token=1) for i, e in enumerate(entries)]
+    stale = DoneItem(entries[0], "j0", dedupe=False, lock=None, token=2)  # reclaimed since
+    assert await s.settle_done(P, "me", [stale, *items[1:]], dedupe_ttl_ms=1000) == [entries[0]]
+    assert await _stream_ids(redis) == [entries[0]]

@@ -4,8 +4,9 @@
 -- KEYS[1] ready stream  KEYS[2] jobs hash  KEYS[3] done zset  KEYS[4] stats hash
 -- KEYS[5] steps hash    KEYS[6..] exclusivity locks of the batch
 -- ARGV[1] group  ARGV[2] consumer  ARGV[3] dedupe ttl ms
--- ARGV[4] the jobs as one JSON array:
---         [[entry id, job id, dedupe 1/0, lock index, fencing token], ...]
+-- ARGV[4] the jobs as one JSON array of columns (a table per job cost more than
+--         the rest of the script): [[entry ids], [job ids], [dedupe 1/0],
+--         [lock indexes], [fencing tokens]]
 -- ARGV[5] how many entries this consumer may hold in the stream (a bound, for COUNT)
 -- returns  the entry ids refused because another consumer owns them now
 --
@@ -19,13 +20,24 @@
 -- One XPENDING for the whole batch (this consumer's entries, up to ARGV[5]) and one
 -- HDEL per hash, instead of one of each per job: Redis CPU per job is the cost that
 -- caps a shard. Should the reply be cut at ARGV[5], the rest are checked one by one.
+--
+-- Acked entries leave the stream in this call (promise 11), mostly by XTRIM MINID:
+-- XDEL scans the entry's stream node for every id (~5 us each, more than the rest of
+-- this script), a trim is one pass. Every entry below the group's first pending one
+-- has been delivered (XREADGROUP hands out entries in id order) and is pending no
+-- more, so it is settled: trimming up to there removes ours and nothing unsettled.
+-- Ours above that line (finished before an older job still running) go by XDEL.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local jobs = cjson.decode(ARGV[4])
+local cols = cjson.decode(ARGV[4])
+local entries, jids, dedupes, locks, tokens = cols[1], cols[2], cols[3], cols[4], cols[5]
 local bound = tonumber(ARGV[5])
-local held = {}
+local held, pos = {}, {}
 local page = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', bound, ARGV[2])
-for _, e in ipairs(page) do held[e[1]] = e[4] end
+for i, e in ipairs(page) do
+  held[e[1]] = e[4]
+  pos[e[1]] = i
+end
 local function count_of(entry)
   local n = held[entry]
   if n == nil and #page >= bound then
@@ -34,14 +46,55 @@ local function count_of(entry)
   end
   return n
 end
+
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function below(a, bms, bseq) -- stream id a < stream id bms-bseq
+  local ams, aseq = parse(a)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+
+-- after the XACK: trim what lies below the first pending entry, XDEL ours above it.
+-- The page is in id order, so its entries below that line are a prefix of it,
+-- found by bisection; only entries beyond a cut page are compared one by one.
+local function remove(acked)
+  local first = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1)[1]
+  local lms, lseq = math.huge, 0
+  if first then lms, lseq = parse(first[1]) end
+  local lo, hi = 0, #page -- page[1..lo] lie below the line
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if below(page[mid][1], lms, lseq) then lo = mid else hi = mid - 1 end
+  end
+  local top, topms, topseq, rest = 0, -1, -1, {}
+  for _, entry in ipairs(acked) do
+    local at = pos[entry]
+    if at ~= nil then
+      if at <= lo then top = math.max(top, at) else rest[#rest + 1] = entry end
+    elseif below(entry, lms, lseq) then
+      local ms, seq = parse(entry)
+      if ms > topms or (ms == topms and seq > topseq) then topms, topseq = ms, seq end
+    else
+      rest[#rest + 1] = entry
+    end
+  end
+  if topms < 0 and top > 0 then topms, topseq = parse(page[top][1]) end
+  if topms >= 0 then -- every entry up to the highest of ours below the line goes
+    redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', topms, topseq + 1))
+  end
+  if #rest > 0 then redis.call('XDEL', KEYS[1], unpack(rest)) end
+end
+
 local refused, owned, ids, done = {}, {}, {}, {}
-for _, job in ipairs(jobs) do
-  local entry, id, dedupe, lock, token = job[1], job[2], job[3], job[4], job[5]
-  if count_of(entry) == token then
+for i, entry in ipairs(entries) do
+  local id, lock = jids[i], locks[i]
+  if count_of(entry) == tokens[i] then
     owned[#owned + 1] = entry
     if id ~= '' then
       ids[#ids + 1] = id
-      if dedupe == 1 then
+      if dedupes[i] == 1 then
         done[#done + 1] = now
         done[#done + 1] = id
       end
@@ -53,7 +106,7 @@ for _, job in ipairs(jobs) do
 end
 if #owned > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(owned))
-  redis.call('XDEL', KEYS[1], unpack(owned))
+  remove(owned)
   redis.call('HINCRBY', KEYS[4], 'processed', #owned)
 end
 if #ids > 0 then
