@@ -61,10 +61,11 @@ class Leases:
             )
             for d in group:
                 d.leased_at = max(d.leased_at, sent)
-            for entry in lost:
-                self.lose(entry)
+            sent_for = {d.entry_id: d for d in group}
+            for entry in lost:  # about the delivery we sent, never a newer one of the entry
+                self.lose(entry, delivery=sent_for.get(entry))
             for entry in deleted:
-                self.lose(entry, deleted=True)
+                self.lose(entry, deleted=True, delivery=sent_for.get(entry))
 
     async def run_watchdog(self) -> None:
         while True:
@@ -85,9 +86,25 @@ class Leases:
             if d.leased_at < limit and not d.settling and not d.lost:
                 self.lose(d.entry_id, expired=True)
 
-    def lose(self, entry: bytes, *, deleted: bool = False, expired: bool = False) -> None:
+    def lose(
+        self,
+        entry: bytes,
+        *,
+        deleted: bool = False,
+        expired: bool = False,
+        delivery: Delivery | None = None,
+    ) -> None:
+        """Give up the delivery of `entry` we hold (`delivery`, when the verdict is about it).
+
+        A renewal's reply can arrive after our own sweep reclaimed the entry and a newer
+        delivery took its place here (a Redis pause queues both): the verdict was about
+        the older token, and losing the newer delivery would stop renewing a run that
+        holds its key's lock, letting another job of the key start beside it.
+        """
         d = self.rt.owned.get(entry)
-        if d is None or (d.settling and not deleted):
+        if d is None or (delivery is not None and d is not delivery):
+            return
+        if d.settling and not deleted:
             return  # being settled right now: the settle script decides, fenced
         del self.rt.owned[entry]
         d.lost = True
