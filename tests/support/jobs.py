@@ -82,18 +82,17 @@ async def _tracked_sleep(ctx: JobContext, p: Work) -> None:
 
     Seen from Redis, across processes, and for runs that are cancelled too (the run
     leaves the set in `finally`), unlike the run records written at the end. Joining
-    is shielded: a run cancelled after sending it but before its reply (the lease
-    watchdog during a Redis pause) stayed listed for good, and every later run of the
-    key was recorded as an overlap. The record names the runs it overlapped.
+    is inside the `try`: a run cancelled after sending SADD but before its reply (the
+    lease watchdog during a Redis pause; the engine's cancellation is asyncio's, which
+    an anyio shield does not hold back) stayed listed for good, and every later run of
+    the key was recorded as an overlap. The record names the runs it met.
     """
     active = f"test:active:{p.key or ctx.job_id}"
     run = f"{ctx.job_id}/{ctx.attempt}/{secrets.token_hex(3)}"
-    with anyio.CancelScope(shield=True):
-        await ctx.redis.sadd(active, run)
     try:
-        if others := sorted(
-            m.decode() for m in await ctx.redis.smembers(active) if m != run.encode()
-        ):
+        await ctx.redis.sadd(active, run)
+        members = await ctx.redis.smembers(active)
+        if others := sorted(m.decode() for m in members if m != run.encode()):
             await ctx.redis.rpush(OVERLAPS_KEY, f"{p.key}:{run}:{os.getpid()} with {others}")
         await anyio.sleep(p.sleep_ms / 1000)
     finally:
