@@ -88,7 +88,9 @@ def events(proc: WorkerProcess, name: str | None = None) -> list[dict[str, Any]]
     return out
 
 
-async def wait_started(proc: WorkerProcess, timeout_s: float = 10) -> None:
+async def wait_started(proc: WorkerProcess, timeout_s: float = 30) -> None:
+    """A worker subprocess logged worker.started (its imports alone took over 10 s at load 9)."""
+
     def started() -> bool:
         assert proc.alive(), f"worker exited early:\n{proc.log()}"
         return bool(events(proc, "worker.started"))
