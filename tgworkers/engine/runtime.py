@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +32,7 @@ from tgworkers.engine.broker import Broker, Delivery
 from tgworkers.engine.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.exclusive import exclusive_wait_ms, waiting_fields
 from tgworkers.engine.executor import Executor, SettleKind, Settlement
+from tgworkers.engine.handoff import Handoff
 from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.leases import Leases
 from tgworkers.engine.options import RuntimeOptions
@@ -84,11 +85,8 @@ class ProcessorRuntime:
         self._slot_freed = asyncio.Event()
         self._resumed = anyio.Event()
         self._settled_all = anyio.Event()
-        # deliveries waiting for a consumer, and the consumers asleep (see `_take`)
-        self._ready: deque[Delivery] = deque()
-        self._sleepers: deque[asyncio.Future[None]] = deque()
-        self._takers = 0
-        executor.on_wait = self._handler_waits
+        self._handoff = Handoff(on_drained=self._slot_freed.set)  # to the consumers
+        executor.on_wait = self._handoff.handler_waits
         self._tg: TaskGroup | None = None
         self.observers: list[Callable[[Settlement], None]] = []
         self.recovery = Recovery(self)
@@ -204,14 +202,14 @@ class ProcessorRuntime:
                 await self._resumed.wait()
             return
         free = self.free_slots()
-        if free <= 0 or self._ready:
+        if free <= 0 or self._handoff.ready:
             # Deliveries not yet taken by a consumer go first (within a loop turn: each
-            # slot has its consumer; `_take` wakes this loop when the last is taken),
+            # slot has its consumer; the hand-off wakes this loop when the last is taken),
             # then one read asks for every free slot. Reading as soon as one slot frees
             # split a busy worker's reads and settles into two half batches that kept
             # alternating: twice the round trips per job.
             self._slot_freed.clear()
-            if self.free_slots() <= 0 or self._ready:
+            if self.free_slots() <= 0 or self._handoff.ready:
                 await self._slot_freed.wait()
             return
         sent = time.monotonic()
@@ -244,9 +242,7 @@ class ProcessorRuntime:
                             entry=d.entry_id.decode(), reason="expired", running=False)  # fmt: skip
             elif self.paused or self.stopping:
                 d.handback = True
-            self._ready.append(d)
-        if self._ready and self._takers == 0:
-            self._wake_one()
+        self._handoff.put(runnable)
 
     async def _take_locks(self, batch: list[Delivery]) -> list[Delivery]:
         needing = [d for d in batch if d.lock is not None]
@@ -303,60 +299,15 @@ class ProcessorRuntime:
 
     # ------------------------------------------------------------------ consuming
 
-    # Consumers take deliveries from `_ready`; only as many are awake as can make
-    # progress. A consumer whose handler finishes without waiting goes on to the next
-    # delivery at once, so a batch of such jobs runs in one task step, not one wake-up
-    # (a future, a task step) per job as with a queue that wakes a consumer per item:
-    # 10-15 % of a no-op job's CPU (profiled). `_takers` counts the consumers awake
-    # and bound to look at `_ready` before they sleep; whenever deliveries wait there
-    # and none is, one sleeper is woken: when they are dispatched, when a handler
-    # starts waiting (`_handler_waits`), when a consumer leaves.
-
     async def _consume_loop(self) -> None:
-        self._takers += 1
+        self._handoff.joined()
         try:
             while self.running_consumers <= self.options.concurrency:
-                d = await self._take()
+                d = await self._handoff.take()
                 await self._consume_once(d)
         finally:
-            self._takers -= 1
+            self._handoff.left()
             self.running_consumers -= 1
-            if self._ready and self._takers == 0:
-                self._wake_one()
-
-    async def _take(self) -> Delivery:
-        """The next delivery; asleep while there is none (counted as a taker on return)."""
-        while not self._ready:
-            woken = asyncio.get_running_loop().create_future()
-            self._sleepers.append(woken)
-            self._takers -= 1
-            try:
-                await woken
-            except BaseException:  # cancelled (shutdown): `_consume_loop` uncounts it
-                if woken.cancel() or woken.cancelled():  # no waker counted it back
-                    self._takers += 1
-                raise
-        d = self._ready.popleft()
-        if not self._ready:  # the read loop waits for this (`_read_once`)
-            self._slot_freed.set()
-        return d
-
-    def _wake_one(self) -> None:
-        while self._sleepers:
-            woken = self._sleepers.popleft()
-            if not woken.done():
-                woken.set_result(None)
-                self._takers += 1
-                return
-
-    def _handler_waits(self, waiting: bool) -> None:  # noqa: FBT001 - the executor's hook
-        """A consumer's handler starts (True) or stops (False) waiting."""
-        if waiting:
-            self._takers -= 1
-            if self._ready and self._takers == 0:
-                self._wake_one()
-        else:
-            self._takers += 1
 
     async def _consume_once(self, d: Delivery) -> None:
         if self.stopping and not d.running:
