@@ -392,4 +392,4 @@ class Worker:
                 self.health.failed(exc, "pubsub")
                 await self.health.backoff()
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
