@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import anyio
 import structlog
@@ -392,4 +392,6 @@ class Worker:
                 self.health.failed(exc, "pubsub")
                 await self.health.backoff()
             finally:
-                await pubsub.aclose()
+                # typed from redis-py 8.2 on, untyped before: the cast keeps both releases
+                # of the supported range (pyproject) passing mypy
+                await cast("Callable[[], Awaitable[None]]", pubsub.aclose)()
