@@ -1,12 +1,12 @@
-"""The Helm chart, checked without a `helm` binary (none installs here).
+"""The Helm chart, checked by reading its files.
 
-What `helm lint`/`helm template` would catch that matters most is checked by
-reading the files: values.yaml and every example validate against
-values.schema.json; every `.Values` path a template reads exists in values.yaml
-(or, inside a group, in the schema); every KEDA trigger metadata key is one KEDA
-documents for that trigger type; template blocks are balanced; the stream names
-the triggers watch are the engine's. The chart README says how to run the real
-`helm lint`/`helm template` where helm exists.
+test_helm_render.py runs the real `helm lint`/`helm template` and validates what
+they render; this file checks what neither sees: values.yaml and every example
+validate against values.schema.json and name only real processors; every
+`.Values` path a template reads exists in values.yaml (or, inside a group, in
+the schema); every KEDA trigger metadata key is one KEDA documents for that
+trigger type; template blocks are balanced; the stream names the triggers
+watch are the engine's.
 """
 
 from __future__ import annotations
