@@ -9,6 +9,7 @@ wrong value) and must report it: a check that cannot fail proves nothing.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,21 @@ def test_the_renders_cover_every_kind_the_chart_ships_but_the_pod_monitor():
         "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule",
     }, kinds  # fmt: skip
     assert "PodMonitor" not in kinds
+
+
+@pytest.mark.parametrize("example", CASES, ids=case_id)
+def test_each_scaled_object_sums_all_its_triggers_into_one_metric(example):
+    for scaled in [d for d in render(values=files(example)) if d["kind"] == "ScaledObject"]:
+        names = [t["name"] for t in scaled["spec"]["triggers"]]
+        assert all(re.fullmatch(r"q_\w+_\d+", n) for n in names), names  # expr identifiers
+        assert len(set(names)) == len(names)
+        modifiers = scaled["spec"]["advanced"]["scalingModifiers"]
+        assert modifiers["formula"] == " + ".join(names)
+        assert modifiers["metricType"] == "AverageValue"
+        assert modifiers["activationTarget"] == "0"
+        assert {t["metadata"]["streamLength"] for t in scaled["spec"]["triggers"]} == {
+            modifiers["target"]
+        }
 
 
 # -- each check fails when its subject is broken ---------------------------------------
@@ -109,7 +125,7 @@ def test_helm_template_refuses_scale_to_zero_for_a_group_with_schedules(tmp_path
                         "enabled": True,
                         "minReplicas": 0,
                         "maxReplicas": 2,
-                        "streamLength": 10,
+                        "backlogPerReplica": 10,
                     },
                 }
             ]
@@ -147,8 +163,8 @@ def test_keda_schema_reports_a_misnamed_scaled_object_field(chart_copy):
 
 def test_keda_schema_reports_a_trigger_metadata_value_that_is_not_a_string(chart_copy):
     chart = chart_copy(
-        "scaledobject.yaml", "streamLength: {{ $a.streamLength | quote }}",
-        "streamLength: {{ $a.streamLength }}",
+        "scaledobject.yaml", "streamLength: {{ $a.backlogPerReplica | quote }}",
+        "streamLength: {{ $a.backlogPerReplica }}",
     )  # fmt: skip
     docs = render(chart, values=[CHART / "examples/scale-to-zero.yaml"])
     (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
