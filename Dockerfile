@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
 # tgworkers: multi-stage build, slim Python base, non-root, runtime deps only.
+# ./scripts/build-image builds it and smoke-tests the result (docs/scaling.md, "The image").
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -73,3 +73,12 @@ cfb.settle cfb.price.sample payhub.orphan_holds.gc payhub.ledger.recalc
 {{- $t := .Values.redis.tls.secretKeys -}}
 {{- if or $k.password $k.username $t.tls $t.ca $t.cert $t.key -}}true{{- end -}}
 {{- end -}}
+
+{{/*
+A KEDA trigger's name for partition i of a queue: (list queue i) -> q_<queue>_<i>, with "." and
+"-" as "_", so that it is an identifier in the scalingModifiers formula (expr language), where
+"cfb-settle-0" would read as a subtraction.
+*/}}
+{{- define "tgworkers.triggerName" -}}
+{{- printf "q_%s_%d" (index . 0 | replace "." "_" | replace "-" "_") (index . 1) -}}
+{{- end -}}

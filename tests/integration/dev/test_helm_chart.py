@@ -1,12 +1,12 @@
-"""The Helm chart, checked without a `helm` binary (none installs here).
+"""The Helm chart, checked by reading its files.
 
-What `helm lint`/`helm template` would catch that matters most is checked by
-reading the files: values.yaml and every example validate against
-values.schema.json; every `.Values` path a template reads exists in values.yaml
-(or, inside a group, in the schema); every KEDA trigger metadata key is one KEDA
-documents for that trigger type; template blocks are balanced; the stream names
-the triggers watch are the engine's. The chart README says how to run the real
-`helm lint`/`helm template` where helm exists.
+test_helm_render.py runs the real `helm lint`/`helm template` and validates what
+they render; this file checks what neither sees: values.yaml and every example
+validate against values.schema.json and name only real processors; every
+`.Values` path a template reads exists in values.yaml (or, inside a group, in
+the schema); every KEDA trigger metadata key is one KEDA documents for that
+trigger type; template blocks are balanced; the stream names the triggers
+watch are the engine's.
 """
 
 from __future__ import annotations
@@ -90,6 +90,19 @@ def test_values_and_every_example_validate_against_the_schema(example):
         ),
         ({"groups": [{"name": "a", "processors": ["escrow"], "replicas": 1, "cpu": 2}]}, "cpu"),
         ({"env": {"SHUTDOWN_GRACE_S": "soon"}}, "soon"),
+        (  # renamed when its meaning changed (per stream -> per group): an old file must fail
+            {
+                "groups": [
+                    {
+                        "name": "a",
+                        "processors": ["escrow"],
+                        "replicas": 1,
+                        "autoscaling": {"enabled": True, "maxReplicas": 2, "streamLength": 5},
+                    }
+                ]
+            },
+            "streamLength",
+        ),
     ],
 )
 def test_schema_refuses_bad_values_naming_them(change, where):
@@ -179,7 +192,7 @@ def test_every_values_path_a_template_reads_exists_in_values_and_schema(template
 
 def test_the_reference_check_sees_group_fields_and_bound_variables():
     paths = template_paths((CHART / "templates/scaledobject.yaml").read_text())
-    assert ("groups", "[]", "autoscaling", "streamLength") in paths
+    assert ("groups", "[]", "autoscaling", "backlogPerReplica") in paths
     assert ("groups", "[]", "autoscaling", "enabled") in paths
     assert ("redis", "tls", "secretKeys", "tls") in paths
     assert schema_at(["groups", "[]", "autoscaling", "nonsense"]) is None

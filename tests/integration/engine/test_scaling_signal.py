@@ -18,10 +18,13 @@ largest (checked on redis 7.0.15).
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import pytest
 from tests.conftest import make_settings
+from tests.support.helm import render
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
@@ -147,3 +150,69 @@ async def test_stream_length_tracks_the_backlog_while_workers_run_and_drops_to_z
 
 async def _zero(signals: Signals) -> bool:
     return await signals.stream_length() == 0
+
+
+# -- the chart's ScaledObject against the live backlog ---------------------------------
+
+T = 10  # backlogPerReplica
+
+
+def keda_formula(formula: str, metrics: dict[str, int]) -> int:
+    """The scalingModifiers formula as KEDA evaluates it, for the one shape the chart renders.
+
+    The chart only ever renders a sum of trigger names (`q_a_0 + q_a_1 + ...`); anything else
+    fails here rather than being evaluated wrongly.
+    """
+    assert re.fullmatch(r"\w+( \+ \w+)*", formula), formula
+    return sum(metrics[name] for name in formula.split(" + "))
+
+
+@pytest.mark.promise(12)
+async def test_the_charts_scaled_object_sizes_the_group_on_its_whole_backlog(
+    redis, registry, worker_factory, setup
+):
+    settings, client, signals = setup
+    group = {
+        "name": "work", "processors": ["test.work"], "replicas": 1,
+        "autoscaling": {"enabled": True, "minReplicas": 0, "maxReplicas": 50, "backlogPerReplica": T},
+    }  # fmt: skip
+    docs = render(
+        sets={
+            "env.QUEUE_PREFIX": settings.queue_prefix,
+            "partitions": {"test.work": P},
+            "groups": [group],
+        }
+    )
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    modifiers = scaled["spec"]["advanced"]["scalingModifiers"]
+    assert modifiers["metricType"] == "AverageValue"
+    streams = {t["name"]: t["metadata"]["stream"] for t in scaled["spec"]["triggers"]}
+    assert sorted(streams.values()) == sorted(signals.streams), "the engine's partition streams"
+    assert all("consumerGroup" not in t["metadata"] for t in scaled["spec"]["triggers"])
+
+    async def keda_metric() -> tuple[int, dict[str, int]]:
+        per_trigger = {name: await keda_stream_length(redis, s) for name, s in streams.items()}
+        return keda_formula(modifiers["formula"], per_trigger), per_trigger
+
+    async with worker_factory(settings, registry, "test.work"):
+        pass  # the consumer groups exist
+    await client.enqueue_many(
+        [EnqueueRequest(name="test.work", payload={"n": i}) for i in range(N)]
+    )
+    composite, per_trigger = await keda_metric()
+    assert composite == N, "the composite metric is the whole backlog"
+    assert composite > float(modifiers["activationTarget"]), "active: wakes a group at zero"
+    # the HPA on the composite AverageValue metric: ceil(metric / target)
+    assert math.ceil(composite / float(modifiers["target"])) == math.ceil(N / T) == 12
+    # what the HPA would ask for from the triggers alone: the largest per-trigger count
+    largest = max(math.ceil(v / T) for v in per_trigger.values())
+    assert largest < math.ceil(N / T), (largest, per_trigger)
+
+    async with worker_factory(settings, registry, "test.work"):
+
+        async def drained() -> bool:
+            return (await keda_metric())[0] == 0
+
+        await wait_until(drained, timeout_s=60, what="backlog drained")
+    composite, _ = await keda_metric()
+    assert not composite > float(modifiers["activationTarget"]), "inactive: may scale to zero"
