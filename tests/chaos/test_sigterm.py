@@ -29,7 +29,9 @@ async def test_sigterm_exits_zero_within_grace_and_hands_back_unfinished_jobs(
     env = {"VISIBILITY_TIMEOUT_MS": str(VT_MS), "SHUTDOWN_GRACE_S": str(GRACE_S)}
     a = await fleet.start_ready("test.work", **env)
     quick = await chaos_client.enqueue("test.work", {"n": 0, "sleep_ms": 300})
-    slow = [await chaos_client.enqueue("test.work", {"n": i, "sleep_ms": 4000}) for i in (1, 2, 3)]
+    # long enough to be still running when A is told to stop, however long B takes to start
+    # on a loaded machine (a 4 s job once finished on A before the SIGTERM at load 12)
+    slow = [await chaos_client.enqueue("test.work", {"n": i, "sleep_ms": 8000}) for i in (1, 2, 3)]
     await wait_until(lambda: _holds(r, fleet.consumer(a), 4), timeout_s=5, what="A holds 4 jobs")
     b = await fleet.start_ready("test.work", **env)
 
@@ -40,7 +42,7 @@ async def test_sigterm_exits_zero_within_grace_and_hands_back_unfinished_jobs(
     assert took_s <= GRACE_S + 2
     assert events(a, "worker.stopped")
 
-    await wait_until(lambda: _ran(r, 4), timeout_s=10, what="all 4 jobs ran")
+    await wait_until(lambda: _ran(r, 4), timeout_s=20, what="all 4 jobs ran")
     got = await runs(r)
     by_id = {x.job_id: x for x in got}
     assert by_id[quick.id].pid == a.pid, "the quick job finished within the grace on A"
