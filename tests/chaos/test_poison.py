@@ -63,8 +63,9 @@ async def test_poison_job_is_dead_lettered_after_max_deliveries_and_others_finis
             ]
             normal |= {j.id for j in await chaos_client.enqueue_many(reqs)}
             await anyio.sleep(0.5)  # spread the arrivals over the crashes
-        await wait_until(lambda: _dead(r), timeout_s=20, what="poison dead-lettered")
-        await wait_until(lambda: _ran(r, normal), timeout_s=15, what="200 normal jobs ran")
+        # three crashes, each a replacement process start (seconds each at load 12) and a reclaim
+        await wait_until(lambda: _dead(r), timeout_s=60, what="poison dead-lettered")
+        await wait_until(lambda: _ran(r, normal), timeout_s=30, what="200 normal jobs ran")
         await wait_until(lambda: _idle(r), timeout_s=10, what="queues idle")
         tg.cancel_scope.cancel()
 

@@ -19,11 +19,12 @@ async def test_three_replicas_fire_each_tick_exactly_once_across_a_kill(redis, r
     env = {"CRON_TEST_TICK": "1", "VISIBILITY_TIMEOUT_MS": "3000"}
     workers = [start_worker(redis_url, processors="test.tick", env=env) for _ in range(3)]
     try:
-        await wait_until(lambda: _n(redis, 5), timeout_s=15, what="5 ticks")
+        # the first deadline includes three process starts (30 s on a machine at load 9-12)
+        await wait_until(lambda: _n(redis, 5), timeout_s=45, what="5 ticks")
         killed_pid = workers[0].pid
         workers[0].kill()
         killed_at = max(r.start_ms for r in await runs(redis))
-        await wait_until(lambda: _n(redis, 12), timeout_s=15, what="12 ticks")
+        await wait_until(lambda: _n(redis, 12), timeout_s=30, what="12 ticks")
     finally:
         for w in workers:
             w.close()
