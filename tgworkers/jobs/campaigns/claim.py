@@ -9,8 +9,6 @@ a crash goes straight to the receipt; Payhub dedupes the reward in any case.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import structlog
 
@@ -67,7 +65,7 @@ async def claim_reward(ctx: JobContext, payload: ClaimReward) -> Outcome:
     await peers.campaigns.record_claim_receipt(
         payload.claim_id,
         reward_id=keys.reward_id,
-        issued_at_ms=int(time.time() * 1000),
+        issued_at_ms=ctx.now_ms(),
         key=keys.receipt,
     )
     log.info("campaigns.claim_rewarded", claim_id=payload.claim_id, amount=claim.reward.amount,

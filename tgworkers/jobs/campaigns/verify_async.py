@@ -16,7 +16,6 @@ the enqueue instead of stopping.
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import msgspec
@@ -78,7 +77,7 @@ async def _channel_join(
 async def _pending(ctx: JobContext, proof_id: str, retry_at_ms: int | None) -> Outcome:
     """Not decided yet: run again without spending an attempt, until the deadline."""
     deadline_ms = ctx.enqueued_ms + ctx.resources(JobSettings).campaign_proof_deadline_ms
-    if int(time.time() * 1000) >= deadline_ms:
+    if ctx.now_ms() >= deadline_ms:
         log.warning("campaigns.proof_deadline_passed", proof_id=proof_id, deadline_ms=deadline_ms)
         return DeadLetter(f"proof {proof_id} still pending at its deadline ({deadline_ms})")
     at_ms = min(retry_at_ms, deadline_ms) if retry_at_ms is not None else None

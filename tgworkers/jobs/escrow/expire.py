@@ -10,8 +10,6 @@ sends only what is not known done.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import structlog
 
@@ -54,7 +52,7 @@ async def expire_escrow(ctx: JobContext, payload: ExpireEscrow) -> Outcome:
     if escrow.status != "open":
         log.info("escrow.expiry_skipped", escrow_id=escrow.escrow_id, status=escrow.status)
         return Done()
-    if escrow.expires_at_ms > int(time.time() * 1000):
+    if escrow.expires_at_ms > ctx.now_ms():
         log.info(
             "escrow.expiry_moved", escrow_id=escrow.escrow_id, expires_at_ms=escrow.expires_at_ms
         )
