@@ -12,7 +12,8 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from tgworkers.engine import Done, JobContext, JobType, Outcome
+from tgworkers.engine import Done, JobContext, Outcome
+from tgworkers.jobs.shapes import one_per
 from tgworkers.peers import Peers, Reference, RewardRequest
 from tgworkers.peers.campaigns import Claim
 
@@ -73,11 +74,10 @@ async def claim_reward(ctx: JobContext, payload: ClaimReward) -> Outcome:
     return Done()
 
 
-CLAIM_REWARD = JobType(
+CLAIM_REWARD = one_per(
+    lambda p: p.claim_id,
     name="campaigns.claim",
     payload=ClaimReward,
     handler=claim_reward,
-    job_id=lambda p: f"campaigns.claim:{p.claim_id}",
-    partition_key=lambda p: p.claim_id,
     timeout_s=30.0,
 )

@@ -25,12 +25,12 @@ from tgworkers.engine import (
     DeadLetter,
     Done,
     JobContext,
-    JobType,
     NotDue,
     Outcome,
     PermanentError,
 )
 from tgworkers.jobs.settings import JobSettings
+from tgworkers.jobs.shapes import one_per
 from tgworkers.peers import Peers
 from tgworkers.peers.campaigns import Proof
 
@@ -121,11 +121,10 @@ async def verify_proof(ctx: JobContext, payload: VerifyProof) -> Outcome:
     return Done()
 
 
-VERIFY_PROOF = JobType(
+VERIFY_PROOF = one_per(
+    lambda p: p.proof_id,
     name="campaigns.verify_async",
     payload=VerifyProof,
     handler=verify_proof,
-    job_id=lambda p: f"campaigns.verify_async:{p.proof_id}",
-    partition_key=lambda p: p.proof_id,
     timeout_s=30.0,
 )
