@@ -5,7 +5,8 @@ registers) on a real Redis, reaching the fake peers over loopback. The test
 enqueues, `drain`s a queue until nothing is ready or running, reads what is
 queued, delayed or dead, and moves time with `advance`: every delayed job and
 every dedupe record is moved that much earlier on Redis's clock, the promoters
-are woken, and the schedules are ticked on the fake clock. Nobody sleeps.
+are woken, and the schedules are ticked on the fake clock, which handlers read from
+`ctx.now_ms()` too. Nobody sleeps.
 """
 
 from __future__ import annotations
