@@ -6,7 +6,8 @@ No fakeredis, no mocks: every engine test talks to a real server.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -91,11 +92,12 @@ async def running_worker(
     *,
     consumer: str = "w1",
     resources: Resources | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[Worker]:
     """A worker running in this test's event loop until the block ends."""
     worker = Worker(
         settings=settings, registry=registry, processors=registry.select(processors),
-        consumer=consumer, resources=resources,
+        consumer=consumer, resources=resources, clock=clock,
     )  # fmt: skip
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: worker.run(handle_signals=False))

@@ -8,7 +8,7 @@ the fake's recorded requests, the DLQ and the jobs' state.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -98,14 +98,23 @@ def audiences(requests: list[RecordedRequest]) -> set[str]:
 
 @asynccontextmanager
 async def jobs_worker(
-    redis_url: str, fake: FakePeers, jwk_text: str, processors: str, **env: Any
+    redis_url: str,
+    fake: FakePeers,
+    jwk_text: str,
+    processors: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    **env: Any,
 ) -> AsyncIterator[JobsHarness]:
+    """A worker of the platform's `processors`; `clock` is what handlers' `ctx.now_ms()` reads."""
     settings = make_settings(redis_url, **{**peers_env(fake, jwk_text), **env})
     registry = Registry(PROCESSORS)
     resources, peers = job_resources(registry, settings)
     assert peers is not None
     try:
-        async with running_worker(settings, registry, processors, resources=resources) as worker:
+        async with running_worker(
+            settings, registry, processors, resources=resources, clock=clock
+        ) as worker:
             yield JobsHarness(worker, fake)
     finally:
         await peers.aclose()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tgworkers.cli.jobs import describe
 from tgworkers.config import load_settings
-from tgworkers.engine.keys import Field, partition_of
+from tgworkers.engine.keys import WIRE_FORMAT_VERSION, Field, partition_of
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.scripts import script_text
 from tgworkers.jobs import PROCESSORS
@@ -85,3 +85,14 @@ def test_the_generated_job_specs_are_what_jobs_json_publishes():
     assert _const(NODE / "src" / "generated" / "jobs.ts", "SCHEMAS_SHA256") == sha, (
         f"payload schemas changed: {REGENERATE}"
     )
+
+
+def test_the_packages_major_version_is_the_wire_format_version():
+    package = json.loads((NODE / "package.json").read_text(encoding="utf-8"))
+    major = int(package["version"].split(".")[0])
+    assert (major, package["tgworkers"]["wireFormat"]) == (WIRE_FORMAT_VERSION,) * 2, (
+        f"clients/node/package.json: version {package['version']} and tgworkers.wireFormat must "
+        f"follow WIRE_FORMAT_VERSION = {WIRE_FORMAT_VERSION} (a new major version for a new format)"
+    )
+    wire = (NODE / "src" / "generated" / "wire.ts").read_text(encoding="utf-8")
+    assert f"export const WIRE_FORMAT_VERSION = {WIRE_FORMAT_VERSION};" in wire, REGENERATE

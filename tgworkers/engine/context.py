@@ -115,6 +115,7 @@ class JobContext:
         "_resources",
         "_steps",
         "_steps_writer",
+        "_to_engine_ms",
         "attempt",
         "deliveries",
         "enqueued_ms",
@@ -145,6 +146,7 @@ class JobContext:
         steps_writer: StepsWriter | None = None,
         steps: Steps | None = None,
         clock: Callable[[], float] = time.time,
+        to_engine_ms: Callable[[int], int] | None = None,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -161,6 +163,8 @@ class JobContext:
         self._steps = steps
         self._steps_writer = steps_writer
         self._clock = clock
+        self._to_engine_ms = to_engine_ms
+        """A time on `clock` as the engine's clock reads it, when the two differ (a test's)."""
 
     def resources(self, cls: type[R]) -> R:
         return self._resources.get(cls)
@@ -186,4 +190,6 @@ class JobContext:
 
     async def enqueue(self, name: str, payload: Any, **kw: Any) -> EnqueueResult:
         kw.setdefault("origin", f"job:{self.name}:{self.job_id}")
+        if self._to_engine_ms is not None and kw.get("run_at_ms") is not None:
+            kw["run_at_ms"] = self._to_engine_ms(kw["run_at_ms"])  # read on ctx.now_ms()'s clock
         return await self._client.enqueue(name, payload, **kw)

@@ -18,7 +18,7 @@ import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, assert_never, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, assert_never, cast, runtime_checkable
 
 import msgspec
 import structlog
@@ -74,6 +74,28 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+Clock = Callable[[], float]
+"""Unix seconds, like `time.time`: what a handler's `ctx.now_ms()` reads."""
+
+
+@runtime_checkable
+class MovedClock(Protocol):
+    """A clock set ahead of Redis's on purpose, whose owner moves Redis's data to match.
+
+    `tgworkers.testing`'s `FakeClock`: after `advance(3600)` handlers read an hour later,
+    and the harness moved every due time in Redis an hour earlier. An absolute time a
+    handler hands back (`Snooze(at_ms=)`, `ctx.enqueue(run_at_ms=)`) is then moved by
+    `skew_ms()` too. Any other clock (`time.time`, a host clock that is simply wrong) is
+    taken at its word: the engine does not correct a worker whose clock disagrees.
+    """
+
+    def __call__(self) -> float: ...
+
+    def skew_ms(self) -> int:
+        """How far this clock is ahead of the engine's (Redis's) clock, in ms."""
+        ...
+
+
 T = TypeVar("T")
 
 
@@ -120,6 +142,7 @@ class Executor:
         redis: Any,
         scripts: Scripts,
         consumer: str,
+        clock: Clock = time.time,
     ) -> None:
         self.queue = queue
         self.policy_of = policy_of  # (JobType) -> RetryPolicy, read per run (hot reload)
@@ -130,6 +153,9 @@ class Executor:
         self.redis = redis
         self.scripts = scripts
         self.consumer = consumer
+        self.clock = clock
+        """The handlers' clock (`ctx.now_ms()`); a test's `FakeClock` under `tgworkers.testing`."""
+        self._moved = isinstance(clock, MovedClock)
         self.telemetry: Telemetry = active_telemetry()
         self.on_wait: Callable[[bool], None] = _no_hook
         """Told when a handler starts (True) and stops (False) waiting: the runtime
@@ -189,6 +215,7 @@ class Executor:
             partition=d.pk, enqueued_ms=env.enqueued_ms, deliveries=d.deliveries,
             origin=env.origin, history=env.history, resources=self.resources,
             client=self.client, redis=self.redis, steps_writer=self._steps_writer(d),
+            clock=self.clock, to_engine_ms=self._engine_ms if self._moved else None,
         )  # fmt: skip
         token = request_id_var.set(f"{env.id}:{env.attempt}")
         try:
@@ -206,10 +233,19 @@ class Executor:
             request_id_var.reset(token)
         if type(outcome) is Done:
             return DONE  # most runs: no clock read, no new decision
-        decision = decide_outcome(outcome, now_ms())
+        decision = decide_outcome(outcome, self._now_ms())
         if decision.disposition is Disposition.SNOOZE:
-            decision = self.policy_of(jt).capped(decision, now_ms())
+            decision = self.policy_of(jt).capped(decision, self._now_ms())
         return decision
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _engine_ms(self, handler_ms: int) -> int:
+        """An absolute time from the handlers' clock on the engine's (the same in production)."""
+        if isinstance(self.clock, MovedClock):
+            return handler_ms - self.clock.skew_ms()
+        return handler_ms
 
     async def _call(self, d: Delivery, run: Awaitable[Outcome], jt: JobType[Any]) -> Outcome:
         """The handler's outcome, under a timeout from its first wait on.
@@ -252,7 +288,7 @@ class Executor:
     def _failed(self, d: Delivery, env: Envelope, exc: BaseException) -> Decision:
         d.error_type = type(exc).__name__  # telemetry's error.type
         policy: RetryPolicy = self.policy_of(d.job_type)  # only failures need the policy
-        return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=now_ms())
+        return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=self._now_ms())
 
     def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:
         match dec.disposition:
@@ -270,8 +306,9 @@ class Executor:
                     waits=0,
                 )
                 blob = fields_json(to_fields(nxt))
+                at_ms = self._engine_ms(dec.at_ms) if dec.at_ms else 0
                 later = LaterItem(
-                    d.entry_id, env.id, dec.at_ms or 0, dec.delay_ms, retry, blob, d.lock,
+                    d.entry_id, env.id, at_ms, dec.delay_ms, retry, blob, d.lock,
                     d.token, snoozes=env.snoozes,
                 )  # fmt: skip
                 return Settlement(SettleKind.LATER, d, later, dec)

@@ -164,6 +164,13 @@ class GlobalKeys:
         return f"{{{self.prefix}}}:audit"
 
 
+WIRE_FORMAT_VERSION: Final = 1
+"""What producers in other languages build against (docs/wire-format.md): the key layout,
+the entry's fields, the partition formula and the enqueue script's KEYS/ARGV. Raised
+when a producer has to change what it writes; the Node client's major version is this
+number (clients/node/package.json; tests/unit/test_node_client_drift.py)."""
+
+
 class Field:
     """Field names of a job entry in a ready or dead-letter stream (the wire format)."""
 

@@ -7,6 +7,7 @@ processors, and `run` hands the selected ones to the worker.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -80,6 +81,12 @@ class JobType(Generic[P]):
 
     def __repr__(self) -> str:
         return f"JobType({self.name!r})"
+
+    def with_handler(self, handler: Callable[[JobContext, P], Awaitable[Outcome]]) -> JobType[P]:
+        """This declaration with another handler; every other field is kept, a new one too."""
+        new = copy.copy(self)
+        new.handler = handler
+        return new
 
     def fields(self) -> dict[str, str]:
         """Payload field names (as on the wire) and their types, for `jobs --json`."""

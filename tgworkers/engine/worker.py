@@ -35,7 +35,7 @@ from tgworkers.engine.connection import (
 from tgworkers.engine.context import Resources
 from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
-from tgworkers.engine.executor import Executor
+from tgworkers.engine.executor import Clock, Executor
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.options import RuntimeOptions
@@ -80,7 +80,7 @@ def open_connections(settings: EngineSettings, registry: Registry) -> Connection
 class Worker:
     """Runs the selected processors of one process until told to stop."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - parts the bootstrap or the test harness passes in
         self,
         *,
         settings: EngineSettings,
@@ -89,7 +89,9 @@ class Worker:
         consumer: str,
         resources: Resources | None = None,
         connections: Connections | None = None,
+        clock: Clock = time.time,
     ) -> None:
+        self.clock = clock  # handlers' `ctx.now_ms()` and the schedules: a test's fake clock
         self.live = Live(settings)  # the one reference a reload swaps; every reader shares it
         self.registry = registry
         self.processors = tuple(processors)
@@ -112,7 +114,7 @@ class Worker:
         if schedules := build_schedules(self.processors, settings):
             self.scheduler = Scheduler(
                 redis=self.redis, client=self.client, schedules=schedules,
-                prefix=settings.queue_prefix, health=self.health,
+                prefix=settings.queue_prefix, health=self.health, clock=clock,
             )  # fmt: skip
         self.started = anyio.Event()
         self.stop_requested = anyio.Event()
@@ -147,6 +149,7 @@ class Worker:
             queue=proc.queue, policy_of=policy_of, timeout_of=timeout_of,
             max_payload_bytes=s.max_payload_bytes, resources=self.resources,
             client=self.client, redis=self.redis, scripts=self.scripts, consumer=self.consumer,
+            clock=self.clock,
         )  # fmt: skip
         options = RuntimeOptions(
             concurrency=over.concurrency or proc.concurrency,
@@ -171,7 +174,7 @@ class Worker:
             if schedules and self._tg is not None:
                 self.scheduler = Scheduler(
                     redis=self.redis, client=self.client, schedules=schedules,
-                    prefix=new.queue_prefix, health=self.health,
+                    prefix=new.queue_prefix, health=self.health, clock=self.clock,
                 )  # fmt: skip
                 self._tg.start_soon(self.scheduler.run)
             return

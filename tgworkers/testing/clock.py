@@ -30,6 +30,10 @@ class FakeClock:
     def now_ms(self) -> int:
         return int(self() * 1000)
 
+    def skew_ms(self) -> int:
+        """How far this clock is ahead of real time (Redis's clock), in ms."""
+        return self.now_ms() - int(time.time() * 1000)
+
     def advance(self, by: float | timedelta) -> int:
         """Move forward by seconds (or a timedelta); returns the step in ms."""
         seconds = by.total_seconds() if isinstance(by, timedelta) else float(by)

@@ -5,7 +5,8 @@ registers) on a real Redis, reaching the fake peers over loopback. The test
 enqueues, `drain`s a queue until nothing is ready or running, reads what is
 queued, delayed or dead, and moves time with `advance`: every delayed job and
 every dedupe record is moved that much earlier on Redis's clock, the promoters
-are woken, and the schedules are ticked on the fake clock. Nobody sleeps.
+are woken, and the schedules are ticked on the fake clock, which handlers read from
+`ctx.now_ms()` too. Nobody sleeps.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class Harness:
         self.registry: Registry = worker.registry
 
     async def enqueue(self, name: str, payload: Any, **kw: Any) -> EnqueueResult:
-        """`Client.enqueue`: `id=`, `run_at_ms=`, `delay_s=`, `origin=`."""
+        """`Client.enqueue`: `id=`, `run_at_ms=` (on the test's clock), `delay_s=`, `origin=`."""
+        if kw.get("run_at_ms") is not None:
+            kw["run_at_ms"] -= self.clock.skew_ms()  # Redis keeps real time
         return await self.client.enqueue(name, payload, **kw)
 
     def _partitions(self, queue: str | None = None) -> list[PartitionKeys]:
@@ -129,19 +132,25 @@ class Harness:
             await self.worker.scheduler.tick_once()
 
     async def queued(self, name: str | None = None) -> list[EnqueuedJob]:
-        """Jobs waiting: ready (or running: an entry stays until settled), then delayed."""
+        """Jobs waiting: ready (or running: an entry stays until settled), then delayed.
+
+        Times (`at_ms`) are on the test's clock, as the handlers see them.
+        """
         queue = self.registry.processor_of[name].queue if name else None
+        skew = self.clock.skew_ms()
         jobs = []
         for pk in self._partitions(queue):
             entries: Any = await self.redis.xrange(pk.ready)
             for entry_id, fields in entries:
-                at_ms = int(entry_id.split(b"-")[0])
+                at_ms = int(entry_id.split(b"-")[0]) + skew
                 jobs.append(job_from_fields(fields, at_ms=at_ms, queue=pk.queue))
             delayed: Any = await self.redis.zrange(pk.delayed, 0, -1, withscores=True)
             for job_id, due in delayed:
                 raw: Any = await self.redis.hget(pk.delayed_jobs, job_id)
                 if raw is not None:
-                    job = job_from_fields(fields_from_json(raw), at_ms=int(due), queue=pk.queue)
+                    job = job_from_fields(
+                        fields_from_json(raw), at_ms=int(due) + skew, queue=pk.queue
+                    )
                     jobs.append(msgspec.structs.replace(job, delayed=True))
         return [j for j in jobs if name is None or j.name == name]
 
@@ -204,9 +213,8 @@ async def run_worker(
         processors=registry.select(processors),
         consumer="tgworkers-testing",
         resources=resources,
+        clock=clock,  # handlers' ctx.now_ms() and the schedules follow advance()
     )
-    if worker.scheduler is not None:
-        worker.scheduler.clock = clock
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: worker.run(handle_signals=False))

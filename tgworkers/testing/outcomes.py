@@ -49,17 +49,7 @@ def _wrap(jt: JobType[Any], record: Callable[[JobRun], None]) -> JobType[Any]:
         record(JobRun(**base, outcome=type(outcome).__name__))
         return outcome
 
-    return JobType(
-        name=jt.name,
-        payload=jt.payload,
-        handler=recorded,
-        job_id=jt.job_id,
-        partition_key=jt.partition_key,
-        exclusive=jt.exclusive,
-        retry=jt.retry,
-        timeout_s=jt.timeout_s,
-        validate=jt.validate,
-    )
+    return jt.with_handler(recorded)
 
 
 def recording_registry(registry: Registry, record: Callable[[JobRun], None]) -> Registry:

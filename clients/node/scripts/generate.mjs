@@ -22,12 +22,12 @@ function py(code) {
 
 const wire = JSON.parse(py(`
 import json
-from tgworkers.engine.keys import Field, partition_of
+from tgworkers.engine.keys import WIRE_FORMAT_VERSION, Field, partition_of
 from tgworkers.engine.scripts import script_text
 fields = {k: v for k, v in vars(Field).items() if k.isupper()}
 keys = [f"b_{i}" for i in range(64)] + ["", "é", "🎲", "cfb.settle:b_1", "x" * 300]
 vectors = [[k, n, partition_of(k, n)] for k in keys for n in (1, 2, 3, 4, 7, 16, 1000)]
-print(json.dumps({"lua": script_text("enqueue"), "fields": fields, "vectors": vectors}))
+print(json.dumps({"lua": script_text("enqueue"), "fields": fields, "vectors": vectors, "version": WIRE_FORMAT_VERSION}))
 `));
 const jobs = JSON.parse(execFileSync(python, ["-m", "tgworkers", "jobs", "--json"], {
   encoding: "utf8",
@@ -43,6 +43,8 @@ const schemasSha = createHash("sha256")
   .update(canonical(Object.fromEntries(jobs.map((j) => [j.name, j.schema]))), "utf8").digest("hex");
 
 writeFileSync(join(root, "src", "generated", "wire.ts"), HEADER +
+  `/** The engine's wire format version (tgworkers.engine.keys.WIRE_FORMAT_VERSION): this package's major version. */\n` +
+  `export const WIRE_FORMAT_VERSION = ${wire.version};\n\n` +
   `/** tgworkers/engine/lua/enqueue.lua, byte for byte. */\n` +
   `export const ENQUEUE_LUA: string = ${lit(wire.lua)};\n\n` +
   `/** Field names of a job entry (tgworkers/engine/keys.py \`Field\`). */\n` +

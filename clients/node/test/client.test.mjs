@@ -9,7 +9,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { ROOT_CONTEXT, TraceFlags, context as otelContext, trace } from "@opentelemetry/api";
 import { Redis } from "ioredis";
 
-import { TgworkersClient, partitionOf } from "../dist/index.js";
+import { TgworkersClient, partitionOf } from "@tgworkers/client";
 import { python, startStack, waitUntil } from "./stack.mjs";
 
 const PREFIX = "tsn";

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { ENQUEUE_LUA, partitionKeys, partitionOf, render } from "../dist/index.js";
+import { ENQUEUE_LUA, partitionKeys, partitionOf, render } from "@tgworkers/client";
 
 const vectors = JSON.parse(readFileSync(new URL("./partition-vectors.json", import.meta.url), "utf8"));
 

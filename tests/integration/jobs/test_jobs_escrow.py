@@ -11,6 +11,7 @@ from tgworkers.errors import InputError
 from tgworkers.testing import perform
 
 PAST = 1_000
+HOUR_MS = 3_600_000
 
 
 def escrow_path(escrow_id: str, tail: str = "") -> str:
@@ -53,18 +54,23 @@ async def test_expire_releases_each_hold_then_moves_to_expired(tgw_peers):
     assert tgw_peers.state.get("escrows", "e_1")["status"] == "expired"
 
 
-async def test_expires_at_moved_later_runs_again_then_without_spending_an_attempt(jobs, fake):
-    # real time: escrow.expire compares the expiry with the worker's own clock; seeded
-    # once the worker runs, so a slow start-up under load does not eat the 800 ms
-    async with jobs("escrow") as h:
-        later = now_ms() + 800
-        seed(fake, expires_at_ms=later)
-        await h.enqueue("escrow.expire", {"escrowId": "e_1"})  # due now, expiry moved on
-        await h.wait_done("escrow.expire", "escrow.expire:e_1", {"escrowId": "e_1"})
-    reads = h.calls("escrow", escrow_path("e_1"), "GET")
-    assert attempts(reads) == [1, 1]
-    assert reads[1].received_s * 1000 >= later
-    assert fake.state.get("escrows", "e_1")["status"] == "expired"
+async def test_advance_moves_the_handlers_clock_so_an_escrow_expires_at_its_time(
+    tgw_worker, tgw_peers, tgw_clock
+):
+    async with tgw_worker("escrow") as h:
+        await h.advance(60)  # the test's clock now runs ahead of Redis's
+        expires_at = tgw_clock.now_ms() + HOUR_MS
+        seed(tgw_peers, expires_at_ms=expires_at)
+        await h.enqueue("escrow.expire", {"escrowId": "e_1"})  # due now, expires in an hour
+        early = await h.drain("escrow")
+        await h.advance(HOUR_MS / 1000 - 100)  # past the snooze's cap (WAIT_MAX_MS, 5 min)
+        not_yet = await h.drain("escrow")
+        await h.assert_enqueued("escrow.expire", at=expires_at, within_ms=1000)
+        await h.advance(100)
+        due = await h.drain("escrow")
+    assert [(r.outcome, r.attempt) for r in early + not_yet] == [("Snooze", 1), ("Snooze", 1)]
+    assert [(r.outcome, r.attempt) for r in due] == [("Done", 1)]  # no attempt spent
+    assert tgw_peers.state.get("escrows", "e_1")["status"] == "expired"
 
 
 @pytest.mark.parametrize("status", ["disputed", "expired", "released", "refunded", "split"])

@@ -3,40 +3,31 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import anyio
 import pytest
 from tests.support.platform_jobs import now_ms
 from tests.support.wait import wait_until
 
-from tgworkers.jobs.escrow import expire
-
 PROOF_VERIFY = "/internal/v1/proofs/p_1/verify"
 
 
-class _ClockBehind:
-    """The `time` module as a worker sees it whose clock runs `behind_s` behind Redis's."""
-
-    def __init__(self, behind_s: float) -> None:
-        self.behind_s = behind_s
-
-    def time(self) -> float:
-        return time.time() - self.behind_s
+def _clock_behind(behind_s: float) -> Callable[[], float]:
+    """The clock of a worker whose host runs `behind_s` behind Redis's."""
+    return lambda: time.time() - behind_s
 
 
 @pytest.mark.promise(13)
-async def test_escrow_expire_with_the_worker_clock_behind_redis_runs_a_handful_of_times(
-    jobs, fake, monkeypatch
-):
+async def test_escrow_expire_with_the_worker_clock_behind_redis_runs_a_handful_of_times(jobs, fake):
     # The worker thinks the escrow expires 1.5 s later than Redis does: each run snoozes
     # until expiresAt, which Redis's clock already passed. Without a floor the job was
     # promoted at once, over and over (thousands of runs, each a peer request).
-    monkeypatch.setattr(expire, "time", _ClockBehind(1.5))
     expires = now_ms() + 200
     fake.state.add_hold("h_1", user_id="buyer", amount=100, currency="TON")
     fake.state.add_escrow("e_1", buyer_id="buyer", seller_id="seller", expires_at_ms=expires,
                           status="open", hold_ids=["h_1"])  # fmt: skip
-    async with jobs("escrow") as h:
+    async with jobs("escrow", clock=_clock_behind(1.5)) as h:
         await h.enqueue("escrow.expire", {"escrowId": "e_1"})
         await h.wait_done("escrow.expire", "escrow.expire:e_1", {"escrowId": "e_1"}, timeout_s=15)
     reads = h.calls("escrow", "/internal/v1/escrows/e_1", "GET")

@@ -12,6 +12,7 @@ import tgworkers
 from tgworkers.engine.keys import partition_of
 from tgworkers.errors import InputError
 from tgworkers.producer import Job
+from tgworkers.testing.example.producer import enqueue_some
 
 
 @pytest.fixture
@@ -91,3 +92,17 @@ async def test_from_env_reads_only_the_producer_variables(redis_url, redis):
     part = partition_of("b_9", 2)
     (entry,) = await redis.xrange(f"{{envp:cfb.settle:{part}}}:ready")
     assert entry[1][b"origin"] == b"playhub"
+
+
+async def test_the_docs_example_enqueues_what_it_says(redis_url, redis):
+    # tgworkers/testing/example/producer.py is the block docs/producers.md shows
+    results = await enqueue_some(redis_url, bets=["b_1", "b_2"])
+    assert [(r.id, r.created) for r in results] == [
+        ("cfb.settle:b_1", True),
+        ("cfb.settle:b_1", False),
+        ("escrow.expire:e_1", True),
+        ("replay-2026-12-01", True),
+        ("cfb.settle:b_1", False),
+        ("cfb.settle:b_2", True),
+    ]
+    assert await redis.zcard("{tgw:escrow:0}:delayed") == 1

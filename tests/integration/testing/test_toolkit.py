@@ -157,3 +157,39 @@ async def test_advance_lets_the_dedupe_window_pass(tgw_worker):
 async def test_perform_refuses_an_unknown_context_keyword_naming_it():
     with pytest.raises(TypeError, match=r"unknown context \['attemt'\]"):
         await perform("toy.ping", {"n": 1}, app=APP, attemt=2)
+
+
+class At(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    after_ms: int
+
+
+async def remember_now(ctx: JobContext, p: At) -> Outcome:
+    if p.after_ms:
+        await ctx.enqueue("clock.later", {"afterMs": 0}, run_at_ms=ctx.now_ms() + p.after_ms)
+    return Done()
+
+
+CLOCK_APP = [
+    Processor(
+        name="clock",
+        job_types=(
+            JobType(name="clock.now", payload=At, handler=remember_now),
+            JobType(name="clock.later", payload=At, handler=remember_now),
+        ),
+    )
+]
+
+
+async def test_after_advance_a_handlers_absolute_times_are_on_the_tests_clock(
+    tgw_worker, tgw_clock
+):
+    async with tgw_worker("clock", app=CLOCK_APP) as h:
+        await h.advance(3600)
+        await h.enqueue("clock.now", {"afterMs": 60_000})
+        await h.drain("clock")
+        later = await h.assert_enqueued("clock.later", at=tgw_clock.now_ms() + 60_000)
+        assert later.delayed
+        await h.advance(59)
+        assert [r.name for r in await h.drain("clock")] == []
+        await h.advance(2)
+        assert [r.name for r in await h.drain("clock")] == ["clock.later"]

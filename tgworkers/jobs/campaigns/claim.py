@@ -9,12 +9,11 @@ a crash goes straight to the receipt; Payhub dedupes the reward in any case.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import structlog
 
-from tgworkers.engine import Done, JobContext, JobType, Outcome
+from tgworkers.engine import Done, JobContext, Outcome
+from tgworkers.jobs.shapes import one_per
 from tgworkers.peers import Peers, Reference, RewardRequest
 from tgworkers.peers.campaigns import Claim
 
@@ -67,7 +66,7 @@ async def claim_reward(ctx: JobContext, payload: ClaimReward) -> Outcome:
     await peers.campaigns.record_claim_receipt(
         payload.claim_id,
         reward_id=keys.reward_id,
-        issued_at_ms=int(time.time() * 1000),
+        issued_at_ms=ctx.now_ms(),
         key=keys.receipt,
     )
     log.info("campaigns.claim_rewarded", claim_id=payload.claim_id, amount=claim.reward.amount,
@@ -75,11 +74,10 @@ async def claim_reward(ctx: JobContext, payload: ClaimReward) -> Outcome:
     return Done()
 
 
-CLAIM_REWARD = JobType(
+CLAIM_REWARD = one_per(
+    lambda p: p.claim_id,
     name="campaigns.claim",
     payload=ClaimReward,
     handler=claim_reward,
-    job_id=lambda p: f"campaigns.claim:{p.claim_id}",
-    partition_key=lambda p: p.claim_id,
     timeout_s=30.0,
 )

@@ -16,7 +16,6 @@ the enqueue instead of stopping.
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import msgspec
@@ -26,12 +25,12 @@ from tgworkers.engine import (
     DeadLetter,
     Done,
     JobContext,
-    JobType,
     NotDue,
     Outcome,
     PermanentError,
 )
 from tgworkers.jobs.settings import JobSettings
+from tgworkers.jobs.shapes import one_per
 from tgworkers.peers import Peers
 from tgworkers.peers.campaigns import Proof
 
@@ -78,7 +77,7 @@ async def _channel_join(
 async def _pending(ctx: JobContext, proof_id: str, retry_at_ms: int | None) -> Outcome:
     """Not decided yet: run again without spending an attempt, until the deadline."""
     deadline_ms = ctx.enqueued_ms + ctx.resources(JobSettings).campaign_proof_deadline_ms
-    if int(time.time() * 1000) >= deadline_ms:
+    if ctx.now_ms() >= deadline_ms:
         log.warning("campaigns.proof_deadline_passed", proof_id=proof_id, deadline_ms=deadline_ms)
         return DeadLetter(f"proof {proof_id} still pending at its deadline ({deadline_ms})")
     at_ms = min(retry_at_ms, deadline_ms) if retry_at_ms is not None else None
@@ -122,11 +121,10 @@ async def verify_proof(ctx: JobContext, payload: VerifyProof) -> Outcome:
     return Done()
 
 
-VERIFY_PROOF = JobType(
+VERIFY_PROOF = one_per(
+    lambda p: p.proof_id,
     name="campaigns.verify_async",
     payload=VerifyProof,
     handler=verify_proof,
-    job_id=lambda p: f"campaigns.verify_async:{p.proof_id}",
-    partition_key=lambda p: p.proof_id,
     timeout_s=30.0,
 )

@@ -14,7 +14,6 @@ Hash fields: `bar:{minute}:{symbol}` -> JSON bar, `posted:{minute}` -> "1".
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Mapping
 from decimal import Decimal
@@ -125,7 +124,7 @@ async def _post_closed(ctx: JobContext, peers: Peers, now_minute: int, cutoff: i
 async def sample_prices(ctx: JobContext, payload: SamplePrices) -> Outcome:
     peers = ctx.resources(Peers)
     settings = ctx.resources(JobSettings)
-    now_ms = int(time.time() * 1000)
+    now_ms = ctx.now_ms()
     now_minute = now_ms - now_ms % MINUTE_MS
     cutoff = now_minute - settings.price_bars_retention_min * MINUTE_MS
     added, newest = await _record(ctx, peers, settings.cfb_price_symbols)

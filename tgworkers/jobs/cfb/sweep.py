@@ -7,8 +7,6 @@ is still queued (or delayed, or dead-lettered) is not queued a second time.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import structlog
 
@@ -27,7 +25,7 @@ class SweepBets(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 async def sweep_bets(ctx: JobContext, payload: SweepBets) -> Outcome:
     peers = ctx.resources(Peers)
     grace_ms = ctx.resources(JobSettings).cfb_sweep_grace_ms
-    ends_before = int(time.time() * 1000) - grace_ms
+    ends_before = ctx.now_ms() - grace_ms
     seen = created = 0
     async for bet in peers.playhub.open_bets(ends_before_ms=ends_before):
         seen += 1

@@ -20,8 +20,9 @@ from typing import Final, Literal
 import msgspec
 import structlog
 
-from tgworkers.engine import Done, JobContext, JobType, Outcome
-from tgworkers.jobs.escrow.steps import FINAL_STATUSES, release_holds
+from tgworkers.engine import Done, JobContext, Outcome
+from tgworkers.jobs.escrow.steps import FINAL_STATUSES
+from tgworkers.jobs.shapes import ReleaseKeys, one_per, release_holds
 from tgworkers.peers import Payout, Peers, Reference, SettlementRequest
 from tgworkers.peers.escrow import Escrow, TransitionTarget
 
@@ -46,15 +47,11 @@ class AdjudicateEscrow(
     moderator_id: str
 
 
-class Keys(msgspec.Struct, frozen=True, kw_only=True):
+class Keys(ReleaseKeys, frozen=True, kw_only=True):
     """The settlement id (= its key) and the other Idempotency-Keys of one decision."""
 
     settlement_id: str
     transition: str
-    release_prefix: str
-
-    def release(self, hold_id: str) -> str:
-        return f"{self.release_prefix}{hold_id}"
 
 
 def keys_for(p: AdjudicateEscrow) -> Keys:
@@ -120,7 +117,7 @@ async def adjudicate_escrow(ctx: JobContext, payload: AdjudicateEscrow) -> Outco
         return Done()
     settlement_id: str | None = None
     if payload.decision == "refund":
-        await release_holds(ctx, peers, escrow, reason="escrow_refund", key_of=keys.release)
+        await release_holds(ctx, peers, escrow.holds, reason="escrow_refund", key_of=keys.release)
     else:
         bps = BPS_WHOLE if payload.decision == "release" else payload.split_bps or 0
         await _settle(ctx, peers, escrow, bps, keys)
@@ -137,12 +134,11 @@ async def adjudicate_escrow(ctx: JobContext, payload: AdjudicateEscrow) -> Outco
     return Done()
 
 
-ADJUDICATE_ESCROW = JobType(
+ADJUDICATE_ESCROW = one_per(
+    lambda p: p.escrow_id,
     name="escrow.adjudicate",
     payload=AdjudicateEscrow,
     handler=adjudicate_escrow,
-    job_id=lambda p: f"escrow.adjudicate:{p.escrow_id}",
-    partition_key=lambda p: p.escrow_id,
     exclusive=True,
     validate=validate_decision,
     timeout_s=60.0,

@@ -10,13 +10,11 @@ sends only what is not known done.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import structlog
 
-from tgworkers.engine import Done, JobContext, JobType, Outcome, Snooze
-from tgworkers.jobs.escrow.steps import release_holds
+from tgworkers.engine import Done, JobContext, Outcome, Snooze
+from tgworkers.jobs.shapes import ReleaseKeys, one_per, release_holds
 from tgworkers.peers import Peers
 
 log = structlog.get_logger("tgworkers.jobs.escrow")
@@ -30,14 +28,10 @@ class ExpireEscrow(
     escrow_id: str
 
 
-class Keys(msgspec.Struct, frozen=True, kw_only=True):
+class Keys(ReleaseKeys, frozen=True, kw_only=True):
     """The Idempotency-Keys of one escrow's expiry."""
 
     transition: str
-    release_prefix: str
-
-    def release(self, hold_id: str) -> str:
-        return f"{self.release_prefix}{hold_id}"
 
 
 def keys_for(p: ExpireEscrow) -> Keys:
@@ -54,23 +48,22 @@ async def expire_escrow(ctx: JobContext, payload: ExpireEscrow) -> Outcome:
     if escrow.status != "open":
         log.info("escrow.expiry_skipped", escrow_id=escrow.escrow_id, status=escrow.status)
         return Done()
-    if escrow.expires_at_ms > int(time.time() * 1000):
+    if escrow.expires_at_ms > ctx.now_ms():
         log.info(
             "escrow.expiry_moved", escrow_id=escrow.escrow_id, expires_at_ms=escrow.expires_at_ms
         )
         return Snooze(at_ms=escrow.expires_at_ms)
-    await release_holds(ctx, peers, escrow, reason="escrow_expired", key_of=keys.release)
+    await release_holds(ctx, peers, escrow.holds, reason="escrow_expired", key_of=keys.release)
     await peers.escrow.transition_escrow(escrow.escrow_id, to="expired", key=keys.transition)
     log.info("escrow.expired", escrow_id=escrow.escrow_id, holds=len(escrow.holds))
     return Done()
 
 
-EXPIRE_ESCROW = JobType(
+EXPIRE_ESCROW = one_per(
+    lambda p: p.escrow_id,
     name="escrow.expire",
     payload=ExpireEscrow,
     handler=expire_escrow,
-    job_id=lambda p: f"escrow.expire:{p.escrow_id}",
-    partition_key=lambda p: p.escrow_id,
     exclusive=True,
     timeout_s=60.0,
 )

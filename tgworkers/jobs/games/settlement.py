@@ -18,7 +18,8 @@ import functools
 import msgspec
 import structlog
 
-from tgworkers.engine import Done, JobContext, JobType, Outcome, RetryLater
+from tgworkers.engine import Done, JobContext, Outcome, RetryLater
+from tgworkers.jobs.shapes import ReleaseKeys, one_per, release_holds
 from tgworkers.peers import Peers, Reference, SettlementRequest
 from tgworkers.peers.playhub import Match
 
@@ -33,16 +34,12 @@ class SettleMatch(
     match_id: str
 
 
-class Keys(msgspec.Struct, frozen=True, kw_only=True):
+class Keys(ReleaseKeys, frozen=True, kw_only=True):
     """Every id and Idempotency-Key of one match's settlement."""
 
     settlement_id: str
     cancel_settlement_id: str
     mark: str
-    release_prefix: str
-
-    def release(self, hold_id: str) -> str:
-        return f"{self.release_prefix}{hold_id}"
 
 
 def keys_for(p: SettleMatch) -> Keys:
@@ -65,17 +62,6 @@ async def _settle(ctx: JobContext, peers: Peers, match: Match, keys: Keys) -> No
     await ctx.steps.once("settle", settle)
 
 
-async def _release_holds(ctx: JobContext, peers: Peers, match: Match, keys: Keys) -> None:
-    for hold in match.holds:
-        release = functools.partial(
-            peers.payhub.release_hold,
-            hold.hold_id,
-            reason="match_cancelled",
-            key=keys.release(hold.hold_id),
-        )
-        await ctx.steps.once(f"release:{hold.hold_id}", release)
-
-
 async def settle_match(ctx: JobContext, payload: SettleMatch) -> Outcome:
     peers = ctx.resources(Peers)
     keys = keys_for(payload)
@@ -88,7 +74,7 @@ async def settle_match(ctx: JobContext, payload: SettleMatch) -> Outcome:
         await _settle(ctx, peers, match, keys)
         settlement_id = keys.settlement_id
     else:
-        await _release_holds(ctx, peers, match, keys)
+        await release_holds(ctx, peers, match.holds, reason="match_cancelled", key_of=keys.release)
         settlement_id = keys.cancel_settlement_id
     await peers.playhub.mark_match_settled(
         payload.match_id, settlement_id=settlement_id, key=keys.mark
@@ -97,12 +83,11 @@ async def settle_match(ctx: JobContext, payload: SettleMatch) -> Outcome:
     return Done()
 
 
-SETTLE_MATCH = JobType(
+SETTLE_MATCH = one_per(
+    lambda p: p.match_id,
     name="games.settlement",
     payload=SettleMatch,
     handler=settle_match,
-    job_id=lambda p: f"games.settlement:{p.match_id}",
-    partition_key=lambda p: p.match_id,
     exclusive=True,
     timeout_s=60.0,
 )

@@ -12,8 +12,6 @@ offset cursor past holds not yet seen.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import structlog
 
@@ -69,7 +67,7 @@ async def collect_orphan_holds(ctx: JobContext, payload: CollectOrphanHolds) -> 
         if payload.ttl_ms is not None
         else ctx.resources(JobSettings).orphan_hold_ttl_ms
     )
-    created_before = int(time.time() * 1000) - ttl_ms
+    created_before = ctx.now_ms() - ttl_ms
     hold_ids = [
         h.hold_id async for h in peers.payhub.orphan_holds(created_before_ms=created_before)
     ]
