@@ -167,8 +167,15 @@ class Repartitioner:
             seen = {k.decode(): int(v) for k, v in acks.items()}
             missing = sorted(c for c in live if seen.get(c, -1) < epoch)
             if not missing or time.monotonic() > deadline:
+                await self._prune_acks(seen)
                 return len(live) - len(missing), missing
             await anyio.sleep(0.05)
+
+    async def _prune_acks(self, seen: dict[str, int]) -> None:
+        """Drop the acks of consumers the registry no longer knows (it keeps an hour)."""
+        known = {n.decode() for n in await self.redis.zrange(self.layout.globals.workers, 0, -1)}
+        if gone := [c for c in seen if c not in known]:
+            await self.redis.hdel(self.layout.globals.partitions_acks, *gone)
 
     async def _give_up(self, proc: Processor, old: int) -> None:
         """Nothing moved: restore the record and the pause flag. Half-moved: leave the mark."""

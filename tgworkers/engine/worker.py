@@ -316,6 +316,7 @@ class Worker:
         """Remove this consumer from the registry and, if empty, from the groups."""
         try:
             await self.redis.zrem(self.layout.globals.workers, self.consumer)
+            await self.redis.hdel(self.layout.globals.partitions_acks, self.consumer)
             for rt in self.runtimes:
                 for pk in rt.partitions:
                     await self.scripts.remove_consumer(pk, self.consumer)
