@@ -77,6 +77,17 @@ class Delivery:
         return self.envelope.id if self.envelope else ""
 
     @property
+    def spent(self) -> int:
+        """Deliveries of this job, counting those before a `repartition` moved it.
+
+        A move re-adds the job as a new entry (delivery count 1); the mover writes
+        what the old entry had spent in `moved_deliveries`, so MAX_DELIVERIES
+        counts across the move. Not the fencing token: that stays `deliveries`.
+        """
+        raw = self.fields.get(b"moved_deliveries")
+        return self.deliveries + (int(raw) if raw and raw.isdigit() else 0)
+
+    @property
     def token(self) -> int:
         """The fencing token: the entry's delivery count when this delivery claimed it.
 

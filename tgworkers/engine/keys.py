@@ -24,9 +24,14 @@ GROUP: Final = "tgworkers"
 
 def partition_of(partition_key: str, partitions: int) -> int:
     """The partition a key belongs to (documented in docs/wire-format.md)."""
+    return partition_of_bytes(partition_key.encode(), partitions)
+
+
+def partition_of_bytes(partition_key: bytes, partitions: int) -> int:
+    """`partition_of` for a key as stored (any bytes, UTF-8 or not)."""
     if partitions <= 1:
         return 0
-    digest = hashlib.sha256(partition_key.encode()).digest()
+    digest = hashlib.sha256(partition_key).digest()
     return int.from_bytes(digest[:4], "big") % partitions
 
 
@@ -128,6 +133,16 @@ class GlobalKeys:
         return f"{{{self.prefix}}}:partitions"
 
     @property
+    def partitions_epoch(self) -> str:
+        """String: a counter `repartition` raises each time it marks a queue as moving."""
+        return f"{{{self.prefix}}}:partitions:epoch"
+
+    @property
+    def partitions_acks(self) -> str:
+        """Hash: consumer name -> the last epoch whose pause flags and records it applied."""
+        return f"{{{self.prefix}}}:partitions:acks"
+
+    @property
     def workers(self) -> str:
         """Sorted set: consumer name -> last heartbeat (Unix ms)."""
         return f"{{{self.prefix}}}:workers"
@@ -189,6 +204,8 @@ class Field:
     # engine-internal counters, written only by the engine's scripts and executor
     SNOOZES: Final = "snoozes"
     WAITS: Final = "waits"
+    MOVED_DELIVERIES: Final = "moved_deliveries"
+    """Deliveries a job had spent when `repartition` moved it (MAX_DELIVERIES counts them)."""
     # only in dead-letter entries
     REASON: Final = "reason"
     FAILED_MS: Final = "failed_ms"

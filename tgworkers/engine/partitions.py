@@ -13,6 +13,12 @@ later one compares:
 - a producer checks a queue before its first enqueue and again at most once a
   second; while a repartition moves the queue (`<old>><new>`) it waits for the
   move to finish, then refuses if its count is not the new one.
+
+Acknowledgement (the repartition protocol): `repartition` raises an epoch after it
+marks a queue; every worker reads the epoch *before* the pause flags and records
+it polls, applies them, then echoes the epoch under its consumer name. An echoed
+epoch E therefore means "I have seen every mark made before E and start no new
+delivery of a held queue", so nothing moves before every live worker has said so.
 """
 
 from __future__ import annotations
@@ -69,6 +75,14 @@ class PartitionRecords:
         self.key = layout.globals.partitions
         self._checked: dict[str, float] = {}
         self._held: set[str] = set()
+
+    async def epoch(self) -> int:
+        """The repartition epoch; read it before the flags and records it acknowledges."""
+        raw = await self.redis.get(self.layout.globals.partitions_epoch)
+        return int(raw) if raw is not None else 0
+
+    async def acknowledge(self, consumer: str, epoch: int) -> None:
+        await self.redis.hset(self.layout.globals.partitions_acks, consumer, epoch)
 
     async def records(self) -> dict[str, str]:
         raw = await self.redis.hgetall(self.key)

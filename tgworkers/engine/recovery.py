@@ -162,20 +162,30 @@ class Recovery:
     async def admit(self, claimed: list[Delivery]) -> None:
         """Run reclaimed deliveries, or dead-letter them as poison (too many deliveries)."""
         rt = self.rt
-        batch: list[Delivery] = []
-        poison: list[Delivery] = []
-        for d in claimed:
-            (poison if d.deliveries > rt.options.max_deliveries else batch).append(d)
-        if poison:
-            rt.track(poison)
-            for d in poison:
-                reason = f"poison: delivered {d.deliveries} times without settling"
-                poisoned = rt.executor.dead(d, reason, failed=True, why=DeadReason.POISON)
-                rt.queue_settlement(poisoned)
+        batch = self.quarantine(claimed)
         if batch:
             rt.counters["reclaimed"] += len(batch)
             log.info("job.reclaimed", queue=rt.queue, count=len(batch))
             await rt.dispatch(batch)
+
+    def quarantine(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Dead-letter the poison among `deliveries` (spent > MAX_DELIVERIES); the rest.
+
+        Reads come here too: a job a repartition moved is read as a new entry, but
+        carries the deliveries it had spent (`Delivery.spent`).
+        """
+        rt = self.rt
+        batch: list[Delivery] = []
+        poison: list[Delivery] = []
+        for d in deliveries:
+            (poison if d.spent > rt.options.max_deliveries else batch).append(d)
+        if poison:
+            rt.track(poison)
+            for d in poison:
+                reason = f"poison: delivered {d.spent} times without settling"
+                poisoned = rt.executor.dead(d, reason, failed=True, why=DeadReason.POISON)
+                rt.queue_settlement(poisoned)
+        return batch
 
     async def forget_stale_once(self, page: int = 200) -> int:
         """One page per partition of the walk that drops stale job-state records."""

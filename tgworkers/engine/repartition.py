@@ -2,32 +2,38 @@
 
 A job's partition is `partition_of(key, count)`, so a new count moves job ids and
 exclusive keys to other partitions; dedupe (promise 5) and per-key exclusivity
-(promise 6) hold only if each job's state moves with it. Steps:
+(promise 6) hold only if each job's state moves with it, and a job must never run
+in two places at once. The move is a protocol between this command and every live
+worker (those whose heartbeat is fresh):
 
-1. pause the queue and mark its record `<old>><new>`: every worker holds it (hands
-   out none of its jobs), producers wait for the move to end;
-2. wait until no job of the queue is in flight (the PELs of its partitions are
-   empty), else give up, restore the record and unpause: nothing was moved;
-3. wait out the producers' re-check interval, so none still places jobs by the old
-   count without having seen the mark;
-4. move, partition by partition, each job whose partition changes: ready and
-   delayed jobs (through the enqueue script, so the target refuses an id it already
-   holds: a rerun after a crash moves nothing twice), dead letters, locks and step
-   records; copy the dedupe records (`done` holds ids, not keys, so every new
+1. pause the queue, mark its record `<old>><new>` (every worker holds it: hands out
+   none of its jobs; producers wait for the move to end) and raise the epoch;
+2. wait until every live worker has acknowledged that epoch (partitions.py): from
+   then on none starts a new delivery of the queue. A worker that does not ack
+   within `ack_timeout_s` is named; the command then refuses and rolls back
+   (nothing was moved), or with `proceed_unacked` goes on and reports it;
+3. wait out the producers' re-check interval, so none still places jobs by the
+   old count without having seen the mark;
+4. wait until no delivery of the queue may be running (no entry pending and idle
+   for less than the visibility timeout), else give up: nothing moved is rolled
+   back to `old`; a move already half-done is left marked, to be finished by
+   running the same command again;
+5. move, partition by partition (repartition_entries.py): ready, delayed and
+   dead-lettered jobs, locks and step records; an entry that turns pending while
+   a pass runs is left for its worker and the passes repeat until one moves
+   nothing; copy the dedupe records (`done` holds ids, not keys, so every new
    partition gets them all: they expire after `DEDUPE_TTL_S`); fold the counters
-   and job-owned data of partitions that disappear into partition 0; repeat until
-   a pass moves nothing (a delayed job promoted meanwhile is caught by the next);
-5. record the new count and unpause (unless it was paused before).
+   and job-owned data of partitions that disappear into partition 0;
+6. record the new count and unpause (unless it was paused before).
 
 Processes still configured with the old count hold the queue and refuse to
-enqueue into it until restarted with `PARTITIONS_<P>=<new>`. A move that died
-half-way is finished by running the same command again.
+enqueue into it until restarted with `PARTITIONS_<P>=<new>`. Every step is
+idempotent: a move that died half-way is finished by running the same command again.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import Any, Final
 
 import anyio
@@ -36,18 +42,20 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from tgworkers.engine.control import Control
-from tgworkers.engine.envelope import fields_json
-from tgworkers.engine.keys import ENGINE_KEY_NAMES, GROUP, Field, PartitionKeys, partition_of
+from tgworkers.engine.keys import ENGINE_KEY_NAMES, GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.partitions import RECHECK_S, PartitionRecords, moving
 from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.scripts import NewJob, Scripts
+from tgworkers.engine.repartition_entries import EntryMover, target_of
+from tgworkers.engine.scripts import Scripts
 from tgworkers.engine.settings import EngineSettings
+from tgworkers.engine.worker import HEARTBEAT_S
 from tgworkers.errors import InputError, OperationError
 
-CHUNK: Final = 200
 MAX_PARTITIONS: Final = 1024
-MAX_PASSES: Final = 5
+MAX_PASSES: Final = 20
+LIVE_WINDOW_MS: Final = int(3 * HEARTBEAT_S * 1000)
+"""A worker whose heartbeat is older than this is dead and owes no ack (Worker.is_alive)."""
 
 
 class RepartitionResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -60,16 +68,14 @@ class RepartitionResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel
     passes: int
     paused: bool = False
     """The queue is left paused: it was paused before, or a move that died was finished."""
-
-
-def _flat(fields: dict[bytes, bytes]) -> list[str | bytes]:
-    return [x for kv in fields.items() for x in kv]
-
-
-def _route_key(fields: dict[bytes, bytes]) -> str:
-    """What `Client.prepare` partitioned a job by: its key if it has one (even ""), else its id."""
-    key = fields.get(Field.KEY.encode())
-    return (key if key is not None else fields.get(Field.ID.encode(), b"")).decode()
+    acked: int = 0
+    """Live workers that acknowledged the pause before anything moved."""
+    unacked: list[str] = msgspec.field(default_factory=list)
+    """Live workers that did not (only with `proceed_unacked`; otherwise the command refuses)."""
+    malformed: int = 0
+    """Entries that are not jobs, carried as they are (the worker dead-letters them)."""
+    waited_ms: int = 0
+    """How long deliveries that may still have been running were waited out."""
 
 
 class Repartitioner:
@@ -82,34 +88,58 @@ class Repartitioner:
         self.layout = Layout(settings)
         self.records = PartitionRecords(redis, self.layout)
         self.control = Control(redis, registry, self.layout)
-        self.scripts = Scripts(redis)
-        self.moved: Counter[str] = Counter()
+        self.entries = EntryMover(redis, Scripts(redis), settings.visibility_timeout_ms)
+        self.moved = self.entries.moved
+        self.waited_ms = 0
+        self.new = 0
+        self.was_paused = self.resuming = False
 
     def _pk(self, proc: Processor, index: int) -> PartitionKeys:
         s = self.settings
         return PartitionKeys(s.queue_prefix, proc.queue, index, s.dlq_suffix)
 
-    async def run(self, queue: str, new: int, *, timeout_s: float = 60.0) -> RepartitionResult:
+    async def run(
+        self,
+        queue: str,
+        new: int,
+        *,
+        timeout_s: float = 60.0,
+        ack_timeout_s: float = 10.0,
+        proceed_unacked: bool = False,
+    ) -> RepartitionResult:
         proc = self.registry.queue(queue)
         if not 1 <= new <= MAX_PARTITIONS:
             raise InputError(f"N: expected a partition count from 1 to {MAX_PARTITIONS}, got {new}")
         record = (await self.records.records()).get(queue, str(self.layout.partition_count(proc)))
         old, resuming = self._plan(queue, record, new)
+        self.new = new
         if old == new:
             return RepartitionResult(queue=queue, old=old, new=new, moved={}, passes=0)
         was_paused = resuming or queue in await self.control.paused_queues()
+        self.was_paused, self.resuming = was_paused, resuming
         await self.control.set_paused(queue, paused=True)
         await self.redis.hset(self.records.key, queue, f"{old}>{new}")
-        if not resuming:
-            await self._wait_idle(proc, old, timeout_s, was_paused=was_paused)
-            await anyio.sleep(RECHECK_S + 0.5)  # producers re-read the record within RECHECK_S
-        passes = await self._move(proc, old, new)
+        epoch = int(await self.redis.incr(self.layout.globals.partitions_epoch))
+        marked = time.monotonic()
+        acked, unacked = await self._await_acks(epoch, ack_timeout_s)
+        if unacked and not proceed_unacked:
+            await self._give_up(proc, old)
+            raise OperationError(
+                f"queue {queue}: workers {', '.join(unacked)} did not acknowledge the pause "
+                f"within {ack_timeout_s:g}s; " + _nothing_or_rerun(resuming, queue, new)
+                + "; pass a longer --ack-timeout, or --proceed-unacked to move anyway"
+            )  # fmt: skip
+        if not resuming:  # producers re-read the record within RECHECK_S
+            await anyio.sleep(max(0.0, marked + RECHECK_S + 0.5 - time.monotonic()))
+        passes = await self._move(proc, old, new, timeout_s)
         await self.redis.hset(self.records.key, queue, new)
         if not was_paused:
             await self.control.set_paused(queue, paused=False)
         return RepartitionResult(
-            queue=queue, old=old, new=new, moved=dict(self.moved), passes=passes, paused=was_paused
-        )
+            queue=queue, old=old, new=new, moved=dict(self.moved), passes=passes,
+            paused=was_paused, acked=acked, unacked=unacked,
+            malformed=len(self.entries.bad), waited_ms=self.waited_ms,
+        )  # fmt: skip
 
     def _plan(self, queue: str, record: str, new: int) -> tuple[int, bool]:
         """(old count, resuming a move that died) from the record."""
@@ -122,43 +152,69 @@ class Repartitioner:
             )
         return move[0], True
 
-    async def _wait_idle(
-        self, proc: Processor, old: int, timeout_s: float, *, was_paused: bool
-    ) -> None:
+    async def _await_acks(self, epoch: int, timeout_s: float) -> tuple[int, list[str]]:
+        """(live workers that acked `epoch`, those that did not by the deadline)."""
         deadline = time.monotonic() + timeout_s
+        while True:
+            now_ms = int(time.time() * 1000)
+            live = {
+                name.decode()
+                for name in await self.redis.zrangebyscore(
+                    self.layout.globals.workers, now_ms - LIVE_WINDOW_MS, "+inf"
+                )
+            }
+            acks = await self.redis.hgetall(self.layout.globals.partitions_acks)
+            seen = {k.decode(): int(v) for k, v in acks.items()}
+            missing = sorted(c for c in live if seen.get(c, -1) < epoch)
+            if not missing or time.monotonic() > deadline:
+                await self._prune_acks(seen)
+                return len(live) - len(missing), missing
+            await anyio.sleep(0.05)
+
+    async def _prune_acks(self, seen: dict[str, int]) -> None:
+        """Drop the acks of consumers the registry no longer knows (it keeps an hour)."""
+        known = {n.decode() for n in await self.redis.zrange(self.layout.globals.workers, 0, -1)}
+        if gone := [c for c in seen if c not in known]:
+            await self.redis.hdel(self.layout.globals.partitions_acks, *gone)
+
+    async def _give_up(self, proc: Processor, old: int) -> None:
+        """Nothing moved: restore the record and the pause flag. Half-moved: leave the mark."""
+        if self.resuming or self.moved.total():
+            return
+        await self.redis.hset(self.records.key, proc.queue, old)
+        if not self.was_paused:
+            await self.control.set_paused(proc.queue, paused=False)
+
+    async def _wait_idle(self, proc: Processor, old: int, deadline: float) -> None:
+        """Until no delivery of the queue may be running (see `_in_flight`)."""
+        started = time.monotonic()
         while (busy := await self._in_flight(proc, old)) > 0:
             if time.monotonic() > deadline:
-                await self.redis.hset(self.records.key, proc.queue, old)
-                if not was_paused:
-                    await self.control.set_paused(proc.queue, paused=False)
+                await self._give_up(proc, old)
+                half = self.resuming or self.moved.total()
                 raise OperationError(
-                    f"queue {proc.queue}: {busy} jobs still in flight after {timeout_s:g}s; "
-                    "nothing was moved; retry later or pass a longer --timeout"
+                    f"queue {proc.queue}: {busy} jobs still in flight; "
+                    + _nothing_or_rerun(bool(half), proc.queue, self.new)
+                    + "; retry later or pass a longer --timeout"
                 )
             await anyio.sleep(0.1)
+        self.waited_ms += int((time.monotonic() - started) * 1000)
 
     async def _in_flight(self, proc: Processor, old: int) -> int:
-        """Jobs running now: pending entries idle for less than the visibility timeout.
+        """Deliveries that may be running: entries pending and idle for less than VT.
 
         A running job's lease is renewed well within the timeout; an entry idle
         longer is held by no live run (a dead worker's, or a read whose reply was
-        lost) and is moved like a ready one: its old PEL record then points at a
-        deleted entry, which the reclaim sweep drops.
+        lost) and is moved with the deliveries it spent.
         """
         vt = self.settings.visibility_timeout_ms
         total = 0
         for p in range(old):
-            stream = self._pk(proc, p).ready
-            try:
-                pending = int((await self.redis.xpending(stream, GROUP))["pending"])
-            except rex.ResponseError:  # no stream or group yet: nothing in flight
-                continue
-            if pending:
-                stale = await self.redis.xpending_range(stream, GROUP, "-", "+", pending, idle=vt)
-                total += pending - len(stale)
+            held = await self.entries.pending(self._pk(proc, p))
+            total += sum(1 for h in held.values() if h.idle_ms < vt)
         return total
 
-    async def _move(self, proc: Processor, old: int, new: int) -> int:
+    async def _move(self, proc: Processor, old: int, new: int, timeout_s: float) -> int:
         for t in range(old, new):  # new partitions get their group before any entry
             try:
                 await self.redis.xgroup_create(
@@ -167,13 +223,15 @@ class Repartitioner:
             except rex.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        deadline = time.monotonic() + timeout_s
         passes = 0
         while passes < MAX_PASSES:
+            await self._wait_idle(proc, old, deadline)
             passes += 1
-            before = sum(self.moved.values())
+            before, self.entries.skipped = self.moved.total(), 0
             for p in range(old):
                 await self._move_partition(proc, p, new)
-            if sum(self.moved.values()) == before:
+            if self.moved.total() == before and not self.entries.skipped:
                 break
         for p in range(old):
             await self._fold(proc, p, new)
@@ -181,88 +239,11 @@ class Repartitioner:
 
     async def _move_partition(self, proc: Processor, p: int, new: int) -> None:
         src = self._pk(proc, p)
-        await self._move_ready(proc, src, new)
-        await self._move_delayed(proc, src, new)
-        await self._move_dead(proc, src, new)
-        await self._move_locks(proc, src, new)
-
-    def _target(
-        self, proc: Processor, src: PartitionKeys, key: str, new: int
-    ) -> PartitionKeys | None:
-        t = partition_of(key, new)
-        return None if t == src.partition and src.partition < new else self._pk(proc, t)
-
-    async def _move_ready(self, proc: Processor, src: PartitionKeys, new: int) -> None:
-        start = "-"
-        while entries := await self.redis.xrange(src.ready, min=start, count=CHUNK):
-            start = "(" + entries[-1][0].decode()
-            for entry, fields in entries:
-                dst = self._target(proc, src, _route_key(fields), new)
-                if dst is None:
-                    continue
-                job_id = fields[Field.ID.encode()].decode()
-                job = NewJob(id=job_id, due_ms=0, fields_json=fields_json(_flat(fields)))
-                await self.scripts.enqueue(dst, [job], dedupe_ttl_ms=0)
-                await self._forget(src, job_id, entry=entry)
-                await self._move_steps(src, dst, job_id)
-                self.moved["ready"] += 1
-
-    async def _move_delayed(self, proc: Processor, src: PartitionKeys, new: int) -> None:
-        for job_id, due in await self.redis.zrange(src.delayed, 0, -1, withscores=True):
-            raw = await self.redis.hget(src.delayed_jobs, job_id)
-            if raw is None:
-                continue  # a lost record: the promoter counts and drops it
-            flat = msgspec.json.decode(raw, type=list[str])
-            fields = {flat[i].encode(): flat[i + 1].encode() for i in range(0, len(flat) - 1, 2)}
-            dst = self._target(proc, src, _route_key(fields), new)
-            if dst is None:
-                continue
-            job = NewJob(id=job_id.decode(), due_ms=int(due), fields_json=raw)
-            await self.scripts.enqueue(dst, [job], dedupe_ttl_ms=0)
-            await self.redis.zrem(src.delayed, job_id)
-            await self.redis.hdel(src.delayed_jobs, job_id)
-            await self._forget(src, job_id.decode(), entry=None)
-            await self._move_steps(src, dst, job_id.decode())
-            self.moved["delayed"] += 1
-
-    async def _move_dead(self, proc: Processor, src: PartitionKeys, new: int) -> None:
-        for entry, fields in await self.redis.xrange(src.dlq):
-            dst = self._target(proc, src, _route_key(fields), new)
-            if dst is None:
-                continue
-            job_id = fields[Field.ID.encode()].decode()
-            dead = await self.redis.xadd(dst.dlq, fields)
-            await self.redis.hset(dst.jobs, job_id, b"x:" + dead)
-            await self.redis.xdel(src.dlq, entry)
-            if await self.redis.hget(src.jobs, job_id) == b"x:" + entry:
-                await self.redis.hdel(src.jobs, job_id)
-            self.moved["dead"] += 1
-
-    async def _move_locks(self, proc: Processor, src: PartitionKeys, new: int) -> None:
-        prefix = src.lock("")
-        async for name in self.redis.scan_iter(match=prefix.replace("[", "\\[") + "*", count=500):
-            key = name.decode()[len(prefix) :]
-            dst = self._target(proc, src, key, new)
-            if dst is None:
-                continue
-            holder, ttl = await self.redis.get(name), await self.redis.pttl(name)
-            if holder is not None:
-                await self.redis.set(dst.lock(key), holder, px=ttl if ttl > 0 else None, nx=True)
-            await self.redis.delete(name)
-            self.moved["locks"] += 1
-
-    async def _forget(self, src: PartitionKeys, job_id: str, *, entry: bytes | None) -> None:
-        if entry is not None:
-            await self.redis.xdel(src.ready, entry)
-        state = await self.redis.hget(src.jobs, job_id)
-        if state is not None and state in ((b"r:" + entry) if entry else b"d", b"d"):
-            await self.redis.hdel(src.jobs, job_id)
-
-    async def _move_steps(self, src: PartitionKeys, dst: PartitionKeys, job_id: str) -> None:
-        steps = await self.redis.hget(src.steps, job_id)
-        if steps is not None:
-            await self.redis.hset(dst.steps, job_id, steps)
-            await self.redis.hdel(src.steps, job_id)
+        target = target_of(src, new, lambda t: self._pk(proc, t))
+        await self.entries.move_ready(src, target)
+        await self.entries.move_delayed(src, target)
+        await self.entries.move_dead(src, target)
+        await self.entries.move_locks(src, target)
 
     async def _fold(self, proc: Processor, p: int, new: int) -> None:
         """Copy dedupe records everywhere; fold a disappearing partition into partition 0."""
@@ -300,3 +281,12 @@ class Repartitioner:
                 await self.redis.restore(dst.job_key(name), 0, dumped)
                 self.moved["jobKeys"] += 1
             await self.redis.delete(raw)
+
+
+def _nothing_or_rerun(half: bool, queue: str, new: int) -> str:  # noqa: FBT001
+    if half:
+        return (
+            "the move is half-done and the queue stays held: "
+            f"run `tgworkers repartition {queue} {new}` again"
+        )
+    return "nothing was moved"

@@ -227,7 +227,8 @@ class ProcessorRuntime:
             for d in batch:
                 d.leased_at = sent
                 d.decode()
-            await self.dispatch(batch)
+            if batch := self.recovery.quarantine(batch):  # a moved job may be poison
+                await self.dispatch(batch)
 
     async def dispatch(self, batch: list[Delivery]) -> None:
         """Hand read or reclaimed deliveries to the consumers (locks taken first)."""

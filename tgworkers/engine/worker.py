@@ -126,6 +126,7 @@ class Worker:
         self.draining: list[ProcessorRuntime] = []
         self._tg: TaskGroup | None = None
         self._stops: dict[ProcessorRuntime, anyio.Event] = {}
+        self._acked_epoch = -1
 
     @property
     def settings(self) -> EngineSettings:
@@ -253,6 +254,10 @@ class Worker:
                 tg.start_soon(self._signal_loop)
             await self._check_redis_policy()
             await self._claim_partitions()
+            # registered and paused as the flags say before any read: a repartition
+            # that marked the queue meanwhile waits for this worker's ack
+            await guarded(self.health, "heartbeat", self.heartbeat_once)
+            await guarded(self.health, "control", self.control_once)
             for rt in self.runtimes:
                 await tg.start(self._host_runtime, rt)
             for loop in (self._control_loop, self._heartbeat_loop, self._wake_loop):
@@ -314,6 +319,7 @@ class Worker:
         """Remove this consumer from the registry and, if empty, from the groups."""
         try:
             await self.redis.zrem(self.layout.globals.workers, self.consumer)
+            await self.redis.hdel(self.layout.globals.partitions_acks, self.consumer)
             for rt in self.runtimes:
                 for pk in rt.partitions:
                     await self.scripts.remove_consumer(pk, self.consumer)
@@ -354,11 +360,20 @@ class Worker:
             await anyio.sleep(POLL_INTERVAL_S)
 
     async def control_once(self) -> None:
+        """Apply the pause flags and partition records, then acknowledge their epoch.
+
+        The epoch is read first: a `repartition` marks its queue before raising it,
+        so the flags read after it include that mark (partitions.py, acknowledgement).
+        """
+        epoch = await self.partition_records.epoch()
         paused = await self.control.paused_queues()
         paused |= await self.partition_records.held(self.processors)
         paused |= set(self.settings.paused_queues)
         for rt in self.runtimes:
             rt.set_paused(rt.queue in paused)
+        if epoch != self._acked_epoch:
+            await self.partition_records.acknowledge(self.consumer, epoch)
+            self._acked_epoch = epoch
 
     async def _heartbeat_loop(self) -> None:
         while True:

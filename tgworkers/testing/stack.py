@@ -10,6 +10,9 @@ and a real worker subprocess (`python -m tgworkers run --processors ...`) that
 reaches them. Commands (one answer line each):
 - `{"op": "seed", "kind": "bet", "id": "b_1", "tEndMs": 0}`: seed the fakes;
 - `{"op": "requests", "peer": "playhub", "path": "/internal/v1/cfb/settle"}`: the log;
+- `{"op": "restart", "env": {"PARTITIONS_CFB_SETTLE": "5"}}`: stop the worker
+  (SIGTERM, graceful) and start it again with these variables added (after a
+  `tgworkers repartition`, as a rollout would): `{"workerPid": …}`;
 - `{"op": "ping"}`: `{"ok": true}`.
 """
 
@@ -63,6 +66,32 @@ def _answer(peers: FakePeerService, cmd: dict[str, Any]) -> Any:
     return {"error": f"unknown command {cmd!r}"}
 
 
+class _Worker:
+    """The stack's worker subprocess, restartable with more variables."""
+
+    def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
+        self.args, self.env = args, env
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "tgworkers", "run", "--processors", self.args.processors],
+            env=self.env,
+            stdout=subprocess.DEVNULL if self.args.quiet else sys.stderr,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+    def restart(self, more: dict[str, str]) -> dict[str, Any]:
+        self.stop()
+        self.env = {**self.env, **more}
+        self.proc = self._start()
+        return {"workerPid": self.proc.pid}
+
+
 def serve(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     peers = FakePeerService().start()
     try:
@@ -76,23 +105,23 @@ def serve(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
                 "LOG_FORMAT": "json",
                 **dict(args.env),
             }
-            worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "tgworkers", "run", "--processors", args.processors],
-                env=env,
-                stdout=subprocess.DEVNULL if args.quiet else sys.stderr,
-                stderr=subprocess.STDOUT,
-            )
+            worker = _Worker(args, env)
             try:
-                started = {"redisUrl": url, "prefix": args.prefix, "workerPid": worker.pid}
+                started = {"redisUrl": url, "prefix": args.prefix, "workerPid": worker.proc.pid}
                 stdout.write(json.dumps(started) + "\n")
                 stdout.flush()
                 for line in stdin:
-                    if line.strip():
-                        stdout.write(json.dumps(_answer(peers, json.loads(line))) + "\n")
-                        stdout.flush()
+                    if not line.strip():
+                        continue
+                    cmd = json.loads(line)
+                    if cmd.get("op") == "restart":
+                        answer = worker.restart({k: str(v) for k, v in cmd["env"].items()})
+                    else:
+                        answer = _answer(peers, cmd)
+                    stdout.write(json.dumps(answer) + "\n")
+                    stdout.flush()
             finally:
-                worker.terminate()
-                worker.wait(timeout=30)
+                worker.stop()
     finally:
         peers.stop()
     return 0

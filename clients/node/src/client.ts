@@ -16,13 +16,34 @@ import { traceFields } from "./trace.js";
  */
 export const WRITTEN_FOR = {
   enqueueLuaSha256: "f16b570c6d50cb9206b7d02f6e36a2bf10583c4ba53309b106cba820c4959046",
-  // snoozes, waits, errors, due_ms, reason, failed_ms: the engine's own; a producer never sets them
+  // snoozes, waits, moved_deliveries, errors, due_ms, reason, failed_ms: the engine's own;
+  // a producer never sets them
   fields: ["id", "name", "payload", "attempt", "enqueued_ms", "due_ms", "key", "origin",
-    "traceparent", "tracestate", "errors", "auto_id", "snoozes", "waits", "reason", "failed_ms"],
+    "traceparent", "tracestate", "errors", "auto_id", "snoozes", "waits", "moved_deliveries",
+    "reason", "failed_ms"],
 } as const;
 
 /** Jobs of one partition go in one script call per chunk of this many. */
 export const CHUNK = 500;
+
+/** A queue's recorded partition count is re-read at most this often (as the Python producer). */
+export const RECHECK_MS = 1000;
+
+/**
+ * The partition count recorded in Redis for a queue is not this client's (docs/wire-format.md,
+ * "The partition of a job"): enqueueing would put jobs where the workers do not look for them.
+ * Nothing of the call was written.
+ */
+export class PartitionCountError extends Error {
+  constructor(readonly queue: string, readonly mine: number, readonly recorded: string) {
+    const moving = recorded.includes(">");
+    super(moving
+      ? `queue ${queue} is still being repartitioned (${recorded.replace(">", " -> ")}); nothing was enqueued`
+      : `queue ${queue}: this client has ${mine} partitions but Redis records ${recorded}; ` +
+        `set partitions: {${JSON.stringify(queue)}: ${recorded}} (PARTITIONS_<P> of the workers)`);
+    this.name = "PartitionCountError";
+  }
+}
 
 export interface ClientOptions<Specs = Record<string, JobSpec>> {
   /** An ioredis client (Redis or Cluster) or a `redis://` URL (the client then owns it). */
@@ -39,6 +60,8 @@ export interface ClientOptions<Specs = Record<string, JobSpec>> {
   partitions?: Record<string, number>;
   /** Who enqueues (`playhub`, `game-server-7`): kept on the job, shown in the DLQ. */
   origin?: string;
+  /** How long an enqueue waits while `tgworkers repartition` moves the queue (default 60000). */
+  moveWaitMs?: number;
   /** The job types; default: the ones generated from `tgworkers jobs --json`. */
   jobs?: Specs;
 }
@@ -69,6 +92,7 @@ export type Job<P> = { [N in keyof P]: { name: N; payload: P[N] } & EnqueueOptio
 
 interface Prepared {
   keys: string[];
+  partitions: number;
   id: string;
   due: number;
   fields: string;
@@ -89,6 +113,7 @@ export class TgworkersClient<P extends object = JobPayloads> {
   private readonly ttlMs: number;
   private readonly maxPayloadBytes: number;
   private readonly specs: Record<string, JobSpec>;
+  private readonly checked = new Map<string, number>();
 
   constructor(private readonly options: ClientOptions) {
     this.owns = typeof options.redis === "string";
@@ -115,6 +140,9 @@ export class TgworkersClient<P extends object = JobPayloads> {
   async enqueueMany(jobs: Array<Job<P>>): Promise<EnqueueResult[]> {
     const now = Date.now();
     const prepared = jobs.map((job) => this.prepare(job, now));
+    for (const [queue, count] of new Map(prepared.map((p) => [p.result.queue, p.partitions]))) {
+      await this.checkPartitions(queue, count);
+    }
     const groups = new Map<string, Prepared[]>();
     for (const p of prepared) {
       const key = p.keys[0] as string;
@@ -168,11 +196,34 @@ export class TgworkersClient<P extends object = JobPayloads> {
     if (job.id === undefined && derived === undefined) fields.push(FIELD.AUTO_ID, "1");
     return {
       keys: [pk.ready, pk.delayed, pk.delayedJobs, pk.jobs, pk.done, pk.dlq, pk.wake],
+      partitions,
       id,
       due,
       fields: JSON.stringify(fields),
       result: { id, queue: spec.queue, runAt: due || now, created: false },
     };
+  }
+
+  /**
+   * The queue's recorded partition count is ours (re-read at most every RECHECK_MS): the
+   * field `queue` of `{prefix}:partitions`, claimed with HSETNX when absent. While it reads
+   * `<old>><new>` a repartition is moving the queue: wait (up to `moveWaitMs`) for its end.
+   */
+  private async checkPartitions(queue: string, mine: number): Promise<void> {
+    const started = Date.now();
+    if (started - (this.checked.get(queue) ?? -Infinity) < RECHECK_MS) return;
+    const key = `{${this.prefix}}:partitions`;
+    const deadline = started + (this.options.moveWaitMs ?? 60_000);
+    for (;;) {
+      if (await this.redis.hsetnx(key, queue, String(mine))) break;
+      const record = (await this.redis.hget(key, queue)) ?? String(mine);
+      if (record === String(mine)) break;
+      if (!record.includes(">") || Date.now() > deadline) {
+        throw new PartitionCountError(queue, mine, record);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    this.checked.set(queue, Date.now());
   }
 
   /** Closes the Redis connection when the client opened it (from a URL). */

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+import anyio
 import pytest
 from tests.support.cli_runner import cli
 
@@ -62,3 +64,35 @@ async def test_operator_commands_with_a_stale_count_exit_2_instead_of_reading_wr
     assert "PARTITIONS_TEST_EXCLUSIVE" in line and "records 5" in line
     fresh = await cli(redis_url, "stats", "--json", env={"PARTITIONS_TEST_EXCLUSIVE": "5"})
     assert fresh.rc == 0, fresh.err
+
+
+@pytest.mark.promise(12)
+async def test_repartition_refuses_while_a_live_worker_has_not_acknowledged_the_pause(
+    redis, redis_url, client
+):
+    """A worker of a version before the protocol heartbeats but never acks: name it."""
+    await client.enqueue_many(
+        [EnqueueRequest(name="test.exclusive", payload={"n": i, "key": f"k{i}"}) for i in range(20)]
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_heartbeat, redis, "old-version-w")
+        refused = await cli(redis_url, "repartition", "test.exclusive", "3", "--ack-timeout", "0.5")
+        assert refused.rc == 1
+        (line,) = refused.err_lines
+        assert "old-version-w did not acknowledge the pause" in line and "nothing was moved" in line
+        assert await redis.hget("{tgw}:partitions", "test.exclusive") == b"2"
+        assert not await redis.hexists("{tgw}:control", "test.exclusive"), "resumed"
+        moved = await cli(redis_url, "repartition", "test.exclusive", "3", "--ack-timeout", "0.5",
+                          "--proceed-unacked", "--json")  # fmt: skip
+        tg.cancel_scope.cancel()
+    assert moved.rc == 0, moved.err
+    doc = json.loads(moved.out)
+    assert doc["unacked"] == ["old-version-w"] and doc["acked"] == 0 and doc["malformed"] == 0
+    assert await redis.hget("{tgw}:partitions", "test.exclusive") == b"3"
+
+
+async def _heartbeat(redis, consumer: str) -> None:
+    """What a worker's heartbeat loop writes, every second."""
+    while True:
+        await redis.zadd("{tgw}:workers", {consumer: int(time.time() * 1000)})
+        await anyio.sleep(1)
