@@ -80,6 +80,9 @@ class InstrumentSpec:
 
 FAST: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 """The semantic conventions' messaging duration buckets (seconds)."""
+RUN: Final = (*FAST, 30, 60, 120, 300, 600)
+"""Handler durations: FAST, then up to 10 min, so that every run-duration SLO threshold
+(helm/tgworkers/alerts/tgworkers-rules.yaml) and common job timeouts are boundaries."""
 LATENCY: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
                   10, 30, 60, 300)  # fmt: skip
 BACKOFF: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
@@ -96,7 +99,7 @@ INSTRUMENTS: Final = (
                    (A.MESSAGING_SYSTEM, A.DESTINATION, A.CONSUMER_GROUP, A.JOB_NAME)),
     InstrumentSpec("messaging.process.duration", HISTOGRAM, "s",
                    "Handler duration of one run (error.type set when it failed)",
-                   (A.MESSAGING_SYSTEM, A.OPERATION_NAME, *_JOB, A.ERROR_TYPE), FAST),
+                   (A.MESSAGING_SYSTEM, A.OPERATION_NAME, *_JOB, A.ERROR_TYPE), RUN),
     InstrumentSpec("tgworkers.jobs.processed", OBS_COUNTER, "{job}",
                    "Runs that ended done", _JOB),
     InstrumentSpec("tgworkers.jobs.failed", OBS_COUNTER, "{job}",
