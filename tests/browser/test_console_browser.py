@@ -188,6 +188,18 @@ async def test_logout_ends_the_session_even_for_a_copied_cookie(open_console):
         assert reused.status == 401
 
 
+async def test_a_read_only_session_can_sign_out_and_its_copied_cookie_stops_working(open_console):
+    async with open_console() as console:
+        page = await console.sign_in_with_link("read")
+        await expect(page.get_by_test_id("role")).to_contain_text("read-only")
+        (cookie,) = await page.context.cookies()
+        await page.get_by_test_id("logout").click()
+        await expect(page).to_have_url(f"{console.base}/ui/login")
+        await page.context.add_cookies([cookie])  # someone kept a copy
+        await page.goto(f"{console.base}/ui/")
+        await expect(page).to_have_url(f"{console.base}/ui/login?next=/ui/")
+
+
 async def test_the_charts_draw_the_minute_buckets_the_sampler_keeps_in_redis(open_console):
     async with open_console() as console:
         redis = console.jobs.worker.redis

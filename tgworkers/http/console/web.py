@@ -3,7 +3,8 @@
 `page(handler)` resolves the caller (a session cookie, or a bearer token as the
 API takes) before the handler runs; without one a GET goes to the login page and
 anything else gets 401. `page(handler, change=True)` also requires role `admin`
-(403 otherwise) and, for a session, the session's CSRF token in the form field
+(403 otherwise; `any_role=True` skips that check for sign-out, which every session
+may do) and, for a session, the session's CSRF token in the form field
 `csrf` or the `X-CSRF-Token` header (htmx sends it from `<body hx-headers>`):
 SameSite=Strict already keeps other sites' forms from carrying the cookie; the
 token is the second lock. A bearer token is not sent by browsers on their own,
@@ -134,8 +135,13 @@ def not_signed_in(request: Request) -> Response:
     return refused(request, None, 401, "not signed in")
 
 
-def page(handler: Handler, *, change: bool = False) -> Callable[[Request], Awaitable[Response]]:
-    """Guard a console route (see the module docstring); user errors become an error page."""
+def page(
+    handler: Handler, *, change: bool = False, any_role: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """Guard a console route (see the module docstring); user errors become an error page.
+
+    `any_role`: a change every signed-in caller may make (signing out), CSRF still checked.
+    """
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
@@ -144,7 +150,7 @@ def page(handler: Handler, *, change: bool = False) -> Callable[[Request], Await
             return not_signed_in(request)
         if change:
             form = await form_of(request)
-            if not caller.principal.may_change:
+            if not (any_role or caller.principal.may_change):
                 return refused(request, caller, 403, "this session may only view (read-only)")
             if not csrf_ok(caller, form, request):
                 return refused(request, caller, 403, "missing or wrong CSRF token; reload the page")
