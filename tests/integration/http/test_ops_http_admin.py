@@ -81,6 +81,30 @@ async def test_enqueue_answers_201_then_200_and_422_for_a_bad_payload(redis, red
     assert (state["ready"], state["delayed"]) == (1, 1)
 
 
+async def test_a_duplicate_enqueue_answers_the_existing_jobs_due_time(redis, redis_url, registry):
+    later = 4102444800000
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        first = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 1}, "id": "d-1", "runAt": later},
+            headers=ADMIN,
+        )  # fmt: skip
+        again = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 1}, "id": "d-1"}, headers=ADMIN
+        )
+        now_job = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 2}, "id": "d-2"}, headers=ADMIN
+        )
+        asked_later = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 2}, "id": "d-2", "runAt": later},
+            headers=ADMIN,
+        )  # fmt: skip
+    assert first.json()["runAt"] == later
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert again.json()["runAt"] == later  # not "now", which was asked for
+    assert asked_later.json()["created"] is False
+    assert abs(asked_later.json()["runAt"] - now_job.json()["runAt"]) < 5_000  # not `later`
+
+
 async def test_dlq_list_requeue_keeping_ids_drop_and_export(redis, redis_url, registry):
     await seed_dead(redis, 4)
     async with admin_client(ops_settings(redis_url), registry) as http:
