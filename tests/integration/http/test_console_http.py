@@ -63,6 +63,20 @@ async def test_a_login_link_works_once(redis_url, registry):
     assert again.status_code == 401 and "already used" in again.text
 
 
+async def test_failed_sign_ins_are_throttled_even_for_the_right_token(redis, redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        wrong = [
+            await http.post("/ui/login", data={"token": f"wrong-token-{i}-" + "x" * 20})
+            for i in range(5)
+        ]
+        right = await http.post("/ui/login", data={"token": ADMIN_TOKEN})
+        link = await http.get("/ui/login/link?t=whatever")
+    assert [r.status_code for r in wrong] == [401] * 5
+    assert right.status_code == 429 and "tgw_session" not in right.headers.get("set-cookie", "")
+    assert 0 < int(right.headers["retry-after"]) <= 300 and "Too many" in right.text
+    assert link.status_code == 429
+
+
 async def test_a_session_cookie_is_secure_behind_tls(redis_url, registry):
     async with admin_client(ops_settings(redis_url), registry) as http:
         r = await http.post("/ui/login", data={"token": ADMIN_TOKEN},
