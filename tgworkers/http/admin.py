@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import structlog
+from redis import exceptions as rex
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -106,6 +107,11 @@ def error_answer(exc: BaseException) -> Response | None:
             return error(status, str(cause))
     if isinstance(cause, CONNECTION_ERRORS):
         return error(503, "redis unavailable")
+    if isinstance(cause, rex.OutOfMemoryError):
+        return error(503, "redis refused the change: maxmemory reached (OutOfMemoryError); "
+                          "dropping dead letters or draining frees memory")  # fmt: skip
+    if isinstance(cause, rex.ReadOnlyError):
+        return error(503, "redis refused the change: a read-only replica (ReadOnlyError)")
     return None
 
 

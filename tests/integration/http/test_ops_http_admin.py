@@ -105,6 +105,29 @@ async def test_a_duplicate_enqueue_answers_the_existing_jobs_due_time(redis, red
     assert abs(asked_later.json()["runAt"] - now_job.json()["runAt"]) < 5_000  # not `later`
 
 
+async def test_at_maxmemory_drop_and_drain_work_and_are_audited_and_a_refusal_is_503(
+    redis, redis_url, registry, client
+):
+    await seed_dead(redis, 3)
+    await client.enqueue("test.work", {"n": 1})
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        await redis.config_set("maxmemory", 1)  # noeviction: every write that adds is refused
+        try:
+            dropped = await http.post(
+                "/admin/v1/dlq/test.work/drop", json={"all": True}, headers=ADMIN
+            )
+            drained = await http.post("/admin/v1/queues/test.work/drain", headers=ADMIN)
+            paused = await http.post("/admin/v1/queues/test.work/pause", headers=ADMIN)
+        finally:
+            await redis.config_set("maxmemory", 0)
+        audit = (await http.get("/admin/v1/audit", headers=ADMIN)).json()["items"]
+    assert dropped.status_code == 200 and dropped.json()["dropped"] == 3
+    assert drained.status_code == 200 and drained.json()["removedReady"] == 1
+    assert paused.status_code == 503 and "maxmemory" in paused.json()["error"]
+    assert [e["action"] for e in audit] == ["drain", "dlq.drop"]  # newest first, no pause
+    assert await redis.hget("{tgw}:control", "test.work") is None
+
+
 async def test_dlq_list_requeue_keeping_ids_drop_and_export(redis, redis_url, registry):
     await seed_dead(redis, 4)
     async with admin_client(ops_settings(redis_url), registry) as http:
