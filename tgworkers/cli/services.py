@@ -9,6 +9,7 @@ password; anyio's exception groups are unwrapped so no traceback leaks out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import socket
 import sys
@@ -113,6 +114,24 @@ async def audit(svc: Services, action: str, target: str, **details: Any) -> None
     await svc.audit.record(
         via="cli", who=operator(), role="admin", action=action, target=target, **details
     )
+
+
+@asynccontextmanager
+async def audited(
+    svc: Services, action: str, target: str, details: Callable[[], dict[str, Any]]
+) -> AsyncIterator[None]:
+    """Audit a long command at its exit, also when it stopped part-way (what it did so far).
+
+    A failure's entry carries `failed` (the error's type); writing it is tried once,
+    shielded, and never hides the error that stopped the command.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True), contextlib.suppress(rex.RedisError, OSError):
+            await audit(svc, action, target, **details(), failed=type(exc).__name__)
+        raise
+    await audit(svc, action, target, **details())
 
 
 def out_console() -> Console:
