@@ -54,7 +54,7 @@ async def test_overview_shows_a_queue_filling_and_draining(open_console):
         page = await console.sign_in_with_link()
         row = page.locator(f'tr[data-queue="{QUEUE}"]')
         await expect(row.locator('[data-col="ready"]')).to_have_text("12", timeout=10_000)
-        await expect(row.locator('[data-col="paused"]')).to_have_text("paused")
+        await expect(row.locator('[data-col="paused"]')).to_have_text("paused by operator")
         await console.shot("overview-filled")
         await jobs.worker.control.set_paused(QUEUE, paused=False)
         await expect(row.locator('[data-col="ready"]')).to_have_text("0", timeout=15_000)
@@ -63,6 +63,17 @@ async def test_overview_shows_a_queue_filling_and_draining(open_console):
             jobs.fake.state.get("bets", f"fill_{i}")["status"] == "settled" for i in range(12)
         )
         await console.shot("overview")
+
+
+async def test_a_queue_no_worker_serves_says_no_worker_instead_of_running(open_console):
+    async with open_console() as console:
+        page = await console.sign_in_with_link()
+        served = page.locator(f'tr[data-queue="{QUEUE}"] [data-col="paused"]')
+        idle = page.locator('tr[data-queue="escrow"] [data-col="paused"]')  # no worker runs it
+        await expect(served).to_have_text("running")
+        await expect(idle).to_have_text("no worker")
+        await page.goto(f"{console.base}/ui/queues/escrow")
+        await expect(page.get_by_test_id("state")).to_have_text("no worker")
 
 
 async def test_the_overview_fits_a_phone_screen(open_console):
@@ -92,7 +103,7 @@ async def test_pause_from_the_console_stops_the_worker_within_a_second_and_resum
         await wait_until(lambda: runtime.paused, timeout_s=1.0, what="worker paused within 1 s")
         print(f"pause: click->worker {time.monotonic() - clicked:.3f}s, "
               f"flag->worker {time.monotonic() - flagged:.3f}s")  # fmt: skip
-        await expect(page.get_by_test_id("state")).to_have_text("paused")
+        await expect(page.get_by_test_id("state")).to_have_text("paused by operator")
         jobs.fake.state.add_bet("held", t_end_ms=now_ms() - 1000)
         await jobs.enqueue(QUEUE, {"betId": "held"})
         await anyio.sleep(0.6)  # three control polls: a paused worker must not take it

@@ -23,6 +23,7 @@ from redis import exceptions as rex
 from rich.console import Console
 
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
+from tgworkers.cli.document import with_document
 from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS, connect
 from tgworkers.engine.layout import Layout
@@ -45,11 +46,15 @@ def add_app_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def context(args: argparse.Namespace) -> tuple[Settings, Registry]:
-    """Settings and registry of a command (config errors exit 2 before any output)."""
+    """Settings and registry of a command (config errors exit 2 before any output).
+
+    The settings include the config document (`CONFIG_URL` / `CONFIG_FILE`), as
+    the workers apply it (cli/document.py).
+    """
     settings = settings_from_env()
     registry = registry_for(getattr(args, "app", None))
     setup_logging(settings)
-    return settings, registry
+    return with_document(settings, registry), registry
 
 
 @asynccontextmanager

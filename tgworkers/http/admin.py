@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.dlq import parse_cursor
-from tgworkers.errors import InputError, PayloadError
+from tgworkers.errors import ConflictError, InputError, PayloadError
 from tgworkers.http.auth import AdminAuth, Principal
 from tgworkers.http.limits import (
     BadRequestError,
@@ -91,6 +91,7 @@ def leaf(exc: BaseException) -> BaseException:
 _STATUS: tuple[tuple[type[InputError], int], ...] = (
     (NotFoundError, 404),
     (ForbiddenError, 403),
+    (ConflictError, 409),
     (BadRequestError, 400),
     (BodyTooLargeError, 413),
     (InputError, 422),
@@ -194,7 +195,7 @@ async def queues(request: Request, _: Principal) -> Response:
 
 async def set_paused(request: Request, who: Principal, *, paused: bool) -> Response:
     queue = known_queue(request)
-    state = await services(request).control.set_paused(queue, paused=paused)
+    state = await services(request).control.operator_pause(queue, paused=paused)
     await audit(request, who, "pause" if paused else "resume", queue, queue=queue)
     return json_of(state)
 

@@ -240,3 +240,18 @@ async def test_after_login_and_actions_the_console_never_redirects_off_site(
         paused = await http.post("/ui/queues/test.work/pause", data={"csrf": csrf, "next": target})
     assert login.headers["location"] == "/ui/"
     assert paused.headers["location"] == "/ui/queues/test.work"
+
+
+async def test_the_console_says_who_holds_a_pause_and_refuses_a_resume_it_cannot_make(
+    redis, redis_url, registry
+):
+    settings = ops_settings(redis_url, PAUSED_QUEUES="test.work")
+    async with admin_client(settings, registry) as http:
+        csrf = await _login(http)
+        page = await http.get("/ui/queues/test.work")
+        overview = await http.get("/ui/fragments/queues")
+        resumed = await http.post("/ui/queues/test.work/resume", data={"csrf": csrf})
+    assert "paused by configuration" in page.text and "PAUSED_QUEUES" in page.text
+    assert 'data-testid="resume"' not in page.text
+    assert "paused by configuration" in overview.text
+    assert resumed.status_code == 409 and "PAUSED_QUEUES" in resumed.text

@@ -48,12 +48,33 @@ async def test_pause_resume_and_drain_answer_the_new_state(redis, redis_url, reg
             "/admin/v1/queues/test.work/drain", json={"delayed": True}, headers=ADMIN
         )
         unknown = await http.post("/admin/v1/queues/nope/pause", headers=ADMIN)
-    assert paused.json() == {"queue": "test.work", "paused": True}
-    assert resumed.json() == {"queue": "test.work", "paused": False}
+    assert paused.json() == {"queue": "test.work", "paused": True, "pausedBy": ["operator"]}
+    assert resumed.json() == {"queue": "test.work", "paused": False, "pausedBy": []}
     assert ready_only.json() == {"queue": "test.work", "removedReady": 3, "removedDelayed": 0}
     assert both.json() == {"queue": "test.work", "removedReady": 0, "removedDelayed": 1}
     assert unknown.status_code == 404 and "unknown queue 'nope'" in unknown.json()["error"]
     assert await redis.hget("{tgw}:control", "test.work") is None
+
+
+async def test_a_pause_the_configuration_holds_is_shown_as_such_and_resume_says_409(
+    redis, redis_url, registry
+):
+    settings = ops_settings(redis_url, PAUSED_QUEUES="test.work")
+    async with admin_client(settings, registry) as http:
+        before = await http.get("/admin/v1/queues", headers=ADMIN)
+        refused = await http.post("/admin/v1/queues/test.work/resume", headers=ADMIN)
+        paused = await http.post("/admin/v1/queues/test.work/pause", headers=ADMIN)
+        both = await http.get("/admin/v1/queues", headers=ADMIN)
+        still = await http.post("/admin/v1/queues/test.work/resume", headers=ADMIN)
+    work = next(q for q in before.json()["queues"] if q["name"] == "test.work")
+    assert (work["paused"], work["pausedBy"]) == (True, ["configuration"])
+    assert refused.status_code == 409 and "PAUSED_QUEUES" in refused.json()["error"]
+    assert paused.json() == {"queue": "test.work", "paused": True,
+                             "pausedBy": ["operator", "configuration"]}  # fmt: skip
+    work = next(q for q in both.json()["queues"] if q["name"] == "test.work")
+    assert work["pausedBy"] == ["operator", "configuration"]
+    assert still.status_code == 409
+    assert await redis.hget("{tgw}:control", "test.work") == b"paused"  # nothing changed
 
 
 async def test_enqueue_answers_201_then_200_and_422_for_a_bad_payload(redis, redis_url, registry):

@@ -104,7 +104,7 @@ async def logout(request: Request, caller: Caller) -> Response:
 async def set_paused(request: Request, caller: Caller) -> Response:
     queue = known_queue(request)
     paused = request.url.path.endswith("/pause")
-    await services(request).control.set_paused(queue, paused=paused)
+    await services(request).control.operator_pause(queue, paused=paused)
     await audit(request, caller.principal, "pause" if paused else "resume", queue, queue=queue)
     return back(request, f"/ui/queues/{queue}")
 
