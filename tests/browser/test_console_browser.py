@@ -142,6 +142,23 @@ async def test_a_dead_letter_requeued_from_the_console_settles_against_the_fake_
         await console.shot("audit")
 
 
+async def test_a_payload_reads_and_copies_as_written_and_stays_inert(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        bet = "<img src=x onerror=alert(1)>&'"  # an unknown bet: dead at once
+        await jobs.enqueue(QUEUE, {"betId": bet}, id="odd")
+        await jobs.wait_dead(QUEUE, "odd")
+        page = await console.sign_in_with_link()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/odd")
+        payload = page.locator("pre.payload")
+        assert await payload.inner_text() == json.dumps(
+            {"betId": bet}, indent=2, ensure_ascii=False
+        )
+        assert await payload.locator("img").count() == 0 and dialogs == []
+
+
 async def _csrf(page) -> str:
     return json.loads(await page.get_attribute("body", "hx-headers"))["X-CSRF-Token"]
 

@@ -65,8 +65,19 @@ def age(ms: int | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def pretty(value: Any) -> str:
+    """JSON as an operator reads and copies it: indented, `<`, `&`, `'` and non-ASCII as is.
+
+    Jinja's `tojson` writes `<` as `\u003c` (safe inside `<script>`, unreadable in a
+    page); this text goes into an element instead, where autoescape makes it safe.
+    """
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 templates.filters["when"] = when
 templates.filters["age"] = age
+templates.filters["pretty"] = pretty
+templates.filters["pretty_line"] = lambda value: json.dumps(value, ensure_ascii=False)
 
 
 class Caller:
