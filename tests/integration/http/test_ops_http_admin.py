@@ -8,6 +8,7 @@ import time
 from tests.support.admin_http import ADMIN, admin_client, ops_settings
 from tests.support.cli_runner import cli, seed_dead
 from tests.support.engine_state import pk, queue_state
+from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
 
@@ -147,6 +148,26 @@ async def test_at_maxmemory_drop_and_drain_work_and_are_audited_and_a_refusal_is
     assert paused.status_code == 503 and "maxmemory" in paused.json()["error"]
     assert [e["action"] for e in audit] == ["drain", "dlq.drop"]  # newest first, no pause
     assert await redis.hget("{tgw}:control", "test.work") is None
+
+
+async def test_a_job_dead_lettered_for_an_invalid_payload_counts_as_failed_with_history(
+    redis, redis_url, registry, worker_factory
+):
+    settings = ops_settings(redis_url)
+    await redis.xadd(pk().ready, {"id": "bad-1", "name": "test.work", "payload": '{"n": "x"}'})
+    async with (
+        worker_factory(settings, registry, "test.work"),
+        admin_client(settings, registry) as http,
+    ):
+        await wait_until(lambda: redis.xlen(pk().dlq), timeout_s=5, what="dead-lettered")
+        stats = (await http.get("/admin/v1/queues", headers=ADMIN)).json()
+        exported = await http.get("/admin/v1/dlq/test.work/export", headers=ADMIN)
+    work = next(q for q in stats["queues"] if q["name"] == "test.work")
+    assert (work["dlq"], work["failed"]) == (1, 1)
+    (line,) = [json.loads(x) for x in exported.text.splitlines()]
+    (entry,) = line["errors"]
+    assert entry["kind"] == "invalid" and "invalid payload" in entry["message"]
+    assert entry["attempt"] == line["attempts"]
 
 
 async def test_dlq_list_requeue_keeping_ids_drop_and_export(redis, redis_url, registry):
