@@ -159,6 +159,43 @@ async def test_a_payload_reads_and_copies_as_written_and_stays_inert(open_consol
         assert await payload.locator("img").count() == 0 and dialogs == []
 
 
+async def _failure_attempts(page) -> list[str]:
+    rows = page.locator("table.grid tbody tr")
+    kinds = await rows.locator("td:nth-child(3)").all_inner_texts()
+    attempts = await rows.locator("td:nth-child(1)").all_inner_texts()
+    return [a for a, k in zip(attempts, kinds, strict=True) if k != "replayed"]
+
+
+async def test_a_requeue_says_what_it_did_numbers_the_next_attempt_and_can_reset(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        await jobs.enqueue(QUEUE, {"betId": "b_twice"})  # unknown bet: dead at attempt 1
+        await jobs.wait_dead(QUEUE, "cfb.settle:b_twice")
+        page = await console.sign_in_with_link()
+        page.on("dialog", lambda d: d.accept())
+        job_url = f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_twice"
+        await page.goto(job_url)
+        await page.get_by_test_id("requeue-one").click()
+        await expect(page.get_by_test_id("said")).to_contain_text(
+            "Requeued 1 job(s). Attempts kept"
+        )
+        await wait_until(
+            lambda: _dead_again(jobs),
+            what="dead again",
+        )
+        await page.goto(job_url)
+        assert await _failure_attempts(page) == ["1", "2"]  # never the same attempt twice
+        await page.get_by_test_id("reset-one").check()
+        await page.get_by_test_id("requeue-one").click()
+        await expect(page.get_by_test_id("said")).to_contain_text("Attempts reset")
+        await console.shot("dlq-requeued")
+
+
+async def _dead_again(jobs) -> bool:
+    job = await jobs.dlq.find(QUEUE, "cfb.settle:b_twice")
+    return job is not None and job.attempts == 2
+
+
 async def _csrf(page) -> str:
     return json.loads(await page.get_attribute("body", "hx-headers"))["X-CSRF-Token"]
 

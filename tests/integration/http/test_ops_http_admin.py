@@ -11,6 +11,7 @@ from tests.support.engine_state import pk, queue_state
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
+from tgworkers.engine.envelope import from_fields
 
 
 async def test_queues_answers_the_stats_document_equal_to_stats_json(
@@ -168,6 +169,26 @@ async def test_a_job_dead_lettered_for_an_invalid_payload_counts_as_failed_with_
     (entry,) = line["errors"]
     assert entry["kind"] == "invalid" and "invalid payload" in entry["message"]
     assert entry["attempt"] == line["attempts"]
+
+
+async def test_a_requeued_job_runs_as_its_next_attempt_unless_attempts_are_reset(
+    redis, redis_url, registry
+):
+    await seed_dead(redis, 2)  # both died at attempt 3
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        kept = await http.post(
+            "/admin/v1/dlq/test.work/requeue", json={"ids": ["dead-0"]}, headers=ADMIN
+        )
+        reset = await http.post(
+            "/admin/v1/dlq/test.work/requeue", json={"ids": ["dead-1"], "resetAttempts": True},
+            headers=ADMIN,
+        )  # fmt: skip
+    assert (kept.json()["resetAttempts"], reset.json()["resetAttempts"]) == (False, True)
+    ready = {env.id: env for env in
+             [from_fields(f) for _, f in await redis.xrange(pk().ready)]}  # fmt: skip
+    assert (ready["dead-0"].attempt, ready["dead-1"].attempt) == (4, 1)
+    note = ready["dead-0"].history[-1]
+    assert (note.kind, note.attempt) == ("replayed", 3) and "attempt 4" in note.message
 
 
 async def test_dlq_list_requeue_keeping_ids_drop_and_export(redis, redis_url, registry):

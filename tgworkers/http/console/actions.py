@@ -139,12 +139,27 @@ async def dlq_action(request: Request, caller: Caller) -> Response:
     if op not in ("requeue", "drop"):
         raise BadRequestError(f"op: expected requeue or drop, got {op!r}")
     if op == "requeue":
-        result = await dlq.requeue(queue, ids, by=f"console:{caller.principal.who}")
+        reset = (form(request).get("reset") or [""])[0] == "1"
+        result = await dlq.requeue(
+            queue, ids, reset_attempts=reset, by=f"console:{caller.principal.who}"
+        )
         await audit(request, caller.principal, "dlq.requeue", queue, queue=queue,
                     requeued=result["requeued"], skipped=len(result["skipped"]),
-                    all=ids is None)  # fmt: skip
+                    all=ids is None, reset_attempts=reset)  # fmt: skip
+        said = _requeued(result["requeued"], len(result["skipped"]), reset=reset)
     else:
         dropped = await dlq.drop(queue, ids)
         await audit(request, caller.principal, "dlq.drop", queue, queue=queue,
                     dropped=dropped["dropped"], all=ids is None)  # fmt: skip
-    return back(request, f"/ui/queues/{queue}/dlq")
+        said = f"Dropped {dropped['dropped']} dead letter(s) for good."
+    return back(request, f"/ui/queues/{queue}/dlq", said)
+
+
+def _requeued(n: int, skipped: int, *, reset: bool) -> str:
+    """What a requeue did and what comes next, in words."""
+    what = f"Requeued {n} job(s)" + (f"; {skipped} no longer dead, skipped" if skipped else "")
+    if reset:
+        return f"{what}. Attempts reset: each starts again at attempt 1 with its full retries."
+    return (f"{what}. Attempts kept: each runs once more as its next attempt, and one whose "
+            "attempts were used up goes back to the DLQ if it fails again (tick 'reset "
+            "attempts' for its full retries).")  # fmt: skip

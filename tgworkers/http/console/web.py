@@ -103,9 +103,10 @@ def store(request: Request) -> SessionStore:
 def render(request: Request, caller: Caller | None, name: str, status: int = 200,
            **context: Any) -> HTMLResponse:  # fmt: skip
     """A template with what every page needs (who, role, CSRF token, nav)."""
+    said = request.query_params.get("said", "")[:500] if caller else ""  # the last action's
     body = templates.get_template(name).render(
         caller=caller, csrf=caller.csrf if caller else "", path=request.url.path,
-        can_change=bool(caller and caller.principal.may_change), **context,
+        can_change=bool(caller and caller.principal.may_change), said=said, **context,
     )  # fmt: skip
     return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
@@ -183,11 +184,16 @@ def form(request: Request) -> dict[str, list[str]]:
     return values
 
 
-def back(request: Request, default: str) -> RedirectResponse:
-    """After an action: 303 to the page it came from (same-origin path only)."""
+def back(request: Request, default: str, said: str | None = None) -> RedirectResponse:
+    """After an action: 303 to the page it came from (same-origin path only).
+
+    `said` is what the action did, shown there once (`?said=`, rendered escaped).
+    """
     target = (form(request).get("next") or [default])[0]
     if not target.startswith("/ui/") or "\\" in target or "//" in target:
         target = default  # never leave the console (a browser reads `/\\host` as `//host`)
+    if said:
+        target += ("&" if "?" in target else "?") + "said=" + quote(said, safe="")
     return RedirectResponse(target, status_code=303)
 
 
