@@ -159,6 +159,24 @@ async def test_a_payload_reads_and_copies_as_written_and_stays_inert(open_consol
         assert await payload.locator("img").count() == 0 and dialogs == []
 
 
+async def test_the_dlq_and_job_pages_follow_changes_without_a_reload(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        jobs.fake.state.add_bet("b_live", t_end_ms=now_ms() - 1000)
+        page = await console.sign_in_with_link()
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/dlq")
+        await expect(page.get_by_test_id("dlq-total")).to_have_text("0")
+        jobs.fake.fail("playhub", "settle_cfb_bet", status=422, times=1)
+        await jobs.enqueue(QUEUE, {"betId": "b_live"})
+        await expect(page.get_by_test_id("dlq-total")).to_have_text("1", timeout=10_000)
+        await expect(page.locator('tr[data-id="cfb.settle:b_live"]')).to_be_visible()
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_live")
+        await expect(page.get_by_test_id("job-state")).to_have_text("dead")
+        await jobs.dlq.requeue(QUEUE, ["cfb.settle:b_live"], by="test")
+        await jobs.wait_done(QUEUE, "cfb.settle:b_live", {"betId": "b_live"})
+        await expect(page.get_by_test_id("error")).to_contain_text("finished", timeout=10_000)
+
+
 async def _failure_attempts(page) -> list[str]:
     rows = page.locator("table.grid tbody tr")
     kinds = await rows.locator("td:nth-child(3)").all_inner_texts()
