@@ -180,7 +180,9 @@ async def test_commands_read_the_config_document_and_resume_names_paused_queues(
     stats = await cli(redis_url, "stats", "--json", env=env)
     schedules = await cli(redis_url, "schedules", "--json", env=env)
     resumed = await cli(redis_url, "resume", "test.work", env=env)
+    table = await cli(redis_url, "stats", env=env)
     assert stats.rc == 0, stats.err
+    assert "configuration" in next(ln for ln in table.out.splitlines() if "test.work" in ln)
     work = next(q for q in json.loads(stats.out)["queues"] if q["name"] == "test.work")
     assert (work["paused"], work["pausedBy"]) == (True, ["configuration"])
     (tick,) = json.loads(schedules.out)["schedules"]
