@@ -256,3 +256,16 @@ async def test_the_console_says_who_holds_a_pause_and_refuses_a_resume_it_cannot
     assert 'data-testid="resume"' not in page.text
     assert "paused by configuration" in overview.text
     assert resumed.status_code == 409 and "PAUSED_QUEUES" in resumed.text
+
+
+async def test_an_action_note_is_only_one_of_the_consoles_own_sentences(redis, redis_url, registry):
+    await seed_dead(redis, 2)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        csrf = await _login(http)
+        dropped = await http.post(
+            "/ui/queues/test.work/dlq/drop", data={"csrf": csrf, "ids": ["dead-0"]},
+            follow_redirects=True,
+        )  # fmt: skip
+        crafted = await http.get("/ui/?said=Your+session+expired,+sign+in+at+evil.example")
+    assert "Dropped 1 dead letter(s) for good." in dropped.text
+    assert "evil.example" not in crafted.text and 'data-testid="said"' not in crafted.text

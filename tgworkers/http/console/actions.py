@@ -146,20 +146,10 @@ async def dlq_action(request: Request, caller: Caller) -> Response:
         await audit(request, caller.principal, "dlq.requeue", queue, queue=queue,
                     requeued=result["requeued"], skipped=len(result["skipped"]),
                     all=ids is None, reset_attempts=reset)  # fmt: skip
-        said = _requeued(result["requeued"], len(result["skipped"]), reset=reset)
+        said = f"requeued.{result['requeued']}.{len(result['skipped'])}.{int(reset)}"
     else:
         dropped = await dlq.drop(queue, ids)
         await audit(request, caller.principal, "dlq.drop", queue, queue=queue,
                     dropped=dropped["dropped"], all=ids is None)  # fmt: skip
-        said = f"Dropped {dropped['dropped']} dead letter(s) for good."
+        said = f"dropped.{dropped['dropped']}"
     return back(request, f"/ui/queues/{queue}/dlq", said)
-
-
-def _requeued(n: int, skipped: int, *, reset: bool) -> str:
-    """What a requeue did and what comes next, in words."""
-    what = f"Requeued {n} job(s)" + (f"; {skipped} no longer dead, skipped" if skipped else "")
-    if reset:
-        return f"{what}. Attempts reset: each starts again at attempt 1 with its full retries."
-    return (f"{what}. Attempts kept: each runs once more as its next attempt, and one whose "
-            "attempts were used up goes back to the DLQ if it fails again (tick 'reset "
-            "attempts' for its full retries).")  # fmt: skip

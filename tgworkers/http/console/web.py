@@ -103,7 +103,7 @@ def store(request: Request) -> SessionStore:
 def render(request: Request, caller: Caller | None, name: str, status: int = 200,
            **context: Any) -> HTMLResponse:  # fmt: skip
     """A template with what every page needs (who, role, CSRF token, nav)."""
-    said = request.query_params.get("said", "")[:500] if caller else ""  # the last action's
+    said = said_text(request.query_params.get("said", "")) if caller else ""
     body = templates.get_template(name).render(
         caller=caller, csrf=caller.csrf if caller else "", path=request.url.path,
         can_change=bool(caller and caller.principal.may_change), said=said, **context,
@@ -184,10 +184,33 @@ def form(request: Request) -> dict[str, list[str]]:
     return values
 
 
+def said_text(code: str) -> str:
+    """The note after an action, from its code (`requeued.N.SKIPPED.RESET`, `dropped.N`).
+
+    Only these sentences with numbers in them: a crafted link cannot put words of its
+    own on a console page.
+    """
+    kind, *numbers = code.split(".")
+    if not all(n.isdigit() for n in numbers):
+        return ""
+    counts = [int(n) for n in numbers]
+    if kind == "dropped" and len(counts) == 1:
+        return f"Dropped {counts[0]} dead letter(s) for good."
+    if kind != "requeued" or len(counts) != 3:  # noqa: PLR2004 - n, skipped, reset
+        return ""
+    n, skipped, reset = counts
+    what = f"Requeued {n} job(s)" + (f"; {skipped} no longer dead, skipped" if skipped else "")
+    if reset:
+        return f"{what}. Attempts reset: each starts again at attempt 1 with its full retries."
+    return (f"{what}. Attempts kept: each runs once more as its next attempt, and one whose "
+            "attempts were used up goes back to the DLQ if it fails again (tick 'reset "
+            "attempts' for its full retries).")  # fmt: skip
+
+
 def back(request: Request, default: str, said: str | None = None) -> RedirectResponse:
     """After an action: 303 to the page it came from (same-origin path only).
 
-    `said` is what the action did, shown there once (`?said=`, rendered escaped).
+    `said` is what the action did (`said_text`), shown on the page it goes back to.
     """
     target = (form(request).get("next") or [default])[0]
     if not target.startswith("/ui/") or "\\" in target or "//" in target:
