@@ -24,6 +24,10 @@ class InputError(TgworkersError):
     exit_status = 2
 
 
+class ConflictError(InputError):
+    """The change conflicts with state the caller does not own (HTTP 409); exit status 2."""
+
+
 class OperationError(TgworkersError):
     """An operation could not be carried out (e.g. Redis is down); exit status 1."""
 

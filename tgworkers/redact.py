@@ -3,7 +3,8 @@
 redis-py reads a password from the userinfo (`redis://user:pw@host`,
 `redis://:pw@host`, and a bare `redis://pw@host` is a username some people
 use as one) and from the query string (`?password=pw`, and any other keyword it
-passes to the connection, e.g. `ssl_password`). `redact_url` masks all of them,
+passes to the connection, e.g. `ssl_password`; names are matched percent-decoded,
+as redis-py reads them: `?%70assword=pw` is a password too). `redact_url` masks all of them,
 keeping the scheme, host, port, path and harmless parameters readable, so
 `stats`, `dev` and the log redactor can name the Redis they tried without
 leaking how they logged in.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 from typing import Final
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit
 
 from tgworkers.secrets import MASK
 
@@ -33,7 +34,9 @@ def _query(query: str) -> str:
     parts = []
     for item in query.split("&"):
         name, eq, _ = item.partition("=")
-        parts.append(f"{name}={MASK}" if eq and SENSITIVE_PARAM.search(name) else item)
+        # redis-py decodes the name (`?%70assword=` is a password), so match it decoded
+        sensitive = SENSITIVE_PARAM.search(unquote_plus(name))
+        parts.append(f"{name}={MASK}" if eq and sensitive else item)
     return "&".join(parts)
 
 

@@ -54,7 +54,7 @@ async def test_overview_shows_a_queue_filling_and_draining(open_console):
         page = await console.sign_in_with_link()
         row = page.locator(f'tr[data-queue="{QUEUE}"]')
         await expect(row.locator('[data-col="ready"]')).to_have_text("12", timeout=10_000)
-        await expect(row.locator('[data-col="paused"]')).to_have_text("paused")
+        await expect(row.locator('[data-col="paused"]')).to_have_text("paused by operator")
         await console.shot("overview-filled")
         await jobs.worker.control.set_paused(QUEUE, paused=False)
         await expect(row.locator('[data-col="ready"]')).to_have_text("0", timeout=15_000)
@@ -63,6 +63,17 @@ async def test_overview_shows_a_queue_filling_and_draining(open_console):
             jobs.fake.state.get("bets", f"fill_{i}")["status"] == "settled" for i in range(12)
         )
         await console.shot("overview")
+
+
+async def test_a_queue_no_worker_serves_says_no_worker_instead_of_running(open_console):
+    async with open_console() as console:
+        page = await console.sign_in_with_link()
+        served = page.locator(f'tr[data-queue="{QUEUE}"] [data-col="paused"]')
+        idle = page.locator('tr[data-queue="escrow"] [data-col="paused"]')  # no worker runs it
+        await expect(served).to_have_text("running")
+        await expect(idle).to_have_text("no worker")
+        await page.goto(f"{console.base}/ui/queues/escrow")
+        await expect(page.get_by_test_id("state")).to_have_text("no worker")
 
 
 async def test_the_overview_fits_a_phone_screen(open_console):
@@ -92,7 +103,7 @@ async def test_pause_from_the_console_stops_the_worker_within_a_second_and_resum
         await wait_until(lambda: runtime.paused, timeout_s=1.0, what="worker paused within 1 s")
         print(f"pause: click->worker {time.monotonic() - clicked:.3f}s, "
               f"flag->worker {time.monotonic() - flagged:.3f}s")  # fmt: skip
-        await expect(page.get_by_test_id("state")).to_have_text("paused")
+        await expect(page.get_by_test_id("state")).to_have_text("paused by operator")
         jobs.fake.state.add_bet("held", t_end_ms=now_ms() - 1000)
         await jobs.enqueue(QUEUE, {"betId": "held"})
         await anyio.sleep(0.6)  # three control polls: a paused worker must not take it
@@ -129,6 +140,78 @@ async def test_a_dead_letter_requeued_from_the_console_settles_against_the_fake_
         await expect(first).to_contain_text("dlq.requeue")
         await expect(first).to_contain_text("console")
         await console.shot("audit")
+
+
+async def test_a_payload_reads_and_copies_as_written_and_stays_inert(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        bet = "<img src=x onerror=alert(1)>&'"  # an unknown bet: dead at once
+        await jobs.enqueue(QUEUE, {"betId": bet}, id="odd")
+        await jobs.wait_dead(QUEUE, "odd")
+        page = await console.sign_in_with_link()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/odd")
+        payload = page.locator("pre.payload")
+        assert await payload.inner_text() == json.dumps(
+            {"betId": bet}, indent=2, ensure_ascii=False
+        )
+        assert await payload.locator("img").count() == 0 and dialogs == []
+
+
+async def test_the_dlq_and_job_pages_follow_changes_without_a_reload(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        jobs.fake.state.add_bet("b_live", t_end_ms=now_ms() - 1000)
+        page = await console.sign_in_with_link()
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/dlq")
+        await expect(page.get_by_test_id("dlq-total")).to_have_text("0")
+        jobs.fake.fail("playhub", "settle_cfb_bet", status=422, times=1)
+        await jobs.enqueue(QUEUE, {"betId": "b_live"})
+        await expect(page.get_by_test_id("dlq-total")).to_have_text("1", timeout=10_000)
+        await expect(page.locator('tr[data-id="cfb.settle:b_live"]')).to_be_visible()
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_live")
+        await expect(page.get_by_test_id("job-state")).to_have_text("dead")
+        await jobs.dlq.requeue(QUEUE, ["cfb.settle:b_live"], by="test")
+        await jobs.wait_done(QUEUE, "cfb.settle:b_live", {"betId": "b_live"})
+        await expect(page.get_by_test_id("error")).to_contain_text("finished", timeout=10_000)
+
+
+async def _failure_attempts(page) -> list[str]:
+    rows = page.locator("table.grid tbody tr")
+    kinds = await rows.locator("td:nth-child(3)").all_inner_texts()
+    attempts = await rows.locator("td:nth-child(1)").all_inner_texts()
+    return [a for a, k in zip(attempts, kinds, strict=True) if k != "replayed"]
+
+
+async def test_a_requeue_says_what_it_did_numbers_the_next_attempt_and_can_reset(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        await jobs.enqueue(QUEUE, {"betId": "b_twice"})  # unknown bet: dead at attempt 1
+        await jobs.wait_dead(QUEUE, "cfb.settle:b_twice")
+        page = await console.sign_in_with_link()
+        page.on("dialog", lambda d: d.accept())
+        job_url = f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_twice"
+        await page.goto(job_url)
+        await page.get_by_test_id("requeue-one").click()
+        await expect(page.get_by_test_id("said")).to_contain_text(
+            "Requeued 1 job(s). Attempts kept"
+        )
+        await wait_until(
+            lambda: _dead_again(jobs),
+            what="dead again",
+        )
+        await page.goto(job_url)
+        assert await _failure_attempts(page) == ["1", "2"]  # never the same attempt twice
+        await page.get_by_test_id("reset-one").check()
+        await page.get_by_test_id("requeue-one").click()
+        await expect(page.get_by_test_id("said")).to_contain_text("Attempts reset")
+        await console.shot("dlq-requeued")
+
+
+async def _dead_again(jobs) -> bool:
+    job = await jobs.dlq.find(QUEUE, "cfb.settle:b_twice")
+    return job is not None and job.attempts == 2
 
 
 async def _csrf(page) -> str:
@@ -186,6 +269,18 @@ async def test_logout_ends_the_session_even_for_a_copied_cookie(open_console):
         await expect(page).to_have_url(f"{console.base}/ui/login?next=/ui/")
         reused = await page.request.post(f"{console.base}/ui/queues/{QUEUE}/pause", max_redirects=0)
         assert reused.status == 401
+
+
+async def test_a_read_only_session_can_sign_out_and_its_copied_cookie_stops_working(open_console):
+    async with open_console() as console:
+        page = await console.sign_in_with_link("read")
+        await expect(page.get_by_test_id("role")).to_contain_text("read-only")
+        (cookie,) = await page.context.cookies()
+        await page.get_by_test_id("logout").click()
+        await expect(page).to_have_url(f"{console.base}/ui/login")
+        await page.context.add_cookies([cookie])  # someone kept a copy
+        await page.goto(f"{console.base}/ui/")
+        await expect(page).to_have_url(f"{console.base}/ui/login?next=/ui/")
 
 
 async def test_the_charts_draw_the_minute_buckets_the_sampler_keeps_in_redis(open_console):

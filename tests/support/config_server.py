@@ -22,6 +22,8 @@ class ConfigServer:
         self.requests = 0
         self.not_modified = 0
         self.if_none_match: list[str | None] = []
+        self.redirect: str | None = None
+        """When set, every GET answers 302 to this location."""
         self.lock = threading.Lock()
         self.port = 0
         self.httpd: ThreadingHTTPServer | None = None
@@ -50,6 +52,12 @@ class ConfigServer:
             def do_GET(self) -> None:
                 with server.lock:
                     server.requests += 1
+                    if server.redirect is not None:
+                        self.send_response(302)
+                        self.send_header("Location", server.redirect)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     body, etag = server.body, server.etag
                     sent = self.headers.get("If-None-Match")
                     server.if_none_match.append(sent)

@@ -17,6 +17,8 @@ import httpx
 from tgworkers.config import Settings
 
 HTTP_TIMEOUT_S: Final = 5.0
+MAX_DOCUMENT_BYTES: Final = 1024 * 1024
+"""A config document is a few KiB; a bigger answer is not read past this (1 MiB)."""
 
 
 class SourceUnavailableError(Exception):
@@ -42,31 +44,52 @@ class ConfigSource(Protocol):
 
 
 class HttpSource:
-    """`CONFIG_URL`: a conditional GET; `304 Not Modified` means no change."""
+    """`CONFIG_URL`: a conditional GET; `304 Not Modified` means no change.
+
+    Read as named: a redirect is not followed (a document that moved is named again
+    in `CONFIG_URL`, not chased to wherever a 302 points), and the body is streamed
+    and refused past `MAX_DOCUMENT_BYTES`, whatever `Content-Length` claims.
+    """
 
     def __init__(self, url: str, *, timeout_s: float = HTTP_TIMEOUT_S) -> None:
         self.url = url
         self.description = url
         self.etag: str | None = None
-        self.client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
+        self.client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
 
     async def fetch(self) -> Fetched | None:
         headers = {"Accept": "application/json"}
         if self.etag:
             headers["If-None-Match"] = self.etag
         try:
-            response = await self.client.get(self.url, headers=headers)
+            async with self.client.stream("GET", self.url, headers=headers) as response:
+                status = response.status_code
+                if status == httpx.codes.NOT_MODIFIED:
+                    return None
+                if response.is_redirect:
+                    raise SourceUnavailableError(f"HTTP {status}: redirects are not followed")
+                if status != httpx.codes.OK:
+                    raise SourceUnavailableError(f"HTTP {status}")
+                body = await _capped(response)
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(type(exc).__name__) from None
-        if response.status_code == httpx.codes.NOT_MODIFIED:
-            return None
-        if response.status_code != httpx.codes.OK:
-            raise SourceUnavailableError(f"HTTP {response.status_code}")
         self.etag = response.headers.get("ETag")
-        return Fetched(response.content, self.etag or digest(response.content))
+        return Fetched(body, self.etag or digest(body))
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def _capped(response: httpx.Response) -> bytes:
+    """The body, read up to `MAX_DOCUMENT_BYTES`; past it, unavailable (nothing applied)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_DOCUMENT_BYTES:
+            raise SourceUnavailableError(f"document larger than {MAX_DOCUMENT_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class FileSource:

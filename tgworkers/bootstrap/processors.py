@@ -41,16 +41,20 @@ def select_processors(
 
 
 def check_requirements(
-    registry: Registry, settings: Settings, chosen: tuple[Processor, ...]
+    registry: Registry, settings: Settings, chosen: tuple[Processor, ...], *, named: bool = False
 ) -> None:
     """Refuse a chosen processor whose required variables are unset, naming the first.
 
     One switched on only by its `ENABLE_*` flag (or its default) was left out by
-    `select_processors`; it is logged as skipped, saying why.
+    `select_processors`; it is logged as skipped, saying why. With `named` (the
+    processors came from `--processors` or `PROCESSORS`) nothing else was asked
+    for, so nothing is logged as skipped.
     """
     for proc in chosen:
         if missing := missing_requirements(settings, proc):
             raise ConfigError(f"{missing[0]}: not set; processor {proc.name} requires it")
+    if named or settings.processors:
+        return
     for proc in registry.processors.values():
         enabled = settings.enabled(proc.enabled_by, proc.enabled_default)
         if proc not in chosen and enabled and (missing := missing_requirements(settings, proc)):

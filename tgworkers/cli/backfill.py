@@ -20,7 +20,14 @@ import anyio
 import msgspec
 
 from tgworkers.cli.progress import Meter
-from tgworkers.cli.services import add_app_flag, context, open_services, print_json, run_async
+from tgworkers.cli.services import (
+    add_app_flag,
+    audited,
+    context,
+    open_services,
+    print_json,
+    run_async,
+)
 from tgworkers.engine.client import CHUNK, Client, EnqueueRequest, encode_payload
 from tgworkers.engine.registry import JobType
 from tgworkers.errors import InputError
@@ -144,9 +151,10 @@ def main(args: argparse.Namespace) -> int:
                 )
             else:
                 async with open_services(settings, registry) as svc:
-                    summary = await Backfill(jt, svc.client, rate=args.rate).run(
-                        lines, settings.max_payload_bytes, meter
-                    )
+                    backfill = Backfill(jt, svc.client, rate=args.rate)
+                    counts = lambda: msgspec.structs.asdict(backfill.summary)  # noqa: E731
+                    async with audited(svc, "backfill", jt.name, counts):
+                        summary = await backfill.run(lines, settings.max_payload_bytes, meter)
         report(summary, as_json=args.json)
         return 0
 

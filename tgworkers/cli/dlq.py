@@ -100,12 +100,18 @@ async def requeue(svc: Services, args: argparse.Namespace) -> int:
     ids = selected(args)
     result = await svc.dlq.requeue(args.queue, ids, reset_attempts=args.reset_attempts, by="cli")
     await audit(svc, "dlq.requeue", args.queue, queue=args.queue, requeued=result["requeued"],
-                skipped=len(result["skipped"]), all=args.all)  # fmt: skip
+                skipped=len(result["skipped"]), all=args.all,
+                reset_attempts=args.reset_attempts)  # fmt: skip
     if args.json:
         print_json(result)
     else:
         skipped = f"; not found: {', '.join(result['skipped'])}" if result["skipped"] else ""
-        print(f"requeued {result['requeued']} jobs onto {args.queue}{skipped}")
+        attempts = (
+            "attempts reset: each starts again at attempt 1"
+            if args.reset_attempts
+            else "attempts kept: each runs as its next attempt (--reset-attempts for full retries)"
+        )
+        print(f"requeued {result['requeued']} jobs onto {args.queue}{skipped}; {attempts}")
     return 0
 
 

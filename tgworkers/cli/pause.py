@@ -32,13 +32,15 @@ def main(args: argparse.Namespace) -> int:
 
     async def body() -> int:
         async with open_services(settings, registry) as svc:
-            state = await svc.control.set_paused(args.queue, paused=args.paused)
+            state = await svc.control.operator_pause(args.queue, paused=args.paused)
             action = "pause" if args.paused else "resume"
             await audit(svc, action, args.queue, queue=args.queue)
         if args.json:
             print_json(state)
         else:
-            print(f"queue {args.queue} {'paused' if args.paused else 'resumed'}")
+            verb = "paused" if args.paused else "resumed"
+            also = " (the configuration holds it too: PAUSED_QUEUES)"
+            print(f"queue {args.queue} {verb}{also if len(state.paused_by) > 1 else ''}")
         return 0
 
     return run_async(settings, body)

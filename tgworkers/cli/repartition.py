@@ -5,13 +5,26 @@ delivery of the queue may still be running, moves ready/delayed/dead-lettered jo
 dedupe records and locks to the partitions the new count gives them, records N and
 resumes (engine/repartition.py). Then restart every process with PARTITIONS_<P>=N:
 until then, processes with the old count hold the queue and refuse to enqueue into it.
+Audited at entry (`repartition.start`) and exit (`repartition`, with what moved, or
+`failed` naming the error), here in the command, not inside the move.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from tgworkers.cli.services import add_app_flag, context, open_services, print_json, run_async
+import msgspec
+
+from tgworkers.cli.services import (
+    add_app_flag,
+    audit,
+    audited,
+    context,
+    open_services,
+    print_json,
+    run_async,
+)
 from tgworkers.engine.repartition import Repartitioner
 
 
@@ -39,10 +52,15 @@ def main(args: argparse.Namespace) -> int:
     async def body() -> int:
         async with open_services(settings, registry, check_partitions=False) as svc:
             mover = Repartitioner(svc.client.redis, registry, settings)
-            result = await mover.run(
-                args.queue, args.count, timeout_s=args.timeout,
-                ack_timeout_s=args.ack_timeout, proceed_unacked=args.proceed_unacked,
-            )  # fmt: skip
+            asked = {"queue": args.queue, "count": args.count}
+            await audit(svc, "repartition.start", args.queue, **asked)
+            done: dict[str, Any] = {}
+            async with audited(svc, "repartition", args.queue, lambda: {**asked, **done}):
+                result = await mover.run(
+                    args.queue, args.count, timeout_s=args.timeout,
+                    ack_timeout_s=args.ack_timeout, proceed_unacked=args.proceed_unacked,
+                )  # fmt: skip
+                done.update(msgspec.to_builtins(result))
         if args.json:
             print_json(result)
         elif result.old == result.new:

@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     setup_telemetry(telemetry_settings(settings))  # before the worker: its parts take it
     if count_ledger_violation not in violation_hooks:
         violation_hooks.append(count_ledger_violation)
-    check_requirements(registry, settings, processors)
+    check_requirements(registry, settings, processors, named=bool(args.processors))
     select = functools.partial(select_processors, registry, names=args.processors)
     base_env = merged_environment(os.environ, Path(".env"))
     first = first_document(settings, processors, base_env, registry, select, early)

@@ -9,6 +9,7 @@ password; anyio's exception groups are unwrapped so no traceback leaks out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import socket
 import sys
@@ -22,6 +23,7 @@ from redis import exceptions as rex
 from rich.console import Console
 
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
+from tgworkers.cli.document import with_document
 from tgworkers.config import Settings
 from tgworkers.engine.connection import CONNECTION_ERRORS, connect
 from tgworkers.engine.layout import Layout
@@ -44,11 +46,15 @@ def add_app_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def context(args: argparse.Namespace) -> tuple[Settings, Registry]:
-    """Settings and registry of a command (config errors exit 2 before any output)."""
+    """Settings and registry of a command (config errors exit 2 before any output).
+
+    The settings include the config document (`CONFIG_URL` / `CONFIG_FILE`), as
+    the workers apply it (cli/document.py).
+    """
     settings = settings_from_env()
     registry = registry_for(getattr(args, "app", None))
     setup_logging(settings)
-    return settings, registry
+    return with_document(settings, registry), registry
 
 
 @asynccontextmanager
@@ -113,6 +119,24 @@ async def audit(svc: Services, action: str, target: str, **details: Any) -> None
     await svc.audit.record(
         via="cli", who=operator(), role="admin", action=action, target=target, **details
     )
+
+
+@asynccontextmanager
+async def audited(
+    svc: Services, action: str, target: str, details: Callable[[], dict[str, Any]]
+) -> AsyncIterator[None]:
+    """Audit a long command at its exit, also when it stopped part-way (what it did so far).
+
+    A failure's entry carries `failed` (the error's type); writing it is tried once,
+    shielded, and never hides the error that stopped the command.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True), contextlib.suppress(rex.RedisError, OSError):
+            await audit(svc, action, target, **details(), failed=type(exc).__name__)
+        raise
+    await audit(svc, action, target, **details())
 
 
 def out_console() -> Console:

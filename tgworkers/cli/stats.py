@@ -40,7 +40,8 @@ def table(doc: StatsDocument) -> Table:
     for q in doc.queues:
         t.add_row(
             q.name, str(q.ready), str(q.inflight), str(q.delayed), str(q.dlq),
-            "yes" if q.paused else "no", str(q.consumers), f"{q.oldest_ready_age_ms / 1000:.1f}s",
+            "+".join(q.paused_by) or "no", str(q.consumers),
+            f"{q.oldest_ready_age_ms / 1000:.1f}s",
             str(q.processed), str(q.failed), str(q.retried),
             str(q.rate_per_min.processed), str(q.rate_per_min.failed),
         )  # fmt: skip

@@ -4,6 +4,7 @@ Only the names below are the job-facing API; everything else in this package is
 the engine's own business. See contracts/engine.md for the promises it keeps.
 """
 
+from tgworkers.engine.audit import AuditLog
 from tgworkers.engine.client import Client
 from tgworkers.engine.context import JobContext, request_id_var
 from tgworkers.engine.dlq import DeadLetters
@@ -22,6 +23,7 @@ from tgworkers.engine.registry import JobType, Processor, Schedule
 from tgworkers.engine.retry import RetryPolicy
 
 __all__ = [
+    "AuditLog",
     "Client",
     "DeadLetter",
     "DeadLetters",

@@ -5,6 +5,11 @@ approximately on each append so the cost stays O(1)) holds who (the token role o
 the JWT subject), what (the action and its target), when (the entry id's time)
 and through which surface. It lives in Redis, not in one worker's memory, so every
 replica's console shows the same history; it is read newest first, paged.
+
+An entry is appended by a script flagged `allow-oom` (lua/audit_append.lua): at
+`maxmemory` the changes that free memory (dropping dead letters, draining) still
+work, and their entry is written with them; a change Redis refuses there is
+answered 503 by the callers and records nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any, Final
 
 import msgspec
 from redis.asyncio import Redis
+
+from tgworkers.engine.scripts import Scripts
 
 AUDIT_MAXLEN: Final = 10_000
 _json = msgspec.json.Encoder()
@@ -47,18 +54,19 @@ def _s(raw: Any) -> str:
 class AuditLog:
     """Appends to and reads the audit stream."""
 
-    def __init__(self, redis: Redis, key: str) -> None:
+    def __init__(self, redis: Redis, key: str, scripts: Scripts | None = None) -> None:
         self.redis = redis
         self.key = key
+        self.scripts = scripts or Scripts(redis)
 
     async def record(
         self, *, via: str, who: str, role: str, action: str, target: str, **details: Any
     ) -> None:
-        fields = {
+        fields: dict[str, str | bytes] = {
             "via": via, "who": who, "role": role, "action": action, "target": target,
             "details": _json.encode(details), "at": str(int(time.time() * 1000)),
         }  # fmt: skip
-        await self.redis.xadd(self.key, fields, maxlen=AUDIT_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        await self.scripts.audit_append(self.key, fields, maxlen=AUDIT_MAXLEN)
 
     async def page(self, *, limit: int, before: str | None = None) -> AuditPage:
         start = f"({before}" if before else "+"

@@ -44,6 +44,15 @@ REFUSAL_RETRY_S: Final = 15.0
 _encoder: Final = msgspec.json.Encoder()
 
 
+def _due_of(delayed: Any, state: Any, done: Any) -> int | None:
+    """The existing job's due (or run, or finish) time from its records; None if gone."""
+    if delayed is not None:
+        return int(float(delayed))
+    if state and state[:2] in (b"r:", b"x:"):
+        return int(state[2:].split(b"-", 1)[0])
+    return int(float(done)) if done is not None else None
+
+
 def new_job_id() -> str:
     """A random 96-bit id for jobs whose type does not derive one."""
     return os.urandom(12).hex()
@@ -205,10 +214,38 @@ class Client:
             for pk, idx in groups.items():
                 for start in range(0, len(idx), CHUNK):
                     tg.start_soon(send, pk, idx[start : start + CHUNK])
-        return [
+        results = [
             msgspec.structs.replace(res, created=flag)
             for (_, _, res), flag in zip(prepared, created, strict=True)
         ]
+        return await self._existing_due(prepared, results)
+
+    async def _existing_due(
+        self,
+        prepared: list[tuple[PartitionKeys, NewJob, EnqueueResult]],
+        results: list[EnqueueResult],
+    ) -> list[EnqueueResult]:
+        """A duplicate answers the existing job's due time, not the one just asked for.
+
+        One pipelined read for the duplicates only (a new job's time is already known):
+        a delayed job's score, else the time its ready or dead entry was written, else
+        when it finished (inside the dedupe window).
+        """
+        dupes = [i for i, r in enumerate(results) if not r.created]
+        if not dupes:
+            return results
+        pipe: Any = self.redis.pipeline(transaction=False)  # queued calls are not awaitables
+        for i in dupes:
+            pk, job, _ = prepared[i]
+            pipe.zscore(pk.delayed, job.id)
+            pipe.hget(pk.jobs, job.id)
+            pipe.zscore(pk.done, job.id)
+        replies: list[Any] = await pipe.execute()
+        for n, i in enumerate(dupes):
+            due = _due_of(*replies[3 * n : 3 * n + 3])
+            if due is not None:
+                results[i] = msgspec.structs.replace(results[i], run_at=due)
+        return results
 
     async def state(self, name: str, job_id: str, payload: Any = None) -> str | None:
         """Where a job is: `ready` (or running), `delayed`, `dead-lettered`, `done`, or None.

@@ -212,7 +212,8 @@ class DeadLetters:
             fields = self._replay_fields(raw[0][1], now=now, by=by, reset=reset_attempts)
             ok = await self.scripts.dlq_requeue(pk, [(job.entry.encode(), job.id, fields)])
             (requeued if ok[0] else skipped).append(job.id)
-        return {"queue": queue, "requeued": len(requeued), "skipped": skipped, "ids": requeued}
+        return {"queue": queue, "requeued": len(requeued), "skipped": skipped, "ids": requeued,
+                "resetAttempts": reset_attempts}  # fmt: skip
 
     @staticmethod
     def _replay_fields(
@@ -223,11 +224,15 @@ class DeadLetters:
         except MalformedEntryError:
             skip = {Field.REASON.encode(), Field.FAILED_MS.encode()}
             return [x for k, v in fields.items() if k not in skip for x in (k, v)]
-        message = f"replayed by {by}" + (" (attempts reset)" if reset else "")
-        note = HistoryEntry(attempt=env.attempt, at_ms=now, kind="replayed", message=message)
-        env = msgspec.structs.replace(
-            env, attempt=1 if reset else env.attempt, history=(*env.history, note), due_ms=None
+        # the run after a replay is a new attempt (never the dead one's number again):
+        # attempt 1 with `reset`, else the next one, which the retry policy lets fail
+        # only once more when the attempts were exhausted
+        nxt = 1 if reset else env.attempt + 1
+        message = f"replayed by {by}: the next run is attempt {nxt}" + (
+            " (attempts reset)" if reset else ""
         )
+        note = HistoryEntry(attempt=env.attempt, at_ms=now, kind="replayed", message=message)
+        env = msgspec.structs.replace(env, attempt=nxt, history=(*env.history, note), due_ms=None)
         return to_fields(env)
 
     async def drop(self, queue: str, ids: Iterable[str] | None) -> dict[str, Any]:

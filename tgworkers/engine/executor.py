@@ -70,6 +70,13 @@ def _no_hook(waiting: bool) -> None:  # noqa: FBT001
     """No runtime listening (an executor used on its own)."""
 
 
+def _invalid(d: Delivery, problem: str) -> HistoryEntry | None:
+    """The history entry of a job dead-lettered before it ran (None: no envelope to hold it)."""
+    if d.envelope is None or d.problem is not None:
+        return None
+    return HistoryEntry(attempt=d.envelope.attempt, at_ms=now_ms(), kind="invalid", message=problem)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -167,8 +174,8 @@ class Executor:
         if d.handback:
             return self.hand_back(d)
         problem = self._check(d)
-        if problem is not None:
-            return self.dead(d, problem, failed=False)
+        if problem is not None:  # a failed attempt too: counted, and in the job's history
+            return self.dead(d, problem, failed=True, record=_invalid(d, problem))
         assert d.envelope is not None  # noqa: S101
         assert d.job_type is not None  # noqa: S101
         started = time.perf_counter()

@@ -16,7 +16,7 @@ rest (enqueue, promote, step records) are refused whole before their first write
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, NamedTuple
@@ -43,6 +43,7 @@ SCRIPT_NAMES: Final = (
     "dlq_drop",
     "forget_stale",
     "record_steps",
+    "audit_append",
 )
 
 Fields = Sequence[str | bytes]
@@ -360,6 +361,15 @@ class Scripts:
             args += (dead_id, job_id, len(fields), *fields)
         keys = (pk.dlq, pk.ready, pk.jobs)
         return [bool(x) for x in await self._run("dlq_requeue", keys, args)]
+
+    async def audit_append(
+        self, key: str, fields: Mapping[str, str | bytes], *, maxlen: int
+    ) -> str:
+        args: list[Any] = [maxlen]
+        for name, value in fields.items():
+            args += (name, value)
+        entry = await self._run("audit_append", (key,), args)
+        return entry.decode() if isinstance(entry, bytes) else str(entry)
 
     async def dlq_drop(self, pk: PartitionKeys, items: Sequence[tuple[bytes, str]]) -> int:
         args: list[Any] = [len(items)]

@@ -32,6 +32,7 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from tgworkers.engine.client import Client
+from tgworkers.engine.control import CONFIGURATION, OPERATOR
 from tgworkers.engine.history import add_bucket, minute_of
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
@@ -72,6 +73,8 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     failed: int
     retried: int
     rate_per_min: Rates
+    paused_by: list[str] = msgspec.field(default_factory=list)
+    """Who holds the pause: `operator` (pause/resume), `configuration` (PAUSED_QUEUES)."""
 
 
 class StatsDocument(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,8 +175,10 @@ class StatsReader:
             parts[name].samples = (replies[i], replies[i + 1], replies[i + 2])
             parts[name].last_minute = int(replies[i + 3][0][1]) if replies[i + 3] else 0
             i += 4
-        paused = {_text(k) for k, v in control.items() if v == b"paused"}
-        parts["__paused__"] = paused | set(self.layout.settings.paused_queues)
+        operator = {_text(k) for k, v in control.items() if v == b"paused"}
+        parts["__paused__"] = {
+            OPERATOR: operator, CONFIGURATION: set(self.layout.settings.paused_queues),
+        }  # fmt: skip
         return parts
 
     @staticmethod
@@ -262,12 +267,14 @@ class StatsReader:
         )
 
     def _queue(
-        self, name: str, acc: _Partial, paused: set[str], oldest: dict[str, int], now: int
-    ) -> QueueStats:
+        self, name: str, acc: _Partial, paused: dict[str, set[str]], oldest: dict[str, int],
+        now: int,
+    ) -> QueueStats:  # fmt: skip
         c = acc.counts
+        holders = [who for who in (OPERATOR, CONFIGURATION) if name in paused[who]]
         return QueueStats(
             name=name, ready=c["ready"], inflight=c["inflight"], delayed=c["delayed"],
-            dlq=c["dlq"], paused=name in paused, consumers=len(acc.consumers),
+            dlq=c["dlq"], paused=bool(holders), paused_by=holders, consumers=len(acc.consumers),
             oldest_ready_age_ms=max(0, now - oldest[name]) if name in oldest else 0,
             processed=c["processed"], failed=c["failed"], retried=c["retried"],
             rate_per_min=self._rates(acc, now),

@@ -18,13 +18,14 @@ from typing import Any
 
 import msgspec
 import structlog
+from redis import exceptions as rex
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.dlq import parse_cursor
-from tgworkers.errors import InputError, PayloadError
+from tgworkers.errors import ConflictError, InputError, PayloadError
 from tgworkers.http.auth import AdminAuth, Principal
 from tgworkers.http.limits import (
     BadRequestError,
@@ -90,6 +91,7 @@ def leaf(exc: BaseException) -> BaseException:
 _STATUS: tuple[tuple[type[InputError], int], ...] = (
     (NotFoundError, 404),
     (ForbiddenError, 403),
+    (ConflictError, 409),
     (BadRequestError, 400),
     (BodyTooLargeError, 413),
     (InputError, 422),
@@ -106,6 +108,11 @@ def error_answer(exc: BaseException) -> Response | None:
             return error(status, str(cause))
     if isinstance(cause, CONNECTION_ERRORS):
         return error(503, "redis unavailable")
+    if isinstance(cause, rex.OutOfMemoryError):
+        return error(503, "redis refused the change: maxmemory reached (OutOfMemoryError); "
+                          "dropping dead letters or draining frees memory")  # fmt: skip
+    if isinstance(cause, rex.ReadOnlyError):
+        return error(503, "redis refused the change: a read-only replica (ReadOnlyError)")
     return None
 
 
@@ -188,7 +195,7 @@ async def queues(request: Request, _: Principal) -> Response:
 
 async def set_paused(request: Request, who: Principal, *, paused: bool) -> Response:
     queue = known_queue(request)
-    state = await services(request).control.set_paused(queue, paused=paused)
+    state = await services(request).control.operator_pause(queue, paused=paused)
     await audit(request, who, "pause" if paused else "resume", queue, queue=queue)
     return json_of(state)
 

@@ -72,5 +72,5 @@ class EngineServices:
             dlq=DeadLetters(redis, registry, layout, scripts),
             stats=StatsReader(redis, registry, layout),
             schedules=ScheduleLedger(redis, registry, current, client),
-            audit=AuditLog(redis, layout.globals.audit),
+            audit=AuditLog(redis, layout.globals.audit, scripts),
         )  # fmt: skip

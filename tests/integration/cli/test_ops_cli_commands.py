@@ -78,7 +78,7 @@ async def test_stats_json_counts_ready_delayed_paused_and_dlq(redis, redis_url, 
     q = by_name["test.work"]
     assert set(q) == {
         "name", "ready", "inflight", "delayed", "dlq", "paused", "consumers",
-        "oldestReadyAgeMs", "processed", "failed", "retried", "ratePerMin",
+        "oldestReadyAgeMs", "processed", "failed", "retried", "ratePerMin", "pausedBy",
     }  # fmt: skip
     assert (q["ready"], q["inflight"], q["delayed"], q["dlq"], q["paused"]) == (3, 0, 1, 2, True)
     assert q["oldestReadyAgeMs"] >= 0 and q["ratePerMin"] == {"processed": 0, "failed": 0}
@@ -88,7 +88,9 @@ async def test_stats_json_counts_ready_delayed_paused_and_dlq(redis, redis_url, 
 
 async def test_pause_and_resume_flip_the_flag_every_worker_polls(redis, redis_url):
     paused = await cli(redis_url, "pause", "test.work", "--json")
-    assert paused.rc == 0 and json.loads(paused.out) == {"queue": "test.work", "paused": True}
+    assert paused.rc == 0 and json.loads(paused.out) == {
+        "queue": "test.work", "paused": True, "pausedBy": ["operator"],
+    }  # fmt: skip
     assert await redis.hget("{tgw}:control", "test.work") == b"paused"
     resumed = await cli(redis_url, "resume", "test.work")
     assert resumed.rc == 0 and "resumed" in resumed.out
@@ -167,3 +169,29 @@ async def test_schedules_json_lists_declared_schedules_with_their_ledger(redis, 
     ]
     table = await cli(redis_url, "schedules")
     assert "test.tick" in table.out
+
+
+async def test_commands_read_the_config_document_and_resume_names_paused_queues(
+    redis, redis_url, tmp_path
+):
+    doc = tmp_path / "config.json"
+    doc.write_text(json.dumps({"PAUSED_QUEUES": "test.work", "CRON_TEST_TICK": "*/7 * * * *"}))
+    env = {"CONFIG_FILE": str(doc)}
+    stats = await cli(redis_url, "stats", "--json", env=env)
+    schedules = await cli(redis_url, "schedules", "--json", env=env)
+    resumed = await cli(redis_url, "resume", "test.work", env=env)
+    table = await cli(redis_url, "stats", env=env)
+    assert stats.rc == 0, stats.err
+    assert "configuration" in next(ln for ln in table.out.splitlines() if "test.work" in ln)
+    work = next(q for q in json.loads(stats.out)["queues"] if q["name"] == "test.work")
+    assert (work["paused"], work["pausedBy"]) == (True, ["configuration"])
+    (tick,) = json.loads(schedules.out)["schedules"]
+    assert tick["expression"] == "*/7 * * * *"
+    assert resumed.rc == 2 and resumed.err_lines == [resumed.err_lines[0]]
+    assert "PAUSED_QUEUES" in resumed.err and "Traceback" not in resumed.err
+
+
+async def test_an_unreadable_config_document_is_said_once_and_the_environment_used(redis_url):
+    stats = await cli(redis_url, "stats", "--json", env={"CONFIG_FILE": "/nonexistent/c.json"})
+    assert stats.rc == 0
+    assert "config document /nonexistent/c.json: unavailable" in stats.err

@@ -75,6 +75,15 @@ async def test_a_query_string_password_is_never_printed_when_redis_is_down():
     assert CANARY_PASSWORD not in result.err + result.out
 
 
+@pytest.mark.parametrize("name", ["%70assword", "p%61ssword", "%70%61ssword"])
+async def test_a_percent_encoded_password_parameter_is_never_printed(name):
+    # redis-py decodes the parameter name, so `%70assword` is a password to it
+    url = f"redis://127.0.0.1:{closed_port()}/0?{name}={CANARY_PASSWORD}"
+    result = await cli(url, "stats", "--json")
+    assert result.rc == 1 and "***" in result.err
+    assert CANARY_PASSWORD not in result.err + result.out
+
+
 async def test_enqueue_with_a_wrong_field_names_the_expected_fields(redis_url):
     result = await cli(redis_url, "enqueue", "test.slow", '{"n": "seven"}')
     assert result.rc == 2 and len(result.err_lines) == 1

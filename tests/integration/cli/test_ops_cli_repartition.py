@@ -36,6 +36,18 @@ async def test_repartition_moves_jobs_prints_json_and_says_when_nothing_to_do(
     assert again.rc == 0 and "already has 3 partitions" in again.out
 
 
+async def test_repartition_is_audited_at_its_start_and_end(redis, redis_url, client):
+    await client.enqueue("test.exclusive", {"n": 1, "key": "a"})
+    moved = await cli(redis_url, "repartition", "test.exclusive", "3", "--json")
+    assert moved.rc == 0, moved.err
+    end, start = await redis.xrevrange("{tgw}:audit")
+    assert (start[1][b"action"], end[1][b"action"]) == (b"repartition.start", b"repartition")
+    assert json.loads(start[1][b"details"]) == {"queue": "test.exclusive", "count": 3}
+    details = json.loads(end[1][b"details"])
+    assert (details["old"], details["new"], details["moved"]["ready"]) == (2, 3, 1)
+    assert end[1][b"via"] == b"cli" and b"failed" not in end[1][b"details"]
+
+
 @pytest.mark.promise(12)
 async def test_a_producer_with_the_old_count_exits_2_naming_the_variable(redis, redis_url):
     await redis.hset("{tgw}:partitions", "test.exclusive", "3")

@@ -63,6 +63,18 @@ async def test_backfill_reads_stdin_and_dry_run_enqueues_nothing(redis, redis_ur
     assert (await queue_state(redis))["ready"] == 5
 
 
+async def test_backfill_is_audited_with_its_counts(redis, redis_url):
+    done = await cli(redis_url, "backfill", "test.work", "-", stdin=_lines(3, {2: "{"}))
+    assert done.rc == 0, done.err
+    (entry,) = await redis.xrevrange("{tgw}:audit")
+    fields = entry[1]
+    assert (fields[b"action"], fields[b"target"], fields[b"via"]) == (
+        b"backfill", b"test.work", b"cli",
+    )  # fmt: skip
+    details = json.loads(fields[b"details"])
+    assert (details["created"], details["bad"], details["lines"]) == (2, 1, 3)
+
+
 async def test_backfill_rate_limits_jobs_per_second(redis, redis_url):
     started = time.monotonic()
     result = await cli(redis_url, "backfill", "test.work", "--rate", "20", stdin=_lines(30, {}))

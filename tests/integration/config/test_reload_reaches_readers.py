@@ -75,10 +75,11 @@ def test_reload_that_pauses_a_queue_shows_in_the_admin_api_console_and_schedules
         wait_until_sync(lambda: _applied(worker, "v2"), timeout_s=15, what="v2 applied")
 
         assert _queue(port, "test.work")["paused"] is True
+        assert _queue(port, "test.work")["pausedBy"] == ["configuration"]
         with contextlib.closing(_console(port)) as console:
             queue_page = console.get("/ui/queues/test.work")
             assert queue_page.status_code == httpx.codes.OK
-            assert 'class="badge paused">paused' in queue_page.text
+            assert ">paused by configuration<" in queue_page.text
             assert MOVED_CRON in console.get("/ui/schedules").text
         after = _get(port, "/admin/v1/schedules").json()["schedules"]
         assert [s["expression"] for s in after if s["name"] == "test.tick"] == [MOVED_CRON]

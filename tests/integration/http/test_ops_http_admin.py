@@ -8,8 +8,10 @@ import time
 from tests.support.admin_http import ADMIN, admin_client, ops_settings
 from tests.support.cli_runner import cli, seed_dead
 from tests.support.engine_state import pk, queue_state
+from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
+from tgworkers.engine.envelope import from_fields
 
 
 async def test_queues_answers_the_stats_document_equal_to_stats_json(
@@ -48,12 +50,33 @@ async def test_pause_resume_and_drain_answer_the_new_state(redis, redis_url, reg
             "/admin/v1/queues/test.work/drain", json={"delayed": True}, headers=ADMIN
         )
         unknown = await http.post("/admin/v1/queues/nope/pause", headers=ADMIN)
-    assert paused.json() == {"queue": "test.work", "paused": True}
-    assert resumed.json() == {"queue": "test.work", "paused": False}
+    assert paused.json() == {"queue": "test.work", "paused": True, "pausedBy": ["operator"]}
+    assert resumed.json() == {"queue": "test.work", "paused": False, "pausedBy": []}
     assert ready_only.json() == {"queue": "test.work", "removedReady": 3, "removedDelayed": 0}
     assert both.json() == {"queue": "test.work", "removedReady": 0, "removedDelayed": 1}
     assert unknown.status_code == 404 and "unknown queue 'nope'" in unknown.json()["error"]
     assert await redis.hget("{tgw}:control", "test.work") is None
+
+
+async def test_a_pause_the_configuration_holds_is_shown_as_such_and_resume_says_409(
+    redis, redis_url, registry
+):
+    settings = ops_settings(redis_url, PAUSED_QUEUES="test.work")
+    async with admin_client(settings, registry) as http:
+        before = await http.get("/admin/v1/queues", headers=ADMIN)
+        refused = await http.post("/admin/v1/queues/test.work/resume", headers=ADMIN)
+        paused = await http.post("/admin/v1/queues/test.work/pause", headers=ADMIN)
+        both = await http.get("/admin/v1/queues", headers=ADMIN)
+        still = await http.post("/admin/v1/queues/test.work/resume", headers=ADMIN)
+    work = next(q for q in before.json()["queues"] if q["name"] == "test.work")
+    assert (work["paused"], work["pausedBy"]) == (True, ["configuration"])
+    assert refused.status_code == 409 and "PAUSED_QUEUES" in refused.json()["error"]
+    assert paused.json() == {"queue": "test.work", "paused": True,
+                             "pausedBy": ["operator", "configuration"]}  # fmt: skip
+    work = next(q for q in both.json()["queues"] if q["name"] == "test.work")
+    assert work["pausedBy"] == ["operator", "configuration"]
+    assert still.status_code == 409
+    assert await redis.hget("{tgw}:control", "test.work") == b"paused"  # nothing changed
 
 
 async def test_enqueue_answers_201_then_200_and_422_for_a_bad_payload(redis, redis_url, registry):
@@ -79,6 +102,93 @@ async def test_enqueue_answers_201_then_200_and_422_for_a_bad_payload(redis, red
     assert no_payload.status_code == 422 and unknown.status_code == 404
     state = await queue_state(redis)
     assert (state["ready"], state["delayed"]) == (1, 1)
+
+
+async def test_a_duplicate_enqueue_answers_the_existing_jobs_due_time(redis, redis_url, registry):
+    later = 4102444800000
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        first = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 1}, "id": "d-1", "runAt": later},
+            headers=ADMIN,
+        )  # fmt: skip
+        again = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 1}, "id": "d-1"}, headers=ADMIN
+        )
+        now_job = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 2}, "id": "d-2"}, headers=ADMIN
+        )
+        asked_later = await http.post(
+            "/admin/v1/jobs/test.work", json={"payload": {"n": 2}, "id": "d-2", "runAt": later},
+            headers=ADMIN,
+        )  # fmt: skip
+    assert first.json()["runAt"] == later
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert again.json()["runAt"] == later  # not "now", which was asked for
+    assert asked_later.json()["created"] is False
+    assert abs(asked_later.json()["runAt"] - now_job.json()["runAt"]) < 5_000  # not `later`
+
+
+async def test_at_maxmemory_drop_and_drain_work_and_are_audited_and_a_refusal_is_503(
+    redis, redis_url, registry, client
+):
+    await seed_dead(redis, 3)
+    await client.enqueue("test.work", {"n": 1})
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        await redis.config_set("maxmemory", 1)  # noeviction: every write that adds is refused
+        try:
+            dropped = await http.post(
+                "/admin/v1/dlq/test.work/drop", json={"all": True}, headers=ADMIN
+            )
+            drained = await http.post("/admin/v1/queues/test.work/drain", headers=ADMIN)
+            paused = await http.post("/admin/v1/queues/test.work/pause", headers=ADMIN)
+        finally:
+            await redis.config_set("maxmemory", 0)
+        audit = (await http.get("/admin/v1/audit", headers=ADMIN)).json()["items"]
+    assert dropped.status_code == 200 and dropped.json()["dropped"] == 3
+    assert drained.status_code == 200 and drained.json()["removedReady"] == 1
+    assert paused.status_code == 503 and "maxmemory" in paused.json()["error"]
+    assert [e["action"] for e in audit] == ["drain", "dlq.drop"]  # newest first, no pause
+    assert await redis.hget("{tgw}:control", "test.work") is None
+
+
+async def test_a_job_dead_lettered_for_an_invalid_payload_counts_as_failed_with_history(
+    redis, redis_url, registry, worker_factory
+):
+    settings = ops_settings(redis_url)
+    await redis.xadd(pk().ready, {"id": "bad-1", "name": "test.work", "payload": '{"n": "x"}'})
+    async with (
+        worker_factory(settings, registry, "test.work"),
+        admin_client(settings, registry) as http,
+    ):
+        await wait_until(lambda: redis.xlen(pk().dlq), timeout_s=5, what="dead-lettered")
+        stats = (await http.get("/admin/v1/queues", headers=ADMIN)).json()
+        exported = await http.get("/admin/v1/dlq/test.work/export", headers=ADMIN)
+    work = next(q for q in stats["queues"] if q["name"] == "test.work")
+    assert (work["dlq"], work["failed"]) == (1, 1)
+    (line,) = [json.loads(x) for x in exported.text.splitlines()]
+    (entry,) = line["errors"]
+    assert entry["kind"] == "invalid" and "invalid payload" in entry["message"]
+    assert entry["attempt"] == line["attempts"]
+
+
+async def test_a_requeued_job_runs_as_its_next_attempt_unless_attempts_are_reset(
+    redis, redis_url, registry
+):
+    await seed_dead(redis, 2)  # both died at attempt 3
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        kept = await http.post(
+            "/admin/v1/dlq/test.work/requeue", json={"ids": ["dead-0"]}, headers=ADMIN
+        )
+        reset = await http.post(
+            "/admin/v1/dlq/test.work/requeue", json={"ids": ["dead-1"], "resetAttempts": True},
+            headers=ADMIN,
+        )  # fmt: skip
+    assert (kept.json()["resetAttempts"], reset.json()["resetAttempts"]) == (False, True)
+    ready = {env.id: env for env in
+             [from_fields(f) for _, f in await redis.xrange(pk().ready)]}  # fmt: skip
+    assert (ready["dead-0"].attempt, ready["dead-1"].attempt) == (4, 1)
+    note = ready["dead-0"].history[-1]
+    assert (note.kind, note.attempt) == ("replayed", 3) and "attempt 4" in note.message
 
 
 async def test_dlq_list_requeue_keeping_ids_drop_and_export(redis, redis_url, registry):

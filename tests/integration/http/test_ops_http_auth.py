@@ -74,7 +74,7 @@ async def test_a_trusted_ed25519_jwt_is_accepted_and_the_call_is_audited(
     async with admin_client(ops_settings(redis_url), registry) as http:
         with capture_logs() as logs:
             r = await http.post("/admin/v1/queues/test.work/pause", headers=bearer(token))
-    assert r.status_code == 200 and r.json() == {"queue": "test.work", "paused": True}
+    assert r.status_code == 200 and r.json()["paused"] is True
     assert await redis.hget("{tgw}:control", "test.work") == b"paused"
     audits = [e for e in logs if e["event"] == "admin.audit"]
     assert audits == [{"event": "admin.audit", "log_level": "info", "who": "jwt",

@@ -7,9 +7,14 @@ from structlog.testing import capture_logs
 from tests.support.platform_jobs import now_ms
 from tests.support.wait import wait_until
 
+from tgworkers.engine import AuditLog
 from tgworkers.errors import InputError
 
 SETTLE = "/internal/v1/cfb/settle"
+
+
+async def _items(audit):
+    return (await audit.page(limit=10)).items
 
 
 def replay_note(job):
@@ -33,7 +38,7 @@ async def test_replay_keeps_ids_records_who_at_a_bounded_rate_and_reports_skippe
                     return replay_note(await h.dlq.find("cfb.settle", job_id))
 
                 notes.append(await wait_until(dead_again, what=f"{job_id} replayed, dead again"))
-    assert [n["message"] for n in notes] == ["replayed by alice"] * 2
+    assert [n["message"].split(":")[0] for n in notes] == ["replayed by alice"] * 2
     assert notes[1]["at_ms"] - notes[0]["at_ms"] >= 240  # 4 per second
     keys = [r.idempotency_key for r in h.calls("playhub", SETTLE)]
     assert sorted(keys) == ["cfb.settle:b_1"] * 2 + ["cfb.settle:b_2"] * 2
@@ -53,6 +58,14 @@ async def test_replay_all_settles_jobs_that_had_exhausted_their_attempts(jobs, f
             await h.enqueue("dlq.replay", {"queue": "cfb.settle", "all": True},
                             origin="operator:bob")  # fmt: skip
             await h.wait_done("cfb.settle", "cfb.settle:b_1", {"betId": "b_1"})
+            audit = AuditLog(h.worker.redis, h.worker.layout.globals.audit)
+            (entry,) = await wait_until(
+                lambda: _items(audit), what="the replay in the audit stream"
+            )
+    assert (entry.via, entry.who, entry.action, entry.target) == (
+        "job", "operator:bob", "dlq.requeue", "cfb.settle",
+    )  # fmt: skip
+    assert entry.details["requeued"] == 1 and entry.details["ids"] == ["cfb.settle:b_1"]
     assert fake.state.get("bets", "b_1")["status"] == "settled"
     assert {r.idempotency_key for r in h.calls("playhub", SETTLE)} == {"cfb.settle:b_1"}
     (report,) = [e for e in logs if e["event"] == "dlq.replayed"]

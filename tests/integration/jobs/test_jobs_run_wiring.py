@@ -52,6 +52,18 @@ def test_unknown_processor_name_lists_the_valid_ones(redis_url, tmp_path):
     assert "escrow.adjudicate" in done.stderr and "dlq.replay" in done.stderr
 
 
+def test_run_with_named_processors_warns_about_no_other_processor(redis_url):
+    env = {"REDIS_URL": redis_url, "LOG_LEVEL": "info"}  # no peer is configured at all
+    worker = WorkerProcess(["run", "--processors", "dlq.replay,tgworkers.noop"], env)
+    try:
+        wait_until_sync(lambda: "worker.started" in worker.log(), timeout_s=20, what="started")
+        log = worker.log()
+    finally:
+        worker.close()
+    assert "processor.skipped" not in log
+    assert [line for line in log.splitlines() if '"warning"' in line] == []
+
+
 def test_default_run_skips_the_price_sampler_without_its_url_and_runs_jobs(
     fake, jwk_text, redis_url
 ):

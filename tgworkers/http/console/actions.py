@@ -41,8 +41,30 @@ async def login_form(request: Request) -> Response:
                   error=None)  # fmt: skip
 
 
+def _address(request: Request) -> str:
+    """The peer address failed sign-ins are counted by (the ingress's, behind one)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def _throttled(request: Request, target: str) -> Response | None:
+    """429 while this address has failed too often (see session.py); None otherwise."""
+    wait_s = await store(request).login_wait_s(_address(request))
+    if not wait_s:
+        return None
+    response = render(request, None, "login.html", status=429, next=target,
+                      error=f"Too many failed sign-ins; try again in {wait_s} s.")  # fmt: skip
+    response.headers["retry-after"] = str(wait_s)
+    return response
+
+
+async def _refused(request: Request, target: str, error: str) -> Response:
+    await store(request).login_failed(_address(request))
+    return render(request, None, "login.html", status=401, next=target, error=error)
+
+
 async def _signed_in(request: Request, principal: Principal, target: str) -> Response:
     sessions = store(request)
+    await sessions.login_succeeded(_address(request))
     session = await sessions.open(principal)
     response = RedirectResponse(target, status_code=303)
     _session_cookie(request, response, sessions.cookie_value(session), sessions.ttl_s)
@@ -53,18 +75,21 @@ async def login(request: Request) -> Response:
     values = await form_of(request)
     token = (values.get("token") or [""])[0].strip()
     target = _next_path((values.get("next") or [""])[0])
+    if (throttled := await _throttled(request, target)) is not None:
+        return throttled
     auth: AdminAuth = request.app.state.auth
     principal = auth.check_token(token)
     if principal is None or principal.kind == "jwt":  # JWTs are for services, minutes long
-        return render(request, None, "login.html", status=401, next=target, error=LOGIN_FAILED)
+        return await _refused(request, target, LOGIN_FAILED)
     return await _signed_in(request, principal, target)
 
 
 async def login_link(request: Request) -> Response:
+    if (throttled := await _throttled(request, "/ui/")) is not None:
+        return throttled
     principal = await store(request).redeem_link(request.query_params.get("t", ""))
     if principal is None:
-        return render(request, None, "login.html", status=401, next="/ui/",
-                      error="That login link was already used or has expired.")  # fmt: skip
+        return await _refused(request, "/ui/", "That login link was already used or has expired.")
     return await _signed_in(request, principal, "/ui/")
 
 
@@ -79,7 +104,7 @@ async def logout(request: Request, caller: Caller) -> Response:
 async def set_paused(request: Request, caller: Caller) -> Response:
     queue = known_queue(request)
     paused = request.url.path.endswith("/pause")
-    await services(request).control.set_paused(queue, paused=paused)
+    await services(request).control.operator_pause(queue, paused=paused)
     await audit(request, caller.principal, "pause" if paused else "resume", queue, queue=queue)
     return back(request, f"/ui/queues/{queue}")
 
@@ -114,12 +139,17 @@ async def dlq_action(request: Request, caller: Caller) -> Response:
     if op not in ("requeue", "drop"):
         raise BadRequestError(f"op: expected requeue or drop, got {op!r}")
     if op == "requeue":
-        result = await dlq.requeue(queue, ids, by=f"console:{caller.principal.who}")
+        reset = (form(request).get("reset") or [""])[0] == "1"
+        result = await dlq.requeue(
+            queue, ids, reset_attempts=reset, by=f"console:{caller.principal.who}"
+        )
         await audit(request, caller.principal, "dlq.requeue", queue, queue=queue,
                     requeued=result["requeued"], skipped=len(result["skipped"]),
-                    all=ids is None)  # fmt: skip
+                    all=ids is None, reset_attempts=reset)  # fmt: skip
+        said = f"requeued.{result['requeued']}.{len(result['skipped'])}.{int(reset)}"
     else:
         dropped = await dlq.drop(queue, ids)
         await audit(request, caller.principal, "dlq.drop", queue, queue=queue,
                     dropped=dropped["dropped"], all=ids is None)  # fmt: skip
-    return back(request, f"/ui/queues/{queue}/dlq")
+        said = f"dropped.{dropped['dropped']}"
+    return back(request, f"/ui/queues/{queue}/dlq", said)

@@ -25,7 +25,7 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/login", actions.login_form, methods=["GET"]),
     Route("/ui/login", actions.login, methods=["POST"]),
     Route("/ui/login/link", actions.login_link, methods=["GET"]),
-    Route("/ui/logout", page(actions.logout, change=True), methods=["POST"]),
+    Route("/ui/logout", page(actions.logout, change=True, any_role=True), methods=["POST"]),
     Route("/ui/", page(views.overview), methods=["GET"]),
     Route("/ui/fragments/queues", page(views.queues_fragment), methods=["GET"]),
     Route("/ui/fragments/charts", page(views.charts_fragment), methods=["GET"]),

@@ -11,6 +11,13 @@ round trip; the key is `CONSOLE_SESSION_SECRET`, else derived from the admin tok
 
 A login link is a random id stored with a short TTL and consumed with GETDEL:
 it works once, then never again.
+
+Failed sign-ins are throttled per client address: `LOGIN_MAX_FAILURES` failures
+(a wrong token, or a used or unknown link) within `LOGIN_WINDOW_S` of the first
+refuse every further attempt from that address, the right token included, until
+the window ends (429 with `Retry-After`). The counter
+(`GlobalKeys.console("login-fails", address)`) lives in Redis, so every replica
+counts the same failures, and expires with its window.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from tgworkers.http.settings import HttpSettings
 
 COOKIE: Final = "tgw_session"
 LINK_TTL_S: Final = 3600
+LOGIN_MAX_FAILURES: Final = 5
+LOGIN_WINDOW_S: Final = 300
 
 
 class Session(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,3 +144,25 @@ class SessionStore:
             return None
         record = _decode(raw)
         return Principal("session", record.who, record.role)
+
+    async def login_wait_s(self, address: str) -> int:
+        """Seconds until `address` may try to sign in again; 0 when it may now."""
+        key = self.keys.console("login-fails", address)
+        pipe: Any = self.redis.pipeline(transaction=False)  # queued calls are not awaitables
+        pipe.get(key)
+        pipe.ttl(key)
+        count, ttl = await pipe.execute()
+        if int(count or 0) < LOGIN_MAX_FAILURES:
+            return 0
+        return max(1, int(ttl)) if int(ttl) > 0 else LOGIN_WINDOW_S
+
+    async def login_failed(self, address: str) -> None:
+        """Count one failed sign-in; the window starts at the first failure."""
+        key = self.keys.console("login-fails", address)
+        pipe: Any = self.redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, LOGIN_WINDOW_S, nx=True)
+        await pipe.execute()
+
+    async def login_succeeded(self, address: str) -> None:
+        await self.redis.delete(self.keys.console("login-fails", address))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -97,6 +97,12 @@ async def queue_fragment(request: Request, caller: Caller) -> Response:
                   stats=await queue_stats(request, queue))  # fmt: skip
 
 
+def _here(request: Request) -> str:
+    """This page's own URL (path and query, without the last action's note) for its polls."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "said"]
+    return request.url.path + ("?" + urlencode(query) if query else "")
+
+
 async def job_page(request: Request, caller: Caller) -> Response:
     queue = known_queue(request)
     job_id: str = request.path_params["job_id"]
@@ -105,8 +111,9 @@ async def job_page(request: Request, caller: Caller) -> Response:
     trace_url = (
         template.replace("{traceId}", job.trace_id) if job and job.trace_id and template else None
     )
-    return render(request, caller, "job.html", status=200 if job else 404, queue=queue,
-                  job_id=job_id, job=job, trace_url=trace_url)  # fmt: skip
+    status = 200 if job or request.headers.get("hx-request") else 404  # htmx swaps only a 2xx
+    return render(request, caller, "job.html", status=status, queue=queue, job_id=job_id,
+                  job=job, trace_url=trace_url, here=_here(request))  # fmt: skip
 
 
 async def dlq_page(request: Request, caller: Caller) -> Response:
@@ -118,7 +125,8 @@ async def dlq_page(request: Request, caller: Caller) -> Response:
         )
     limit = page_limit(request, default=PAGE_SIZE)
     doc = await services(request).dlq.list_jobs(queue, limit=limit, cursor=cursor_param(request))
-    return render(request, caller, "dlq.html", queue=queue, doc=doc, limit=limit)
+    return render(request, caller, "dlq.html", queue=queue, doc=doc, limit=limit,
+                  here=_here(request))  # fmt: skip
 
 
 async def dlq_export(request: Request, _: Caller) -> Response:

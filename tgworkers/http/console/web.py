@@ -3,7 +3,8 @@
 `page(handler)` resolves the caller (a session cookie, or a bearer token as the
 API takes) before the handler runs; without one a GET goes to the login page and
 anything else gets 401. `page(handler, change=True)` also requires role `admin`
-(403 otherwise) and, for a session, the session's CSRF token in the form field
+(403 otherwise; `any_role=True` skips that check for sign-out, which every session
+may do) and, for a session, the session's CSRF token in the form field
 `csrf` or the `X-CSRF-Token` header (htmx sends it from `<body hx-headers>`):
 SameSite=Strict already keeps other sites' forms from carrying the cookie; the
 token is the second lock. A bearer token is not sent by browsers on their own,
@@ -64,8 +65,19 @@ def age(ms: int | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def pretty(value: Any) -> str:
+    """JSON as an operator reads and copies it: indented, `<`, `&`, `'` and non-ASCII as is.
+
+    Jinja's `tojson` writes `<` as `\u003c` (safe inside `<script>`, unreadable in a
+    page); this text goes into an element instead, where autoescape makes it safe.
+    """
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 templates.filters["when"] = when
 templates.filters["age"] = age
+templates.filters["pretty"] = pretty
+templates.filters["pretty_line"] = lambda value: json.dumps(value, ensure_ascii=False)
 
 
 class Caller:
@@ -91,9 +103,10 @@ def store(request: Request) -> SessionStore:
 def render(request: Request, caller: Caller | None, name: str, status: int = 200,
            **context: Any) -> HTMLResponse:  # fmt: skip
     """A template with what every page needs (who, role, CSRF token, nav)."""
+    said = said_text(request.query_params.get("said", "")) if caller else ""
     body = templates.get_template(name).render(
         caller=caller, csrf=caller.csrf if caller else "", path=request.url.path,
-        can_change=bool(caller and caller.principal.may_change), **context,
+        can_change=bool(caller and caller.principal.may_change), said=said, **context,
     )  # fmt: skip
     return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
@@ -134,8 +147,13 @@ def not_signed_in(request: Request) -> Response:
     return refused(request, None, 401, "not signed in")
 
 
-def page(handler: Handler, *, change: bool = False) -> Callable[[Request], Awaitable[Response]]:
-    """Guard a console route (see the module docstring); user errors become an error page."""
+def page(
+    handler: Handler, *, change: bool = False, any_role: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """Guard a console route (see the module docstring); user errors become an error page.
+
+    `any_role`: a change every signed-in caller may make (signing out), CSRF still checked.
+    """
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
@@ -144,7 +162,7 @@ def page(handler: Handler, *, change: bool = False) -> Callable[[Request], Await
             return not_signed_in(request)
         if change:
             form = await form_of(request)
-            if not caller.principal.may_change:
+            if not (any_role or caller.principal.may_change):
                 return refused(request, caller, 403, "this session may only view (read-only)")
             if not csrf_ok(caller, form, request):
                 return refused(request, caller, 403, "missing or wrong CSRF token; reload the page")
@@ -166,11 +184,39 @@ def form(request: Request) -> dict[str, list[str]]:
     return values
 
 
-def back(request: Request, default: str) -> RedirectResponse:
-    """After an action: 303 to the page it came from (same-origin path only)."""
+def said_text(code: str) -> str:
+    """The note after an action, from its code (`requeued.N.SKIPPED.RESET`, `dropped.N`).
+
+    Only these sentences with numbers in them: a crafted link cannot put words of its
+    own on a console page.
+    """
+    kind, *numbers = code.split(".")
+    if not all(n.isdigit() for n in numbers):
+        return ""
+    counts = [int(n) for n in numbers]
+    if kind == "dropped" and len(counts) == 1:
+        return f"Dropped {counts[0]} dead letter(s) for good."
+    if kind != "requeued" or len(counts) != 3:  # noqa: PLR2004 - n, skipped, reset
+        return ""
+    n, skipped, reset = counts
+    what = f"Requeued {n} job(s)" + (f"; {skipped} no longer dead, skipped" if skipped else "")
+    if reset:
+        return f"{what}. Attempts reset: each starts again at attempt 1 with its full retries."
+    return (f"{what}. Attempts kept: each runs once more as its next attempt, and one whose "
+            "attempts were used up goes back to the DLQ if it fails again (tick 'reset "
+            "attempts' for its full retries).")  # fmt: skip
+
+
+def back(request: Request, default: str, said: str | None = None) -> RedirectResponse:
+    """After an action: 303 to the page it came from (same-origin path only).
+
+    `said` is what the action did (`said_text`), shown on the page it goes back to.
+    """
     target = (form(request).get("next") or [default])[0]
     if not target.startswith("/ui/") or "\\" in target or "//" in target:
         target = default  # never leave the console (a browser reads `/\\host` as `//host`)
+    if said:
+        target += ("&" if "?" in target else "?") + "said=" + quote(said, safe="")
     return RedirectResponse(target, status_code=303)
 
 

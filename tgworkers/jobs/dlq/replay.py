@@ -5,7 +5,9 @@ the same service the CLI and admin API use: each job keeps its id, so peers see
 the same Idempotency-Keys, and its history gets "replayed by {by}". `by` defaults
 to the job's origin (who enqueued the replay). One job at a time, at most
 `ratePerSec` per second. An id no longer in the DLQ is skipped and reported; so a
-replay run again after a crash skips what it already moved.
+replay run again after a crash skips what it already moved. Each run appends one
+entry to the audit stream (`via: job`, `who`: `by`, action `dlq.requeue`) with the
+counts and the ids moved, also when it stops part-way (what it moved so far).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from typing import Final
 import msgspec
 import structlog
 
-from tgworkers.engine import DeadLetters, Done, JobContext, JobType, Outcome, PermanentError
+from tgworkers.engine import (
+    AuditLog,
+    DeadLetters,
+    Done,
+    JobContext,
+    JobType,
+    Outcome,
+    PermanentError,
+)
 
 log = structlog.get_logger("tgworkers.jobs.dlq")
 
@@ -59,14 +69,22 @@ async def replay_dead_letters(ctx: JobContext, payload: ReplayDeadLetters) -> Ou
     interval_s = 1.0 / payload.rate_per_sec
     requeued: list[str] = []
     skipped: list[str] = []
-    for job_id in await _targets(dlq, payload):
-        started = time.monotonic()
-        result = await dlq.requeue(
-            payload.queue, [job_id], reset_attempts=payload.reset_attempts, by=by
-        )
-        requeued += result["ids"]
-        skipped += result["skipped"]
-        await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+    try:
+        for job_id in await _targets(dlq, payload):
+            started = time.monotonic()
+            result = await dlq.requeue(
+                payload.queue, [job_id], reset_attempts=payload.reset_attempts, by=by
+            )
+            requeued += result["ids"]
+            skipped += result["skipped"]
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+    finally:
+        if requeued:  # what moved is recorded, also when the run stopped part-way
+            await AuditLog(dlq.redis, dlq.layout.globals.audit).record(
+                via="job", who=by, role="admin", action="dlq.requeue", target=payload.queue,
+                queue=payload.queue, requeued=len(requeued), skipped=len(skipped),
+                ids=requeued[:100], job_id=ctx.job_id,
+            )  # fmt: skip
     if skipped:
         log.warning("dlq.replay_skipped", queue=payload.queue, ids=skipped)
     log.info("dlq.replayed", queue=payload.queue, requeued=len(requeued), skipped=len(skipped),
