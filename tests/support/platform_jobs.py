@@ -106,6 +106,7 @@ async def jobs_worker(
     assert peers is not None
     try:
         async with running_worker(settings, registry, processors, resources=resources) as worker:
+            peers.use_rate_gate(worker.rates.peer_gate)  # as build_process wires it
             yield JobsHarness(worker, fake)
     finally:
         await peers.aclose()

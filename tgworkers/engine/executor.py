@@ -28,6 +28,7 @@ from tgworkers.engine.context import JobContext, Resources, StepsWriter, request
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
 from tgworkers.engine.outcome import DeadReason, Disposition, Done, Outcome
+from tgworkers.engine.rates import QueueGate
 from tgworkers.engine.retry import (
     DONE,
     Decision,
@@ -134,6 +135,8 @@ class Executor:
         self.on_wait: Callable[[bool], None] = _no_hook
         """Told when a handler starts (True) and stops (False) waiting: the runtime
         wakes another consumer only then (runtime._take)."""
+        self.rate: QueueGate | None = None
+        """The queue's shared rate limit (rates.py), awaited before a run: None, none set."""
 
     async def run(self, d: Delivery) -> Settlement:
         if d.lost:  # taken over while it waited here: it never runs (promise 3)
@@ -145,6 +148,10 @@ class Executor:
             return self.dead(d, problem, failed=False)
         assert d.envelope is not None  # noqa: S101
         assert d.job_type is not None  # noqa: S101
+        if self.rate is not None and self.rate.per_s() is not None:
+            limited = await self._admit(d, d.envelope)
+            if limited is not None:
+                return limited
         started = time.perf_counter()
         run = self.telemetry.start_process(self.queue, d)  # span and log context
         decision: Decision | None = None
@@ -157,6 +164,21 @@ class Executor:
         settlement = self._settlement(d, d.envelope, decision)
         settlement.duration_s = time.perf_counter() - started
         return settlement
+
+    async def _admit(self, d: Delivery, env: Envelope) -> Settlement | None:
+        """Wait for the queue's rate permit; refused, the job waits delayed, attempt unspent."""
+        assert self.rate is not None  # noqa: S101
+        self.on_wait(True)  # noqa: FBT003 - another consumer may take a job meanwhile
+        try:
+            wait_ms = await self.rate.admit()
+        finally:
+            self.on_wait(False)  # noqa: FBT003
+        if d.interrupted():
+            return self._ended_early(d)
+        if wait_ms is None:
+            return None
+        snooze = Decision(disposition=Disposition.SNOOZE, delay_ms=max(wait_ms, 1))
+        return self._settlement(d, env, snooze)
 
     def _ended_early(self, d: Delivery) -> Settlement:
         """A lost delivery is dropped (fenced: someone else owns it); shutdown hands back."""

@@ -158,6 +158,14 @@ class GlobalKeys:
         """String: a console session or one-time login link (JSON), with a TTL."""
         return f"{{{self.prefix}}}:console:{kind}:{token_id}"
 
+    def rate(self, scope: str, name: str) -> str:
+        """Hash: one shared rate limit's GCRA state and counters (`rates.py`).
+
+        `scope` is `queue` or `peer`; fields `tat` (µs), `perS`, `allowed`,
+        `waited` and `refused` (permits taken at once, after a wait, refused).
+        """
+        return f"{{{self.prefix}}}:rate:{scope}:{name}"
+
     @property
     def audit(self) -> str:
         """Stream of operator actions (who replayed, drained or dropped what)."""

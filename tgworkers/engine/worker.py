@@ -40,6 +40,7 @@ from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.partitions import PartitionRecords
+from tgworkers.engine.rates import RateLimiter
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
@@ -107,6 +108,7 @@ class Worker:
         self.control = Control(self.redis, registry, self.layout, self.scripts)
         self.partition_records = PartitionRecords(self.redis, self.layout)
         self.broker = Broker(self.redis, self.blocking, consumer)
+        self.rates = RateLimiter(self.redis, self.live)  # shared limits; peers take it too
         self.runtimes = [self._runtime(p) for p in self.processors]
         self.scheduler: Scheduler | None = None
         if schedules := build_schedules(self.processors, settings):
@@ -148,6 +150,7 @@ class Worker:
             max_payload_bytes=s.max_payload_bytes, resources=self.resources,
             client=self.client, redis=self.redis, scripts=self.scripts, consumer=self.consumer,
         )  # fmt: skip
+        executor.rate = self.rates.queue_gate(proc.queue, proc.env_name)
         options = RuntimeOptions(
             concurrency=over.concurrency or proc.concurrency,
             visibility_timeout_ms=s.visibility_timeout_ms,
