@@ -5,8 +5,10 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from tests.support.platform_jobs import now_ms
+from tests.support.wait import wait_until
 
 QUEUE = "cfb.settle"
+SETTLE = "/internal/v1/cfb/settle"
 
 
 async def test_the_overview_shows_each_shared_rate_limit_and_its_counters(open_console):
@@ -20,3 +22,44 @@ async def test_the_overview_shows_each_shared_rate_limit_and_its_counters(open_c
         await expect(row.locator('[data-col="per-s"]')).to_have_text("5/s")
         await expect(row.locator('[data-col="taken"]')).to_have_text("3", timeout=10_000)
         await console.shot("rate-limits")
+
+
+async def test_a_running_job_is_cancelled_from_its_page_and_shows_dead(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        jobs.fake.state.add_bet("b_hang", t_end_ms=now_ms() - 1000)
+        jobs.fake.hang("playhub", "settle_cfb_bet", hang_s=30)
+        await jobs.enqueue(QUEUE, {"betId": "b_hang"})
+        await wait_until(lambda: jobs.calls("playhub", SETTLE), what="the job calling PlayHub")
+        page = await console.sign_in_with_link()
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_hang")
+        await expect(page.get_by_test_id("job-state")).to_have_text("in flight")
+        page.on("dialog", lambda d: d.accept())
+        await page.get_by_test_id("cancel-job").click()
+        await expect(page.get_by_test_id("job-state")).to_have_text("dead")
+        await expect(page.locator("body")).to_contain_text("cancelled by console:")
+        await console.shot("job-cancelled")
+        dead = await jobs.wait_dead(QUEUE, "cfb.settle:b_hang")
+        assert dead.reason.startswith("cancelled by console:")
+        await page.goto(f"{console.base}/ui/audit")
+        first = page.get_by_test_id("audit").locator("tbody tr").first
+        await expect(first).to_contain_text("job.cancel")
+
+
+async def test_a_delayed_job_is_run_now_or_deleted_from_its_page(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        for bet in ("b_now", "b_del"):
+            jobs.fake.state.add_bet(bet, t_end_ms=now_ms() - 1000)
+            await jobs.enqueue(QUEUE, {"betId": bet}, delay_s=3600)
+        page = await console.sign_in_with_link()
+        page.on("dialog", lambda d: d.accept())
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_now")
+        await expect(page.get_by_test_id("job-state")).to_have_text("delayed")
+        await page.get_by_test_id("run-now").click()
+        await jobs.wait_done(QUEUE, "cfb.settle:b_now", {"betId": "b_now"})
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_del")
+        await page.get_by_test_id("delete-job").click()
+        await expect(page).to_have_url(f"{console.base}/ui/queues/{QUEUE}")
+        assert await jobs.client.state(QUEUE, "cfb.settle:b_del", {"betId": "b_del"}) is None
+        assert jobs.fake.state.get("bets", "b_del")["status"] == "open"

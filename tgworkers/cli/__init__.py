@@ -18,6 +18,7 @@ from tgworkers.cli import (
     dlq,
     drain,
     enqueue,
+    job,
     jobs,
     pause,
     repartition,
@@ -40,6 +41,7 @@ COMMANDS: tuple[
     ("dlq", dlq.register),
     ("schedules", schedules.register),
     ("jobs", jobs.register),
+    ("job", job.register),
     ("repartition", repartition.register),
 )
 

@@ -16,7 +16,7 @@ import asyncio
 import enum
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never, cast
 
@@ -106,6 +106,16 @@ def resume(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]
                 return cast(T, finished.value)
 
 
+def cancelled_decision(env: Envelope, by: str) -> Decision:
+    """Dead-letter a run an operator cancelled, naming who; the attempt is recorded."""
+    message = f"cancelled by {by}"
+    record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="cancelled", message=message)
+    return Decision(
+        disposition=Disposition.DEAD, record=record, reason=message,
+        dead_reason=DeadReason.CANCELLED,
+    )  # fmt: skip
+
+
 class Executor:
     """Turns deliveries of one processor into settlements."""
 
@@ -137,6 +147,8 @@ class Executor:
         wakes another consumer only then (runtime._take)."""
         self.rate: QueueGate | None = None
         """The queue's shared rate limit (rates.py), awaited before a run: None, none set."""
+        self.cancelled: dict[bytes, str] = {}
+        """Entry id -> who cancelled its run (job_actions.py): dead-lettered, not retried."""
 
     async def run(self, d: Delivery) -> Settlement:
         if d.lost:  # taken over while it waited here: it never runs (promise 3)
@@ -148,10 +160,10 @@ class Executor:
             return self.dead(d, problem, failed=False)
         assert d.envelope is not None  # noqa: S101
         assert d.job_type is not None  # noqa: S101
-        if self.rate is not None and self.rate.per_s() is not None:
-            limited = await self._admit(d, d.envelope)
-            if limited is not None:
-                return limited
+        if self.cancelled or (self.rate is not None and self.rate.per_s() is not None):
+            held = await self._before(d, d.envelope)
+            if held is not None:
+                return held
         started = time.perf_counter()
         run = self.telemetry.start_process(self.queue, d)  # span and log context
         decision: Decision | None = None
@@ -159,11 +171,23 @@ class Executor:
             decision = await self._perform(d, d.envelope, d.payload)
         finally:
             self.telemetry.end_process(run, d, decision)
+            if self.cancelled:
+                self.cancelled.pop(d.entry_id, None)  # a run that ended before it noticed
         if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
             return self._ended_early(d)
         settlement = self._settlement(d, d.envelope, decision)
         settlement.duration_s = time.perf_counter() - started
         return settlement
+
+    async def _before(self, d: Delivery, env: Envelope) -> Settlement | None:
+        """An operator's cancel that came before the run, or the queue's rate limit."""
+        if self.rate is not None and self.rate.per_s() is not None:
+            held = await self._admit(d, env)
+            if held is not None:
+                return held
+        if d.entry_id in self.cancelled:  # before it started, or while it waited for a permit
+            return self._cancelled(d, env)
+        return None
 
     async def _admit(self, d: Delivery, env: Envelope) -> Settlement | None:
         """Wait for the queue's rate permit; refused, the job waits delayed, attempt unspent."""
@@ -179,6 +203,19 @@ class Executor:
             return None
         snooze = Decision(disposition=Disposition.SNOOZE, delay_ms=max(wait_ms, 1))
         return self._settlement(d, env, snooze)
+
+    def cancel_job(self, deliveries: Iterable[Delivery], job_id: str, by: str) -> bool:
+        """Interrupt this worker's run of `job_id` (an operator's cancel); False: not ours."""
+        for d in deliveries:
+            if d.job_id == job_id and not d.settling and not d.interrupted():
+                self.cancelled[d.entry_id] = by
+                d.cancel()  # its timeout fires now; `_perform` reads who cancelled it
+                return True
+        return False
+
+    def _cancelled(self, d: Delivery, env: Envelope) -> Settlement:
+        by = self.cancelled.pop(d.entry_id)
+        return self._settlement(d, env, cancelled_decision(env, by))
 
     def _ended_early(self, d: Delivery) -> Settlement:
         """A lost delivery is dropped (fenced: someone else owns it); shutdown hands back."""
@@ -216,6 +253,8 @@ class Executor:
         try:
             outcome = await self._call(d, jt.handler(ctx, payload), jt)
         except TimeoutError as exc:
+            if self.cancelled and (by := self.cancelled.pop(d.entry_id, None)) is not None:
+                return cancelled_decision(env, by)
             error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
             if d.timeout is not None and d.timeout.expired() and not d.interrupted():
                 timeout_s = self.timeout_of(jt)

@@ -167,6 +167,15 @@ class GlobalKeys:
         return f"{{{self.prefix}}}:rate:{scope}:{name}"
 
     @property
+    def cancels(self) -> str:
+        """Hash: `<queue>/<job id>` -> JSON `{by, at}`: a running job an operator cancelled.
+
+        Polled by every worker's control loop; the owner of the delivery acts and
+        deletes the field (job_actions.py).
+        """
+        return f"{{{self.prefix}}}:cancels"
+
+    @property
     def audit(self) -> str:
         """Stream of operator actions (who replayed, drained or dropped what)."""
         return f"{{{self.prefix}}}:audit"

@@ -118,3 +118,5 @@ class DeadReason(enum.Enum):
     """No handler ran: a malformed entry, an unknown job name or an invalid payload."""
     POISON = "poison"
     """Delivered more than `MAX_DELIVERIES` times without settling (it kills workers)."""
+    CANCELLED = "cancelled"
+    """An operator cancelled the running job (job_actions.py); the reason names who."""

@@ -36,6 +36,7 @@ from tgworkers.engine.context import Resources
 from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Executor
+from tgworkers.engine.job_actions import apply_cancels
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.options import RuntimeOptions
@@ -359,6 +360,7 @@ class Worker:
         paused |= set(self.settings.paused_queues)
         for rt in self.runtimes:
             rt.set_paused(rt.queue in paused)
+        await apply_cancels(self.redis, self.layout.globals.cancels, self.runtimes)
 
     async def _heartbeat_loop(self) -> None:
         while True:

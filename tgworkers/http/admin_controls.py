@@ -2,17 +2,95 @@
 
 Kept apart from `admin.py` (the queue, DLQ and schedule routes) and built on its
 helpers: the same guard, roles, error answers and audit entry for every change.
+A job in the wrong state for an action answers 409 naming where it is and what
+to do instead; an unknown job 404.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tgworkers.engine.browse import QueueBrowser
+from tgworkers.engine.job_actions import (
+    JobActionResult,
+    JobActions,
+    JobNotFoundError,
+    JobStateError,
+)
 from tgworkers.engine.rates import read_limits
-from tgworkers.http.admin import guarded, json_of, services
+from tgworkers.http.admin import (
+    NotFoundError,
+    audit,
+    error,
+    guarded,
+    json_of,
+    known_queue,
+    services,
+)
 from tgworkers.http.auth import Principal
+
+
+def job_actions(request: Request) -> JobActions:
+    """The actions over the services' own connection, layout and scripts."""
+    svc = services(request)
+    return JobActions(svc.client.redis, svc.registry, svc.control.layout, svc.control.scripts)
+
+
+async def act(
+    request: Request, who: Principal, action: str, run: Callable[[], Awaitable[JobActionResult]]
+) -> JobActionResult:
+    """Run one job action and audit it; `NotFoundError` (404) for an unknown job."""
+    queue, job_id = known_queue(request), request.path_params["job_id"]
+    try:
+        result = await run()
+    except JobNotFoundError as exc:
+        raise NotFoundError(str(exc)) from None
+    await audit(request, who, f"job.{action}", f"{queue}/{job_id}", queue=queue, job_id=job_id,
+                state=result.state)  # fmt: skip
+    return result
+
+
+async def _answer(
+    request: Request, who: Principal, action: str, run: Callable[[], Awaitable[JobActionResult]]
+) -> Response:
+    try:
+        return json_of(await act(request, who, action, run))
+    except JobStateError as exc:
+        return error(409, str(exc))
+
+
+async def cancel(request: Request, who: Principal) -> Response:
+    queue, job_id = known_queue(request), request.path_params["job_id"]
+    by = f"{'console' if who.kind == 'session' else 'admin'}:{who.subject}"
+    return await _answer(
+        request, who, "cancel", lambda: job_actions(request).cancel(queue, job_id, by=by)
+    )
+
+
+async def delete(request: Request, who: Principal) -> Response:
+    queue, job_id = known_queue(request), request.path_params["job_id"]
+    return await _answer(request, who, "delete", lambda: job_actions(request).delete(queue, job_id))
+
+
+async def run_now(request: Request, who: Principal) -> Response:
+    queue, job_id = known_queue(request), request.path_params["job_id"]
+    return await _answer(
+        request, who, "run_now", lambda: job_actions(request).run_now(queue, job_id)
+    )
+
+
+async def show(request: Request, _: Principal) -> Response:
+    """One live job (ready, in flight, delayed or dead) as the console's job page shows it."""
+    queue, job_id = known_queue(request), request.path_params["job_id"]
+    svc = services(request)
+    job = await QueueBrowser(svc.client.redis, svc.registry, svc.control.layout).find(queue, job_id)
+    if job is None:
+        return error(404, f"no job {job_id!r} in {queue} (finished jobs are not kept)")
+    return json_of(job)
 
 
 async def limits(request: Request, _: Principal) -> Response:
@@ -22,6 +100,12 @@ async def limits(request: Request, _: Principal) -> Response:
     return json_of({"limits": await read_limits(svc.client.redis, svc.settings, queue_of)})
 
 
+JOB = "/admin/v1/queues/{queue}/jobs/{job_id:path}"
+
 ROUTES = [
     Route("/admin/v1/limits", guarded(limits), methods=["GET"]),
+    Route(f"{JOB}/cancel", guarded(cancel, change=True), methods=["POST"]),
+    Route(f"{JOB}/run-now", guarded(run_now, change=True), methods=["POST"]),
+    Route(JOB, guarded(delete, change=True), methods=["DELETE"]),
+    Route(JOB, guarded(show), methods=["GET"]),
 ]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
+from tests.conftest import running_worker
 from tests.support.cli_runner import cli
+from tests.support.wait import wait_until
+
+from tgworkers.engine.audit import AuditLog
+from tgworkers.engine.client import Client
+from tgworkers.engine.dlq import DeadLetters
+from tgworkers.engine.layout import Layout
 
 
 async def test_stats_shows_each_shared_rate_limit(redis_url):
@@ -27,3 +34,45 @@ async def test_a_rate_limit_naming_no_peer_stops_the_command_with_exit_2(redis_u
         "RATE_PLAYHUB2_PER_S: no peer PLAYHUB2; known: "
         "PAYHUB, PLAYHUB, CAMPAIGNS, ESCROW, DISCOVERY, PRICE"
     )
+
+
+async def test_job_show_delete_and_run_now_from_the_cli(redis, redis_url, settings, registry):
+    client = Client(redis, registry, settings)
+    ready = await client.enqueue("test.work", {"n": 1})
+    later = await client.enqueue("test.work", {"n": 2}, delay_s=3600)
+    shown = await cli(redis_url, "job", "show", "test.work", ready.id)
+    unconfirmed = await cli(redis_url, "job", "delete", "test.work", ready.id)
+    deleted = await cli(redis_url, "job", "delete", "test.work", ready.id, "--yes", "--json")
+    now = await cli(redis_url, "job", "run-now", "test.work", later.id)
+    wrong = await cli(redis_url, "job", "run-now", "test.work", later.id)
+    assert shown.rc == 0 and json.loads(shown.out)["state"] == "ready"
+    assert unconfirmed.rc == 2 and "--yes" in unconfirmed.err
+    assert deleted.rc == 0 and json.loads(deleted.out)["state"] == "deleted"
+    assert now.rc == 0 and now.out.strip() == f"{later.id}: run-now done, now ready"
+    assert wrong.rc == 2 and wrong.err_lines == [f"tgworkers: {later.id} is not delayed "
+                                                 "(ready or running)"]  # fmt: skip
+    audit = await AuditLog(redis, "{tgw}:audit").page(limit=10)
+    assert [(e.action, e.via) for e in audit.items] == [("job.run_now", "cli"),
+                                                        ("job.delete", "cli")]  # fmt: skip
+
+
+async def test_job_cancel_from_the_cli_dead_letters_the_running_job(
+    redis, redis_url, settings, registry
+):
+    job = await Client(redis, registry, settings).enqueue("test.work", {"n": 1, "sleep_ms": 60_000})
+    async with running_worker(settings, registry, "test.work"):
+        await wait_until(lambda: _running(redis, job.id), what="the job running")
+        result = await cli(redis_url, "job", "cancel", "test.work", job.id, "--json")
+    assert result.rc == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["state"] == "dead" and doc["by"].startswith("cli:")
+    dead = await DeadLetters(redis, registry, Layout(settings)).find("test.work", job.id)
+    assert dead is not None and dead.reason == f"cancelled by {doc['by']}"
+
+
+async def _running(redis, job_id: str) -> bool:
+    state = await redis.hget("{tgw:test.work:0}:jobs", job_id)
+    if not state:
+        return False
+    entry = state[2:].decode()
+    return bool(await redis.xpending_range("{tgw:test.work:0}:ready", "tgworkers", entry, entry, 1))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from tests.support.admin_http import ADMIN, admin_client, ops_settings
+from tests.conftest import running_worker
+from tests.support.admin_http import ADMIN, admin_client, bearer, make_jwt, ops_settings
+from tests.support.wait import wait_until
 
+from tgworkers.engine.client import Client
 from tgworkers.engine.live import Live
 from tgworkers.engine.rates import RateLimiter
 
@@ -33,3 +36,56 @@ async def test_without_limits_the_list_is_empty(redis_url, registry):
     async with admin_client(ops_settings(redis_url), registry) as http:
         answer = await http.get("/admin/v1/limits", headers=ADMIN)
     assert answer.json() == {"limits": []}
+
+
+async def test_a_running_job_is_cancelled_through_the_api_and_the_audit_names_who(
+    redis, redis_url, registry
+):
+    settings = ops_settings(redis_url)
+    job = await Client(redis, registry, settings).enqueue("test.work", {"n": 1, "sleep_ms": 60_000})
+    path = f"/admin/v1/queues/test.work/jobs/{job.id}"
+    async with (
+        running_worker(settings, registry, "test.work") as worker,
+        admin_client(settings, registry, worker) as http,
+    ):
+        await wait_until(lambda: _state(http, path, "in flight"), what="the job running")
+        readonly = await http.post(f"{path}/cancel", headers=bearer(make_jwt(scope="read")))
+        answer = await http.post(f"{path}/cancel", headers=ADMIN)
+        dead = (await http.get(path, headers=ADMIN)).json()
+        again = await http.post(f"{path}/cancel", headers=ADMIN)
+        audit = (await http.get("/admin/v1/audit", headers=ADMIN)).json()["items"]
+    assert readonly.status_code == 403
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"queue": "test.work", "id": job.id, "action": "cancel",
+                             "state": "dead", "by": "admin:admin-token"}  # fmt: skip
+    assert dead["state"] == "dead" and dead["history"][-1]["kind"] == "cancelled"
+    assert again.status_code == 409 and "not running" in again.json()["error"]
+    assert (audit[0]["action"], audit[0]["target"]) == ("job.cancel", f"test.work/{job.id}")
+
+
+async def test_delete_and_run_now_through_the_api(redis, redis_url, registry):
+    settings = ops_settings(redis_url)
+    client = Client(redis, registry, settings)
+    ready = await client.enqueue("test.work", {"n": 1})
+    later = await client.enqueue("test.work", {"n": 2}, delay_s=3600)
+    async with admin_client(settings, registry) as http:
+        wrong = await http.post(f"/admin/v1/queues/test.work/jobs/{ready.id}/run-now",
+                                headers=ADMIN)  # fmt: skip
+        now = await http.post(f"/admin/v1/queues/test.work/jobs/{later.id}/run-now",
+                              headers=ADMIN)  # fmt: skip
+        gone = await http.delete(f"/admin/v1/queues/test.work/jobs/{ready.id}", headers=ADMIN)
+        missing = await http.delete(f"/admin/v1/queues/test.work/jobs/{ready.id}", headers=ADMIN)
+        unknown_queue = await http.delete("/admin/v1/queues/nope/jobs/x", headers=ADMIN)
+        actions = [i["action"] for i in
+                   (await http.get("/admin/v1/audit", headers=ADMIN)).json()["items"]]  # fmt: skip
+    assert wrong.status_code == 409 and "not delayed" in wrong.json()["error"]
+    assert (now.status_code, now.json()["state"]) == (200, "ready")
+    assert await client.state("test.work", later.id) == "ready"
+    assert (gone.status_code, gone.json()["state"]) == (200, "deleted")
+    assert missing.status_code == 404 and unknown_queue.status_code == 404
+    assert actions == ["job.delete", "job.run_now"]
+
+
+async def _state(http, path: str, state: str) -> bool:
+    answer = await http.get(path, headers=ADMIN)
+    return answer.status_code == 200 and answer.json()["state"] == state

@@ -1,0 +1,37 @@
+"""The console's single-job actions: cancel a running job, delete one, run one now.
+
+Each is the admin API's action (`admin_controls.act`: same service, same audit
+entry with `via=console`) behind the console's guard (role `admin`, CSRF token);
+it answers 303 to the job's page, where the job's new state shows (the queue's
+page after a delete). A job in the wrong state shows the error page (409).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from tgworkers.engine.job_actions import JobStateError
+from tgworkers.http.admin import known_queue
+from tgworkers.http.admin_controls import act, job_actions
+from tgworkers.http.console.web import Caller, refused
+
+
+async def job_action(request: Request, caller: Caller) -> Response:
+    queue, job_id = known_queue(request), request.path_params["job_id"]
+    op = request.url.path.rsplit("/", 1)[-1]
+    actions = job_actions(request)
+    runs = {
+        "cancel": lambda: actions.cancel(queue, job_id, by=f"console:{caller.principal.who}"),
+        "delete": lambda: actions.delete(queue, job_id),
+        "run-now": lambda: actions.run_now(queue, job_id),
+    }
+    try:
+        await act(request, caller.principal, op.replace("-", "_"), runs[op])
+    except JobStateError as exc:
+        return refused(request, caller, 409, str(exc))
+    if op == "delete":
+        return RedirectResponse(f"/ui/queues/{queue}", status_code=303)
+    return RedirectResponse(f"/ui/queues/{queue}/jobs/{quote(job_id, safe='')}", status_code=303)
