@@ -63,3 +63,21 @@ async def test_a_delayed_job_is_run_now_or_deleted_from_its_page(open_console):
         await expect(page).to_have_url(f"{console.base}/ui/queues/{QUEUE}")
         assert await jobs.client.state(QUEUE, "cfb.settle:b_del", {"betId": "b_del"}) is None
         assert jobs.fake.state.get("bets", "b_del")["status"] == "open"
+
+
+async def test_the_job_page_shows_a_deadline_and_an_expired_job_in_the_dlq(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        jobs.fake.state.add_bet("b_dl", t_end_ms=now_ms() - 1000)
+        jobs.fake.state.add_bet("b_gone", t_end_ms=now_ms() - 1000)
+        deadline = now_ms() + 3_600_000
+        await jobs.client.enqueue(QUEUE, {"betId": "b_dl"}, delay_s=600, expires_at_ms=deadline)
+        await jobs.client.enqueue(QUEUE, {"betId": "b_gone"}, expires_at_ms=now_ms() - 1)
+        await jobs.wait_dead(QUEUE, "cfb.settle:b_gone")
+        page = await console.sign_in_with_link()
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_dl")
+        await expect(page.get_by_test_id("job-expires")).to_contain_text("UTC")
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/jobs/cfb.settle:b_gone")
+        await expect(page.get_by_test_id("job-state")).to_have_text("dead")
+        await expect(page.locator("body")).to_contain_text("expired at")
+        assert jobs.calls("playhub", SETTLE) == []  # the expired job never called PlayHub

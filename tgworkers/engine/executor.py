@@ -160,7 +160,8 @@ class Executor:
             return self.dead(d, problem, failed=False)
         assert d.envelope is not None  # noqa: S101
         assert d.job_type is not None  # noqa: S101
-        if self.cancelled or (self.rate is not None and self.rate.per_s() is not None):
+        limited = self.rate is not None and self.rate.per_s() is not None
+        if d.envelope.expires_ms is not None or self.cancelled or limited:
             held = await self._before(d, d.envelope)
             if held is not None:
                 return held
@@ -180,7 +181,9 @@ class Executor:
         return settlement
 
     async def _before(self, d: Delivery, env: Envelope) -> Settlement | None:
-        """An operator's cancel that came before the run, or the queue's rate limit."""
+        """A deadline passed, the queue's rate limit, or a cancel that came before the run."""
+        if env.expires_ms is not None and now_ms() >= env.expires_ms:
+            return self.expired(d, env)
         if self.rate is not None and self.rate.per_s() is not None:
             held = await self._admit(d, env)
             if held is not None:
@@ -216,6 +219,13 @@ class Executor:
     def _cancelled(self, d: Delivery, env: Envelope) -> Settlement:
         by = self.cancelled.pop(d.entry_id)
         return self._settlement(d, env, cancelled_decision(env, by))
+
+    def expired(self, d: Delivery, env: Envelope) -> Settlement:
+        """Dead-letter a job delivered at or after its deadline; its handler never runs."""
+        deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((env.expires_ms or 0) / 1000))
+        message = f"expired at {deadline} (expiresAt {env.expires_ms}) before it ran"
+        record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="expired", message=message)
+        return self.dead(d, "expired", failed=False, record=record, why=DeadReason.EXPIRED)
 
     def _ended_early(self, d: Delivery) -> Settlement:
         """A lost delivery is dropped (fenced: someone else owns it); shutdown hands back."""

@@ -196,6 +196,8 @@ class Field:
     TRACESTATE: Final = "tracestate"
     ERRORS: Final = "errors"
     AUTO_ID: Final = "auto_id"
+    EXPIRES_MS: Final = "expires_ms"
+    """Unix ms after which the job is dead-lettered (`expired`) instead of run; optional."""
     # engine-internal counters, written only by the engine's scripts and executor
     SNOOZES: Final = "snoozes"
     WAITS: Final = "waits"

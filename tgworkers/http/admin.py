@@ -57,11 +57,12 @@ class DrainBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class EnqueueBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """`POST /admin/v1/jobs/{name}` body: `{"payload": {...}, "id"?, "runAt"?}`."""
+    """`POST /admin/v1/jobs/{name}` body: `{"payload": {...}, "id"?, "runAt"?, "expiresAt"?}`."""
 
     payload: dict[str, Any]
     id: str | None = None
     runAt: int | None = None  # noqa: N815 - the contract's field name
+    expiresAt: int | None = None  # noqa: N815 - the wire name (ms), as runAt
 
 
 class SelectionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -211,7 +212,12 @@ async def enqueue(request: Request, who: Principal) -> Response:
         raise NotFoundError(str(exc)) from None
     body: EnqueueBody = await body_of(request, EnqueueBody)
     result = await svc.client.enqueue(
-        name, body.payload, id=body.id, run_at_ms=body.runAt, origin=f"admin:{who.subject}"
+        name,
+        body.payload,
+        id=body.id,
+        run_at_ms=body.runAt,
+        origin=f"admin:{who.subject}",
+        expires_at_ms=body.expiresAt,
     )
     await audit(request, who, "enqueue", name, job=name, queue=result.queue, job_id=result.id,
                 created=result.created)  # fmt: skip

@@ -76,3 +76,13 @@ async def _running(redis, job_id: str) -> bool:
         return False
     entry = state[2:].decode()
     return bool(await redis.xpending_range("{tgw:test.work:0}:ready", "tgworkers", entry, entry, 1))
+
+
+async def test_enqueue_with_expires_at_writes_the_deadline(redis, redis_url):
+    made = await cli(redis_url, "enqueue", "test.work", '{"n": 1}', "--id", "dl-1",
+                     "--delay", "60", "--expires-at", "2999-01-01T00:00:00Z")  # fmt: skip
+    bad = await cli(redis_url, "enqueue", "test.work", '{"n": 1}', "--expires-at", "soon")
+    shown = await cli(redis_url, "job", "show", "test.work", "dl-1")
+    assert made.rc == 0, made.err
+    assert bad.rc == 2 and "--expires-at: expected an ISO 8601 time or Unix ms" in bad.err
+    assert json.loads(shown.out)["expires_ms"] == 32472144000000

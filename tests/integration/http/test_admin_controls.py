@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import running_worker
 from tests.support.admin_http import ADMIN, admin_client, bearer, make_jwt, ops_settings
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
+from tgworkers.engine.dlq import DeadLetters
+from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.rates import RateLimiter
 
@@ -89,3 +93,25 @@ async def test_delete_and_run_now_through_the_api(redis, redis_url, registry):
 async def _state(http, path: str, state: str) -> bool:
     answer = await http.get(path, headers=ADMIN)
     return answer.status_code == 200 and answer.json()["state"] == state
+
+
+async def test_enqueue_takes_expires_at_and_a_job_past_it_is_dead_lettered_expired(
+    redis, redis_url, registry
+):
+    settings = ops_settings(redis_url)
+    now = int(time.time() * 1000)
+    async with admin_client(settings, registry) as http:
+        never = await http.post(
+            "/admin/v1/jobs/test.work", headers=ADMIN,
+            json={"payload": {"n": 1}, "runAt": now + 60_000, "expiresAt": now + 1_000},
+        )  # fmt: skip
+        late = await http.post(
+            "/admin/v1/jobs/test.work", headers=ADMIN,
+            json={"payload": {"n": 2}, "id": "late-1", "expiresAt": now - 1},
+        )  # fmt: skip
+    assert never.status_code == 422 and "expiresAt is not after runAt" in never.json()["error"]
+    assert late.status_code == 201
+    dlq = DeadLetters(redis, registry, Layout(settings))
+    async with running_worker(settings, registry, "test.work"):
+        dead = await wait_until(lambda: dlq.find("test.work", "late-1"), what="expired")
+    assert dead.reason == "expired"
