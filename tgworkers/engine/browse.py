@@ -87,8 +87,8 @@ def row_of(fields: dict[bytes, bytes], *, state: str, entry: str, pk: PartitionK
     return JobRow(
         id=env.id, name=env.name, state=state, attempt=env.attempt, enqueued_ms=env.enqueued_ms,
         due_ms=env.due_ms, expires_ms=env.expires_ms, origin=env.origin,
-        traceparent=env.traceparent, history=[msgspec.to_builtins(h) for h in env.history], payload=payload,
-        partition=pk.partition, entry=entry,
+        traceparent=env.traceparent, history=[msgspec.to_builtins(h) for h in env.history],
+        payload=payload, partition=pk.partition, entry=entry,
     )  # fmt: skip
 
 
