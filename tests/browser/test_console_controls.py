@@ -81,3 +81,28 @@ async def test_the_job_page_shows_a_deadline_and_an_expired_job_in_the_dlq(open_
         await expect(page.get_by_test_id("job-state")).to_have_text("dead")
         await expect(page.locator("body")).to_contain_text("expired at")
         assert jobs.calls("playhub", SETTLE) == []  # the expired job never called PlayHub
+
+
+async def test_a_schedule_is_paused_run_now_and_resumed_from_the_schedules_page(open_console):
+    async with open_console() as console:
+        page = await console.sign_in_with_link()
+        page.on("dialog", lambda d: d.accept())
+        await page.goto(f"{console.base}/ui/schedules")
+        row = page.locator('tr[data-schedule="cfb.settle.sweep"]')
+        await expect(row.locator('[data-col="next"] div')).to_have_count(5)
+        await row.get_by_test_id("pause-schedule").click()
+        await expect(row.locator('[data-col="state"]')).to_contain_text("paused")
+        await row.get_by_test_id("run-schedule-now").click()
+        await wait_until(
+            lambda: console.jobs.calls("playhub", "/internal/v1/cfb/bets"),
+            timeout_s=10, what="the sweep run now, asking PlayHub for open bets",
+        )  # fmt: skip
+        await expect(row.locator('[data-col="state"]')).to_contain_text("paused")
+        await row.get_by_test_id("resume-schedule").click()
+        await expect(row.locator('[data-col="state"]')).to_contain_text("active")
+        await console.shot("schedules-controls")
+        await page.goto(f"{console.base}/ui/audit")
+        rows = page.get_by_test_id("audit").locator("tbody tr")
+        await expect(rows.nth(0)).to_contain_text("schedule.resume")
+        await expect(rows.nth(1)).to_contain_text("schedule.run_now")
+        await expect(rows.nth(2)).to_contain_text("schedule.pause")

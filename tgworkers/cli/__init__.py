@@ -23,6 +23,7 @@ from tgworkers.cli import (
     pause,
     repartition,
     run as run_cmd,
+    schedule,
     schedules,
     stats,
 )
@@ -40,6 +41,7 @@ COMMANDS: tuple[
     ("backfill", backfill.register),
     ("dlq", dlq.register),
     ("schedules", schedules.register),
+    ("schedule", schedule.register),
     ("jobs", jobs.register),
     ("job", job.register),
     ("repartition", repartition.register),

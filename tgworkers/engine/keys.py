@@ -142,6 +142,11 @@ class GlobalKeys:
         """Hash: schedule name -> its ledger record (JSON)."""
         return f"{{{self.prefix}}}:schedules"
 
+    @property
+    def schedules_paused(self) -> str:
+        """Hash: schedule name -> JSON `{by, at}` while an operator has it paused."""
+        return f"{{{self.prefix}}}:schedules:paused"
+
     def samples(self, queue: str) -> str:
         """Sorted set of counter samples used for the per-minute rates of `stats`."""
         return f"{{{self.prefix}}}:samples:{queue}"

@@ -22,6 +22,11 @@ from tgworkers.engine.job_actions import (
     JobStateError,
 )
 from tgworkers.engine.rates import read_limits
+from tgworkers.engine.schedule_controls import (
+    ScheduleControls,
+    ScheduleNotFoundError,
+    ScheduleState,
+)
 from tgworkers.http.admin import (
     NotFoundError,
     audit,
@@ -100,10 +105,50 @@ async def limits(request: Request, _: Principal) -> Response:
     return json_of({"limits": await read_limits(svc.client.redis, svc.settings, queue_of)})
 
 
+def schedule_controls(request: Request) -> ScheduleControls:
+    svc = services(request)
+    return ScheduleControls(svc.client.redis, svc.registry, svc.live, svc.client)
+
+
+async def schedule_action(request: Request, who: Principal) -> Response:
+    """`POST /admin/v1/schedules/{name}/pause|resume|run-now` (audited `schedule.<action>`)."""
+    name: str = request.path_params["name"]
+    op = request.url.path.rsplit("/", 1)[-1]
+    state = await run_schedule_action(request, who, name, op)
+    return json_of(state)
+
+
+async def run_schedule_action(
+    request: Request, who: Principal, name: str, op: str
+) -> ScheduleState:
+    controls = schedule_controls(request)
+    by = f"{'console' if who.kind == 'session' else 'admin'}:{who.subject}"
+    try:
+        if op == "pause":
+            state = await controls.pause(name, by=by)
+        elif op == "resume":
+            state = await controls.resume(name)
+        else:
+            state = await controls.run_now(name, by=by)
+    except ScheduleNotFoundError as exc:
+        raise NotFoundError(str(exc)) from None
+    await audit(request, who, f"schedule.{op.replace('-', '_')}", name, schedule=name,
+                job_id=state.job_id)  # fmt: skip
+    return state
+
+
 JOB = "/admin/v1/queues/{queue}/jobs/{job_id:path}"
 
 ROUTES = [
     Route("/admin/v1/limits", guarded(limits), methods=["GET"]),
+    *[
+        Route(
+            f"/admin/v1/schedules/{{name}}/{op}",
+            guarded(schedule_action, change=True),
+            methods=["POST"],
+        )
+        for op in ("pause", "resume", "run-now")
+    ],
     Route(f"{JOB}/cancel", guarded(cancel, change=True), methods=["POST"]),
     Route(f"{JOB}/run-now", guarded(run_now, change=True), methods=["POST"]),
     Route(JOB, guarded(delete, change=True), methods=["DELETE"]),

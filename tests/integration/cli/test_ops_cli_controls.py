@@ -86,3 +86,19 @@ async def test_enqueue_with_expires_at_writes_the_deadline(redis, redis_url):
     assert made.rc == 0, made.err
     assert bad.rc == 2 and "--expires-at: expected an ISO 8601 time or Unix ms" in bad.err
     assert json.loads(shown.out)["expires_ms"] == 32472144000000
+
+
+async def test_schedule_pause_run_now_and_resume_from_the_cli(redis_url):
+    paused = await cli(redis_url, "schedule", "pause", "test.tick")
+    listed = await cli(redis_url, "schedules", "--json")
+    now = await cli(redis_url, "schedule", "run-now", "test.tick", "--json")
+    resumed = await cli(redis_url, "schedule", "resume", "test.tick")
+    unknown = await cli(redis_url, "schedule", "pause", "nope")
+    assert (paused.rc, paused.out.strip()) == (0, "schedule test.tick paused")
+    (item,) = json.loads(listed.out)["schedules"]
+    assert item["paused"] and item["pausedBy"].startswith("cli:")
+    assert json.loads(now.out)["jobId"].startswith("cron:test.tick:now:")
+    assert (resumed.rc, resumed.out.strip()) == (0, "schedule test.tick resumed")
+    assert unknown.rc == 2 and unknown.err_lines == [
+        "tgworkers: no schedule 'nope'; known: test.tick"
+    ]

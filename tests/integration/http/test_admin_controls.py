@@ -115,3 +115,26 @@ async def test_enqueue_takes_expires_at_and_a_job_past_it_is_dead_lettered_expir
     async with running_worker(settings, registry, "test.work"):
         dead = await wait_until(lambda: dlq.find("test.work", "late-1"), what="expired")
     assert dead.reason == "expired"
+
+
+async def test_a_schedule_is_paused_resumed_and_run_now_through_the_api(redis_url, registry):
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        paused = await http.post("/admin/v1/schedules/test.tick/pause", headers=ADMIN)
+        listed = (await http.get("/admin/v1/schedules", headers=ADMIN)).json()["schedules"]
+        now = await http.post("/admin/v1/schedules/test.tick/run-now", headers=ADMIN)
+        resumed = await http.post("/admin/v1/schedules/test.tick/resume", headers=ADMIN)
+        unknown = await http.post("/admin/v1/schedules/nope/pause", headers=ADMIN)
+        readonly = await http.post("/admin/v1/schedules/test.tick/pause",
+                                   headers=bearer(make_jwt(scope="read")))  # fmt: skip
+        audit = (await http.get("/admin/v1/audit", headers=ADMIN)).json()["items"]
+    assert paused.json() == {"name": "test.tick", "paused": True, "by": "admin:admin-token"}
+    (item,) = listed
+    assert item["paused"] and item["pausedBy"] == "admin:admin-token"
+    assert len(item["nextTicks"]) == 5 and item["nextTicks"][0] == item["nextAt"]
+    assert now.json()["created"] and now.json()["jobId"].startswith("cron:test.tick:now:")
+    assert resumed.json() == {"name": "test.tick", "paused": False}
+    assert unknown.status_code == 404 and readonly.status_code == 403
+    assert [(e["action"], e["target"]) for e in audit] == [
+        ("schedule.resume", "test.tick"), ("schedule.run_now", "test.tick"),
+        ("schedule.pause", "test.tick"),
+    ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The console's single-job actions: cancel a running job, delete one, run one now.
+"""The console's single-job and schedule actions (cancel, delete, run now; pause a schedule).
 
 Each is the admin API's action (`admin_controls.act`: same service, same audit
 entry with `via=console`) behind the console's guard (role `admin`, CSRF token);
@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tgworkers.engine.job_actions import JobStateError
 from tgworkers.http.admin import known_queue
-from tgworkers.http.admin_controls import act, job_actions
+from tgworkers.http.admin_controls import act, job_actions, run_schedule_action
 from tgworkers.http.console.web import Caller, refused
 
 
@@ -35,3 +35,11 @@ async def job_action(request: Request, caller: Caller) -> Response:
     if op == "delete":
         return RedirectResponse(f"/ui/queues/{queue}", status_code=303)
     return RedirectResponse(f"/ui/queues/{queue}/jobs/{quote(job_id, safe='')}", status_code=303)
+
+
+async def schedule_action(request: Request, caller: Caller) -> Response:
+    """Pause, resume or run one schedule now, then back to the Schedules page."""
+    name: str = request.path_params["name"]
+    op = request.url.path.rsplit("/", 1)[-1]
+    await run_schedule_action(request, caller.principal, name, op)
+    return RedirectResponse("/ui/schedules", status_code=303)

@@ -46,6 +46,8 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/queues/{queue}/dlq/selection", page(actions.dlq_action, change=True),
           methods=["POST"]),
     Route("/ui/schedules", page(views.schedules_page), methods=["GET"]),
+    *[Route(f"/ui/schedules/{{name}}/{op}", page(job_actions.schedule_action, change=True),
+            methods=["POST"]) for op in ("pause", "resume", "run-now")],
     Route("/ui/workers", page(views.workers_page), methods=["GET"]),
     Route("/ui/audit", page(views.audit_page), methods=["GET"]),
 ]  # fmt: skip
