@@ -106,3 +106,24 @@ async def test_a_schedule_is_paused_run_now_and_resumed_from_the_schedules_page(
         await expect(rows.nth(0)).to_contain_text("schedule.resume")
         await expect(rows.nth(1)).to_contain_text("schedule.run_now")
         await expect(rows.nth(2)).to_contain_text("schedule.pause")
+
+
+async def test_a_settled_bet_is_found_on_the_finished_page(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        jobs.fake.state.add_bet("b_123", t_end_ms=now_ms() - 1000)
+        jobs.fake.fail("playhub", "settle_cfb_bet", status=503, times=1)  # settles on attempt 2
+        await jobs.enqueue(QUEUE, {"betId": "b_123"})
+        await jobs.wait_done(QUEUE, "cfb.settle:b_123", {"betId": "b_123"}, timeout_s=15)
+        records = "{tgw:cfb.settle:0}:finished:ids"  # written up to 200 ms after the settle
+        await wait_until(lambda: jobs.worker.redis.zcard(records), what="the finish record")
+        page = await console.sign_in_with_link()
+        await page.get_by_role("link", name="Finished").click()
+        await page.fill("#prefix", "cfb.settle:b_12")
+        await page.get_by_test_id("finished-search").click()
+        row = page.locator('tr[data-job="cfb.settle:b_123"]')
+        await expect(row.locator('[data-col="attempt"]')).to_have_text("2", timeout=10_000)
+        await console.shot("finished")
+        await page.fill("#prefix", "cfb.settle:b_999")
+        await page.get_by_test_id("finished-search").click()
+        await expect(page.get_by_test_id("finished-none")).to_be_visible()

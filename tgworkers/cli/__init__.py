@@ -18,6 +18,7 @@ from tgworkers.cli import (
     dlq,
     drain,
     enqueue,
+    finished,
     job,
     jobs,
     pause,
@@ -44,6 +45,7 @@ COMMANDS: tuple[
     ("schedule", schedule.register),
     ("jobs", jobs.register),
     ("job", job.register),
+    ("finished", finished.register),
     ("repartition", repartition.register),
 )
 

@@ -31,7 +31,7 @@ def partition_of(partition_key: str, partitions: int) -> int:
 
 
 ENGINE_KEY_NAMES: Final = frozenset(
-    {"ready", "delayed", "jobs", "done", "dlq", "stats", "steps", "lock", "wake"}
+    {"ready", "delayed", "jobs", "done", "dlq", "stats", "steps", "lock", "wake", "finished"}
 )
 """The partition keys the engine owns (the first `:`-part); jobs get other names."""
 
@@ -73,6 +73,23 @@ class PartitionKeys:
     def done(self) -> str:
         """Sorted set: producer-chosen job id -> finish time, kept `DEDUPE_TTL_S`."""
         return f"{self.tag}:done"
+
+    @property
+    def finished(self) -> str:
+        """Hash: producer-chosen job id -> its finish record (JSON), kept `DEDUPE_TTL_S`.
+
+        With `finished_at` (zset, id -> finish ms: the window) and `finished_ids` (zset,
+        score 0: the lex index a prefix search reads); finished.py.
+        """
+        return f"{self.tag}:finished"
+
+    @property
+    def finished_at(self) -> str:
+        return f"{self.tag}:finished:at"
+
+    @property
+    def finished_ids(self) -> str:
+        return f"{self.tag}:finished:ids"
 
     @property
     def dlq(self) -> str:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tgworkers.engine.browse import QueueBrowser
+from tgworkers.engine.finished import FinishedJobs, FinishedPage
 from tgworkers.engine.job_actions import (
     JobActionResult,
     JobActions,
@@ -37,6 +38,7 @@ from tgworkers.http.admin import (
     services,
 )
 from tgworkers.http.auth import Principal
+from tgworkers.http.limits import page_limit
 
 
 def job_actions(request: Request) -> JobActions:
@@ -137,10 +139,31 @@ async def run_schedule_action(
     return state
 
 
+def finished_jobs(request: Request) -> FinishedJobs:
+    svc = services(request)
+    return FinishedJobs(svc.client.redis, svc.registry, svc.control.layout)
+
+
+async def search_finished(request: Request) -> FinishedPage:
+    """`?prefix=…&queue=…&limit=N`: finished jobs whose id starts with `prefix`."""
+    prefix = request.query_params.get("prefix", "").strip()
+    queue = request.query_params.get("queue") or None
+    if queue is not None:
+        known_queue(request, queue)
+    limit = page_limit(request)
+    return await finished_jobs(request).search(prefix, queue=queue, limit=limit)
+
+
+async def finished(request: Request, _: Principal) -> Response:
+    """`GET /admin/v1/finished`: `{"items": [...], "prefix", "limit"}`."""
+    return json_of(await search_finished(request))
+
+
 JOB = "/admin/v1/queues/{queue}/jobs/{job_id:path}"
 
 ROUTES = [
     Route("/admin/v1/limits", guarded(limits), methods=["GET"]),
+    Route("/admin/v1/finished", guarded(finished), methods=["GET"]),
     *[
         Route(
             f"/admin/v1/schedules/{{name}}/{op}",

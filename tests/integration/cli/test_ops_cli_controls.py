@@ -102,3 +102,18 @@ async def test_schedule_pause_run_now_and_resume_from_the_cli(redis_url):
     assert unknown.rc == 2 and unknown.err_lines == [
         "tgworkers: no schedule 'nope'; known: test.tick"
     ]
+
+
+async def test_finished_finds_a_job_by_id_prefix(redis, redis_url, settings, registry):
+    await Client(redis, registry, settings).enqueue("test.unique", {"n": 7, "fail_times": 1})
+    async with running_worker(settings, registry, "test.work"):
+        await wait_until(lambda: redis.zrangebylex("{tgw:test.work:0}:finished:ids", "-", "+"),
+                         timeout_s=10, what="a finish record")  # fmt: skip
+    found = await cli(redis_url, "finished", "test.unique:7", "--json")
+    text = await cli(redis_url, "finished", "test.unique:", env={"COLUMNS": "200"})
+    none = await cli(redis_url, "finished", "cfb.settle:b_nope")
+    assert found.rc == 0, found.err
+    (item,) = json.loads(found.out)["items"]
+    assert (item["id"], item["attempt"]) == ("test.unique:7", 2)
+    assert "test.unique:7" in text.out
+    assert none.rc == 0 and "no job finished" in none.out

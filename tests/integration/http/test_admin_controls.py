@@ -138,3 +138,28 @@ async def test_a_schedule_is_paused_resumed_and_run_now_through_the_api(redis_ur
         ("schedule.resume", "test.tick"), ("schedule.run_now", "test.tick"),
         ("schedule.pause", "test.tick"),
     ]  # fmt: skip
+
+
+async def test_finished_jobs_are_found_by_id_prefix_through_the_api(redis, redis_url, registry):
+    settings = ops_settings(redis_url)
+    client = Client(redis, registry, settings)
+    for n in (1, 12, 2):
+        await client.enqueue("test.unique", {"n": n})
+    async with (
+        running_worker(settings, registry, "test.work") as worker,
+        admin_client(settings, registry, worker) as http,
+    ):
+        await wait_until(lambda: _finished(http, "test.unique:", 3), timeout_s=10, what="3")
+        page = (await http.get("/admin/v1/finished?prefix=test.unique:1", headers=ADMIN)).json()
+        bad = await http.get("/admin/v1/finished?prefix=x&queue=nope", headers=ADMIN)
+        too_many = await http.get("/admin/v1/finished?prefix=x&limit=5000", headers=ADMIN)
+    assert [(i["id"], i["attempt"], i["queue"]) for i in page["items"]] == [
+        ("test.unique:1", 1, "test.work"), ("test.unique:12", 1, "test.work"),
+    ]  # fmt: skip
+    assert set(page["items"][0]) >= {"finishedAt", "deliveries", "durationMs", "consumer"}
+    assert bad.status_code == 404 and too_many.status_code == 400
+
+
+async def _finished(http, prefix: str, n: int) -> bool:
+    answer = await http.get(f"/admin/v1/finished?prefix={prefix}", headers=ADMIN)
+    return len(answer.json()["items"]) >= n

@@ -15,8 +15,13 @@ from starlette.responses import RedirectResponse, Response
 
 from tgworkers.engine.job_actions import JobStateError
 from tgworkers.http.admin import known_queue
-from tgworkers.http.admin_controls import act, job_actions, run_schedule_action
-from tgworkers.http.console.web import Caller, refused
+from tgworkers.http.admin_controls import (
+    act,
+    job_actions,
+    run_schedule_action,
+    search_finished,
+)
+from tgworkers.http.console.web import Caller, refused, render
 
 
 async def job_action(request: Request, caller: Caller) -> Response:
@@ -35,6 +40,15 @@ async def job_action(request: Request, caller: Caller) -> Response:
     if op == "delete":
         return RedirectResponse(f"/ui/queues/{queue}", status_code=303)
     return RedirectResponse(f"/ui/queues/{queue}/jobs/{quote(job_id, safe='')}", status_code=303)
+
+
+async def finished_page(request: Request, caller: Caller) -> Response:
+    """Finished jobs by id prefix (`?prefix=`), with when, attempt and trace."""
+    prefix = request.query_params.get("prefix", "").strip()
+    page = await search_finished(request) if prefix else None
+    template: str | None = request.app.state.http.trace_url_template
+    return render(request, caller, "finished.html", prefix=prefix, page=page,
+                  trace_template=template)  # fmt: skip
 
 
 async def schedule_action(request: Request, caller: Caller) -> Response:

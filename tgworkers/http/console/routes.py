@@ -45,6 +45,7 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/queues/{queue}/dlq/drop", page(actions.dlq_action, change=True), methods=["POST"]),
     Route("/ui/queues/{queue}/dlq/selection", page(actions.dlq_action, change=True),
           methods=["POST"]),
+    Route("/ui/finished", page(job_actions.finished_page), methods=["GET"]),
     Route("/ui/schedules", page(views.schedules_page), methods=["GET"]),
     *[Route(f"/ui/schedules/{{name}}/{op}", page(job_actions.schedule_action, change=True),
             methods=["POST"]) for op in ("pause", "resume", "run-now")],
