@@ -127,3 +127,27 @@ async def test_a_settled_bet_is_found_on_the_finished_page(open_console):
         await page.fill("#prefix", "cfb.settle:b_999")
         await page.get_by_test_id("finished-search").click()
         await expect(page.get_by_test_id("finished-none")).to_be_visible()
+
+
+async def test_the_dlq_page_filters_by_error_text_and_sorts_by_a_column(open_console):
+    async with open_console() as console:
+        jobs = console.jobs
+        for bet, status in (("b_a", 422), ("b_b", 404), ("b_c", 422)):
+            jobs.fake.state.add_bet(bet, t_end_ms=now_ms() - 1000)
+            jobs.fake.fail("playhub", "settle_cfb_bet", status=status, times=1)
+            await jobs.enqueue(QUEUE, {"betId": bet})
+            await jobs.wait_dead(QUEUE, f"cfb.settle:{bet}")
+        page = await console.sign_in_with_link()
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/dlq")
+        await page.fill("#idPrefix", "cfb.settle:b_")
+        await page.fill("#error", "404")
+        await page.get_by_test_id("dlq-filter").click()
+        rows = page.get_by_test_id("dlq").locator("tbody tr")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_have_attribute("data-id", "cfb.settle:b_b")
+        await page.goto(f"{console.base}/ui/queues/{QUEUE}/dlq")
+        await page.locator('a[data-sort="id"]').click()
+        await page.locator('a[data-sort="id"]').click()  # again: descending
+        await expect(rows.first).to_have_attribute("data-id", "cfb.settle:b_c")
+        await expect(rows.last).to_have_attribute("data-id", "cfb.settle:b_a")
+        await console.shot("dlq-filtered")

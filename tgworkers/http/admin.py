@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.dlq import parse_cursor
+from tgworkers.engine.dlq_search import DlqFilter, search, sort_key
 from tgworkers.errors import InputError, PayloadError
 from tgworkers.http.auth import AdminAuth, Principal
 from tgworkers.http.limits import (
@@ -227,7 +228,24 @@ async def enqueue(request: Request, who: Principal) -> Response:
 async def dlq_list(request: Request, _: Principal) -> Response:
     queue = known_queue(request)
     limit, cursor = page_limit(request), cursor_param(request)
+    flt, sort = dlq_filter(request)  # issue 26: idPrefix, name, error, sort
+    if flt.active or sort:
+        dlq = services(request).dlq
+        return json_of(await search(dlq, queue, flt, limit=limit, cursor=cursor, sort=sort))
     return json_of(await services(request).dlq.list_jobs(queue, limit=limit, cursor=cursor))
+
+
+def dlq_filter(request: Request) -> tuple[DlqFilter, str | None]:
+    """The DLQ filter and sort of a request's query (`idPrefix`, `name`, `error`, `sort`)."""
+    q = request.query_params
+    flt = DlqFilter(id_prefix=q.get("idPrefix") or None, name=q.get("name") or None,
+                    error=q.get("error") or None)  # fmt: skip
+    sort = q.get("sort") or None
+    try:
+        sort_key(sort)
+    except InputError as exc:
+        raise BadRequestError(str(exc)) from None
+    return flt, sort
 
 
 async def dlq_requeue(request: Request, who: Principal) -> Response:

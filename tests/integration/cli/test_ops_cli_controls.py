@@ -117,3 +117,19 @@ async def test_finished_finds_a_job_by_id_prefix(redis, redis_url, settings, reg
     assert (item["id"], item["attempt"]) == ("test.unique:7", 2)
     assert "test.unique:7" in text.out
     assert none.rc == 0 and "no job finished" in none.out
+
+
+async def test_dlq_list_filters_by_id_prefix_name_and_error(redis, redis_url):
+    from tests.integration.engine.test_dlq_search import seed
+
+    await seed(redis)
+    doc = await cli(redis_url, "dlq", "list", "test.work", "--id-prefix", "cfb.settle:",
+                    "--error", "EXPIRED", "--json")  # fmt: skip
+    text = await cli(redis_url, "dlq", "list", "test.work", "--name", "test.work",
+                     "--sort=-attempts", env={"COLUMNS": "200"})  # fmt: skip
+    bad = await cli(redis_url, "dlq", "list", "test.work", "--sort", "nope")
+    assert doc.rc == 0, doc.err
+    assert [i["id"] for i in json.loads(doc.out)["items"]] == ["cfb.settle:b_3"]
+    assert text.rc == 0 and "2 matching in 4 read" in text.out
+    assert text.out.index("cfb.settle:b_1") < text.out.index("escrow:e_1")
+    assert bad.rc == 2 and "sort: expected one of" in bad.err

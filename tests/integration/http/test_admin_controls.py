@@ -163,3 +163,20 @@ async def test_finished_jobs_are_found_by_id_prefix_through_the_api(redis, redis
 async def _finished(http, prefix: str, n: int) -> bool:
     answer = await http.get(f"/admin/v1/finished?prefix={prefix}", headers=ADMIN)
     return len(answer.json()["items"]) >= n
+
+
+async def test_the_dlq_list_filters_and_sorts_through_the_api(redis, redis_url, registry):
+    from tests.integration.engine.test_dlq_search import seed
+
+    await seed(redis)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        by_error = await http.get("/admin/v1/dlq/test.work?error=busy", headers=ADMIN)
+        by_name = await http.get("/admin/v1/dlq/test.work?name=test.work&sort=-attempts",
+                                 headers=ADMIN)  # fmt: skip
+        bad_sort = await http.get("/admin/v1/dlq/test.work?sort=payload", headers=ADMIN)
+    doc = by_error.json()
+    assert [i["id"] for i in doc["items"]] == ["cfb.settle:b_1"]
+    assert (doc["total"], doc["scanned"], doc["next"]) == (4, 4, None)
+    assert doc["filter"] == {"id_prefix": None, "name": None, "error": "busy"}
+    assert [i["id"] for i in by_name.json()["items"]] == ["cfb.settle:b_1", "escrow:e_1"]
+    assert bad_sort.status_code == 400 and "sort: expected one of" in bad_sort.json()["error"]
