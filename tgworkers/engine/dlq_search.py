@@ -67,7 +67,7 @@ def sorted_jobs(jobs: list[DeadJob], sort: str | None) -> list[DeadJob]:
     return sorted(jobs, key=lambda j: getattr(j, field), reverse=descending)
 
 
-async def search(
+async def search(  # noqa: PLR0913 - a query: its parts by keyword
     dlq: DeadLetters,
     queue: str,
     flt: DlqFilter,
