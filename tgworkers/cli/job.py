@@ -1,4 +1,4 @@
-"""`job show|cancel|delete|run-now QUEUE ID`: one job by id (issue 26's single-job actions).
+"""`job show|cancel|delete|run-now|requeue QUEUE ID`: one job by id (issue 26's single-job actions).
 
 The same engine service as `POST /admin/v1/queues/{q}/jobs/{id}/…` and the console's
 job page; every change is audited (`via=cli`). A job in the wrong state for the
@@ -27,6 +27,7 @@ ACTIONS = {
     "cancel": "interrupt a running job; it is dead-lettered with reason 'cancelled by <you>'",
     "delete": "delete a ready or delayed job (not one in flight: cancel it)",
     "run-now": "make a delayed job due now",
+    "requeue": "put a dead-lettered job back onto its queue (a passed deadline is dropped)",
 }
 
 
@@ -39,6 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.add_argument("id", metavar="ID")
         if op == "delete":
             q.add_argument("--yes", action="store_true", help="confirm: deleted for good")
+        if op == "requeue":
+            q.add_argument("--reset-attempts", action="store_true", help="start at attempt 1")
         if op != "show":
             q.add_argument("--json", action="store_true", help="print the result as JSON")
         add_app_flag(q)
@@ -80,4 +83,8 @@ async def _run(actions: JobActions, args: argparse.Namespace) -> JobActionResult
         return await actions.cancel(args.queue, args.id, by=operator())
     if args.op == "delete":
         return await actions.delete(args.queue, args.id)
+    if args.op == "requeue":
+        return await actions.requeue(
+            args.queue, args.id, by=operator(), reset_attempts=args.reset_attempts
+        )
     return await actions.run_now(args.queue, args.id)

@@ -225,9 +225,11 @@ class DeadLetters:
             return [x for k, v in fields.items() if k not in skip for x in (k, v)]
         message = f"replayed by {by}" + (" (attempts reset)" if reset else "")
         note = HistoryEntry(attempt=env.attempt, at_ms=now, kind="replayed", message=message)
+        passed = env.expires_ms is not None and env.expires_ms <= now  # else it expires again
         env = msgspec.structs.replace(
-            env, attempt=1 if reset else env.attempt, history=(*env.history, note), due_ms=None
-        )
+            env, attempt=1 if reset else env.attempt, history=(*env.history, note), due_ms=None,
+            expires_ms=None if passed else env.expires_ms,
+        )  # fmt: skip
         return to_fields(env)
 
     async def drop(self, queue: str, ids: Iterable[str] | None) -> dict[str, Any]:

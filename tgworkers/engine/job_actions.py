@@ -9,8 +9,8 @@
 - **delete**: a ready entry no worker has taken, or a delayed job, by script
   (`lua/job_delete.lua`); one in flight is refused (cancel it), one in the DLQ too.
 - **run now**: a delayed job is made due at Redis's now and promoted at once.
-
-Requeueing a dead job is the DLQ's (dlq.py); the job page offers it.
+- **requeue**: a dead-lettered job back onto its queue, through the DLQ's requeue
+  (dlq.py), which also drops a deadline that has passed (it would expire again).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import msgspec
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
+from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Registry
@@ -114,6 +115,19 @@ class JobActions:
             raise JobStateError(f"{job_id} was promoted meanwhile: it is ready")
         await self.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
         return JobActionResult(queue=queue, id=job_id, action="run_now", state="ready")
+
+    async def requeue(
+        self, queue: str, job_id: str, *, by: str, reset_attempts: bool = False
+    ) -> JobActionResult:
+        """A dead-lettered job back onto its queue (the DLQ's requeue, for one id)."""
+        _, state = await self.locate(queue, job_id)
+        if not state.startswith("x:"):
+            raise JobStateError(f"{job_id} is not dead-lettered ({_state_name(state)})")
+        dlq = DeadLetters(self.redis, self.registry, self.layout, self.scripts)
+        result = await dlq.requeue(queue, [job_id], reset_attempts=reset_attempts, by=by)
+        if not result["requeued"]:
+            raise JobStateError(f"{job_id} left the DLQ meanwhile")
+        return JobActionResult(queue=queue, id=job_id, action="requeue", state="ready", by=by)
 
     async def cancel(
         self, queue: str, job_id: str, *, by: str, wait_s: float = CANCEL_WAIT_S

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,6 +32,7 @@ from tgworkers.engine.schedule_controls import (
 from tgworkers.http.admin import (
     NotFoundError,
     audit,
+    body_of,
     error,
     guarded,
     json_of,
@@ -88,6 +90,24 @@ async def run_now(request: Request, who: Principal) -> Response:
     return await _answer(
         request, who, "run_now", lambda: job_actions(request).run_now(queue, job_id)
     )
+
+
+async def requeue(request: Request, who: Principal) -> Response:
+    """Body `{"resetAttempts"?: bool}` (optional); 409 when the job is not dead-lettered."""
+    queue, job_id = known_queue(request), request.path_params["job_id"]
+    body: RequeueBody = await body_of(request, RequeueBody)
+    by = f"{'console' if who.kind == 'session' else 'admin'}:{who.subject}"
+    return await _answer(
+        request, who, "requeue",
+        lambda: job_actions(request).requeue(queue, job_id, by=by,
+                                             reset_attempts=body.resetAttempts),
+    )  # fmt: skip
+
+
+class RequeueBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST .../jobs/{id}/requeue` body: `{"resetAttempts": bool}` (optional)."""
+
+    resetAttempts: bool = False  # noqa: N815 - as the DLQ's requeue body
 
 
 async def show(request: Request, _: Principal) -> Response:
@@ -174,6 +194,7 @@ ROUTES = [
     ],
     Route(f"{JOB}/cancel", guarded(cancel, change=True), methods=["POST"]),
     Route(f"{JOB}/run-now", guarded(run_now, change=True), methods=["POST"]),
+    Route(f"{JOB}/requeue", guarded(requeue, change=True), methods=["POST"]),
     Route(JOB, guarded(delete, change=True), methods=["DELETE"]),
     Route(JOB, guarded(show), methods=["GET"]),
 ]

@@ -133,3 +133,14 @@ async def test_dlq_list_filters_by_id_prefix_name_and_error(redis, redis_url):
     assert text.rc == 0 and "2 matching in 4 read" in text.out
     assert text.out.index("cfb.settle:b_1") < text.out.index("escrow:e_1")
     assert bad.rc == 2 and "sort: expected one of" in bad.err
+
+
+async def test_job_requeue_from_the_cli(redis, redis_url):
+    from tests.integration.engine.test_dlq_search import seed
+
+    await seed(redis)
+    done = await cli(redis_url, "job", "requeue", "test.work", "cfb.settle:b_2", "--json")
+    assert done.rc == 0, done.err
+    assert json.loads(done.out)["state"] == "ready" and json.loads(done.out)["by"].startswith(
+        "cli:"
+    )

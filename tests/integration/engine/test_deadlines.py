@@ -14,6 +14,7 @@ from tests.support.wait import wait_until
 from tgworkers.engine.client import Client, EnqueueRequest, deadline_ms
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.envelope import fields_from_json, from_fields
+from tgworkers.engine.job_actions import JobStateError
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import JobType
 from tgworkers.errors import InputError
@@ -68,3 +69,20 @@ async def test_the_producer_and_the_job_types_default_set_the_deadline(redis, re
 
 async def _ran(redis, n: int) -> bool:
     return any(r.n == n for r in await runs(redis))
+
+
+async def test_an_expired_job_requeued_runs_its_deadline_dropped(redis, registry, settings, client):
+    from tgworkers.engine.job_actions import JobActions
+    from tgworkers.engine.scripts import Scripts
+
+    late = await client.enqueue("test.work", {"n": 9}, id="late-9", expires_at_ms=now_ms() - 1)
+    dlq = DeadLetters(redis, registry, Layout(settings))
+    actions = JobActions(redis, registry, Layout(settings), Scripts(redis))
+    async with running_worker(settings, registry, "test.work"):
+        await wait_until(lambda: dlq.find("test.work", late.id), what="expired")
+        result = await actions.requeue("test.work", late.id, by="admin:ops")
+        assert result.state == "ready"
+        await wait_until(lambda: _ran(redis, 9), what="the requeued job run")
+    with pytest.raises(JobStateError, match="not dead-lettered"):
+        await actions.requeue("test.work", (await client.enqueue("test.work", {"n": 1})).id,
+                              by="admin:ops")  # fmt: skip

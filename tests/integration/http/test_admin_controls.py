@@ -180,3 +180,18 @@ async def test_the_dlq_list_filters_and_sorts_through_the_api(redis, redis_url, 
     assert doc["filter"] == {"id_prefix": None, "name": None, "error": "busy"}
     assert [i["id"] for i in by_name.json()["items"]] == ["cfb.settle:b_1", "escrow:e_1"]
     assert bad_sort.status_code == 400 and "sort: expected one of" in bad_sort.json()["error"]
+
+
+async def test_a_dead_job_is_requeued_by_id_through_the_api(redis, redis_url, registry):
+    from tests.integration.engine.test_dlq_search import seed
+
+    await seed(redis)
+    async with admin_client(ops_settings(redis_url), registry) as http:
+        path = "/admin/v1/queues/test.work/jobs/escrow:e_1/requeue"
+        done = await http.post(path, headers=ADMIN, json={"resetAttempts": True})
+        again = await http.post(path, headers=ADMIN)
+        shown = (await http.get("/admin/v1/queues/test.work/jobs/escrow:e_1", headers=ADMIN)).json()
+    assert done.json() == {"queue": "test.work", "id": "escrow:e_1", "action": "requeue",
+                           "state": "ready", "by": "admin:admin-token"}  # fmt: skip
+    assert again.status_code == 409 and "not dead-lettered" in again.json()["error"]
+    assert (shown["state"], shown["attempt"]) == ("ready", 1)
