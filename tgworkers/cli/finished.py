@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("prefix", metavar="PREFIX", help="job id or its beginning (cfb.settle:b_1)")
     p.add_argument("--queue", help="search one queue only")
     p.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    p.add_argument("--sort", help="order: id, queue, finishedAt, attempt, durationMs (-: desc)")
     p.add_argument("--json", action="store_true", help='print {"items", "prefix", "limit"}')
     add_app_flag(p)
     p.set_defaults(func=main)
@@ -44,7 +45,9 @@ def main(args: argparse.Namespace) -> int:
     async def body() -> int:
         async with open_services(settings, registry) as svc:
             finder = FinishedJobs(svc.client.redis, registry, svc.control.layout)
-            page = await finder.search(args.prefix, queue=args.queue, limit=args.limit)
+            page = await finder.search(
+                args.prefix, queue=args.queue, limit=args.limit, sort=args.sort
+            )
         if args.json:
             print_json(page)
             return 0

@@ -34,6 +34,7 @@ from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.scripts import DoneItem, script_text
+from tgworkers.errors import InputError
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -64,6 +65,22 @@ class FinishedRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     def trace_id(self) -> str | None:
         parts = (self.traceparent or "").split("-")
         return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None  # noqa: PLR2004
+
+
+SORTS: Final = {"id": "id", "queue": "queue", "finishedAt": "finished_at",
+                 "attempt": "attempt", "durationMs": "duration_ms"}  # fmt: skip
+"""Columns a page may be sorted by (`-` before one: descending) and their fields."""
+
+
+def sort_field(sort: str | None) -> tuple[str, bool] | None:
+    """(field, descending) of a `sort` value; `InputError` naming the choices."""
+    if not sort:
+        return None
+    name, descending = (sort[1:], True) if sort.startswith("-") else (sort, False)
+    if name not in SORTS:
+        choices = ", ".join(SORTS)
+        raise InputError(f"sort: expected one of {choices} (with - for descending), got {sort!r}")
+    return SORTS[name], descending
 
 
 class FinishedPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,7 +160,11 @@ class FinishedJobs:
         self.registry = registry
         self.layout = layout
 
-    async def search(self, prefix: str, *, queue: str | None, limit: int) -> FinishedPage:
+    async def search(
+        self, prefix: str, *, queue: str | None, limit: int, sort: str | None = None
+    ) -> FinishedPage:
+        """The first `limit` ids starting with `prefix` (id order), then sorted by `sort`."""
+        order = sort_field(sort)
         procs = [self.registry.queue(queue)] if queue else list(self.registry.processors.values())
         low, high = f"[{prefix}", f"[{prefix}\xff"
         found: list[FinishedRecord] = []
@@ -154,4 +175,7 @@ class FinishedJobs:
                     blobs: Any = await self.redis.hmget(pk.finished, ids)
                     found += [_decode.decode(b) for b in blobs if b]
         found.sort(key=lambda r: (r.id, r.queue))
-        return FinishedPage(items=found[:limit], prefix=prefix, limit=limit)
+        items = found[:limit]
+        if order is not None:
+            items.sort(key=lambda r: getattr(r, order[0]), reverse=order[1])
+        return FinishedPage(items=items, prefix=prefix, limit=limit)

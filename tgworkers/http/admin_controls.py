@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tgworkers.engine.browse import QueueBrowser
-from tgworkers.engine.finished import FinishedJobs, FinishedPage
+from tgworkers.engine.finished import FinishedJobs, FinishedPage, sort_field
 from tgworkers.engine.job_actions import (
     JobActionResult,
     JobActions,
@@ -29,6 +29,7 @@ from tgworkers.engine.schedule_controls import (
     ScheduleNotFoundError,
     ScheduleState,
 )
+from tgworkers.errors import InputError
 from tgworkers.http.admin import (
     NotFoundError,
     audit,
@@ -40,7 +41,7 @@ from tgworkers.http.admin import (
     services,
 )
 from tgworkers.http.auth import Principal
-from tgworkers.http.limits import page_limit
+from tgworkers.http.limits import BadRequestError, page_limit
 
 
 def job_actions(request: Request) -> JobActions:
@@ -170,8 +171,12 @@ async def search_finished(request: Request) -> FinishedPage:
     queue = request.query_params.get("queue") or None
     if queue is not None:
         known_queue(request, queue)
-    limit = page_limit(request)
-    return await finished_jobs(request).search(prefix, queue=queue, limit=limit)
+    limit, sort = page_limit(request), request.query_params.get("sort") or None
+    try:
+        sort_field(sort)
+    except InputError as exc:
+        raise BadRequestError(str(exc)) from None
+    return await finished_jobs(request).search(prefix, queue=queue, limit=limit, sort=sort)
 
 
 async def finished(request: Request, _: Principal) -> Response:

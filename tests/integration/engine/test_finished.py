@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from tests.conftest import running_worker
 from tests.support.engine_state import pk
 from tests.support.wait import wait_until
@@ -12,6 +13,7 @@ from tgworkers.engine.client import Client
 from tgworkers.engine.finished import FinishedJobs
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.scripts import script_text
+from tgworkers.errors import InputError
 
 
 async def test_a_finished_job_is_found_by_id_prefix_with_its_attempt_and_time(
@@ -36,6 +38,10 @@ async def test_a_finished_job_is_found_by_id_prefix_with_its_attempt_and_time(
     narrow = await finder.search("test.unique:12", queue="test.work", limit=10)
     assert [r.id for r in narrow.items] == ["test.unique:12"]
     assert (await finder.search("test.work", queue=None, limit=10)).items == []
+    by_attempt = await finder.search("test.unique:", queue=None, limit=10, sort="-attempt")
+    assert [r.id for r in by_attempt.items] == ["test.unique:12", "test.unique:1"]
+    with pytest.raises(InputError, match="sort: expected one of id, queue, finishedAt"):
+        await finder.search("x", queue=None, limit=10, sort="payload")
 
 
 async def test_records_older_than_the_window_are_forgotten(redis):

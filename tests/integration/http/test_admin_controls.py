@@ -153,11 +153,16 @@ async def test_finished_jobs_are_found_by_id_prefix_through_the_api(redis, redis
         page = (await http.get("/admin/v1/finished?prefix=test.unique:1", headers=ADMIN)).json()
         bad = await http.get("/admin/v1/finished?prefix=x&queue=nope", headers=ADMIN)
         too_many = await http.get("/admin/v1/finished?prefix=x&limit=5000", headers=ADMIN)
+        bad_sort = await http.get("/admin/v1/finished?prefix=x&sort=nope", headers=ADMIN)
+        newest = await http.get("/admin/v1/finished?prefix=test.unique:&sort=-id", headers=ADMIN)
     assert [(i["id"], i["attempt"], i["queue"]) for i in page["items"]] == [
         ("test.unique:1", 1, "test.work"), ("test.unique:12", 1, "test.work"),
     ]  # fmt: skip
     assert set(page["items"][0]) >= {"finishedAt", "deliveries", "durationMs", "consumer"}
-    assert bad.status_code == 404 and too_many.status_code == 400
+    assert bad.status_code == 404 and too_many.status_code == 400 and bad_sort.status_code == 400
+    assert [i["id"] for i in newest.json()["items"]] == [
+        "test.unique:2", "test.unique:12", "test.unique:1",
+    ]  # fmt: skip
 
 
 async def _finished(http, prefix: str, n: int) -> bool:

@@ -47,8 +47,9 @@ async def finished_page(request: Request, caller: Caller) -> Response:
     prefix = request.query_params.get("prefix", "").strip()
     page = await search_finished(request) if prefix else None
     template: str | None = request.app.state.http.trace_url_template
+    sort = request.query_params.get("sort") or ""
     return render(request, caller, "finished.html", prefix=prefix, page=page,
-                  trace_template=template)  # fmt: skip
+                  trace_template=template, sort=sort)  # fmt: skip
 
 
 async def schedule_action(request: Request, caller: Caller) -> Response:
