@@ -89,8 +89,12 @@ async def served(jobs: JobsHarness) -> AsyncIterator[tuple[str, SessionStore]]:
 
 
 @asynccontextmanager
-async def console_stack(redis_url: str, fake: FakePeers, jwk_text: str) -> AsyncIterator[Console]:
-    env: dict[str, Any] = {"ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN_READONLY_TOKEN": READONLY_TOKEN}
+async def console_stack(
+    redis_url: str, fake: FakePeers, jwk_text: str, **extra: Any
+) -> AsyncIterator[Console]:
+    env: dict[str, Any] = {
+        "ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN_READONLY_TOKEN": READONLY_TOKEN, **extra,
+    }  # fmt: skip
     async with (
         jobs_worker(redis_url, fake, jwk_text, "cfb.settle", **env) as jobs,
         served(jobs) as (base, sessions),
@@ -107,11 +111,11 @@ async def console_stack(redis_url: str, fake: FakePeers, jwk_text: str) -> Async
 
 @pytest.fixture
 def open_console(redis_url: str, fake: FakePeers, jwk_text: str) -> Any:
-    """`async with open_console() as console:` (task groups must live in the test's task)."""
+    """`async with open_console(**env) as console:` (task groups live in the test's task)."""
     if os.environ.get("TGW_SKIP_BROWSER") == "1":
         pytest.skip("TGW_SKIP_BROWSER=1")
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"{CHROMIUM} is missing: run scripts/setup-env as root or apt-get install chromium"
         )
-    return lambda: console_stack(redis_url, fake, jwk_text)
+    return lambda **env: console_stack(redis_url, fake, jwk_text, **env)

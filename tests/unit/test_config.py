@@ -409,6 +409,8 @@ KINDS = [
     ("ADMIN_TOKEN", "secret"),
     ("METRICS_TOKEN", "secret"),
     ("ADMIN_TRUSTED_JWKS", "secret"),
+    ("RATE_PLAYHUB_PER_S", "dynamic"),
+    ("RATE_QUEUE_CFB_SETTLE_PER_S", "dynamic"),
     ("CONCURENCY_ESCROW", "unknown"),
     ("version", "unknown"),
 ]
@@ -423,5 +425,33 @@ def test_docs_list_every_variable() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     names = {*config._SCALARS, *config._SECRETS, *config._OTEL_CHECKED, "NODE_ENV", "TGW_ENV"}
     names |= {f"{prefix}<P>{suffix}" for prefix, (suffix, _) in config.OVERRIDE_PREFIXES.items()}
+    names |= {"RATE_QUEUE_<P>_PER_S", "RATE_<PEER>_PER_S"}
     missing = sorted(n for n in names if f"`{n}`" not in docs)
     assert missing == []
+
+
+def test_rate_limits_are_read_per_queue_and_per_peer() -> None:
+    env = {"RATE_PLAYHUB_PER_S": "50", "RATE_QUEUE_CFB_SETTLE_PER_S": "2.5"}
+    s = load_settings(env, None)
+    assert s.peer_rates == {"playhub": 50.0}
+    assert s.queue_rates == {"CFB_SETTLE": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RATE_PLAYHUB2_PER_S": "5"}, "RATE_PLAYHUB2_PER_S: no peer PLAYHUB2; known: PAYHUB"),
+        ({"RATE_PLAYHUB_PER_S": "fast"}, "RATE_PLAYHUB_PER_S: expected a number"),
+        ({"RATE_QUEUE_CFB_SETTLE_PER_S": "0"}, "RATE_QUEUE_CFB_SETTLE_PER_S: expected a number"),
+    ],
+)
+def test_a_bad_rate_limit_names_its_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env, None)
+    assert str(err.value).startswith(message)
+
+
+def test_a_queue_rate_for_an_unknown_processor_names_the_variable() -> None:
+    s = load_settings({"RATE_QUEUE_CFB_SETLE_PER_S": "5"}, None)
+    with pytest.raises(ConfigError, match="RATE_QUEUE_CFB_SETLE_PER_S: no processor CFB_SETLE"):
+        check_processor_names(s, {"CFB_SETTLE"})

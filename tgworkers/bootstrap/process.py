@@ -131,6 +131,8 @@ def build_process(  # noqa: PLR0913 - the one place that wires a process
         resources=resources,
         connections=open_connections(settings, registry),
     )
+    if peers is not None:
+        peers.use_rate_gate(worker.rates.peer_gate)  # RATE_<PEER>_PER_S across replicas
     reloader = None
     if select is not None:
         reloader = build_reloader(worker, registry, select, base_env, settings=settings)

@@ -18,10 +18,13 @@ from tgworkers.cli import (
     dlq,
     drain,
     enqueue,
+    finished,
+    job,
     jobs,
     pause,
     repartition,
     run as run_cmd,
+    schedule,
     schedules,
     stats,
 )
@@ -39,7 +42,10 @@ COMMANDS: tuple[
     ("backfill", backfill.register),
     ("dlq", dlq.register),
     ("schedules", schedules.register),
+    ("schedule", schedule.register),
     ("jobs", jobs.register),
+    ("job", job.register),
+    ("finished", finished.register),
     ("repartition", repartition.register),
 )
 

@@ -21,6 +21,7 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
+from tgworkers.engine.dlq_search import DlqFilter, search
 from tgworkers.errors import InputError
 
 Action = Callable[[Services, argparse.Namespace], Awaitable[int]]
@@ -32,6 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _action(dsub, "list", list_jobs, "dead-lettered jobs of a queue")
     p.add_argument("--limit", type=int, default=100, help="at most N items (default 100)")
     p.add_argument("--json", action="store_true", help='print {"queue", "items", "total"}')
+    p.add_argument("--id-prefix", help="only jobs whose id starts with this")
+    p.add_argument("--name", help="only jobs of this job type")
+    p.add_argument("--error", help="only jobs whose reason or error history contains this text")
+    p.add_argument("--sort", help="order the page: failedAt, attempts, id, name, reason (-: desc)")
     p = _action(dsub, "show", show, "one dead-lettered job with its error history")
     p.add_argument("id", metavar="ID")
     p = _action(dsub, "requeue", requeue, "move jobs back onto their queue, same ids")
@@ -72,7 +77,11 @@ def selected(args: argparse.Namespace) -> list[str] | None:
 async def list_jobs(svc: Services, args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise InputError("--limit: expected a number >= 0")
-    doc = await svc.dlq.list_jobs(args.queue, limit=args.limit)
+    flt = DlqFilter(id_prefix=args.id_prefix, name=args.name, error=args.error)
+    if flt.active or args.sort:
+        doc = await search(svc.dlq, args.queue, flt, limit=args.limit, sort=args.sort)
+    else:
+        doc = await svc.dlq.list_jobs(args.queue, limit=args.limit)
     if args.json:
         print_json(doc)
         return 0
@@ -81,6 +90,9 @@ async def list_jobs(svc: Services, args: argparse.Namespace) -> int:
         t.add_row(item["id"], item["name"], str(item["attempts"]), item["reason"],
                   str(item["failedAt"]))  # fmt: skip
     out_console().print(t)
+    if "scanned" in doc:
+        more = "; more to read: --json gives the cursor" if doc["next"] else ""
+        print(f"{len(doc['items'])} matching in {doc['scanned']} read{more}")
     print(f"{doc['total']} dead-lettered in total")
     return 0
 

@@ -1,4 +1,4 @@
-"""`enqueue NAME PAYLOAD_JSON [--id] [--at ISO8601|MS] [--delay SECONDS] [--json]`."""
+"""`enqueue NAME PAYLOAD_JSON [--id] [--at ISO8601|MS] [--delay SECONDS] [--expires-at …]`."""
 
 from __future__ import annotations
 
@@ -25,12 +25,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     when = p.add_mutually_exclusive_group()
     when.add_argument("--at", help="run at: ISO 8601 time or Unix ms")
     when.add_argument("--delay", type=float, metavar="SECONDS", help="run after this many seconds")
+    p.add_argument(
+        "--expires-at", metavar="ISO8601|MS",
+        help="deadline: delivered after it, the job is dead-lettered 'expired', not run",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_app_flag(p)
     p.set_defaults(func=main)
 
 
-def parse_at(raw: str) -> int:
+def parse_at(raw: str, flag: str = "--at") -> int:
     """`--at`: Unix ms (digits) or an ISO 8601 time; a time without zone is UTC."""
     text = raw.strip()
     if text.isdigit():
@@ -38,7 +42,7 @@ def parse_at(raw: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(f"--at: expected an ISO 8601 time or Unix ms, got {raw!r}") from None
+        raise InputError(f"{flag}: expected an ISO 8601 time or Unix ms, got {raw!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
@@ -48,14 +52,16 @@ def main(args: argparse.Namespace) -> int:
     settings, registry = context(args)
     registry.job_type(args.name)
     run_at = parse_at(args.at) if args.at else None
+    expires_at = parse_at(args.expires_at, "--expires-at") if args.expires_at else None
     if args.delay is not None and args.delay < 0:
         raise InputError("--delay: expected a number of seconds >= 0")
 
     async def body() -> int:
         async with open_services(settings, registry) as svc:
             result = await svc.client.enqueue(
-                args.name, args.payload, id=args.id, run_at_ms=run_at, delay_s=args.delay
-            )
+                args.name, args.payload, id=args.id, run_at_ms=run_at, delay_s=args.delay,
+                expires_at_ms=expires_at,
+            )  # fmt: skip
             await audit(svc, "enqueue", args.name, job=args.name, queue=result.queue,
                         job_id=result.id, created=result.created)  # fmt: skip
         show(result, as_json=args.json)

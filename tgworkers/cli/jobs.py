@@ -42,6 +42,7 @@ def describe(registry: Registry, settings: Settings) -> dict[str, Any]:
             "schema": spec.schema, "partitions": spec.partitions, "jobId": spec.job_id,
             "jobIdFromPayload": spec.job_id_from_payload, "partitionKey": spec.partition_key,
             "partitionKeyFromPayload": spec.partition_key_from_payload,
+            **({} if jt.expires_after_s is None else {"expiresAfterS": jt.expires_after_s}),
         })  # fmt: skip
     return {"jobs": jobs}
 

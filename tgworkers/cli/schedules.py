@@ -39,11 +39,12 @@ def main(args: argparse.Namespace) -> int:
         if args.json:
             print_json(doc)
             return 0
-        t = Table("schedule", "expression", "job", "next", "last", "outcome", title="schedules")
+        t = Table("schedule", "expression", "job", "state", "next", "last", "outcome",
+                  title="schedules")  # fmt: skip
         for s in doc.schedules:
             t.add_row(
-                s.name, s.expression, s.job, when(s.next_at), when(s.last_at),
-                s.last_outcome or "-",
+                s.name, s.expression, s.job, "paused" if s.paused else "active",
+                when(s.next_at), when(s.last_at), s.last_outcome or "-",
             )  # fmt: skip
         out_console().print(t)
         return 0

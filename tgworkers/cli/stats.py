@@ -48,6 +48,15 @@ def table(doc: StatsDocument) -> Table:
     return t
 
 
+def limits_table(doc: StatsDocument) -> Table:
+    t = Table("scope", "name", "limit/s", "at once", "after a wait", "sent back",
+              title="shared rate limits")  # fmt: skip
+    for lim in doc.limits:
+        t.add_row(lim.scope, lim.name, f"{lim.per_s:g}", str(lim.allowed), str(lim.waited),
+                  str(lim.refused))  # fmt: skip
+    return t
+
+
 async def watch(svc: Services, *, as_json: bool) -> None:
     """Refresh in place on a terminal; elsewhere print one snapshot per interval."""
     console = Console()
@@ -77,6 +86,8 @@ def main(args: argparse.Namespace) -> int:
             print_json(doc)
         else:
             out_console().print(table(doc))
+            if doc.limits:
+                out_console().print(limits_table(doc))
         return 0
 
     try:

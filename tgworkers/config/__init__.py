@@ -34,6 +34,7 @@ from tgworkers.config.variables import (
     SECRETS,
     overrides,
     peer_values,
+    rates,
 )
 from tgworkers.engine.settings import EngineSettings, ProcessorOverrides
 from tgworkers.errors import ConfigError
@@ -183,6 +184,7 @@ def load_settings(environ: Mapping[str, str], dotenv_path: Path | None = None) -
     }
     values["crons"] = _crons(env, values.get("schedules_tz", "UTC"))
     values["overrides"] = overrides(env)
+    values["queue_rates"], values["peer_rates"] = rates(env)
     settings = Settings(**values)
     _check_consistency(settings)
     return settings
@@ -198,6 +200,9 @@ def check_processor_names(settings: Settings, env_names: set[str]) -> None:
         )
         known = ", ".join(sorted(env_names))
         raise ConfigError(f"{prefix}{proc}{suffix}: no processor {proc}; known: {known}")
+    for proc in sorted(set(settings.queue_rates) - env_names):
+        known = ", ".join(sorted(env_names))
+        raise ConfigError(f"RATE_QUEUE_{proc}_PER_S: no processor {proc}; known: {known}")
 
 
 def default_consumer_name(base: str | None = None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from tgworkers.config.variables import PEERS, SCALARS, SECRET_VARIABLES, override_for
+from tgworkers.config.variables import PEERS, SCALARS, SECRET_VARIABLES, override_for, rate_for
 
 VariableKind = Literal["dynamic", "static", "secret", "unknown"]
 
@@ -31,7 +31,8 @@ def variable_kind(name: str) -> VariableKind:
     """
     if name in SECRET_VARIABLES:
         return "secret"
-    if name in DYNAMIC_VARIABLES or name.startswith(("ENABLE_", "CRON_")):
+    # RATE_QUEUE_<P>_PER_S and RATE_<PEER>_PER_S are read per permit (engine/rates.py)
+    if name in DYNAMIC_VARIABLES or name.startswith(("ENABLE_", "CRON_")) or rate_for(name):
         return "dynamic"
     if (hit := override_for(name)) is not None:
         return "dynamic" if hit[1] in _DYNAMIC_FIELDS else "static"

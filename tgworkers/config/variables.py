@@ -27,6 +27,7 @@ from tgworkers.config.parsers import (
     url,
 )
 from tgworkers.engine.settings import ProcessorOverrides
+from tgworkers.errors import ConfigError
 
 SECRET_VARIABLES: Final = frozenset(
     {"SERVICE_JWT_PRIVATE_JWK", "ADMIN_TOKEN", "METRICS_TOKEN", "REDIS_URL", "ADMIN_TRUSTED_JWKS",
@@ -150,3 +151,35 @@ def overrides(env: Mapping[str, str]) -> dict[str, ProcessorOverrides]:
         proc, field = hit
         collected.setdefault(proc, {})[field] = parse(name, raw, parsers[field], secret=False)
     return {proc: ProcessorOverrides(**values) for proc, values in collected.items()}
+
+
+RATE_PREFIX: Final = "RATE_"
+RATE_SUFFIX: Final = "_PER_S"
+QUEUE_RATE_PREFIX: Final = "RATE_QUEUE_"
+
+
+def rate_for(name: str) -> tuple[str, str] | None:
+    """("queue", processor env name) or ("peer", peer) for a `RATE_…_PER_S` variable."""
+    if not (name.startswith(RATE_PREFIX) and name.endswith(RATE_SUFFIX)):
+        return None
+    if name.startswith(QUEUE_RATE_PREFIX) and len(name) > len(QUEUE_RATE_PREFIX + RATE_SUFFIX):
+        return "queue", name[len(QUEUE_RATE_PREFIX) : -len(RATE_SUFFIX)]
+    if len(name) > len(RATE_PREFIX + RATE_SUFFIX):
+        return "peer", name[len(RATE_PREFIX) : -len(RATE_SUFFIX)].lower()
+    return None
+
+
+def rates(env: Mapping[str, str]) -> tuple[dict[str, float], dict[str, float]]:
+    """(queue rates by processor env name, peer rates by peer) from `RATE_*_PER_S`."""
+    queues: dict[str, float] = {}
+    peers: dict[str, float] = {}
+    for name, raw in sorted(env.items()):
+        if (hit := rate_for(name)) is None or not raw.strip():
+            continue
+        scope, key = hit
+        if scope == "peer" and key not in PEERS:
+            known = ", ".join(p.upper() for p in PEERS)
+            raise ConfigError(f"{name}: no peer {key.upper()}; known: {known}")
+        per_s = parse(name, raw, float_min(0.001), secret=False)
+        (queues if scope == "queue" else peers)[key] = per_s
+    return queues, peers

@@ -41,6 +41,7 @@ class JobRow(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     enqueued_ms: int
     due_ms: int | None = None
+    expires_ms: int | None = None
     origin: str | None = None
     traceparent: str | None = None
     history: list[dict[str, Any]] = msgspec.field(default_factory=list)
@@ -85,9 +86,9 @@ def row_of(fields: dict[bytes, bytes], *, state: str, entry: str, pk: PartitionK
         payload = env.payload.decode(errors="replace")
     return JobRow(
         id=env.id, name=env.name, state=state, attempt=env.attempt, enqueued_ms=env.enqueued_ms,
-        due_ms=env.due_ms, origin=env.origin, traceparent=env.traceparent,
-        history=[msgspec.to_builtins(h) for h in env.history], payload=payload,
-        partition=pk.partition, entry=entry,
+        due_ms=env.due_ms, expires_ms=env.expires_ms, origin=env.origin,
+        traceparent=env.traceparent, history=[msgspec.to_builtins(h) for h in env.history],
+        payload=payload, partition=pk.partition, entry=entry,
     )  # fmt: skip
 
 

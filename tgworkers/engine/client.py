@@ -94,6 +94,17 @@ def encode_payload(jt: JobType[Any], payload: Any, *, max_bytes: int) -> tuple[b
     return raw, value
 
 
+def deadline_ms(jt: JobType[Any], req: EnqueueRequest, now_ms: int, due_ms: int) -> int | None:
+    """The job's `expires_ms`: the request's, else the job type's default, else None."""
+    if req.expires_at_ms is not None:
+        if due_ms and req.expires_at_ms <= due_ms:
+            raise InputError(f"{jt.name}: expiresAt is not after runAt: the job could never run")
+        return req.expires_at_ms
+    if jt.expires_after_s is None:
+        return None
+    return max(now_ms, due_ms) + int(jt.expires_after_s * 1000)
+
+
 class Client:
     """Enqueues jobs of the registered job types."""
 
@@ -118,7 +129,7 @@ class Client:
         """The settings in force now (a hot reload swaps them)."""
         return self.layout.settings
 
-    async def enqueue(
+    async def enqueue(  # noqa: PLR0913 - keyword-only enqueue options
         self,
         name: str,
         payload: Any,
@@ -127,10 +138,12 @@ class Client:
         run_at_ms: int | None = None,
         delay_s: float | None = None,
         origin: str | None = None,
+        expires_at_ms: int | None = None,
     ) -> EnqueueResult:
         request = EnqueueRequest(
-            name=name, payload=payload, id=id, run_at_ms=run_at_ms, delay_s=delay_s, origin=origin
-        )
+            name=name, payload=payload, id=id, run_at_ms=run_at_ms, delay_s=delay_s,
+            origin=origin, expires_at_ms=expires_at_ms,
+        )  # fmt: skip
         return (await self.enqueue_many([request]))[0]
 
     def prepare(
@@ -147,10 +160,11 @@ class Client:
         job_id = job_id or new_job_id()
         key = jt.partition_key(value) if jt.partition_key else None
         due = req.run_at_ms or (now_ms + int(req.delay_s * 1000) if req.delay_s else 0)
+        expires = deadline_ms(jt, req, now_ms, due)
         env = Envelope(
             id=job_id, name=jt.name, payload=raw, enqueued_ms=now_ms, key=key,
             origin=req.origin, traceparent=trace.get("traceparent"),
-            tracestate=trace.get("tracestate"), auto_id=auto,
+            tracestate=trace.get("tracestate"), auto_id=auto, expires_ms=expires,
         )  # fmt: skip
         pk = self.layout.partition_for(proc, key if key is not None else job_id)
         result = EnqueueResult(id=job_id, queue=proc.queue, run_at=due or now_ms, created=False)

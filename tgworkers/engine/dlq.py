@@ -232,7 +232,11 @@ class DeadLetters:
             " (attempts reset)" if reset else ""
         )
         note = HistoryEntry(attempt=env.attempt, at_ms=now, kind="replayed", message=message)
-        env = msgspec.structs.replace(env, attempt=nxt, history=(*env.history, note), due_ms=None)
+        passed = env.expires_ms is not None and env.expires_ms <= now  # else it expires again
+        env = msgspec.structs.replace(
+            env, attempt=nxt, history=(*env.history, note), due_ms=None,
+            expires_ms=None if passed else env.expires_ms,
+        )  # fmt: skip
         return to_fields(env)
 
     async def drop(self, queue: str, ids: Iterable[str] | None) -> dict[str, Any]:

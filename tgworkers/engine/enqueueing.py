@@ -21,6 +21,8 @@ class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True):
     run_at_ms: int | None = None
     delay_s: float | None = None
     origin: str | None = None
+    expires_at_ms: int | None = None
+    """Deadline (Unix ms): delivered after it, the job is dead-lettered `expired`, not run."""
 
 
 class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -35,7 +37,7 @@ class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class Enqueuer(Protocol):
     """The enqueue client as a handler sees it (`ctx.client`); `Client` fits it."""
 
-    async def enqueue(
+    async def enqueue(  # noqa: PLR0913 - keyword-only enqueue options
         self,
         name: str,
         payload: Any,
@@ -44,6 +46,7 @@ class Enqueuer(Protocol):
         run_at_ms: int | None = None,
         delay_s: float | None = None,
         origin: str | None = None,
+        expires_at_ms: int | None = None,
     ) -> EnqueueResult: ...
 
     async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueResult]: ...

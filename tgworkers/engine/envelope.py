@@ -46,6 +46,8 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     tracestate: str | None = None
     history: tuple[HistoryEntry, ...] = ()
     auto_id: bool = False
+    expires_ms: int | None = None
+    """A deadline: delivered at or after it, the job is dead-lettered (`expired`), not run."""
     snoozes: int = 0
     """Snoozes in a row whose due time was already past (the floor grows with it)."""
     waits: int = 0
@@ -89,6 +91,8 @@ def to_fields(env: Envelope) -> list[str | bytes]:
         out += (Field.ERRORS, _history_encoder.encode(env.history))
     if env.auto_id:
         out += (Field.AUTO_ID, "1")
+    if env.expires_ms is not None:
+        out += (Field.EXPIRES_MS, str(env.expires_ms))
     if env.snoozes:
         out += (Field.SNOOZES, str(env.snoozes))
     if env.waits:
@@ -188,6 +192,7 @@ def from_fields(
         tracestate=_text(fields, b"tracestate"),
         history=history,
         auto_id=auto_id == b"1",
+        expires_ms=_number(fields, b"expires_ms"),
         snoozes=max(_number(fields, b"snoozes") or 0, 0),
         waits=max(_number(fields, b"waits") or 0, 0),
     )

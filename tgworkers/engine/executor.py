@@ -16,7 +16,7 @@ import asyncio
 import enum
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, assert_never, cast, runtime_checkable
 
@@ -28,6 +28,7 @@ from tgworkers.engine.context import JobContext, Resources, StepsWriter, request
 from tgworkers.engine.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.keys import Field
 from tgworkers.engine.outcome import DeadReason, Disposition, Done, Outcome
+from tgworkers.engine.rates import QueueGate
 from tgworkers.engine.retry import (
     DONE,
     Decision,
@@ -134,6 +135,16 @@ def resume(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]
                 return cast(T, finished.value)
 
 
+def cancelled_decision(env: Envelope, by: str) -> Decision:
+    """Dead-letter a run an operator cancelled, naming who; the attempt is recorded."""
+    message = f"cancelled by {by}"
+    record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="cancelled", message=message)
+    return Decision(
+        disposition=Disposition.DEAD, record=record, reason=message,
+        dead_reason=DeadReason.CANCELLED,
+    )  # fmt: skip
+
+
 class Executor:
     """Turns deliveries of one processor into settlements."""
 
@@ -167,6 +178,10 @@ class Executor:
         self.on_wait: Callable[[bool], None] = _no_hook
         """Told when a handler starts (True) and stops (False) waiting: the runtime
         wakes another consumer only then (runtime._take)."""
+        self.rate: QueueGate | None = None
+        """The queue's shared rate limit (rates.py), awaited before a run: None, none set."""
+        self.cancelled: dict[bytes, str] = {}
+        """Entry id -> who cancelled its run (job_actions.py): dead-lettered, not retried."""
 
     async def run(self, d: Delivery) -> Settlement:
         if d.lost:  # taken over while it waited here: it never runs (promise 3)
@@ -178,6 +193,11 @@ class Executor:
             return self.dead(d, problem, failed=True, record=_invalid(d, problem))
         assert d.envelope is not None  # noqa: S101
         assert d.job_type is not None  # noqa: S101
+        limited = self.rate is not None and self.rate.per_s() is not None
+        if d.envelope.expires_ms is not None or self.cancelled or limited:
+            held = await self._before(d, d.envelope)
+            if held is not None:
+                return held
         started = time.perf_counter()
         run = self.telemetry.start_process(self.queue, d)  # span and log context
         decision: Decision | None = None
@@ -185,11 +205,60 @@ class Executor:
             decision = await self._perform(d, d.envelope, d.payload)
         finally:
             self.telemetry.end_process(run, d, decision)
+            if self.cancelled:
+                self.cancelled.pop(d.entry_id, None)  # a run that ended before it noticed
         if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
             return self._ended_early(d)
         settlement = self._settlement(d, d.envelope, decision)
         settlement.duration_s = time.perf_counter() - started
         return settlement
+
+    async def _before(self, d: Delivery, env: Envelope) -> Settlement | None:
+        """A deadline passed, the queue's rate limit, or a cancel that came before the run."""
+        if env.expires_ms is not None and now_ms() >= env.expires_ms:
+            return self.expired(d, env)
+        if self.rate is not None and self.rate.per_s() is not None:
+            held = await self._admit(d, env)
+            if held is not None:
+                return held
+        if d.entry_id in self.cancelled:  # before it started, or while it waited for a permit
+            return self._cancelled(d, env)
+        return None
+
+    async def _admit(self, d: Delivery, env: Envelope) -> Settlement | None:
+        """Wait for the queue's rate permit; refused, the job waits delayed, attempt unspent."""
+        assert self.rate is not None  # noqa: S101
+        self.on_wait(True)  # noqa: FBT003 - another consumer may take a job meanwhile
+        try:
+            wait_ms = await self.rate.admit()
+        finally:
+            self.on_wait(False)  # noqa: FBT003
+        if d.interrupted():
+            return self._ended_early(d)
+        if wait_ms is None:
+            return None
+        snooze = Decision(disposition=Disposition.SNOOZE, delay_ms=max(wait_ms, 1))
+        return self._settlement(d, env, snooze)
+
+    def cancel_job(self, deliveries: Iterable[Delivery], job_id: str, by: str) -> bool:
+        """Interrupt this worker's run of `job_id` (an operator's cancel); False: not ours."""
+        for d in deliveries:
+            if d.job_id == job_id and not d.settling and not d.interrupted():
+                self.cancelled[d.entry_id] = by
+                d.cancel()  # its timeout fires now; `_perform` reads who cancelled it
+                return True
+        return False
+
+    def _cancelled(self, d: Delivery, env: Envelope) -> Settlement:
+        by = self.cancelled.pop(d.entry_id)
+        return self._settlement(d, env, cancelled_decision(env, by))
+
+    def expired(self, d: Delivery, env: Envelope) -> Settlement:
+        """Dead-letter a job delivered at or after its deadline; its handler never runs."""
+        deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((env.expires_ms or 0) / 1000))
+        message = f"expired at {deadline} (expiresAt {env.expires_ms}) before it ran"
+        record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="expired", message=message)
+        return self.dead(d, "expired", failed=False, record=record, why=DeadReason.EXPIRED)
 
     def _ended_early(self, d: Delivery) -> Settlement:
         """A lost delivery is dropped (fenced: someone else owns it); shutdown hands back."""
@@ -228,6 +297,8 @@ class Executor:
         try:
             outcome = await self._call(d, jt.handler(ctx, payload), jt)
         except TimeoutError as exc:
+            if self.cancelled and (by := self.cancelled.pop(d.entry_id, None)) is not None:
+                return cancelled_decision(env, by)
             error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
             if d.timeout is not None and d.timeout.expired() and not d.interrupted():
                 timeout_s = self.timeout_of(jt)

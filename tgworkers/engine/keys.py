@@ -36,7 +36,7 @@ def partition_of_bytes(partition_key: bytes, partitions: int) -> int:
 
 
 ENGINE_KEY_NAMES: Final = frozenset(
-    {"ready", "delayed", "jobs", "done", "dlq", "stats", "steps", "lock", "wake"}
+    {"ready", "delayed", "jobs", "done", "dlq", "stats", "steps", "lock", "wake", "finished"}
 )
 """The partition keys the engine owns (the first `:`-part); jobs get other names."""
 
@@ -78,6 +78,23 @@ class PartitionKeys:
     def done(self) -> str:
         """Sorted set: producer-chosen job id -> finish time, kept `DEDUPE_TTL_S`."""
         return f"{self.tag}:done"
+
+    @property
+    def finished(self) -> str:
+        """Hash: producer-chosen job id -> its finish record (JSON), kept `DEDUPE_TTL_S`.
+
+        With `finished_at` (zset, id -> finish ms: the window) and `finished_ids` (zset,
+        score 0: the lex index a prefix search reads); finished.py.
+        """
+        return f"{self.tag}:finished"
+
+    @property
+    def finished_at(self) -> str:
+        return f"{self.tag}:finished:at"
+
+    @property
+    def finished_ids(self) -> str:
+        return f"{self.tag}:finished:ids"
 
     @property
     def dlq(self) -> str:
@@ -157,6 +174,11 @@ class GlobalKeys:
         """Hash: schedule name -> its ledger record (JSON)."""
         return f"{{{self.prefix}}}:schedules"
 
+    @property
+    def schedules_paused(self) -> str:
+        """Hash: schedule name -> JSON `{by, at}` while an operator has it paused."""
+        return f"{{{self.prefix}}}:schedules:paused"
+
     def samples(self, queue: str) -> str:
         """Sorted set of counter samples used for the per-minute rates of `stats`."""
         return f"{{{self.prefix}}}:samples:{queue}"
@@ -172,6 +194,23 @@ class GlobalKeys:
     def console(self, kind: str, token_id: str) -> str:
         """String: a console session or one-time login link (JSON), with a TTL."""
         return f"{{{self.prefix}}}:console:{kind}:{token_id}"
+
+    def rate(self, scope: str, name: str) -> str:
+        """Hash: one shared rate limit's GCRA state and counters (`rates.py`).
+
+        `scope` is `queue` or `peer`; fields `tat` (µs), `perS`, `allowed`,
+        `waited` and `refused` (permits taken at once, after a wait, refused).
+        """
+        return f"{{{self.prefix}}}:rate:{scope}:{name}"
+
+    @property
+    def cancels(self) -> str:
+        """Hash: `<queue>/<job id>` -> JSON `{by, at}`: a running job an operator cancelled.
+
+        Polled by every worker's control loop; the owner of the delivery acts and
+        deletes the field (job_actions.py).
+        """
+        return f"{{{self.prefix}}}:cancels"
 
     @property
     def audit(self) -> str:
@@ -201,6 +240,8 @@ class Field:
     TRACESTATE: Final = "tracestate"
     ERRORS: Final = "errors"
     AUTO_ID: Final = "auto_id"
+    EXPIRES_MS: Final = "expires_ms"
+    """Unix ms after which the job is dead-lettered (`expired`) instead of run; optional."""
     # engine-internal counters, written only by the engine's scripts and executor
     SNOOZES: Final = "snoozes"
     WAITS: Final = "waits"

@@ -118,3 +118,7 @@ class DeadReason(enum.Enum):
     """No handler ran: a malformed entry, an unknown job name or an invalid payload."""
     POISON = "poison"
     """Delivered more than `MAX_DELIVERIES` times without settling (it kills workers)."""
+    EXPIRED = "expired"
+    """It came due after its deadline (`expires_ms`): dead-lettered instead of run."""
+    CANCELLED = "cancelled"
+    """An operator cancelled the running job (job_actions.py); the reason names who."""

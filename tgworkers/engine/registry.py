@@ -38,11 +38,15 @@ class JobType(Generic[P]):
         retry: overrides the processor's retry policy.
         timeout_s: the handler's time limit per attempt.
         validate: extra checks on a decoded payload; raises `ValueError` naming the field.
+        expires_after_s: the default deadline of its jobs, counted from when a job is
+            due (enqueued, or its run-at time); an enqueue's own `expires_at_ms` wins.
+            A job delivered after it is dead-lettered `expired` instead of run.
     """
 
     __slots__ = (
         "decoder",
         "exclusive",
+        "expires_after_s",
         "handler",
         "job_id",
         "name",
@@ -65,6 +69,7 @@ class JobType(Generic[P]):
         retry: RetryPolicy | None = None,
         timeout_s: float = 30.0,
         validate: Callable[[P], None] | None = None,
+        expires_after_s: float | None = None,
     ) -> None:
         if exclusive and partition_key is None:
             raise ValueError(f"job type {name}: exclusive needs a partition_key")
@@ -77,6 +82,7 @@ class JobType(Generic[P]):
         self.retry = retry
         self.timeout_s = timeout_s
         self.validate = validate
+        self.expires_after_s = expires_after_s
         self.decoder: msgspec.json.Decoder[P] = msgspec.json.Decoder(payload)
 
     def __repr__(self) -> str:

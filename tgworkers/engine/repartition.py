@@ -262,7 +262,8 @@ class Repartitioner:
             await self.redis.hincrby(first.stats, field, int(value))
         await self._fold_job_keys(src, first)
         for key in (src.ready, src.delayed, src.delayed_jobs, src.jobs, src.done, src.dlq,
-                    src.stats, src.steps):  # fmt: skip
+                    src.stats, src.steps,  # finish records are dropped, not moved (finished.py)
+                    src.finished, src.finished_at, src.finished_ids):  # fmt: skip
             await self.redis.delete(key)
 
     async def _fold_job_keys(self, src: PartitionKeys, dst: PartitionKeys) -> None:

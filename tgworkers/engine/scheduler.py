@@ -75,10 +75,54 @@ class LedgerRecord(ScheduleRecord, kw_only=True, rename="camel"):
     seen_at: int | None = None
 
 
+class ScheduleView(ScheduleRecord, kw_only=True, rename="camel"):
+    """A `schedules --json` item: the record plus `paused`, `pausedBy` and `nextTicks`."""
+
+    paused: bool = False
+    paused_by: str | None = None
+    next_ticks: list[int] = msgspec.field(default_factory=list)
+    """The next `NEXT_TICKS` fire times (ms), computed now; a paused schedule skips them."""
+
+
+class Paused(msgspec.Struct, frozen=True):
+    """One paused schedule (`GlobalKeys.schedules_paused`): who paused it, and when (ms)."""
+
+    by: str
+    at: int
+
+
 class SchedulesDocument(msgspec.Struct, frozen=True, kw_only=True):
     """`schedules --json` and `GET /admin/v1/schedules`."""
 
-    schedules: list[ScheduleRecord]
+    schedules: list[ScheduleView]
+
+
+NEXT_TICKS: Final = 5
+"""How many upcoming ticks `schedules` shows."""
+_paused_decoder = msgspec.json.Decoder(Paused)
+
+
+def next_ticks(spec: Any, after_ms: int, count: int = NEXT_TICKS) -> list[int]:
+    """The next `count` ticks strictly after `after_ms`."""
+    ticks: list[int] = []
+    at = after_ms
+    for _ in range(count):
+        at = cron.next_tick_ms(spec, at)
+        ticks.append(at)
+    return ticks
+
+
+async def paused_schedules(redis: Redis, prefix: str) -> dict[str, Paused]:
+    """Every paused schedule (one HGETALL); an unreadable record still counts as paused."""
+    raw: Any = await redis.hgetall(GlobalKeys(prefix).schedules_paused)
+    out: dict[str, Paused] = {}
+    for name, value in raw.items():
+        key = name.decode() if isinstance(name, bytes) else name
+        try:
+            out[key] = _paused_decoder.decode(value)
+        except msgspec.DecodeError:
+            out[key] = Paused("?", 0)
+    return out
 
 
 _ledger_decoder = msgspec.json.Decoder(LedgerRecord)
@@ -125,11 +169,14 @@ class Scheduler:
         self.client = client
         self.schedules = schedules
         self.key = GlobalKeys(prefix).schedules
+        self.paused_key = GlobalKeys(prefix).schedules_paused
         self.health = health or RedisHealth()
         self.clock = clock
         self.counters: dict[str, int] = {"fired": 0, "skipped": 0, "misfired": 0}
         self.fire_listeners: list[Callable[[str, int], None]] = []
         self._wake = anyio.Event()
+        self._paused: frozenset[str] = frozenset()
+        """Schedules an operator paused, read once per pass (`schedule_controls.py`)."""
         active_telemetry().track_scheduler(self)  # fires, lag and skips metrics
 
     def replace(self, schedules: list[ActiveSchedule]) -> None:
@@ -153,6 +200,8 @@ class Scheduler:
         """Fire what is due now; returns seconds until the next tick of any schedule."""
         now = self.now_ms()
         records = await self.read_ledger()
+        names: Any = await self.redis.hkeys(self.paused_key)
+        self._paused = frozenset(n.decode() if isinstance(n, bytes) else n for n in names)
         soonest: int | None = None
         for sched in list(self.schedules):
             record = records.get(sched.name) or LedgerRecord(
@@ -192,6 +241,12 @@ class Scheduler:
 
     async def _fire(self, sched: ActiveSchedule, record: LedgerRecord, tick_ms: int) -> None:
         job_id = cron.tick_job_id(sched.name, tick_ms)
+        if sched.name in self._paused:
+            self.counters["skipped"] += 1
+            record.last_at, record.last_outcome = tick_ms, "skipped: schedule paused"
+            log.info("schedule.tick_skipped", schedule=sched.name, tick_ms=tick_ms,
+                     reason="paused")  # fmt: skip
+            return
         if (
             sched.overlap == "skip"
             and record.last_job_id
@@ -234,22 +289,28 @@ async def schedules_document(
     """`schedules --json`: each schedule with its next and last fire and outcome."""
     raw: dict[bytes, bytes] = await redis.hgetall(GlobalKeys(prefix).schedules)  # type: ignore[assignment]
     ledger = {k.decode(): _ledger_decoder.decode(v) for k, v in raw.items()}
+    paused = await paused_schedules(redis, prefix)
     now = int(time.time() * 1000)
-    items = []
+    items: list[ScheduleView] = []
     for sched in schedules:
         rec = ledger.get(sched.name)
         outcome = rec.last_outcome if rec else None
         if rec and rec.last_job_id and outcome == "enqueued":
             outcome = await client.state(sched.job, rec.last_job_id, sched.payload) or "done"
+        ticks = next_ticks(sched.spec, now)
+        who = paused.get(sched.name)
         items.append(
-            ScheduleRecord(
+            ScheduleView(
                 name=sched.name,
                 expression=sched.expression,
                 job=sched.job,
-                next_at=cron.next_tick_ms(sched.spec, now),
+                next_at=ticks[0],
                 last_at=rec.last_at if rec else None,
                 last_outcome=outcome,
                 last_job_id=rec.last_job_id if rec else None,
+                paused=who is not None,
+                paused_by=who.by if who is not None else None,
+                next_ticks=ticks,
             )
         )
     return SchedulesDocument(schedules=items)

@@ -49,6 +49,11 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     crons: dict[str, str] = msgspec.field(default_factory=dict)
     overrides: dict[str, ProcessorOverrides] = msgspec.field(default_factory=dict)
     paused_queues: tuple[str, ...] = ()
+    queue_rates: dict[str, float] = msgspec.field(default_factory=dict)
+    """Processor env name -> jobs started per second by every worker together
+    (`RATE_QUEUE_<P>_PER_S`; rates.py)."""
+    peer_rates: dict[str, float] = msgspec.field(default_factory=dict)
+    """Peer name -> calls per second from every worker together (`RATE_<PEER>_PER_S`)."""
 
     @property
     def max_deliveries_effective(self) -> int:

@@ -37,6 +37,7 @@ from tgworkers.engine.history import add_bucket, minute_of
 from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live, live
+from tgworkers.engine.rates import RateLimitState, read_limits
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.scheduler import (
     SchedulesDocument,
@@ -77,11 +78,13 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Who holds the pause: `operator` (pause/resume), `configuration` (PAUSED_QUEUES)."""
 
 
-class StatsDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """`stats --json` and `GET /admin/v1/queues`: `{"queues": [...], "at": ms}`."""
+class StatsDocument(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """`stats --json` and `GET /admin/v1/queues`: `{"queues": [...], "at": ms}` (+ `limits`)."""
 
     queues: list[QueueStats]
     at: int
+    limits: list[RateLimitState] = msgspec.field(default_factory=list)
+    """Every shared rate limit configured (`RATE_*_PER_S`) with its counters."""
 
 
 def _int(raw: Any) -> int:
@@ -141,7 +144,9 @@ class StatsReader:
         oldest = await self._oldest_ready([c for p in parts.values() for c in p.cursors])
         await self._record_samples(parts, now)
         queues = [self._queue(p.name, parts[p.name], paused, oldest, now) for p in procs]
-        return StatsDocument(queues=queues, at=now)
+        queue_of = {p.env_name: p.queue for p in procs}
+        limits = await read_limits(self.redis, self.layout.settings, queue_of)
+        return StatsDocument(queues=queues, at=now, limits=limits)
 
     async def _read_counts(self, procs: list[Processor], now: int) -> dict[str, Any]:
         """Round trip 1: every per-partition count and each queue's samples."""

@@ -36,10 +36,13 @@ from tgworkers.engine.context import Resources
 from tgworkers.engine.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.executor import Clock, Executor
+from tgworkers.engine.finished import FinishedLog
+from tgworkers.engine.job_actions import apply_cancels
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.partitions import PartitionRecords
+from tgworkers.engine.rates import RateLimiter
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime import ProcessorRuntime
 from tgworkers.engine.scheduler import Scheduler, build_schedules
@@ -109,6 +112,8 @@ class Worker:
         self.control = Control(self.redis, registry, self.layout, self.scripts)
         self.partition_records = PartitionRecords(self.redis, self.layout)
         self.broker = Broker(self.redis, self.blocking, consumer)
+        self.rates = RateLimiter(self.redis, self.live)  # shared limits; peers take it too
+        self.finished = FinishedLog(self.redis, self.live, consumer, self.health)
         self.runtimes = [self._runtime(p) for p in self.processors]
         self.scheduler: Scheduler | None = None
         if schedules := build_schedules(self.processors, settings):
@@ -152,6 +157,7 @@ class Worker:
             client=self.client, redis=self.redis, scripts=self.scripts, consumer=self.consumer,
             clock=self.clock,
         )  # fmt: skip
+        executor.rate = self.rates.queue_gate(proc.queue, proc.env_name)
         options = RuntimeOptions(
             concurrency=over.concurrency or proc.concurrency,
             visibility_timeout_ms=s.visibility_timeout_ms,
@@ -159,11 +165,13 @@ class Worker:
             dedupe_ttl_ms=s.dedupe_ttl_s * 1000,
             read_per_partition=s.redis_cluster,
         )
-        return ProcessorRuntime(
+        rt = ProcessorRuntime(
             processor=proc, partitions=self.layout.partitions(proc), broker=self.broker,
             scripts=self.scripts, executor=executor, options=options, health=self.health,
             is_alive=self.is_alive,
         )  # fmt: skip
+        rt.observers.append(self.finished.observe)  # finish records for lookup (finished.py)
+        return rt
 
     def _reschedule(self, old: EngineSettings, new: EngineSettings) -> None:
         """Reload hook: schedules follow `CRON_*`, `SCHEDULES_TZ` and processors switched.
@@ -260,7 +268,8 @@ class Worker:
             await guarded(self.health, "control", self.control_once)
             for rt in self.runtimes:
                 await tg.start(self._host_runtime, rt)
-            for loop in (self._control_loop, self._heartbeat_loop, self._wake_loop):
+            loops = (self._control_loop, self._heartbeat_loop, self._wake_loop, self.finished.run)
+            for loop in loops:
                 tg.start_soon(loop)
             if self.scheduler is not None:
                 tg.start_soon(self.scheduler.run)
@@ -374,6 +383,7 @@ class Worker:
         if epoch != self._acked_epoch:
             await self.partition_records.acknowledge(self.consumer, epoch)
             self._acked_epoch = epoch
+        await apply_cancels(self.redis, self.layout.globals.cancels, self.runtimes)
 
     async def _heartbeat_loop(self) -> None:
         while True:

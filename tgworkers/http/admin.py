@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from tgworkers.engine.connection import CONNECTION_ERRORS
 from tgworkers.engine.dlq import parse_cursor
+from tgworkers.engine.dlq_search import DlqFilter, search, sort_key
 from tgworkers.errors import ConflictError, InputError, PayloadError
 from tgworkers.http.auth import AdminAuth, Principal
 from tgworkers.http.limits import (
@@ -58,11 +59,12 @@ class DrainBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class EnqueueBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """`POST /admin/v1/jobs/{name}` body: `{"payload": {...}, "id"?, "runAt"?}`."""
+    """`POST /admin/v1/jobs/{name}` body: `{"payload": {...}, "id"?, "runAt"?, "expiresAt"?}`."""
 
     payload: dict[str, Any]
     id: str | None = None
     runAt: int | None = None  # noqa: N815 - the contract's field name
+    expiresAt: int | None = None  # noqa: N815 - the wire name (ms), as runAt
 
 
 class SelectionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -218,7 +220,12 @@ async def enqueue(request: Request, who: Principal) -> Response:
         raise NotFoundError(str(exc)) from None
     body: EnqueueBody = await body_of(request, EnqueueBody)
     result = await svc.client.enqueue(
-        name, body.payload, id=body.id, run_at_ms=body.runAt, origin=f"admin:{who.subject}"
+        name,
+        body.payload,
+        id=body.id,
+        run_at_ms=body.runAt,
+        origin=f"admin:{who.subject}",
+        expires_at_ms=body.expiresAt,
     )
     await audit(request, who, "enqueue", name, job=name, queue=result.queue, job_id=result.id,
                 created=result.created)  # fmt: skip
@@ -228,7 +235,24 @@ async def enqueue(request: Request, who: Principal) -> Response:
 async def dlq_list(request: Request, _: Principal) -> Response:
     queue = known_queue(request)
     limit, cursor = page_limit(request), cursor_param(request)
+    flt, sort = dlq_filter(request)  # issue 26: idPrefix, name, error, sort
+    if flt.active or sort:
+        dlq = services(request).dlq
+        return json_of(await search(dlq, queue, flt, limit=limit, cursor=cursor, sort=sort))
     return json_of(await services(request).dlq.list_jobs(queue, limit=limit, cursor=cursor))
+
+
+def dlq_filter(request: Request) -> tuple[DlqFilter, str | None]:
+    """The DLQ filter and sort of a request's query (`idPrefix`, `name`, `error`, `sort`)."""
+    q = request.query_params
+    flt = DlqFilter(id_prefix=q.get("idPrefix") or None, name=q.get("name") or None,
+                    error=q.get("error") or None)  # fmt: skip
+    sort = q.get("sort") or None
+    try:
+        sort_key(sort)
+    except InputError as exc:
+        raise BadRequestError(str(exc)) from None
+    return flt, sort
 
 
 async def dlq_requeue(request: Request, who: Principal) -> Response:

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.http import admin, health, metrics
+from tgworkers.http import admin, admin_controls, health, metrics
 from tgworkers.http.auth import AdminAuth
 from tgworkers.http.console.routes import ROUTES as CONSOLE_ROUTES
 from tgworkers.http.console.session import SessionStore
@@ -35,6 +35,7 @@ def create_app(
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics.metrics, methods=["GET"]),
         *admin.ROUTES,
+        *admin_controls.ROUTES,
         *CONSOLE_ROUTES,
     ]
     handlers = dict.fromkeys(CONNECTION_ERRORS, redis_unavailable)

@@ -17,7 +17,7 @@ from tgworkers.peers.auth import ServiceJWTAuth, ServiceKey, ServiceTokens
 from tgworkers.peers.campaigns import CampaignsClient
 from tgworkers.peers.discovery import DiscoveryClient
 from tgworkers.peers.escrow import EscrowClient
-from tgworkers.peers.http import MAX_BODY_BYTES, PeerClient, PeerTimeouts
+from tgworkers.peers.http import MAX_BODY_BYTES, PeerClient, PeerTimeouts, RateGate
 from tgworkers.peers.payhub import PayhubClient
 from tgworkers.peers.playhub import PlayHubClient
 from tgworkers.peers.price import PriceClient
@@ -56,6 +56,11 @@ class Peers:
     def clients(self) -> tuple[PeerClient, ...]:
         every = (self.playhub, self.payhub, self.campaigns, self.escrow, self.discovery)
         return every if self.price is None else (*every, self.price)
+
+    def use_rate_gate(self, gate: RateGate) -> None:
+        """Every client takes a permit of its peer's shared limit before each call."""
+        for client in self.clients():
+            client.rate_gate = gate
 
     async def aclose(self) -> None:
         for client in self.clients():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import ClassVar, Final, TypeVar
 
 import httpx
@@ -50,6 +50,8 @@ auth_rejected_hooks: list[AuthRejectedHook] = []
 """Called as `hook(peer, status)` on every 401/403; observability wires its counter here."""
 
 Params = Mapping[str, str | int]
+RateGate = Callable[[str], Awaitable[None]]
+"""Awaited before each call with the peer's name: the shared rate limit (engine/rates.py)."""
 
 
 class PeerTimeouts(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,6 +92,8 @@ class PeerClient:
             transport=transport,  # None: real sockets; tests may route in-process
         )
         self.auth_rejected = 0
+        self.rate_gate: RateGate | None = None
+        """Set by the process (`Peers.use_rate_gate`); may raise a not-due signal."""
 
     @property
     def base_url(self) -> str:
@@ -139,6 +143,8 @@ class PeerClient:
         success_codes: frozenset[str] = frozenset(),
     ) -> tuple[PeerAnswer, bytes]:
         operation = f"{method} {path}"
+        if self.rate_gate is not None:
+            await self.rate_gate(self.audience)  # a permit of RATE_<PEER>_PER_S, or NotDue
         started = time.perf_counter()
         with telemetry.active().peer_call(self.audience, method, path) as call:
             headers = self._headers(key, has_body=content is not None)  # the CLIENT span's

@@ -57,6 +57,8 @@ class Job:
     at: When = None
     delay: Delay = None
     origin: str | None = None
+    expires_at: When = None
+    """Deadline: delivered after it, the job is dead-lettered `expired` instead of run."""
 
 
 def _at_ms(at: When) -> int | None:
@@ -140,7 +142,7 @@ class Producer:
         url = picked.pop("REDIS_URL", "redis://127.0.0.1:6379/0")
         return cls.from_url(url, jobs=jobs, origin=origin, env=picked)
 
-    async def enqueue(
+    async def enqueue(  # noqa: PLR0913 - keyword-only enqueue options
         self,
         name: str,
         payload: Any,
@@ -149,9 +151,15 @@ class Producer:
         at: When = None,
         delay: Delay = None,
         origin: str | None = None,
+        expires_at: When = None,
     ) -> EnqueueResult:
-        """Validate and enqueue one job; `.created` is False when its id already existed."""
-        job = Job(name, payload, id=id, at=at, delay=delay, origin=origin)
+        """Validate and enqueue one job; `.created` is False when its id already existed.
+
+        `expires_at` (an aware datetime, naive is UTC, or Unix ms) is the job's deadline:
+        delivered after it, it is dead-lettered with reason `expired` instead of run.
+        Without it the job type's default applies (`JobType.expires_after_s`), if any.
+        """
+        job = Job(name, payload, id=id, at=at, delay=delay, origin=origin, expires_at=expires_at)
         return (await self.enqueue_many([job]))[0]
 
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[EnqueueResult]:
@@ -168,6 +176,7 @@ class Producer:
                     run_at_ms=_at_ms(job.at),
                     delay_s=_delay_s(job.delay),
                     origin=job.origin or self.origin,
+                    expires_at_ms=_at_ms(job.expires_at),
                 )
             )
         return await self.client.enqueue_many(requests)

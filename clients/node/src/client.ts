@@ -17,10 +17,11 @@ import { traceFields } from "./trace.js";
 export const WRITTEN_FOR = {
   enqueueLuaSha256: "f16b570c6d50cb9206b7d02f6e36a2bf10583c4ba53309b106cba820c4959046",
   // snoozes, waits, moved_deliveries, errors, due_ms, reason, failed_ms: the engine's own;
-  // a producer never sets them
+  // a producer never sets them. expires_ms (a job's deadline, optional): this client does not
+  // write it yet
   fields: ["id", "name", "payload", "attempt", "enqueued_ms", "due_ms", "key", "origin",
-    "traceparent", "tracestate", "errors", "auto_id", "snoozes", "waits", "moved_deliveries",
-    "reason", "failed_ms"],
+    "traceparent", "tracestate", "errors", "auto_id", "expires_ms", "snoozes", "waits",
+    "moved_deliveries", "reason", "failed_ms"],
 } as const;
 
 /** Jobs of one partition go in one script call per chunk of this many. */

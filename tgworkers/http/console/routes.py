@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tgworkers.http.console import actions, views
+from tgworkers.http.console import actions, job_actions, views
 from tgworkers.http.console.web import page
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -31,6 +31,9 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/fragments/charts", page(views.charts_fragment), methods=["GET"]),
     Route("/ui/queues/{queue}", page(views.queue_page), methods=["GET"]),
     Route("/ui/queues/{queue}/fragment", page(views.queue_fragment), methods=["GET"]),
+    *[Route(f"/ui/queues/{{queue}}/jobs/{{job_id:path}}/{op}",
+            page(job_actions.job_action, change=True), methods=["POST"])
+      for op in ("cancel", "delete", "run-now")],
     Route("/ui/queues/{queue}/jobs/{job_id:path}", page(views.job_page), methods=["GET"]),
     Route("/ui/queues/{queue}/pause", page(actions.set_paused, change=True), methods=["POST"]),
     Route("/ui/queues/{queue}/resume", page(actions.set_paused, change=True), methods=["POST"]),
@@ -42,7 +45,10 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/queues/{queue}/dlq/drop", page(actions.dlq_action, change=True), methods=["POST"]),
     Route("/ui/queues/{queue}/dlq/selection", page(actions.dlq_action, change=True),
           methods=["POST"]),
+    Route("/ui/finished", page(job_actions.finished_page), methods=["GET"]),
     Route("/ui/schedules", page(views.schedules_page), methods=["GET"]),
+    *[Route(f"/ui/schedules/{{name}}/{op}", page(job_actions.schedule_action, change=True),
+            methods=["POST"]) for op in ("pause", "resume", "run-now")],
     Route("/ui/workers", page(views.workers_page), methods=["GET"]),
     Route("/ui/audit", page(views.audit_page), methods=["GET"]),
 ]  # fmt: skip

@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from tgworkers.engine.browse import Kind, QueueBrowser
+from tgworkers.engine.dlq_search import search as search_dlq
 from tgworkers.engine.history import MINUTE_MS, MinuteHistory
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.stats import QueueStats
 from tgworkers.engine.workers_view import list_workers
-from tgworkers.http.admin import cursor_param, known_queue, services
+from tgworkers.http.admin import cursor_param, dlq_filter, known_queue, services
 from tgworkers.http.console.charts import rate_chart
 from tgworkers.http.console.web import Caller, render
 from tgworkers.http.limits import BadRequestError, page_limit
@@ -124,9 +125,15 @@ async def dlq_page(request: Request, caller: Caller) -> Response:
             f"/ui/queues/{queue}/jobs/{quote(search, safe='')}", status_code=303
         )
     limit = page_limit(request, default=PAGE_SIZE)
-    doc = await services(request).dlq.list_jobs(queue, limit=limit, cursor=cursor_param(request))
-    return render(request, caller, "dlq.html", queue=queue, doc=doc, limit=limit,
-                  here=_here(request))  # fmt: skip
+    flt, sort = dlq_filter(request)  # issue 26: filters and sortable columns
+    dlq, cursor = services(request).dlq, cursor_param(request)
+    if flt.active or sort:
+        doc = await search_dlq(dlq, queue, flt, limit=limit, cursor=cursor, sort=sort)
+    else:
+        doc = await dlq.list_jobs(queue, limit=limit, cursor=cursor)
+    names = sorted(jt.name for jt in services(request).registry.queue(queue).job_types)
+    return render(request, caller, "dlq.html", queue=queue, doc=doc, limit=limit, flt=flt,
+                  sort=sort or "", names=names, here=_here(request))  # fmt: skip
 
 
 async def dlq_export(request: Request, _: Caller) -> Response:
