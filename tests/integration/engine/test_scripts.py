@@ -254,6 +254,43 @@ async def test_enqueue_checks_the_whole_batch_before_writing_anything(redis):
     assert await redis.hlen(P.jobs) == 0
 
 
+@pytest.mark.promise(5)
+async def test_enqueue_refuses_fields_whose_id_is_not_the_id_argument(redis):
+    """Dedupe is on the argument, the job that runs is the fields' id: a mismatch ran
+    the job twice within the dedupe window and left a stale state record behind."""
+    from redis.exceptions import ResponseError
+
+    s = Scripts(redis)
+    other = job("b")
+    liar = NewJob(id="a", due_ms=0, fields_json=other.fields_json)
+    nameless = NewJob(id="n", due_ms=0, fields_json=b'["name", "test.work", "payload", "{}"]')
+    for bad in (liar, nameless):
+        with pytest.raises(ResponseError, match=rf"job 2 \(id {bad.id}\): the fields"):
+            await s.enqueue(P, [job("good"), bad], dedupe_ttl_ms=1000)
+    assert not await redis.exists(P.ready)
+    assert await redis.hlen(P.jobs) == 0
+
+
+@pytest.mark.promise(5)
+async def test_enqueue_refuses_a_due_time_that_is_not_whole_milliseconds_in_range(redis):
+    """`inf` passed `tonumber` and was stored as a due time that never comes."""
+    from redis.exceptions import ResponseError
+
+    s = Scripts(redis)
+    raw = s._s["enqueue"]  # the plain EVALSHA of wire-format.md: any string as the due time
+    keys = [P.ready, P.delayed, P.delayed_jobs, P.jobs, P.done, P.dlq]
+    for due in ("inf", "-inf", "nan", "-5", "1.5", "1e3", "0x10", "", "99999999999999999999",
+                "253402300800000"):  # fmt: skip
+        args = [1000, P.wake_channel, 2, "ok", 0, job("ok").fields_json, "j", due]
+        args.append(job("j").fields_json)
+        with pytest.raises(ResponseError, match=r"job 2 \(id j\): due ms .* is not whole"):
+            await raw(keys=keys, args=args)
+    assert not await redis.exists(P.ready, P.delayed, P.delayed_jobs, P.jobs)
+    last = 253402300799999
+    assert await s.enqueue(P, [job("late", due_ms=last)], dedupe_ttl_ms=1000) == [True]
+    assert await redis.zscore(P.delayed, "late") == last
+
+
 async def test_settle_done_checks_entries_beyond_a_cut_pending_page_one_by_one(redis):
     s = Scripts(redis)
     await s.enqueue(P, [job(f"j{i}") for i in range(150)], dedupe_ttl_ms=1000)
