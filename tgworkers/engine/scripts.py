@@ -8,6 +8,8 @@ Every key a script touches is passed in KEYS, built by `keys.py`.
 Fencing token: every script that changes a delivered entry (settle, lease, lock,
 step record) takes the delivery's token (`Delivery.token`, its delivery count
 when claimed) and acts only while XPENDING shows this consumer *and* that count.
+An exclusivity lock holds `<entry id>/<token>`, built by the scripts from the
+arguments they already get: only the delivery it names extends or releases it.
 
 Scripts that settle, renew or clean up start with `#!lua flags=allow-oom`: at
 `maxmemory` (noeviction) they are what frees memory, so Redis must run them; the

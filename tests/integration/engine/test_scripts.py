@@ -12,7 +12,14 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import GROUP
-from tgworkers.engine.scripts import DoneItem, LaterItem, LeaseItem, NewJob, Scripts
+from tgworkers.engine.scripts import (
+    AcquireItem,
+    DoneItem,
+    LaterItem,
+    LeaseItem,
+    NewJob,
+    Scripts,
+)
 
 P = pk()
 
@@ -166,6 +173,40 @@ async def test_a_settle_with_an_older_delivery_token_is_refused_even_under_the_s
     current = DoneItem(entry, "t", dedupe=True, lock=None, token=2)
     assert await s.settle_done(P, "me", [current], dedupe_ttl_ms=1000) == []
     assert await redis.xlen(P.ready) == 0
+
+
+@pytest.mark.promise(6)
+async def test_the_key_lock_names_the_delivery_that_holds_it_not_the_job_id(redis):
+    """Three entries of one job id (a producer retried its plain XADD): the lock held the
+    job id, so every one of them took it, renewed it and released it."""
+    s = Scripts(redis)
+    fields = {"id": "x", "name": "test.exclusive", "payload": "{}", "key": "k"}
+    for _ in range(3):
+        await redis.xadd(P.ready, fields)
+    a, b, c = await deliver(redis, "me")
+    lock, blob = P.lock("k"), b'["id","x"]'
+
+    def acquire(entry: bytes, token: int = 1) -> AcquireItem:
+        return AcquireItem(entry, "x", lock, blob, token, wait_ms=60_000)
+
+    assert await s.acquire_keys(P, "me", [acquire(a), acquire(b)], lock_ttl_ms=60_000) == [1, 0]
+    assert await redis.get(lock) == a + b"/1"
+    assert await redis.zscore(P.delayed, "x") is not None  # b waits for the key
+    lost, _ = await s.renew_leases(P, "me", [LeaseItem(c, "x", lock, 1)], lock_ttl_ms=60_000)
+    assert lost == [c]  # c never held the key: renewing it is no lease on the key
+    done = DoneItem(c, "x", dedupe=False, lock=lock, token=1)
+    assert await s.settle_done(P, "me", [done], dedupe_ttl_ms=1000) == []
+    assert await redis.get(lock) == a + b"/1"  # c's settle leaves a's lock alone
+    # our own sweep reclaims a (delivery 2): the lock still names delivery 1
+    await redis.xautoclaim(P.ready, GROUP, "me", 0, a)
+    lost, _ = await s.renew_leases(P, "me", [LeaseItem(a, "x", lock, 2)], lock_ttl_ms=60_000)
+    assert lost == [a]
+    await redis.delete(lock)  # delivery 1's lock expired
+    assert await s.acquire_keys(P, "me", [acquire(a, 2)], lock_ttl_ms=60_000) == [1]
+    assert await redis.get(lock) == a + b"/2"
+    done = DoneItem(a, "x", dedupe=False, lock=lock, token=2)
+    assert await s.settle_done(P, "me", [done], dedupe_ttl_ms=1000) == []
+    assert not await redis.exists(lock)
 
 
 async def test_step_records_are_fenced_and_leave_with_their_job(redis):
