@@ -41,9 +41,6 @@ class Delivery:
     leased_at: float = 0.0
     """Monotonic time just before the call that last claimed or renewed this entry:
     Redis may hand it to another worker VT after that, so the run stops before then."""
-    successor: Delivery | None = None
-    """A newer delivery of the same entry (our own sweep reclaimed it while this one
-    still ran): it is dispatched only once this one has ended, never beside it."""
     payload: Any = None
     """The payload decoded and validated by the executor's check, for the handler."""
     error_type: str | None = None

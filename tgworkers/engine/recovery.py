@@ -152,10 +152,9 @@ class Recovery:
             d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries, leased_at=sent)
             d.decode()
             held = self.rt.owned.get(c.entry_id)
-            if held is not None:  # ours, still here: it ends first (never two at once)
+            if held is not None:  # ours, still here: fenced and cancelled; `d` runs after it
                 self.rt.supersede(held, d)
-            else:
-                fresh.append(d)
+            fresh.append(d)
         await self.admit(fresh)
         return len(claimed)
 

@@ -3,7 +3,9 @@
 Duties, each a named loop whose one-iteration body is testable on its own:
 1. `_read_loop`: XREADGROUP over all partitions, as many entries as there are
    free slots; exclusive job types take their key locks first;
-2. `_consume_loop` (x concurrency): runs deliveries through the executor;
+2. `_consume_loop` (x concurrency): runs deliveries through the executor; a
+   delivery whose entry or key has a run here that has not returned yet (lost
+   and cancelled, but still in its clean-up) waits for it (unfinished.py);
 3. `_settle_loop`: sends finished settlements in batches (one script call per
    partition and kind), so a busy worker pays one round trip per batch;
 4. `Leases` (leases.py): renews the lease of every entry this worker holds, every
@@ -41,6 +43,7 @@ from tgworkers.engine.recovery import Recovery
 from tgworkers.engine.registry import JobType, Processor
 from tgworkers.engine.scripts import AcquireItem, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
+from tgworkers.engine.unfinished import Unfinished
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -74,6 +77,7 @@ class ProcessorRuntime:
         self.paused = False
         self.stopping = False
         self.owned: dict[bytes, Delivery] = {}
+        self.unfinished = Unfinished()
         self.active = 0
         self.running_consumers = 0
         self.counters: dict[str, int] = defaultdict(int)
@@ -284,14 +288,15 @@ class ProcessorRuntime:
             del self.owned[d.entry_id]
 
     def supersede(self, old: Delivery, new: Delivery) -> None:
-        """Our own sweep reclaimed an entry `old` still holds: `new` runs after it.
+        """Our own sweep reclaimed an entry `old` still holds: `new` takes its place.
 
         This process stalled past the visibility timeout (event loop blocked, Redis
-        paused). `old` is fenced by the new token and cancelled, and `new` runs only
-        once `old` has ended, so the job never runs twice at once here.
+        paused). `old` is fenced by the new token and cancelled; `new` is dispatched
+        like any delivery and, like any, runs only once `old`'s coroutine has
+        returned (`_consume_once`), so the job never runs twice at once here.
         """
+        self._forget(old)
         old.lost = True
-        old.successor = new
         self.counters["superseded"] += 1
         log.warning("job.superseded", queue=self.queue, job_id=old.job_id,
                     entry=old.entry_id.decode(), deliveries=new.deliveries)  # fmt: skip
@@ -312,11 +317,20 @@ class ProcessorRuntime:
     async def _consume_once(self, d: Delivery) -> None:
         if self.stopping and not d.running:
             d.handback = True
+        runs = not d.interrupted()  # a lost delivery is dropped, a handed-back one not run
+        if runs and (blocker := self.unfinished.start(d)) is not None:
+            self.counters["waited_unfinished"] += 1
+            log.warning("job.waits_for_unfinished", queue=self.queue, job_id=d.job_id,
+                        entry=d.entry_id.decode(), unfinished_job_id=blocker.job_id,
+                        unfinished_entry=blocker.entry_id.decode())  # fmt: skip
+            return  # handed out again when `blocker` returns
         try:
             settlement = await self.executor.run(d)
         finally:
             self.active -= 1
             self._slot_freed.set()
+            if runs and (behind := self.unfinished.end(d)):
+                self._handoff.put(behind)
         self.last_progress = time.monotonic()
         d.settling = True
         self._pending.append(settlement)
@@ -351,9 +365,6 @@ class ProcessorRuntime:
             for s in group:
                 self._forget(s.delivery)
                 self._observe(s, refused=s.delivery.entry_id in refused)
-        successors = [s.delivery.successor for s in batch if s.delivery.successor is not None]
-        if successors:
-            await self.recovery.admit(successors)
         if not self._pending and self.active == 0:
             self._settled_all.set()
 

@@ -1,12 +1,13 @@
 """Per-delivery fencing inside one worker (promise 3): its own sweep reclaiming an entry
-it still runs never starts a second run beside the first, and a delivery taken over
-while it waited in the local queue never runs at all."""
+it still runs never starts a second run beside the first, a delivery taken over
+while it waited in the local queue never runs at all, and a lost run still in its
+clean-up holds back new runs of its key here, but no other key (promise 6)."""
 
 from __future__ import annotations
 
 import pytest
 from tests.support.engine_state import idle, pk, runs
-from tests.support.jobs import OVERLAPS_KEY
+from tests.support.jobs import CLEANUPS_KEY, OVERLAPS_KEY
 from tests.support.wait import wait_until
 
 from tgworkers.engine.broker import Delivery
@@ -50,3 +51,32 @@ async def test_a_delivery_lost_while_queued_locally_never_runs(
         settlement = await rt.executor.run(d)
     assert settlement.kind is SettleKind.DROP
     assert "x" not in [x.job_id for x in await runs(redis)]
+
+
+@pytest.mark.promise(3)
+@pytest.mark.promise(6)
+async def test_a_lost_run_in_its_clean_up_holds_back_a_new_run_of_its_key_but_no_other_key(
+    redis, client, settings, registry, worker_factory
+):
+    async with worker_factory(settings, registry, "test.exclusive") as worker:
+        rt = worker.runtime("test.exclusive")
+        slow = {"n": 1, "key": "k0", "sleep_ms": 10_000, "cleanup_ms": 4000, "mode": "track"}
+        await client.enqueue("test.exclusive", slow)
+        await wait_until(lambda: redis.get("test:sleeping:k0"), timeout_s=5, what="k0 running")
+        (lost,) = rt.running
+        rt.leases.lose(lost.entry_id)  # a renewal's verdict: cancelled, now compensating
+        assert lost.lock is not None
+        await redis.delete(lost.lock)  # its lock expired unrenewed meanwhile
+        same = await client.enqueue("test.exclusive", {"n": 2, "key": "k0", "mode": "track"})
+        other = await client.enqueue("test.exclusive", {"n": 3, "key": "k1", "mode": "track"})
+
+        async def ran(job_id: str) -> bool:
+            return job_id in {x.job_id for x in await runs(redis)}
+
+        await wait_until(lambda: ran(other.id), timeout_s=5, what="the other key's job ran")
+        assert not await redis.llen(CLEANUPS_KEY), "the other key waited for the clean-up"
+        assert not await ran(same.id)
+        await wait_until(lambda: ran(same.id), timeout_s=15, what="k0's new job ran after it")
+        assert await redis.llen(CLEANUPS_KEY) == 1
+        assert rt.counters["waited_unfinished"] >= 1
+    assert await redis.lrange(OVERLAPS_KEY, 0, -1) == []
