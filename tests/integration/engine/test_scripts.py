@@ -209,6 +209,47 @@ async def test_the_key_lock_names_the_delivery_that_holds_it_not_the_job_id(redi
     assert not await redis.exists(lock)
 
 
+@pytest.mark.promise(3)
+async def test_a_deferred_suspect_restored_under_a_sweepers_name_never_revives_an_older_delivery(
+    redis,
+):
+    """Issue #22 item 6, ruled out. `reclaim_idle` gives a repeat suspect it may not take
+    back its delivery count (`RETRYCOUNT n-1`) under the sweeper's own name, so a token of
+    that sweeper can match XPENDING again. It only ever restores the count the entry had
+    before that same call, and a taking claim raises it: the tokens handed out grow, and
+    only the newest one handed out can ever be valid. Three sweepers, random rooms."""
+    import random
+
+    s = Scripts(redis)
+    await s.enqueue(P, [job("p")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis, "a")
+    handed = [("a", 1)]  # deliveries a handler ran: (consumer, token)
+    rng = random.Random(22)
+    revived, was_valid = 0, True
+    for _ in range(300):
+        sweeper, room = rng.choice("abc"), rng.choice((0, 0, 1))
+        page = await s.reclaim_idle(
+            P, sweeper, min_idle_ms=0, cursor=b"0-0", count=10, max_deliveries=10_000,
+            suspect_deliveries=1, suspect_room=room,
+        )  # fmt: skip
+        for c in page.claimed:
+            assert c.deliveries > handed[-1][1]  # a new delivery's token was never used
+            handed.append((sweeper, c.deliveries))
+        ((_, owner, _, count),) = [
+            (e["message_id"], e["consumer"].decode(), e["time_since_delivered"],
+             e["times_delivered"])
+            for e in await redis.xpending_range(P.ready, GROUP, entry, entry, 1)
+        ]  # fmt: skip
+        valid = [h for h in handed if h == (owner, count)]
+        assert valid in ([], [handed[-1]]), (handed[-3:], owner, count)
+        revived += bool(valid) and not was_valid and not page.claimed
+        was_valid = bool(valid)
+    assert revived  # item 6's case happened: a fenced delivery valid again, the newest only
+    for consumer, token in handed[:-1]:  # and every older one is refused by every script
+        stale = DoneItem(entry, "p", dedupe=False, lock=None, token=token)
+        assert await s.settle_done(P, consumer, [stale], dedupe_ttl_ms=1000) == [entry]
+
+
 async def test_step_records_are_fenced_and_leave_with_their_job(redis):
     s = Scripts(redis)
     await s.enqueue(P, [job("s")], dedupe_ttl_ms=1000)
