@@ -317,7 +317,7 @@ class ProcessorRuntime:
     async def _consume_once(self, d: Delivery) -> None:
         if self.stopping and not d.running:
             d.handback = True
-        runs = not d.interrupted()  # a lost delivery is dropped, a handed-back one not run
+        runs = not (d.lost or d.handback)  # a lost delivery is dropped, a handed-back one not run
         if runs and (blocker := self.unfinished.start(d)) is not None:
             self.counters["waited_unfinished"] += 1
             log.warning("job.waits_for_unfinished", queue=self.queue, job_id=d.job_id,

@@ -40,13 +40,13 @@ class Unfinished:
             self._by_lock[d.lock] = d
         return None
 
-    def end(self, d: Delivery) -> list[Delivery]:
+    def end(self, d: Delivery) -> list[Delivery] | None:
         """`d`'s coroutine returned: the deliveries parked behind it, to hand out again."""
         if self._by_entry.get(d.entry_id) is d:
             del self._by_entry[d.entry_id]
         if d.lock is not None and self._by_lock.get(d.lock) is d:
             del self._by_lock[d.lock]
-        return self._behind.pop(d, [])
+        return self._behind.pop(d, None) if self._behind else None  # once per job: no list
 
     @property
     def parked(self) -> int:
