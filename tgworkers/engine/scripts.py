@@ -49,6 +49,9 @@ SCRIPT_NAMES: Final = (
 
 Fields = Sequence[str | bytes]
 
+MAX_DUE_MS: Final = 253_402_300_799_999
+"""The latest due time `enqueue.lua` accepts (9999-12-31T23:59:59.999Z); the script holds it too."""
+
 SNOOZE_FLOOR_MS: Final = 1_000
 """A snooze due at or before Redis's now waits this long, doubled per past-due snooze..."""
 SNOOZE_FLOOR_MAX_MS: Final = 60_000
