@@ -47,8 +47,3 @@ class Unfinished:
         if d.lock is not None and self._by_lock.get(d.lock) is d:
             del self._by_lock[d.lock]
         return self._behind.pop(d, None) if self._behind else None  # once per job: no list
-
-    @property
-    def parked(self) -> int:
-        """Deliveries waiting for an unfinished run of their entry or key."""
-        return sum(len(ds) for ds in self._behind.values())
