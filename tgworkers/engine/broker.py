@@ -62,6 +62,15 @@ class Delivery:
             self.timeout.reschedule(asyncio.get_running_loop().time())
 
     @property
+    def held_as(self) -> tuple[int, bytes]:
+        """Its key in a runtime's tables (held entries, unfinished runs).
+
+        Not the entry id alone: ids repeat across the partitions' streams, two of
+        which can each add `1796611357578-0` in the same millisecond.
+        """
+        return (self.pk.partition, self.entry_id)
+
+    @property
     def running(self) -> bool:
         return self.timeout is not None
 

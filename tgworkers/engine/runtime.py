@@ -76,7 +76,7 @@ class ProcessorRuntime:
         self.job_types: dict[str, JobType[Any]] = {jt.name: jt for jt in processor.job_types}
         self.paused = False
         self.stopping = False
-        self.owned: dict[bytes, Delivery] = {}
+        self.owned: dict[tuple[int, bytes], Delivery] = {}  # by `Delivery.held_as`
         self.unfinished = Unfinished()
         self.active = 0
         self.running_consumers = 0
@@ -187,7 +187,7 @@ class ProcessorRuntime:
         now = time.monotonic()
         for d in deliveries:
             d.leased_at = d.leased_at or now
-            self.owned[d.entry_id] = d
+            self.owned[d.held_as] = d
             if d.envelope is not None:
                 d.job_type = self.job_types.get(d.envelope.name)
                 if d.job_type is not None and d.job_type.exclusive:
@@ -284,8 +284,8 @@ class ProcessorRuntime:
 
     def _forget(self, d: Delivery) -> None:
         """Stop tracking `d`, never a newer delivery of the same entry."""
-        if self.owned.get(d.entry_id) is d:
-            del self.owned[d.entry_id]
+        if self.owned.get(d.held_as) is d:
+            del self.owned[d.held_as]
 
     def supersede(self, old: Delivery, new: Delivery) -> None:
         """Our own sweep reclaimed an entry `old` still holds: `new` takes its place.

@@ -19,7 +19,7 @@ class Unfinished:
     """Started runs by entry id and by key lock; deliveries parked behind each."""
 
     def __init__(self) -> None:
-        self._by_entry: dict[bytes, Delivery] = {}
+        self._by_entry: dict[tuple[int, bytes], Delivery] = {}  # by `Delivery.held_as`
         self._by_lock: dict[str, Delivery] = {}
         self._behind: dict[Delivery, list[Delivery]] = {}
 
@@ -29,21 +29,21 @@ class Unfinished:
         Returns that run when a run of `d`'s entry or key has not returned: `d` must
         not run now, `end()` of that run hands it back.
         """
-        blocker = self._by_entry.get(d.entry_id)
+        blocker = self._by_entry.get(d.held_as)
         if blocker is None and d.lock is not None:
             blocker = self._by_lock.get(d.lock)
         if blocker is not None:
             self._behind.setdefault(blocker, []).append(d)
             return blocker
-        self._by_entry[d.entry_id] = d
+        self._by_entry[d.held_as] = d
         if d.lock is not None:
             self._by_lock[d.lock] = d
         return None
 
     def end(self, d: Delivery) -> list[Delivery] | None:
         """`d`'s coroutine returned: the deliveries parked behind it, to hand out again."""
-        if self._by_entry.get(d.entry_id) is d:
-            del self._by_entry[d.entry_id]
+        if self._by_entry.get(d.held_as) is d:
+            del self._by_entry[d.held_as]
         if d.lock is not None and self._by_lock.get(d.lock) is d:
             del self._by_lock[d.lock]
         return self._behind.pop(d, None) if self._behind else None  # once per job: no list

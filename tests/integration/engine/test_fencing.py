@@ -64,7 +64,7 @@ async def test_a_lost_run_in_its_clean_up_holds_back_a_new_run_of_its_key_but_no
         await client.enqueue("test.exclusive", slow)
         await wait_until(lambda: redis.get("test:sleeping:k0"), timeout_s=5, what="k0 running")
         (lost,) = rt.running
-        rt.leases.lose(lost.entry_id)  # a renewal's verdict: cancelled, now compensating
+        rt.leases.lose(lost.held_as)  # a renewal's verdict: cancelled, now compensating
         assert lost.lock is not None
         await redis.delete(lost.lock)  # its lock expired unrenewed meanwhile
         same = await client.enqueue("test.exclusive", {"n": 2, "key": "k0", "mode": "track"})
@@ -79,4 +79,31 @@ async def test_a_lost_run_in_its_clean_up_holds_back_a_new_run_of_its_key_but_no
         await wait_until(lambda: ran(same.id), timeout_s=15, what="k0's new job ran after it")
         assert await redis.llen(CLEANUPS_KEY) == 1
         assert rt.counters["waited_unfinished"] >= 1
+    assert await redis.lrange(OVERLAPS_KEY, 0, -1) == []
+
+
+@pytest.mark.promise(3)
+async def test_two_partitions_entries_with_one_id_are_two_deliveries_never_one(
+    redis, settings, registry, worker_factory
+):
+    """Entry ids are per stream: two partitions can each add `1796611357578-0` in the same
+    millisecond (seen in the Redis-pause chaos test). The runtime held its entries by id
+    alone: one twin replaced the other, went unrenewed, and our sweep's reclaim of it
+    superseded (cancelled) the other partition's job and ran the first one again."""
+    async with worker_factory(settings, registry, "test.exclusive") as worker:
+        rt = worker.runtime("test.exclusive")
+        for p, key in ((0, "ka"), (1, "kb")):
+            payload = f'{{"n": {p}, "key": "{key}", "sleep_ms": 4500, "mode": "track"}}'
+            fields = {"id": f"twin-{p}", "name": "test.exclusive", "key": key, "payload": payload}
+            await redis.xadd(pk("test.exclusive", p).ready, fields, id="5-0")
+
+        async def both_ran() -> bool:
+            return {"twin-0", "twin-1"} <= {x.job_id for x in await runs(redis)}
+
+        await wait_until(both_ran, timeout_s=20, what="both twins ran")
+        assert rt.counters["superseded"] == 0
+    assert sorted((x.job_id, x.deliveries) for x in await runs(redis)) == [
+        ("twin-0", 1),
+        ("twin-1", 1),
+    ]
     assert await redis.lrange(OVERLAPS_KEY, 0, -1) == []
