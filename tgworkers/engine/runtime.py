@@ -255,7 +255,7 @@ class ProcessorRuntime:
         by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
         for d in needing:
             by_pk[d.pk].append(d)
-        refused: set[bytes] = set()
+        refused: set[tuple[int, bytes]] = set()  # by `Delivery.held_as`
         for pk, group in by_pk.items():
             items = [
                 AcquireItem(
@@ -275,12 +275,12 @@ class ProcessorRuntime:
             verdicts: list[int] = await self._with_redis(acquire)  # fmt: skip
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
-                    refused.add(d.entry_id)
+                    refused.add(d.held_as)
                     self._forget(d)
                     self.counters["exclusive_waits" if verdict == 0 else "lease_lost"] += 1
         if refused:
             self.promoter.wake()
-        return [d for d in batch if d.entry_id not in refused]
+        return [d for d in batch if d.held_as not in refused]
 
     def _forget(self, d: Delivery) -> None:
         """Stop tracking `d`, never a newer delivery of the same entry."""

@@ -107,3 +107,25 @@ async def test_two_partitions_entries_with_one_id_are_two_deliveries_never_one(
         ("twin-1", 1),
     ]
     assert await redis.lrange(OVERLAPS_KEY, 0, -1) == []
+
+
+@pytest.mark.promise(6)
+async def test_a_twin_entry_waiting_for_its_key_does_not_hold_back_the_other_partitions_twin(
+    redis, settings, registry, worker_factory
+):
+    """The same id collision in taking key locks: one twin refused (its key held) dropped
+    the other partition's twin from the batch, which then sat tracked and never ran."""
+    await redis.set(pk("test.exclusive", 0).lock("ka"), "another/1", px=60_000)
+    async with worker_factory(settings, registry, "test.exclusive"):
+        async with redis.pipeline(transaction=True) as tx:  # one read gets both twins
+            for p, key in ((0, "ka"), (1, "kb")):
+                payload = f'{{"n": {p}, "key": "{key}"}}'
+                fields = {"id": f"twin-{p}", "name": "test.exclusive", "key": key}
+                tx.xadd(pk("test.exclusive", p).ready, {**fields, "payload": payload}, id="5-0")
+            await tx.execute()
+
+        async def free_twin_ran() -> bool:
+            return "twin-1" in {x.job_id for x in await runs(redis)}
+
+        await wait_until(free_twin_ran, timeout_s=10, what="the twin whose key is free ran")
+        assert await redis.zscore(pk("test.exclusive", 0).delayed, "twin-0") is not None
