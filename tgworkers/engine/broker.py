@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as rex
@@ -45,6 +45,13 @@ class Delivery:
     """The payload decoded and validated by the executor's check, for the handler."""
     error_type: str | None = None
     """Class name of what the handler raised, when it failed (telemetry's error.type)."""
+    held_as: tuple[int, bytes] = field(init=False)
+    """Its key in a runtime's tables (held entries, unfinished runs): not the entry id
+    alone, which repeats across the partitions' streams (two of them can each add
+    `1796611357578-0` in the same millisecond). Built once: looked up several times a job."""
+
+    def __post_init__(self) -> None:
+        self.held_as = (self.pk.partition, self.entry_id)
 
     def decode(self) -> None:
         """Fill `envelope`, or `problem` naming why the entry is not a job."""
@@ -60,15 +67,6 @@ class Delivery:
         """Interrupt the running handler now (its lease was lost, or shutdown)."""
         if self.timeout is not None:
             self.timeout.reschedule(asyncio.get_running_loop().time())
-
-    @property
-    def held_as(self) -> tuple[int, bytes]:
-        """Its key in a runtime's tables (held entries, unfinished runs).
-
-        Not the entry id alone: ids repeat across the partitions' streams, two of
-        which can each add `1796611357578-0` in the same millisecond.
-        """
-        return (self.pk.partition, self.entry_id)
 
     @property
     def running(self) -> bool:
