@@ -26,7 +26,7 @@ from tests.chaos.conftest import (
     stats,
     wait_started,
 )
-from tests.support.jobs import OVERLAPS_KEY
+from tests.support.jobs import CLEANUPS_KEY, OVERLAPS_KEY
 from tests.support.wait import wait_until
 
 from tgworkers.devstack.redis import free_port
@@ -68,11 +68,37 @@ async def test_redis_paused_past_the_visibility_timeout_never_runs_a_key_twice_a
     await r.execute_command("CLIENT", "PAUSE", 3500, "ALL")  # a fork/AOF stall, a failover
 
     await wait_until(lambda: _ran(r, {j.id for j in jobs}), timeout_s=60, what="all 6 ran")
-    assert await r.lrange(OVERLAPS_KEY, 0, -1) == []
+    assert await r.lrange(OVERLAPS_KEY, 0, -1) == [], worker.log()[-6000:]
     assert worker.alive(), worker.log()
     await wait_until(
         lambda: _processed_all(r, 6), timeout_s=15, what="all settled once"
     )  # fmt: skip
+
+
+@pytest.mark.promise(3)
+@pytest.mark.promise(6)
+async def test_a_run_cancelled_under_a_redis_pause_ends_its_clean_up_before_its_rerun_starts(
+    r: Redis, chaos_client: Client, fleet: Fleet
+) -> None:
+    """The watchdog cancels a run whose lease it cannot renew (Redis paused past VT); its
+    handler awaits a compensation before re-raising. The entry left the worker's table at
+    once, so the sweep reclaimed it after the pause and started it again in the same
+    process while the first run was still compensating: two runs, one key."""
+    worker = await fleet.start_ready("test.exclusive", VISIBILITY_TIMEOUT_MS="2000")
+    payload = {"n": 1, "key": "k0", "sleep_ms": 4000, "cleanup_ms": 6000, "mode": "track"}
+    job = await chaos_client.enqueue("test.exclusive", payload)
+
+    await wait_until(lambda: r.get("test:sleeping:k0"), timeout_s=10, what="the job in its call")
+    await r.execute_command("CLIENT", "PAUSE", 3500, "ALL")  # past VT: the watchdog cancels
+
+    await wait_until(lambda: _ran(r, {job.id}), timeout_s=60, what="the job ran to its end")
+    try:
+        await wait_until(lambda: r.llen(CLEANUPS_KEY), timeout_s=15, what="the run compensated")
+    except AssertionError:
+        raise AssertionError(f"no clean-up: {await runs(r)}\n{worker.log()[-4000:]}") from None
+    assert await r.lrange(OVERLAPS_KEY, 0, -1) == [], worker.log()[-3000:]
+    await wait_until(lambda: _processed_all(r, 1), timeout_s=15, what="settled once")
+    assert worker.alive(), worker.log()
 
 
 async def _processed_all(r: Redis, n: int) -> bool:

@@ -6,6 +6,7 @@ exactly which jobs ran, how often, on which process, and for how long.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -29,6 +30,8 @@ from tgworkers.jobs.builtin import NOOP_PROCESSOR
 RUNS_KEY = "test:runs"
 OVERLAPS_KEY = "test:overlaps"
 """Mode `track`: one item per run that started while another run of its key was running."""
+CLEANUPS_KEY = "test:cleanups"
+"""Mode `track` with `cleanup_ms`: one item per cancelled run that finished its clean-up."""
 
 
 class Work(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +39,8 @@ class Work(msgspec.Struct, frozen=True, kw_only=True):
     key: str | None = None
     sleep_ms: int = 0
     fail_times: int = 0
+    cleanup_ms: int = 0
+    """Mode `track`: a cancelled run awaits a clean-up this long before it re-raises."""
     mode: str = "ok"  # ok | permanent | not_due | crash | retry_after | track | block
 
 
@@ -86,6 +91,9 @@ async def _tracked_sleep(ctx: JobContext, p: Work) -> None:
     lease watchdog during a Redis pause; the engine's cancellation is asyncio's, which
     an anyio shield does not hold back) stayed listed for good, and every later run of
     the key was recorded as an overlap. The record names the runs it met.
+
+    With `cleanup_ms`, a cancelled run does what money-moving handlers do, `except
+    CancelledError: await compensate(); raise`, and stays listed until that is over.
     """
     active = f"test:active:{p.key or ctx.job_id}"
     run = f"{ctx.job_id}/{ctx.attempt}/{secrets.token_hex(3)}"
@@ -94,7 +102,15 @@ async def _tracked_sleep(ctx: JobContext, p: Work) -> None:
         members = await ctx.redis.smembers(active)
         if others := sorted(m.decode() for m in members if m != run.encode()):
             await ctx.redis.rpush(OVERLAPS_KEY, f"{p.key}:{run}:{os.getpid()} with {others}")
-        await anyio.sleep(p.sleep_ms / 1000)
+        if p.cleanup_ms:  # the test pauses Redis once it sees the run waiting in its sleep
+            await ctx.redis.incr(f"test:sleeping:{p.key or ctx.job_id}")
+        try:
+            await anyio.sleep(p.sleep_ms / 1000)
+        except asyncio.CancelledError:
+            if p.cleanup_ms:
+                await asyncio.sleep(p.cleanup_ms / 1000)  # the compensation, while cancelled
+                await ctx.redis.rpush(CLEANUPS_KEY, f"{run}:{os.getpid()}")
+            raise
     finally:
         with anyio.CancelScope(shield=True):
             await ctx.redis.srem(active, run)

@@ -18,10 +18,11 @@ from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.leases import LeaseHost, Leases
 
 ENTRY = b"1-0"
+KEY = (0, ENTRY)
 
 
 def _host(held: Delivery) -> Any:
-    return SimpleNamespace(queue="q", consumer="w", owned={ENTRY: held}, counters=Counter[str]())
+    return SimpleNamespace(queue="q", consumer="w", owned={KEY: held}, counters=Counter[str]())
 
 
 def _delivery(deliveries: int) -> Delivery:
@@ -31,15 +32,15 @@ def _delivery(deliveries: int) -> Delivery:
 def test_a_verdict_about_an_older_delivery_leaves_the_newer_one_running() -> None:
     old, new = _delivery(1), _delivery(2)
     host = _host(new)
-    Leases(cast(LeaseHost, host)).lose(ENTRY, delivery=old)
-    assert host.owned == {ENTRY: new}
+    Leases(cast(LeaseHost, host)).lose(KEY, delivery=old)
+    assert host.owned == {KEY: new}
     assert not new.lost
 
 
 def test_a_verdict_about_the_held_delivery_loses_it() -> None:
     held = _delivery(2)
     host = _host(held)
-    Leases(cast(LeaseHost, host)).lose(ENTRY, delivery=held)
+    Leases(cast(LeaseHost, host)).lose(KEY, delivery=held)
     assert host.owned == {}
     assert held.lost
     assert host.counters["lease_lost"] == 1
@@ -48,6 +49,6 @@ def test_a_verdict_about_the_held_delivery_loses_it() -> None:
 def test_the_watchdog_loses_whatever_it_holds() -> None:
     held = _delivery(1)
     host = _host(held)
-    Leases(cast(LeaseHost, host)).lose(ENTRY, expired=True)
+    Leases(cast(LeaseHost, host)).lose(KEY, expired=True)
     assert held.lost
     assert host.counters["lease_expired"] == 1

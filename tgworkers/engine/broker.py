@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as rex
@@ -41,13 +41,17 @@ class Delivery:
     leased_at: float = 0.0
     """Monotonic time just before the call that last claimed or renewed this entry:
     Redis may hand it to another worker VT after that, so the run stops before then."""
-    successor: Delivery | None = None
-    """A newer delivery of the same entry (our own sweep reclaimed it while this one
-    still ran): it is dispatched only once this one has ended, never beside it."""
     payload: Any = None
     """The payload decoded and validated by the executor's check, for the handler."""
     error_type: str | None = None
     """Class name of what the handler raised, when it failed (telemetry's error.type)."""
+    held_as: tuple[int, bytes] = field(init=False)
+    """Its key in a runtime's tables (held entries, unfinished runs): not the entry id
+    alone, which repeats across the partitions' streams (two of them can each add
+    `1796611357578-0` in the same millisecond). Built once: looked up several times a job."""
+
+    def __post_init__(self) -> None:
+        self.held_as = (self.pk.partition, self.entry_id)
 
     def decode(self) -> None:
         """Fill `envelope`, or `problem` naming why the entry is not a job."""

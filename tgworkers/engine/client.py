@@ -8,6 +8,7 @@ enqueue costs one round trip per partition and chunk, not one per job.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -28,7 +29,7 @@ from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Registry
-from tgworkers.engine.scripts import NewJob, Scripts
+from tgworkers.engine.scripts import MAX_DUE_MS, NewJob, Scripts
 from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry import active as active_telemetry, carried_trace_headers
 from tgworkers.errors import InputError, PayloadError
@@ -159,7 +160,7 @@ class Client:
         auto = job_id is None
         job_id = job_id or new_job_id()
         key = jt.partition_key(value) if jt.partition_key else None
-        due = req.run_at_ms or (now_ms + int(req.delay_s * 1000) if req.delay_s else 0)
+        due = _due_ms(jt.name, req, now_ms)
         expires = deadline_ms(jt, req, now_ms, due)
         env = Envelope(
             id=job_id, name=jt.name, payload=raw, enqueued_ms=now_ms, key=key,
@@ -279,3 +280,13 @@ class Client:
         if await self.redis.zscore(pk.done, job_id) is not None:
             return "done"
         return None
+
+
+def _due_ms(name: str, req: EnqueueRequest, now_ms: int) -> int:
+    """The due time in Unix ms (0 = now), refused as the enqueue script would refuse it."""
+    if req.delay_s is not None and not (math.isfinite(req.delay_s) and req.delay_s >= 0):
+        raise InputError(f"{name}: delay {req.delay_s} s: expected a finite number >= 0")
+    due = req.run_at_ms or (now_ms + int(req.delay_s * 1000) if req.delay_s else 0)
+    if not 0 <= due <= MAX_DUE_MS:
+        raise InputError(f"{name}: run at {due} ms: expected Unix ms from 0 to {MAX_DUE_MS}")
+    return due

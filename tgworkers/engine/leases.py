@@ -34,7 +34,7 @@ class LeaseHost(Protocol):
     options: RuntimeOptions
     scripts: Scripts
     health: RedisHealth
-    owned: dict[bytes, Delivery]
+    owned: dict[tuple[int, bytes], Delivery]
     counters: dict[str, int]
 
 
@@ -63,9 +63,9 @@ class Leases:
                 d.leased_at = max(d.leased_at, sent)
             sent_for = {d.entry_id: d for d in group}
             for entry in lost:  # about the delivery we sent, never a newer one of the entry
-                self.lose(entry, delivery=sent_for.get(entry))
+                self.lose((pk.partition, entry), delivery=sent_for.get(entry))
             for entry in deleted:
-                self.lose(entry, deleted=True, delivery=sent_for.get(entry))
+                self.lose((pk.partition, entry), deleted=True, delivery=sent_for.get(entry))
 
     async def run_watchdog(self) -> None:
         while True:
@@ -84,29 +84,31 @@ class Leases:
         limit = time.monotonic() - self.rt.options.lease_budget_s
         for d in list(self.rt.owned.values()):
             if d.leased_at < limit and not d.settling and not d.lost:
-                self.lose(d.entry_id, expired=True)
+                self.lose(d.held_as, expired=True)
 
     def lose(
         self,
-        entry: bytes,
+        key: tuple[int, bytes],
         *,
         deleted: bool = False,
         expired: bool = False,
         delivery: Delivery | None = None,
     ) -> None:
-        """Give up the delivery of `entry` we hold (`delivery`, when the verdict is about it).
+        """Give up our delivery of the entry `key` (`Delivery.held_as`), if it is `delivery`.
 
-        A renewal's reply can arrive after our own sweep reclaimed the entry and a newer
-        delivery took its place here (a Redis pause queues both): the verdict was about
-        the older token, and losing the newer delivery would stop renewing a run that
-        holds its key's lock, letting another job of the key start beside it.
+        `delivery` is given when the verdict is about one (a renewal's). Its reply can
+        arrive after our own sweep reclaimed the entry and a newer delivery took its
+        place here (a Redis pause queues both): the verdict was about the older token,
+        and losing the newer delivery would stop renewing a run that holds its key's
+        lock, letting another job of the key start beside it.
         """
-        d = self.rt.owned.get(entry)
+        d = self.rt.owned.get(key)
         if d is None or (delivery is not None and d is not delivery):
             return
         if d.settling and not deleted:
             return  # being settled right now: the settle script decides, fenced
-        del self.rt.owned[entry]
+        del self.rt.owned[key]
+        entry = d.entry_id
         d.lost = True
         if deleted:  # counted in the stats hash by the script
             self.rt.counters["lost"] += 1

@@ -58,7 +58,7 @@ class RecoveryHost(Protocol):
     executor: Executor
     health: RedisHealth
     is_alive: Callable[[str], Awaitable[bool]] | None
-    owned: dict[bytes, Delivery]
+    owned: dict[tuple[int, bytes], Delivery]
     counters: dict[str, int]
     paused: bool
     stopping: bool
@@ -151,11 +151,10 @@ class Recovery:
         for c in claimed:
             d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries, leased_at=sent)
             d.decode()
-            held = self.rt.owned.get(c.entry_id)
-            if held is not None:  # ours, still here: it ends first (never two at once)
+            held = self.rt.owned.get(d.held_as)
+            if held is not None:  # ours, still here: fenced and cancelled; `d` runs after it
                 self.rt.supersede(held, d)
-            else:
-                fresh.append(d)
+            fresh.append(d)
         await self.admit(fresh)
         return len(claimed)
 

@@ -3,7 +3,9 @@
 Duties, each a named loop whose one-iteration body is testable on its own:
 1. `_read_loop`: XREADGROUP over all partitions, as many entries as there are
    free slots; exclusive job types take their key locks first;
-2. `_consume_loop` (x concurrency): runs deliveries through the executor;
+2. `_consume_loop` (x concurrency): runs deliveries through the executor; a
+   delivery whose entry or key has a run here that has not returned yet (lost
+   and cancelled, but still in its clean-up) waits for it (unfinished.py);
 3. `_settle_loop`: sends finished settlements in batches (one script call per
    partition and kind), so a busy worker pays one round trip per batch;
 4. `Leases` (leases.py): renews the lease of every entry this worker holds, every
@@ -41,6 +43,7 @@ from tgworkers.engine.recovery import Recovery
 from tgworkers.engine.registry import JobType, Processor
 from tgworkers.engine.scripts import AcquireItem, Scripts
 from tgworkers.engine.telemetry import active as active_telemetry
+from tgworkers.engine.unfinished import Unfinished
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -73,7 +76,8 @@ class ProcessorRuntime:
         self.job_types: dict[str, JobType[Any]] = {jt.name: jt for jt in processor.job_types}
         self.paused = False
         self.stopping = False
-        self.owned: dict[bytes, Delivery] = {}
+        self.owned: dict[tuple[int, bytes], Delivery] = {}  # by `Delivery.held_as`
+        self.unfinished = Unfinished()
         self.active = 0
         self.running_consumers = 0
         self.counters: dict[str, int] = defaultdict(int)
@@ -183,7 +187,7 @@ class ProcessorRuntime:
         now = time.monotonic()
         for d in deliveries:
             d.leased_at = d.leased_at or now
-            self.owned[d.entry_id] = d
+            self.owned[d.held_as] = d
             if d.envelope is not None:
                 d.job_type = self.job_types.get(d.envelope.name)
                 if d.job_type is not None and d.job_type.exclusive:
@@ -252,7 +256,7 @@ class ProcessorRuntime:
         by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
         for d in needing:
             by_pk[d.pk].append(d)
-        refused: set[bytes] = set()
+        refused: set[tuple[int, bytes]] = set()  # by `Delivery.held_as`
         for pk, group in by_pk.items():
             items = [
                 AcquireItem(
@@ -272,27 +276,28 @@ class ProcessorRuntime:
             verdicts: list[int] = await self._with_redis(acquire)  # fmt: skip
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
-                    refused.add(d.entry_id)
+                    refused.add(d.held_as)
                     self._forget(d)
                     self.counters["exclusive_waits" if verdict == 0 else "lease_lost"] += 1
         if refused:
             self.promoter.wake()
-        return [d for d in batch if d.entry_id not in refused]
+        return [d for d in batch if d.held_as not in refused]
 
     def _forget(self, d: Delivery) -> None:
         """Stop tracking `d`, never a newer delivery of the same entry."""
-        if self.owned.get(d.entry_id) is d:
-            del self.owned[d.entry_id]
+        if self.owned.get(d.held_as) is d:
+            del self.owned[d.held_as]
 
     def supersede(self, old: Delivery, new: Delivery) -> None:
-        """Our own sweep reclaimed an entry `old` still holds: `new` runs after it.
+        """Our own sweep reclaimed an entry `old` still holds: `new` takes its place.
 
         This process stalled past the visibility timeout (event loop blocked, Redis
-        paused). `old` is fenced by the new token and cancelled, and `new` runs only
-        once `old` has ended, so the job never runs twice at once here.
+        paused). `old` is fenced by the new token and cancelled; `new` is dispatched
+        like any delivery and, like any, runs only once `old`'s coroutine has
+        returned (`_consume_once`), so the job never runs twice at once here.
         """
+        self._forget(old)
         old.lost = True
-        old.successor = new
         self.counters["superseded"] += 1
         log.warning("job.superseded", queue=self.queue, job_id=old.job_id,
                     entry=old.entry_id.decode(), deliveries=new.deliveries)  # fmt: skip
@@ -313,11 +318,20 @@ class ProcessorRuntime:
     async def _consume_once(self, d: Delivery) -> None:
         if self.stopping and not d.running:
             d.handback = True
+        runs = not (d.lost or d.handback)  # a lost delivery is dropped, a handed-back one not run
+        if runs and (blocker := self.unfinished.start(d)) is not None:
+            self.counters["waited_unfinished"] += 1
+            log.warning("job.waits_for_unfinished", queue=self.queue, job_id=d.job_id,
+                        entry=d.entry_id.decode(), unfinished_job_id=blocker.job_id,
+                        unfinished_entry=blocker.entry_id.decode())  # fmt: skip
+            return  # handed out again when `blocker` returns
         try:
             settlement = await self.executor.run(d)
         finally:
             self.active -= 1
             self._slot_freed.set()
+            if runs and (behind := self.unfinished.end(d)):
+                self._handoff.put(behind)
         self.last_progress = time.monotonic()
         d.settling = True
         self._pending.append(settlement)
@@ -352,9 +366,6 @@ class ProcessorRuntime:
             for s in group:
                 self._forget(s.delivery)
                 self._observe(s, refused=s.delivery.entry_id in refused)
-        successors = [s.delivery.successor for s in batch if s.delivery.successor is not None]
-        if successors:
-            await self.recovery.admit(successors)
         if not self._pending and self.active == 0:
             self._settled_all.set()
 

@@ -8,6 +8,8 @@ Every key a script touches is passed in KEYS, built by `keys.py`.
 Fencing token: every script that changes a delivered entry (settle, lease, lock,
 step record) takes the delivery's token (`Delivery.token`, its delivery count
 when claimed) and acts only while XPENDING shows this consumer *and* that count.
+An exclusivity lock holds `<entry id>/<token>`, built by the scripts from the
+arguments they already get: only the delivery it names extends or releases it.
 
 Scripts that settle, renew or clean up start with `#!lua flags=allow-oom`: at
 `maxmemory` (noeviction) they are what frees memory, so Redis must run them; the
@@ -47,6 +49,9 @@ SCRIPT_NAMES: Final = (
 )
 
 Fields = Sequence[str | bytes]
+
+MAX_DUE_MS: Final = 253_402_300_799_999
+"""The latest due time `enqueue.lua` accepts (9999-12-31T23:59:59.999Z); the script holds it too."""
 
 SNOOZE_FLOOR_MS: Final = 1_000
 """A snooze due at or before Redis's now waits this long, doubled per past-due snooze..."""

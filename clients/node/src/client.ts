@@ -15,7 +15,7 @@ import { traceFields } from "./trace.js";
  * a change to the script or the fields cannot ship without a look at this client.
  */
 export const WRITTEN_FOR = {
-  enqueueLuaSha256: "f16b570c6d50cb9206b7d02f6e36a2bf10583c4ba53309b106cba820c4959046",
+  enqueueLuaSha256: "c30ed9d87c4245c3429f00511cf0e7566e7f7619abed23b3f06d53b7e42e72c4",
   // snoozes, waits, moved_deliveries, errors, due_ms, reason, failed_ms: the engine's own;
   // a producer never sets them. expires_ms (a job's deadline, optional): this client does not
   // write it yet

@@ -139,7 +139,7 @@ async def test_jobs_json_lists_each_job_type_with_its_queue_fields_and_policy(re
     assert jobs["test.slow"] == {
         "name": "test.slow", "processor": "test.work", "queue": "test.work",
         "fields": {"n": "int", "key": "str | None", "sleep_ms": "int", "fail_times": "int",
-                   "mode": "str"},
+                   "cleanup_ms": "int", "mode": "str"},
         "maxAttempts": 4, "timeoutS": 0.3, "partitions": 1, "jobId": None,
         "jobIdFromPayload": False, "partitionKey": None, "partitionKeyFromPayload": False,
     }  # fmt: skip

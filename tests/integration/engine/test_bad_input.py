@@ -80,3 +80,20 @@ async def test_enqueue_refuses_bad_input_before_redis(redis, client, name, paylo
     with pytest.raises(InputError, match=re.escape(message)):
         await client.enqueue(name, payload)
     assert await redis.dbsize() == 0
+
+
+@pytest.mark.promise(7)
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        ({"run_at_ms": -5}, "run at -5 ms: expected Unix ms from 0 to 253402300799999"),
+        ({"run_at_ms": 10**16}, "expected Unix ms from 0 to 253402300799999"),
+        ({"delay_s": float("inf")}, "delay inf s: expected a finite number >= 0"),
+        ({"delay_s": float("nan")}, "delay nan s: expected a finite number >= 0"),
+        ({"delay_s": -1.0}, "delay -1.0 s: expected a finite number >= 0"),
+    ],
+)
+async def test_enqueue_refuses_a_due_time_out_of_range_before_redis(redis, client, when, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        await client.enqueue("test.work", {"n": 1}, **when)
+    assert await redis.dbsize() == 0

@@ -12,7 +12,14 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.keys import GROUP
-from tgworkers.engine.scripts import DoneItem, LaterItem, LeaseItem, NewJob, Scripts
+from tgworkers.engine.scripts import (
+    AcquireItem,
+    DoneItem,
+    LaterItem,
+    LeaseItem,
+    NewJob,
+    Scripts,
+)
 
 P = pk()
 
@@ -168,6 +175,81 @@ async def test_a_settle_with_an_older_delivery_token_is_refused_even_under_the_s
     assert await redis.xlen(P.ready) == 0
 
 
+@pytest.mark.promise(6)
+async def test_the_key_lock_names_the_delivery_that_holds_it_not_the_job_id(redis):
+    """Three entries of one job id (a producer retried its plain XADD): the lock held the
+    job id, so every one of them took it, renewed it and released it."""
+    s = Scripts(redis)
+    fields = {"id": "x", "name": "test.exclusive", "payload": "{}", "key": "k"}
+    for _ in range(3):
+        await redis.xadd(P.ready, fields)
+    a, b, c = await deliver(redis, "me")
+    lock, blob = P.lock("k"), b'["id","x"]'
+
+    def acquire(entry: bytes, token: int = 1) -> AcquireItem:
+        return AcquireItem(entry, "x", lock, blob, token, wait_ms=60_000)
+
+    assert await s.acquire_keys(P, "me", [acquire(a), acquire(b)], lock_ttl_ms=60_000) == [1, 0]
+    assert await redis.get(lock) == a + b"/1"
+    assert await redis.zscore(P.delayed, "x") is not None  # b waits for the key
+    lost, _ = await s.renew_leases(P, "me", [LeaseItem(c, "x", lock, 1)], lock_ttl_ms=60_000)
+    assert lost == [c]  # c never held the key: renewing it is no lease on the key
+    done = DoneItem(c, "x", dedupe=False, lock=lock, token=1)
+    assert await s.settle_done(P, "me", [done], dedupe_ttl_ms=1000) == []
+    assert await redis.get(lock) == a + b"/1"  # c's settle leaves a's lock alone
+    # our own sweep reclaims a (delivery 2): the lock still names delivery 1
+    await redis.xautoclaim(P.ready, GROUP, "me", 0, a)
+    lost, _ = await s.renew_leases(P, "me", [LeaseItem(a, "x", lock, 2)], lock_ttl_ms=60_000)
+    assert lost == [a]
+    await redis.delete(lock)  # delivery 1's lock expired
+    assert await s.acquire_keys(P, "me", [acquire(a, 2)], lock_ttl_ms=60_000) == [1]
+    assert await redis.get(lock) == a + b"/2"
+    done = DoneItem(a, "x", dedupe=False, lock=lock, token=2)
+    assert await s.settle_done(P, "me", [done], dedupe_ttl_ms=1000) == []
+    assert not await redis.exists(lock)
+
+
+@pytest.mark.promise(3)
+async def test_a_deferred_suspect_restored_under_a_sweepers_name_never_revives_an_older_delivery(
+    redis,
+):
+    """Issue #22 item 6, ruled out. `reclaim_idle` gives a repeat suspect it may not take
+    back its delivery count (`RETRYCOUNT n-1`) under the sweeper's own name, so a token of
+    that sweeper can match XPENDING again. It only ever restores the count the entry had
+    before that same call, and a taking claim raises it: the tokens handed out grow, and
+    only the newest one handed out can ever be valid. Three sweepers, random rooms."""
+    import random
+
+    s = Scripts(redis)
+    await s.enqueue(P, [job("p")], dedupe_ttl_ms=1000)
+    (entry,) = await deliver(redis, "a")
+    handed = [("a", 1)]  # deliveries a handler ran: (consumer, token)
+    rng = random.Random(22)
+    revived, was_valid = 0, True
+    for _ in range(300):
+        sweeper, room = rng.choice("abc"), rng.choice((0, 0, 1))
+        page = await s.reclaim_idle(
+            P, sweeper, min_idle_ms=0, cursor=b"0-0", count=10, max_deliveries=10_000,
+            suspect_deliveries=1, suspect_room=room,
+        )  # fmt: skip
+        for c in page.claimed:
+            assert c.deliveries > handed[-1][1]  # a new delivery's token was never used
+            handed.append((sweeper, c.deliveries))
+        ((_, owner, _, count),) = [
+            (e["message_id"], e["consumer"].decode(), e["time_since_delivered"],
+             e["times_delivered"])
+            for e in await redis.xpending_range(P.ready, GROUP, entry, entry, 1)
+        ]  # fmt: skip
+        valid = [h for h in handed if h == (owner, count)]
+        assert valid in ([], [handed[-1]]), (handed[-3:], owner, count)
+        revived += bool(valid) and not was_valid and not page.claimed
+        was_valid = bool(valid)
+    assert revived  # item 6's case happened: a fenced delivery valid again, the newest only
+    for consumer, token in handed[:-1]:  # and every older one is refused by every script
+        stale = DoneItem(entry, "p", dedupe=False, lock=None, token=token)
+        assert await s.settle_done(P, consumer, [stale], dedupe_ttl_ms=1000) == [entry]
+
+
 async def test_step_records_are_fenced_and_leave_with_their_job(redis):
     s = Scripts(redis)
     await s.enqueue(P, [job("s")], dedupe_ttl_ms=1000)
@@ -252,6 +334,43 @@ async def test_enqueue_checks_the_whole_batch_before_writing_anything(redis):
         await s.enqueue(P, [job("good"), bad], dedupe_ttl_ms=1000)
     assert not await redis.exists(P.ready)
     assert await redis.hlen(P.jobs) == 0
+
+
+@pytest.mark.promise(5)
+async def test_enqueue_refuses_fields_whose_id_is_not_the_id_argument(redis):
+    """Dedupe is on the argument, the job that runs is the fields' id: a mismatch ran
+    the job twice within the dedupe window and left a stale state record behind."""
+    from redis.exceptions import ResponseError
+
+    s = Scripts(redis)
+    other = job("b")
+    liar = NewJob(id="a", due_ms=0, fields_json=other.fields_json)
+    nameless = NewJob(id="n", due_ms=0, fields_json=b'["name", "test.work", "payload", "{}"]')
+    for bad in (liar, nameless):
+        with pytest.raises(ResponseError, match=rf"job 2 \(id {bad.id}\): the fields"):
+            await s.enqueue(P, [job("good"), bad], dedupe_ttl_ms=1000)
+    assert not await redis.exists(P.ready)
+    assert await redis.hlen(P.jobs) == 0
+
+
+@pytest.mark.promise(5)
+async def test_enqueue_refuses_a_due_time_that_is_not_whole_milliseconds_in_range(redis):
+    """`inf` passed `tonumber` and was stored as a due time that never comes."""
+    from redis.exceptions import ResponseError
+
+    s = Scripts(redis)
+    raw = s._s["enqueue"]  # the plain EVALSHA of wire-format.md: any string as the due time
+    keys = [P.ready, P.delayed, P.delayed_jobs, P.jobs, P.done, P.dlq]
+    for due in ("inf", "-inf", "nan", "-5", "1.5", "1e3", "0x10", "", "99999999999999999999",
+                "253402300800000"):  # fmt: skip
+        args = [1000, P.wake_channel, 2, "ok", 0, job("ok").fields_json, "j", due]
+        args.append(job("j").fields_json)
+        with pytest.raises(ResponseError, match=r"job 2 \(id j\): due ms .* is not whole"):
+            await raw(keys=keys, args=args)
+    assert not await redis.exists(P.ready, P.delayed, P.delayed_jobs, P.jobs)
+    last = 253402300799999
+    assert await s.enqueue(P, [job("late", due_ms=last)], dedupe_ttl_ms=1000) == [True]
+    assert await redis.zscore(P.delayed, "late") == last
 
 
 async def test_settle_done_checks_entries_beyond_a_cut_pending_page_one_by_one(redis):

@@ -9,8 +9,11 @@
 --         fencing token, wait ms (how long a job whose key is held waits)
 -- returns  one integer per job: 1 acquired, 0 waiting, -1 not owned by us
 --
--- The lock holds the job id, so a recovered job of key K keeps its lock and a
--- new job of key K waits until the first one settles or its lock expires.
+-- The lock names the delivery that holds it, `<entry id>/<fencing token>`, never
+-- just the job id: two entries of one job id (a producer that retried its plain
+-- XADD) are two runs, and so are two deliveries of one entry (a run lost to a
+-- reclaim may still be finishing). Any other holder, an older delivery of the
+-- same entry included, makes the job wait until it settles or its lock expires.
 -- Fencing: an entry is ours only while XPENDING names this consumer AND the
 -- delivery count it shows equals the token read when we claimed it (1 for a
 -- read, n for the n-th delivery). Any reclaim, our own sweep's included, bumps
@@ -23,11 +26,11 @@ for j = 1, tonumber(ARGV[4]) do
   local token, wait = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   i = i + 6
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
-  local holder = redis.call('GET', KEYS[lock])
+  local holder, mine = redis.call('GET', KEYS[lock]), entry .. '/' .. token
   if not (p[1] and p[1][2] == ARGV[2] and p[1][4] == token) then
     out[j] = -1
-  elseif not holder or holder == id then
-    redis.call('SET', KEYS[lock], id, 'PX', ARGV[3])
+  elseif not holder or holder == mine then
+    redis.call('SET', KEYS[lock], mine, 'PX', ARGV[3])
     out[j] = 1
   else
     redis.call('XACK', KEYS[1], ARGV[1], entry)

@@ -14,6 +14,7 @@
 -- delivery count it shows equals the token read when we claimed it (1 for a
 -- read, n for the n-th delivery). Any reclaim, our own sweep's included, bumps
 -- the count, so an older delivery of the same entry can change nothing.
+-- A lock is released only while it names this delivery (`<entry id>/<token>`, acquire_keys).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local refused, i = {}, 4
@@ -32,7 +33,9 @@ for _ = 1, tonumber(ARGV[3]) do
     if id ~= '' then redis.call('HSET', KEYS[3], id, 'x:' .. dead) end
     redis.call('HINCRBY', KEYS[4], 'dead', 1)
     if failed == '1' then redis.call('HINCRBY', KEYS[4], 'failed', 1) end
-    if lock > 0 and redis.call('GET', KEYS[lock]) == id then redis.call('DEL', KEYS[lock]) end
+    if lock > 0 and redis.call('GET', KEYS[lock]) == entry .. '/' .. token then
+      redis.call('DEL', KEYS[lock])
+    end
   else
     refused[#refused + 1] = entry
   end

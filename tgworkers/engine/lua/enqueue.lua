@@ -10,9 +10,12 @@
 -- A state record whose entry vanished (deleted behind the engine's back) is stale
 -- and does not block a new enqueue. "Now" is Redis's clock. Fields travel as one
 -- JSON argument per job: far cheaper for the client to send than one per field.
--- Check before write: every job of the batch is decoded first; one that is not a
--- JSON array of field names and values fails the whole call with an error naming
--- it, and nothing of the batch is written.
+-- Check before write: every job of the batch is checked first; one whose fields are
+-- not a JSON array of field names and values, whose fields' `id` is not the id
+-- argument (the id this script dedupes on: a mismatch would run the job twice and
+-- leave a stale record), or whose due time is not whole milliseconds from 0 to
+-- MAX_DUE_MS (`inf`, `nan`, `-5`, `1e3` and `1.5` pass `tonumber`; `inf` never comes
+-- due) fails the whole call with an error naming it, and nothing of the batch is written.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
@@ -26,14 +29,37 @@ local function live(id)
   return redis.call('ZSCORE', KEYS[2], id) ~= false
 end
 
+local MAX_DUE_MS = 253402300799999 -- 9999-12-31T23:59:59.999Z
+
+-- why job j cannot be enqueued, or nil
+local function problem(id, due, fields)
+  local good = type(fields) == 'table' and #fields > 0 and #fields % 2 == 0
+  for _, v in ipairs(good and fields or {}) do good = good and type(v) == 'string' end
+  if not good then return 'fields are not a JSON array of names and values' end
+  local named = false
+  for f = 1, #fields, 2 do
+    if fields[f] == 'id' then
+      if fields[f + 1] ~= id then
+        return 'the fields\' id ' .. string.format('%q', fields[f + 1]) .. ' is not the id argument'
+      end
+      named = true
+    end
+  end
+  if not named then return 'the fields have no id' end
+  if not string.match(due, '^%d+$') or #due > 15 or tonumber(due) > MAX_DUE_MS then
+    return 'due ms ' .. string.format('%q', string.sub(due, 1, 40))
+      .. ' is not whole milliseconds from 0 (now) to ' .. MAX_DUE_MS
+  end
+  return nil
+end
+
 local decoded = {}
 for j = 1, tonumber(ARGV[3]) do
   local k = 4 + (j - 1) * 3
   local ok, fields = pcall(cjson.decode, ARGV[k + 2])
-  local good = ok and type(fields) == 'table' and #fields > 0 and #fields % 2 == 0
-  for _, v in ipairs(good and fields or {}) do good = good and type(v) == 'string' end
-  if not good or not tonumber(ARGV[k + 1]) then
-    return redis.error_reply('ERR job ' .. j .. ' (id ' .. ARGV[k] .. '): fields are not a JSON array of names and values, or due ms is not a number; nothing was enqueued')
+  local why = problem(ARGV[k], ARGV[k + 1], ok and fields or nil)
+  if why then
+    return redis.error_reply('ERR job ' .. j .. ' (id ' .. ARGV[k] .. '): ' .. why .. '; nothing was enqueued')
   end
   decoded[j] = fields
 end

@@ -13,6 +13,7 @@
 -- delivery count it shows equals the token read when we claimed it (1 for a
 -- read, n for the n-th delivery). Any reclaim, our own sweep's included, bumps
 -- the count, so an older delivery of the same entry can change nothing.
+-- A lock is released only while it names this delivery (`<entry id>/<token>`, acquire_keys).
 local moved, i = 0, 4
 for _ = 1, tonumber(ARGV[3]) do
   local entry, id, lock = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -25,7 +26,9 @@ for _ = 1, tonumber(ARGV[3]) do
     redis.call('XDEL', KEYS[1], entry)
     local fresh = redis.call('XADD', KEYS[1], '*', unpack(fields))
     redis.call('HSET', KEYS[2], id, 'r:' .. fresh)
-    if lock > 0 and redis.call('GET', KEYS[lock]) == id then redis.call('DEL', KEYS[lock]) end
+    if lock > 0 and redis.call('GET', KEYS[lock]) == entry .. '/' .. token then
+      redis.call('DEL', KEYS[lock])
+    end
     moved = moved + 1
   end
 end

@@ -19,6 +19,10 @@
 -- quarantined as poison beside the real one. So a worker takes at most ARGV[8] of
 -- them; any other is left as it was: idle (the next sweep of any worker may take
 -- it) and with its delivery count restored (RETRYCOUNT, JUSTID claims no delivery).
+-- The restore names this sweeper, so a delivery of it with that count is valid again;
+-- but the count restored is the one the entry had before this call and a claim that
+-- is run raises it, so only the newest delivery handed out can ever match (the
+-- fencing token of issue #22 item 6, ruled out by test_scripts.py).
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local max, threshold, room = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local claimed = {}

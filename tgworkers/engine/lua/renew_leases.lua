@@ -9,6 +9,8 @@
 -- returns  {entry ids this delivery lost (another consumer or a later delivery owns them),
 --           entry ids deleted from the stream behind the engine's back}
 --
+-- A lock is extended only while it names this delivery (`<entry id>/<token>`),
+-- and taken again if it expired meanwhile; a lock another delivery took loses ours.
 -- Ownership is checked first: a worker that was paused past the visibility
 -- timeout can never take back an entry another worker reclaimed. An entry we
 -- hold whose data was deleted (XDEL/XTRIM) is acknowledged, forgotten and
@@ -23,6 +25,7 @@ for _ = 1, tonumber(ARGV[4]) do
   i = i + 4
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
   local ok = p[1] and p[1][2] == ARGV[2] and p[1][4] == token
+  local mine = entry .. '/' .. token
   if ok and #redis.call('XRANGE', KEYS[1], entry, entry) == 0 then
     redis.call('XACK', KEYS[1], ARGV[1], entry)
     if id ~= '' and redis.call('HGET', KEYS[2], id) == 'r:' .. entry then
@@ -30,15 +33,15 @@ for _ = 1, tonumber(ARGV[4]) do
       redis.call('HDEL', KEYS[4], id)
     end
     redis.call('HINCRBY', KEYS[3], 'lost', 1)
-    if lock > 0 and redis.call('GET', KEYS[lock]) == id then redis.call('DEL', KEYS[lock]) end
+    if lock > 0 and redis.call('GET', KEYS[lock]) == mine then redis.call('DEL', KEYS[lock]) end
     deleted[#deleted + 1] = entry
   else
     if ok and lock > 0 then
       local holder = redis.call('GET', KEYS[lock])
-      if holder == id then
+      if holder == mine then
         redis.call('PEXPIRE', KEYS[lock], ARGV[3])
       elseif not holder then
-        redis.call('SET', KEYS[lock], id, 'PX', ARGV[3])
+        redis.call('SET', KEYS[lock], mine, 'PX', ARGV[3])
       else
         ok = false
       end

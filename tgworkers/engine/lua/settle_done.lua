@@ -17,6 +17,8 @@
 -- read, n for the n-th delivery). Any reclaim, our own sweep's included, bumps
 -- the count, so an older delivery of the same entry can change nothing.
 --
+-- A lock is released only while it names this delivery (`<entry id>/<token>`, acquire_keys).
+--
 -- One XPENDING for the whole batch (this consumer's entries, up to ARGV[5]) and one
 -- HDEL per hash, instead of one of each per job: Redis CPU per job is the cost that
 -- caps a shard. Should the reply be cut at ARGV[5], the rest are checked one by one.
@@ -99,7 +101,9 @@ for i, entry in ipairs(entries) do
         done[#done + 1] = id
       end
     end
-    if lock > 0 and redis.call('GET', KEYS[lock]) == id then redis.call('DEL', KEYS[lock]) end
+    if lock > 0 and redis.call('GET', KEYS[lock]) == entry .. '/' .. tokens[i] then
+      redis.call('DEL', KEYS[lock])
+    end
   else
     refused[#refused + 1] = entry
   end

@@ -21,6 +21,7 @@
 -- delivery count it shows equals the token read when we claimed it (1 for a
 -- read, n for the n-th delivery). Any reclaim, our own sweep's included, bumps
 -- the count, so an older delivery of the same entry can change nothing.
+-- A lock is released only while it names this delivery (`<entry id>/<token>`, acquire_keys).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local floor, cap = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -47,7 +48,9 @@ for _ = 1, tonumber(ARGV[3]) do
       redis.call('HINCRBY', KEYS[5], 'retried', 1)
       redis.call('HINCRBY', KEYS[5], 'failed', 1)
     end
-    if lock > 0 and redis.call('GET', KEYS[lock]) == id then redis.call('DEL', KEYS[lock]) end
+    if lock > 0 and redis.call('GET', KEYS[lock]) == entry .. '/' .. token then
+      redis.call('DEL', KEYS[lock])
+    end
     if earliest < 0 or due < earliest then earliest = due end
   else
     refused[#refused + 1] = entry
