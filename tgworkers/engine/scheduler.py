@@ -175,6 +175,9 @@ class Scheduler:
         self.counters: dict[str, int] = {"fired": 0, "skipped": 0, "misfired": 0}
         self.fire_listeners: list[Callable[[str, int], None]] = []
         self._wake = anyio.Event()
+        self._pass_lock = anyio.Lock()
+        self.first_pass = anyio.Event()
+        """Set once the schedules have been seen: `seen_at` is recorded on the clock of then."""
         self._paused: frozenset[str] = frozenset()
         """Schedules an operator paused, read once per pass (`schedule_controls.py`)."""
         active_telemetry().track_scheduler(self)  # fires, lag and skips metrics
@@ -197,7 +200,18 @@ class Scheduler:
             self._wake = anyio.Event()
 
     async def tick_once(self) -> float:
-        """Fire what is due now; returns seconds until the next tick of any schedule."""
+        """Fire what is due now; returns seconds until the next tick of any schedule.
+
+        Passes never interleave: a pass reads the ledger, decides and writes it back, so a
+        second pass started meanwhile (the loop and the test harness's `advance`) would
+        decide on a ledger the first has not written yet.
+        """
+        async with self._pass_lock:
+            wait_s = await self._pass()
+        self.first_pass.set()
+        return wait_s
+
+    async def _pass(self) -> float:
         now = self.now_ms()
         records = await self.read_ledger()
         names: Any = await self.redis.hkeys(self.paused_key)

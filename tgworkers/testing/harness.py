@@ -220,6 +220,8 @@ async def run_worker(
             tg.start_soon(lambda: worker.run(handle_signals=False))
             with anyio.fail_after(10):
                 await worker.started.wait()
+                if worker.scheduler is not None:  # seen before any advance() moves the clock
+                    await worker.scheduler.first_pass.wait()
             try:
                 yield Harness(worker, peers, clock, runs)
             finally:
