@@ -23,11 +23,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
+
+import redis
 
 from tgworkers.devstack.redis import RedisServer
+from tgworkers.engine.keys import GlobalKeys
 from tgworkers.testing.harness import QUIET
 from tgworkers.testing.peers import FakePeerService
 
@@ -66,6 +70,9 @@ def _answer(peers: FakePeerService, cmd: dict[str, Any]) -> Any:
     return {"error": f"unknown command {cmd!r}"}
 
 
+START_TIMEOUT_S: Final = 60.0
+
+
 class _Worker:
     """The stack's worker subprocess, restartable with more variables."""
 
@@ -74,12 +81,29 @@ class _Worker:
         self.proc = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        """Starts the worker and returns once it has registered its heartbeat.
+
+        A producer's test may act on the workers at once (a `repartition` waits only for
+        the workers it sees): a worker still importing on a loaded machine is not there yet.
+        """
+        since_ms = int(time.time() * 1000)
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "tgworkers", "run", "--processors", self.args.processors],
             env=self.env,
             stdout=subprocess.DEVNULL if self.args.quiet else sys.stderr,
             stderr=subprocess.STDOUT,
         )
+        key = GlobalKeys(self.env["QUEUE_PREFIX"]).workers
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not client.zcount(key, since_ms, "+inf"):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the stack's worker exited with {proc.returncode}")
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise RuntimeError(f"the stack's worker did not start in {START_TIMEOUT_S} s")
+                time.sleep(0.05)
+        return proc
 
     def stop(self) -> None:
         self.proc.terminate()
