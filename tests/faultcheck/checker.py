@@ -11,8 +11,9 @@ What it proves of one schedule's history (issue #22):
 - **lost**: every enqueued job ended done (its id in a `done` set) or dead-lettered.
 - **dead-no-reason**: a dead letter names its reason.
 - **stuck**: nothing is left ready, pending or delayed once the schedule has healed.
-- **run-after-done**: no run of a job started after the job was done (the last
-  `settle_done` of its id, on Redis's clock converted to the monotonic one).
+- **run-after-done**: no run of a job started after the job was done (its first
+  `settle_done`, on Redis's clock converted to the monotonic one; the last for a job
+  enqueued as duplicate entries).
 - **done-without-run**: a job is done only if one of its runs returned.
 - **id-mismatch**: every run of a job (duplicate entries included) carries its one id.
 """
@@ -45,7 +46,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What Redis holds once the schedule has healed and drained."""
 
     done: dict[str, float]
-    """job id -> monotonic time of its last settle_done."""
+    """job id -> monotonic time it was done: its first settle_done (the last, for a job
+    enqueued as several entries: plain XADDs do not dedupe, each entry runs)."""
     dead: dict[str, str]
     """job id -> dead-letter reason."""
     leftover: dict[str, int]

@@ -75,7 +75,7 @@ class Slot:
         self.clock_behind_s = 0.0
 
 
-class Run1:
+class ScheduleRun:
     """The state of one schedule being carried out."""
 
     def __init__(self, s: Schedule, workdir: Path) -> None:
@@ -95,7 +95,9 @@ class Run1:
         self.clients: dict[int, Client] = {}
         self.t0 = 0.0
         self.redis: Any = None
-        self.moving = False
+        self.first_done: dict[str, float] = {}
+        """job id -> Redis time (s) of its first settle_done, seen by `watch_done`."""
+        self._done_seen: dict[int, float] = {}
 
     # ------------------------------------------------------------------ set-up
 
@@ -367,6 +369,21 @@ class Run1:
                     self.died.setdefault(slot.proc.pid, time.monotonic())
                 await self.replace(slot)
 
+    async def watch_done(self) -> None:
+        """Note each job's first settle_done: a later one (a rerun) overwrites its score."""
+        while True:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.poll_done()
+            await anyio.sleep(0.1)
+
+    async def poll_done(self) -> None:
+        for p in range(self.max_partitions):
+            since = self._done_seen.get(p, 0.0)
+            rows = await self.redis.zrangebyscore(self.pk(p).done, since, "+inf", withscores=True)
+            for member, score in rows:
+                self.first_done.setdefault(member.decode(), score / 1000)
+                self._done_seen[p] = max(self._done_seen.get(p, 0.0), score)
+
     # ------------------------------------------------------------------ the end
 
     async def outcome(self) -> Outcome:
@@ -384,6 +401,10 @@ class Run1:
             leftover["delayed"] += await self.redis.zcard(k.delayed)
             with contextlib.suppress(RedisError):
                 leftover["pending"] += int((await self.redis.xpending(k.ready, GROUP))["pending"])
+        dups = {self.s.job_id(n) for f in self.s.faults if f.kind == "dup" for n in f.jobs}
+        for job, first in self.first_done.items():  # the first, except for duplicate entries
+            if job in done_real and job not in dups:
+                done_real[job] = min(first, done_real[job])
         shift = time.time() - time.monotonic()  # one host: Redis's TIME is this wall clock
         done = {job: t - shift for job, t in done_real.items()}
         return Outcome(done=done, dead=dead, leftover=dict(leftover))
@@ -413,21 +434,25 @@ class Run1:
 
 async def run_schedule(s: Schedule, *, keep: Path | None = None) -> Result:
     workdir = keep or Path(tempfile.mkdtemp(prefix=f"tgw-faultcheck-{s.seed}-"))
-    state = Run1(s, workdir)
+    state = ScheduleRun(s, workdir)
     started = time.monotonic()
     drained = False
     try:
         await state.open()
         state.t0 = time.monotonic()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(state.produce)
-            for f in s.faults:
-                tg.start_soon(state.fault, f)
-        await state.heal()
-        with anyio.move_on_after(DRAIN_TIMEOUT_S):
-            while not await state.retrying(state.drained):
-                await anyio.sleep(0.2)
-            drained = True
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(state.watch_done)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(state.produce)
+                for f in s.faults:
+                    tg.start_soon(state.fault, f)
+            await state.heal()
+            with anyio.move_on_after(DRAIN_TIMEOUT_S):
+                while not await state.retrying(state.drained):
+                    await anyio.sleep(0.2)
+                drained = True
+            await state.retrying(state.poll_done)
+            watching.cancel_scope.cancel()
         outcome = await state.retrying(state.outcome)
         if keep is not None:
             await state.dump(keep / "redis.txt")

@@ -133,7 +133,7 @@ def _payload(n: int, rng: random.Random, o: Options, faults: list[Fault]) -> Che
         if n not in f.jobs:
             continue
         if f.kind == "cleanup":
-            sleep_ms, cleanup_ms = rng.randint(300, 900), rng.randint(300, 1500)
+            sleep_ms, cleanup_ms = rng.randint(1500, 4000), rng.randint(1000, 3000)
         elif f.kind == "block":
             block_ms = o.vt_ms + rng.randint(300, 1000)
         elif f.kind == "clock":
