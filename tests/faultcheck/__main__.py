@@ -38,6 +38,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"fault kinds to draw from (default all: {','.join(FAULT_KINDS)})")  # fmt: skip
     p.add_argument("--keep", type=Path, help="keep each schedule's history under this folder")
     p.add_argument("--json", type=Path, help="write every result here (JSON lines)")
+    p.add_argument("--show-excused", action="store_true", help="print excused overlaps too")
     return p.parse_args(argv)
 
 
@@ -119,6 +120,8 @@ async def main(args: argparse.Namespace) -> int:
                     f"  re-run: python -m tests.faultcheck --seed {seed}{' ' + flags if flags else ''}"
                 )
             sys.stdout.flush()
+        if args.show_excused and r.verdict.excused:
+            print("\n".join(v.describe(r.t0) for v in r.verdict.excused))
         if args.json:
             with args.json.open("ab") as out:
                 out.write(encoder.encode({"schedule": s, "result": r}) + b"\n")

@@ -113,6 +113,8 @@ def _overlaps(
             for a in active:
                 gap = f"{b.start - a.start:.3f}s after the first began, {a.end - b.start:.3f}s together"
                 place = "same process" if a.pid == b.pid else "two processes"
+                if a.job_id == b.job_id and a.partition != b.partition:
+                    place += f", one job in partitions {a.partition} and {b.partition} (moved)"
                 stall = _stall_excusing(a, b, stalls_of[a.pid], grace_s)
                 if stall is None:
                     bad.append(Violation(kind="overlap", detail=f"key {key}: {place}, {gap}",

@@ -172,3 +172,12 @@ def test_a_seed_gives_one_schedule() -> None:
     s = generate(11, o)
     assert 2 <= len(s.faults) <= 3 and set(s.kinds()) <= set(FAULT_KINDS)
     assert len(s.payloads) == 50 and {p.n for p in s.payloads} == set(range(50))
+
+
+def test_an_overlap_of_one_job_in_two_partitions_says_it_was_moved() -> None:
+    moved = Run(run="b", pid=2, job_id="j-1", n=1, key="k", attempt=1, deliveries=1,
+                partition=2, start=1.5, end=2.5, how="ok")  # fmt: skip
+    h = History(jobs=jobs("j-1"), runs=[run("a", "j-1", 1.0, 2.0), moved], stalls=[],
+                outcome=done(j_1=2.6))  # fmt: skip
+    (v,) = check(h).violations
+    assert "partitions 0 and 2 (moved)" in v.detail
