@@ -102,10 +102,17 @@ async def main(args: argparse.Namespace) -> int:
     results: list[Result] = []
     schedules: list[Schedule] = []
     encoder = msgspec.json.Encoder()
+    errors: list[int] = []
     for seed in seeds:
         s = generate(seed, o)
         keep = args.keep / str(seed) if args.keep else None
-        r = await run_schedule(s, keep=keep)
+        try:
+            r = await run_schedule(s, keep=keep)
+        except Exception as exc:  # noqa: BLE001 - the runner's own failure: say so, go on
+            errors.append(seed)
+            print(f"seed {seed:5d} {','.join(s.kinds()):32s} RUNNER ERROR {exc!r}", flush=True)
+            print(s.describe())
+            continue
         results.append(r)
         schedules.append(s)
         print(report_line(s, r), flush=True)
@@ -127,7 +134,9 @@ async def main(args: argparse.Namespace) -> int:
                 out.write(encoder.encode({"schedule": s, "result": r}) + b"\n")
     print()
     print(summary(results, schedules))
-    return 1 if any(r.verdict.violations for r in results) else 0
+    if errors:
+        print(f"| runner errors | {len(errors)} (seeds {_seeds(errors)}) |")
+    return 1 if errors or any(r.verdict.violations for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -173,8 +173,9 @@ class ScheduleRun:
 
     async def settled_count(self) -> int:
         """The partition count, once no repartition is moving the queue."""
-        while ">" in (rec := await self.retrying(self.record)):
-            await anyio.sleep(0.1)
+        with anyio.fail_after(120):
+            while ">" in (rec := await self.retrying(self.record)):
+                await anyio.sleep(0.1)
         return int(rec)
 
     def client(self, count: int) -> Client:
@@ -192,7 +193,10 @@ class ScheduleRun:
             except REDIS_ERRORS:
                 if time.monotonic() > deadline:
                     raise
-                await anyio.sleep(0.2)
+            except BaseExceptionGroup as group:  # the Client sends partitions in a task group
+                if group.split(REDIS_ERRORS)[1] is not None or time.monotonic() > deadline:
+                    raise
+            await anyio.sleep(0.2)
 
     async def produce(self) -> None:
         o = self.s.options
@@ -331,19 +335,34 @@ class ScheduleRun:
 
     async def f_repartition(self, f: Fault) -> None:
         new = self.partitions + 1
+        if not await self.repartition(f, new):
+            return
+        self.partitions = new
+        self.max_partitions = max(self.max_partitions, new)
+        await self.rolling_restart()
+
+    async def repartition(self, f: Fault, new: int) -> bool:
+        """`tgworkers repartition` to `new`; True once the record says `new`."""
         env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": self.server.url,
                "VISIBILITY_TIMEOUT_MS": str(self.s.options.vt_ms), PARTITIONS_ENV: str(new)}  # fmt: skip
         cmd = [sys.executable, "-m", "tgworkers", "repartition", QUEUE, str(new),
                "--app", APP, "--timeout", "20"]  # fmt: skip
-        done = await anyio.run_process(cmd, env=env, cwd=ROOT, check=False)
-        if done.returncode != 0:
+        done, record = None, ""
+        for _ in range(5):  # a move that died half-way is finished by running it again
+            done = await anyio.run_process(cmd, env=env, cwd=ROOT, check=False)
+            record = await self.retrying(self.record)
+            if done.returncode == 0 or ">" not in record:
+                break
+            await anyio.sleep(1)
+        if done is not None and done.returncode != 0:
             out = (done.stdout + done.stderr).decode(errors="replace").strip()[-300:]
             self.skipped.append(f"{f.describe()}: repartition exited {done.returncode}: {out}")
-            return
-        self.partitions = new
-        self.max_partitions = max(self.max_partitions, new)
+        return record == str(new)
+
+    async def rolling_restart(self) -> None:
+        """Workers with the new count up first, then the old ones SIGTERMed."""
         old = [s.proc for s in self.slots]
-        for slot in self.slots:  # a rolling deploy: new count up first, then the old stopped
+        for slot in self.slots:
             self.start_in(slot)
         for proc in old:
             if proc is not None and proc.alive():
