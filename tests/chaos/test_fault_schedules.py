@@ -1,0 +1,49 @@
+"""The fault-schedule checker's quick form (issue #22; promises 1, 3, 6).
+
+Three short seeded schedules (tests/faultcheck/): three worker subprocesses, 40
+exclusive jobs on 6 keys, three faults each (together: latency, pause, sigstop, block,
+sigkill, blackhole, reset, restart), the history checked for overlapping runs of a
+key, lost jobs, runs after done and foreign ids. ~95 s for the file at load 16 on
+the 2-core machine, most of it worker start-up. The long form, hundreds of
+schedules, is `python -m tests.faultcheck --schedules 500` (docs/engine.md).
+
+The known bugs of the engine on e2e9404 have their own schedules, expected to fail
+(not strictly: a schedule catches a race, not every time) until their fixes land:
+remove the marker with the fix.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tests.faultcheck.runner import offending, run_schedule
+from tests.faultcheck.schedule import Options, generate
+
+pytestmark = [pytest.mark.chaos]
+
+QUICK = Options(workers=3, jobs=40, keys=6, faults=(3, 3), span_s=2.5, waves=3,
+                kinds=("sigkill", "sigstop", "sigterm", "maxmemory", "latency", "blackhole",
+                       "reset", "restart", "block", "pause"))  # fmt: skip
+
+
+async def _check(seed: int, options: Options) -> None:
+    s = generate(seed, options)
+    result = await run_schedule(s)
+    assert not result.verdict.violations, f"{s.describe()}\n{offending(result)}"
+    assert result.drained
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.promise(1)
+@pytest.mark.promise(3)
+@pytest.mark.promise(6)
+@pytest.mark.parametrize("seed", [1, 5, 10])
+async def test_a_short_fault_schedule_keeps_every_promise(seed: int) -> None:
+    await _check(seed, QUICK)
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.promise(6)
+@pytest.mark.xfail(reason="item 4: the key lock names the job id, so two plain XADDs of one id "
+                   "run at once (fix on branch fencing)", strict=False)  # fmt: skip
+async def test_two_plain_xadds_of_one_job_id_never_run_at_once() -> None:
+    await _check(1, Options(workers=3, jobs=20, keys=2, faults=(1, 1), kinds=("dup",), span_s=2.0))
