@@ -23,8 +23,8 @@ from tests.conftest import make_settings
 from tests.support.processes import start_worker
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.control import Control
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.control import Control
 from tgworkers.engine.registry import Registry
 
 pytestmark = pytest.mark.bench

@@ -16,8 +16,8 @@ from tests.support.processes import start_worker
 
 from bench.jobs import LATENCY_KEY
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.control import Control
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.control import Control
 from tgworkers.engine.registry import Registry
 
 pytestmark = pytest.mark.bench

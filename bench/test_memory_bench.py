@@ -42,10 +42,10 @@ from tests.support.processes import WorkerProcess, start_worker
 
 from bench.jobs import LATE_KEY
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.control import Control
-from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.control import Control
 from tgworkers.engine.registry import Registry
+from tgworkers.engine.wire.keys import PartitionKeys
 
 pytestmark = pytest.mark.bench
 APP = "bench.jobs:PROCESSORS"

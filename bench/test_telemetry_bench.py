@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from tests.conftest import make_settings
 from tests.support.processes import start_worker
 
-from tgworkers.engine import telemetry
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.control import Control
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.control import Control
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.telemetry import Telemetry
+from tgworkers.engine.telemetry import recorder as telemetry
+from tgworkers.engine.telemetry.recorder import Telemetry
 
 pytestmark = pytest.mark.bench
 N_JOBS = 20_000

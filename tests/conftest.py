@@ -22,7 +22,7 @@ from tgworkers.config import Settings, load_settings
 from tgworkers.engine.client import Client
 from tgworkers.engine.context import Resources
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
 
 ALL_PROMISES = range(1, 13)
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import structlog
 
-from tgworkers.engine.telemetry import add_job_context
+from tgworkers.engine.telemetry.recorder import add_job_context
 from tgworkers.redact import redact_urls_in
 from tgworkers.secrets import MASK, Secret
 

@@ -32,8 +32,8 @@ from bench.peers.report import DASH
 from tgworkers.config import load_settings
 from tgworkers.devstack.redis import RedisServer
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.control import Control
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.control import Control
 from tgworkers.engine.registry import Registry
 from tgworkers.jobs import PROCESSORS
 from tgworkers.jobs.cfb import CFB_SETTLE

@@ -11,8 +11,8 @@ from playwright.async_api import expect
 from tests.browser.conftest import ADMIN_TOKEN
 from tests.support.platform_jobs import now_ms
 from tests.support.wait import wait_until
-from tgworkers.engine.history import MINUTE_MS, add_bucket
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.history import MINUTE_MS, add_bucket
 
 QUEUE = "cfb.settle"
 CONTROL = "{tgw}:control"

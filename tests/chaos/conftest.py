@@ -26,8 +26,8 @@ from tests.support.wait import wait_until
 
 from tgworkers.config import Settings, load_settings
 from tgworkers.engine.client import Client
-from tgworkers.engine.keys import GROUP, PartitionKeys
 from tgworkers.engine.registry import Registry
+from tgworkers.engine.wire.keys import GROUP, PartitionKeys
 
 VT_MS = 3000
 BASE_ENV: Mapping[str, str] = {

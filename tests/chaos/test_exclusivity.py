@@ -13,7 +13,7 @@ from tests.support.jobs import OVERLAPS_KEY, RunRecord
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import partition_of
+from tgworkers.engine.wire.keys import partition_of
 
 pytestmark = [pytest.mark.chaos]
 

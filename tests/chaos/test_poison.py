@@ -15,7 +15,7 @@ from tests.support.processes import WorkerProcess
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import Field
+from tgworkers.engine.wire.keys import Field
 
 pytestmark = [pytest.mark.chaos]
 

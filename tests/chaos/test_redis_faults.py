@@ -31,7 +31,7 @@ from tests.support.wait import wait_until
 
 from tgworkers.devstack.redis import free_port
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import GROUP, PartitionKeys
+from tgworkers.engine.wire.keys import GROUP, PartitionKeys
 
 pytestmark = [pytest.mark.chaos]
 

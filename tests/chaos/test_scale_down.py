@@ -11,7 +11,7 @@ from tests.chaos.conftest import Fleet, pending_by_consumer, pk, queue_idle, run
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import GROUP
+from tgworkers.engine.wire.keys import GROUP
 
 pytestmark = [pytest.mark.chaos]
 

@@ -40,8 +40,8 @@ from tests.support.redis_server import RedisServer
 from tests.support.tcp_proxy import TcpProxy
 from tgworkers.config import load_settings
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import GROUP, PartitionKeys, partition_of
 from tgworkers.engine.registry import Registry
+from tgworkers.engine.wire.keys import GROUP, PartitionKeys, partition_of
 from tgworkers.errors import TgworkersError
 
 APP = "tests.faultcheck.app:PROCESSORS"

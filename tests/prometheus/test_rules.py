@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.support.prometheus import RULE_FILES, RULE_TESTS, promtool
-from tgworkers.engine.telemetry import INSTRUMENTS
+from tgworkers.engine.telemetry.recorder import INSTRUMENTS
 
 SERIES = {name for spec in INSTRUMENTS for name in spec.series} | {"up"}
 LABELS = {label.replace(".", "_") for spec in INSTRUMENTS for label in spec.labels}

@@ -18,7 +18,7 @@ from tests.conftest import make_settings
 from tgworkers.bootstrap.process import http_settings
 from tgworkers.config import Settings
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.services import EngineServices

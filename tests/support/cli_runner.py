@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 from redis.asyncio import Redis
 
-from tgworkers.engine.envelope import Envelope, HistoryEntry, to_fields
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.wire.envelope import Envelope, HistoryEntry, to_fields
+from tgworkers.engine.wire.keys import PartitionKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.support.jobs:PROCESSORS"

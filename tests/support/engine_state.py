@@ -8,7 +8,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from tests.support.jobs import RUNS_KEY, RunRecord
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.wire.keys import PartitionKeys
 
 _runs = msgspec.json.Decoder(RunRecord)
 

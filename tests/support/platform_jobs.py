@@ -19,9 +19,9 @@ from tests.support.wait import wait_until
 from tgworkers.cli.run import job_resources
 from tgworkers.devstack.fake_peers import PEERS, FakePeers, RecordedRequest
 from tgworkers.engine.client import EnqueueResult
-from tgworkers.engine.dlq import DeadJob
+from tgworkers.engine.ops.dlq import DeadJob
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
 from tgworkers.jobs import PROCESSORS
 
 ISSUER = "tgworkers-jobs-test"

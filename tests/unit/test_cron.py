@@ -9,7 +9,7 @@ import pytest
 from croniter import croniter
 from hypothesis import given, settings, strategies as st
 
-from tgworkers.engine.cron import (
+from tgworkers.engine.schedule.cron import (
     MAX_COUNTED,
     ScheduleSpec,
     count_ticks,

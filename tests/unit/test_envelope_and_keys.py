@@ -4,7 +4,7 @@ import msgspec
 import pytest
 from hypothesis import given, strategies as st
 
-from tgworkers.engine.envelope import (
+from tgworkers.engine.wire.envelope import (
     Envelope,
     HistoryEntry,
     MalformedEntryError,
@@ -13,7 +13,7 @@ from tgworkers.engine.envelope import (
     from_fields,
     to_fields,
 )
-from tgworkers.engine.keys import PartitionKeys, partition_of
+from tgworkers.engine.wire.keys import PartitionKeys, partition_of
 
 texts = st.text(min_size=1, max_size=40)
 

@@ -13,9 +13,9 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Any, cast
 
-from tgworkers.engine.broker import Delivery
-from tgworkers.engine.keys import PartitionKeys
-from tgworkers.engine.leases import LeaseHost, Leases
+from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.runtime.leases import LeaseHost, Leases
+from tgworkers.engine.wire.keys import PartitionKeys
 
 ENTRY = b"1-0"
 KEY = (0, ENTRY)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tgworkers.cli.jobs import describe
 from tgworkers.config import load_settings
-from tgworkers.engine.keys import WIRE_FORMAT_VERSION, Field, partition_of
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.scripts import script_text
+from tgworkers.engine.wire.keys import WIRE_FORMAT_VERSION, Field, partition_of
+from tgworkers.engine.wire.scripts import script_text
 from tgworkers.jobs import PROCESSORS
 
 NODE = Path(__file__).resolve().parents[2] / "clients" / "node"
@@ -40,7 +40,7 @@ def test_the_client_was_reviewed_against_this_enqueue_script_and_field_set():
     client = (NODE / "src" / "client.ts").read_text(encoding="utf-8")
     sha = hashlib.sha256(script_text("enqueue").encode()).hexdigest()
     assert f'enqueueLuaSha256: "{sha}"' in client, (
-        "tgworkers/engine/lua/enqueue.lua changed: review the KEYS/ARGV layout in "
+        "tgworkers/engine/wire/lua/enqueue.lua changed: review the KEYS/ARGV layout in "
         f"clients/node/src/client.ts, set WRITTEN_FOR.enqueueLuaSha256 to {sha}, and {REGENERATE}"
     )
     written = re.search(r"fields: \[(.*?)\]", client, re.S)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tgworkers.engine.telemetry import RateBudget
+from tgworkers.engine.telemetry.recorder import RateBudget
 
 
 def test_budget_allows_up_to_its_rate_within_one_second():

@@ -1,4 +1,4 @@
-"""A canary for the redis-py internals that `engine/cluster_client.py` leans on.
+"""A canary for the redis-py internals that `engine/wire/cluster_client.py` leans on.
 
 `EngineCluster` subclasses redis-py's asyncio `RedisCluster` and its `Connection`, and
 reaches into `ClusterNode`'s pool (`_free`, `update_active_connections_for_reconnect`)
@@ -24,7 +24,7 @@ from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode, NodesManager
 from redis.asyncio.connection import Connection, SSLConnection
 
-from tgworkers.engine.cluster_client import (
+from tgworkers.engine.wire.cluster_client import (
     ClusterConnection,
     ClusterSSLConnection,
     EngineCluster,

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tgworkers.engine.executor import resume
+from tgworkers.engine.runtime.executor import resume
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The telemetry catalogue against its docs, the Grafana dashboard and the rule file.
 
-Every instrument, span and attribute of `tgworkers.engine.telemetry` is listed in
+Every instrument, span and attribute of `tgworkers.engine.telemetry.recorder` is listed in
 docs/observability.md; every metric a dashboard panel queries is one the catalogue
 produces (by its Prometheus name), and so is every label. The rule file's expressions
 are proved by promtool instead (tests/prometheus/test_rules.py: each alert fires on
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tgworkers.engine.telemetry import INSTRUMENTS, SPANS, Attr
-from tgworkers.engine.telemetry_catalogue import BY_NAME
+from tgworkers.engine.telemetry.catalogue import BY_NAME
+from tgworkers.engine.telemetry.recorder import INSTRUMENTS, SPANS, Attr
 from tgworkers.jobs import PROCESSORS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -29,10 +29,10 @@ from tgworkers.bootstrap.processors import job_resources
 from tgworkers.bootstrap.reload import Reloader, Select, build_reloader, source_for
 from tgworkers.bootstrap.signals import EarlySignals
 from tgworkers.config import Settings
-from tgworkers.engine import telemetry
 from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.telemetry_setup import TelemetrySettings
-from tgworkers.engine.worker import Worker, open_connections
+from tgworkers.engine.runtime.worker import Worker, open_connections
+from tgworkers.engine.telemetry import recorder as telemetry
+from tgworkers.engine.telemetry.setup import TelemetrySettings
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.server import EmbeddedServer, embedded_server, run_with_server
 from tgworkers.http.services import EngineServices

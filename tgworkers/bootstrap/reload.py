@@ -41,7 +41,7 @@ from tgworkers.bootstrap.config_sources import (
 )
 from tgworkers.config import Settings, load_settings
 from tgworkers.engine.registry import Processor, Registry
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
 from tgworkers.errors import ConfigError
 
 __all__ = [

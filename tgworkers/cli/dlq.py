@@ -21,7 +21,7 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.dlq_search import DlqFilter, search
+from tgworkers.engine.ops.dlq_search import DlqFilter, search
 from tgworkers.errors import InputError
 
 Action = Callable[[Services, argparse.Namespace], Awaitable[int]]

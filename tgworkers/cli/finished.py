@@ -19,7 +19,7 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.finished import FinishedJobs
+from tgworkers.engine.ops.finished import FinishedJobs
 from tgworkers.errors import InputError
 from tgworkers.http.limits import MAX_LIMIT
 

@@ -18,8 +18,8 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.browse import QueueBrowser
-from tgworkers.engine.job_actions import JobActionResult, JobActions, JobNotFoundError
+from tgworkers.engine.ops.browse import QueueBrowser
+from tgworkers.engine.ops.job_actions import JobActionResult, JobActions, JobNotFoundError
 from tgworkers.errors import InputError
 
 ACTIONS = {

@@ -3,7 +3,7 @@
 Pauses the queue, waits until every live worker has acknowledged the pause and no
 delivery of the queue may still be running, moves ready/delayed/dead-lettered jobs,
 dedupe records and locks to the partitions the new count gives them, records N and
-resumes (engine/repartition.py). Then restart every process with PARTITIONS_<P>=N:
+resumes (engine/ops/repartition.py). Then restart every process with PARTITIONS_<P>=N:
 until then, processes with the old count hold the queue and refuse to enqueue into it.
 Audited at entry (`repartition.start`) and exit (`repartition`, with what moved, or
 `failed` naming the error), here in the command, not inside the move.
@@ -25,7 +25,7 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.repartition import Repartitioner
+from tgworkers.engine.ops.repartition import Repartitioner
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

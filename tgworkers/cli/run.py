@@ -25,8 +25,8 @@ from tgworkers.bootstrap.processors import (
 from tgworkers.bootstrap.signals import EarlySignals
 from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
 from tgworkers.config import check_processor_names, default_consumer_name, merged_environment
-from tgworkers.engine.telemetry import count_ledger_violation
-from tgworkers.engine.telemetry_setup import setup_telemetry, shutdown_telemetry
+from tgworkers.engine.telemetry.recorder import count_ledger_violation
+from tgworkers.engine.telemetry.setup import setup_telemetry, shutdown_telemetry
 from tgworkers.errors import ConfigError
 from tgworkers.jobs.payhub.ledger_recalc import violation_hooks
 

@@ -18,7 +18,7 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.schedule_controls import ScheduleControls, ScheduleState
+from tgworkers.engine.ops.schedule_controls import ScheduleControls, ScheduleState
 
 ACTIONS = {
     "pause": "skip the schedule's ticks until resumed (every replica, within its next tick)",

@@ -18,7 +18,7 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.stats import StatsDocument
+from tgworkers.engine.ops.stats import StatsDocument
 
 WATCH_INTERVAL_S = 2.0
 _COLUMNS = (

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tgworkers.engine import cron
+from tgworkers.engine.schedule import cron
 from tgworkers.errors import ConfigError
 
 T = TypeVar("T")

@@ -31,7 +31,7 @@ def variable_kind(name: str) -> VariableKind:
     """
     if name in SECRET_VARIABLES:
         return "secret"
-    # RATE_QUEUE_<P>_PER_S and RATE_<PEER>_PER_S are read per permit (engine/rates.py)
+    # RATE_QUEUE_<P>_PER_S and RATE_<PEER>_PER_S are read per permit (engine/ops/rates.py)
     if name in DYNAMIC_VARIABLES or name.startswith(("ENABLE_", "CRON_")) or rate_for(name):
         return "dynamic"
     if (hit := override_for(name)) is not None:

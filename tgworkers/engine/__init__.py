@@ -4,10 +4,10 @@ Only the names below are the job-facing API; everything else in this package is
 the engine's own business. See contracts/engine.md for the promises it keeps.
 """
 
-from tgworkers.engine.audit import AuditLog
 from tgworkers.engine.client import Client
 from tgworkers.engine.context import JobContext, request_id_var
-from tgworkers.engine.dlq import DeadLetters
+from tgworkers.engine.ops.audit import AuditLog
+from tgworkers.engine.ops.dlq import DeadLetters
 from tgworkers.engine.outcome import (
     DeadLetter,
     Disposition,

@@ -23,15 +23,15 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from tgworkers.engine.enqueueing import EnqueueRequest, EnqueueResult
-from tgworkers.engine.envelope import Envelope, fields_json, to_fields
-from tgworkers.engine.keys import PartitionKeys
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Registry
-from tgworkers.engine.scripts import MAX_DUE_MS, NewJob, Scripts
 from tgworkers.engine.settings import EngineSettings
-from tgworkers.engine.telemetry import active as active_telemetry, carried_trace_headers
+from tgworkers.engine.telemetry.recorder import active as active_telemetry, carried_trace_headers
+from tgworkers.engine.wire.envelope import Envelope, fields_json, to_fields
+from tgworkers.engine.wire.keys import PartitionKeys
+from tgworkers.engine.wire.scripts import MAX_DUE_MS, NewJob, Scripts
 from tgworkers.errors import InputError, PayloadError
 
 __all__ = ["CHUNK", "Client", "EnqueueRequest", "EnqueueResult", "encode_payload", "new_job_id"]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from redis.asyncio import Redis
 
-from tgworkers.engine.envelope import HistoryEntry
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.wire.envelope import HistoryEntry
+from tgworkers.engine.wire.keys import PartitionKeys
 
 if TYPE_CHECKING:
     from tgworkers.engine.enqueueing import Enqueuer, EnqueueResult

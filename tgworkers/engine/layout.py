@@ -8,10 +8,10 @@ control, dead letters) follow a hot reload (`PAUSED_QUEUES` and the like).
 
 from __future__ import annotations
 
-from tgworkers.engine.keys import GlobalKeys, PartitionKeys, partition_of
 from tgworkers.engine.live import Live, live
 from tgworkers.engine.registry import Processor
 from tgworkers.engine.settings import EngineSettings
+from tgworkers.engine.wire.keys import GlobalKeys, PartitionKeys, partition_of
 
 
 class Layout:

@@ -15,7 +15,6 @@ from typing import Final, assert_never
 
 import msgspec
 
-from tgworkers.engine.envelope import MESSAGE_LIMIT_CHARS, HistoryEntry, cut
 from tgworkers.engine.outcome import (
     DeadLetter,
     DeadReason,
@@ -28,6 +27,7 @@ from tgworkers.engine.outcome import (
     RetryLater,
     Snooze,
 )
+from tgworkers.engine.wire.envelope import MESSAGE_LIMIT_CHARS, HistoryEntry, cut
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):

@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tgworkers.engine.connection import CONNECTION_ERRORS
-from tgworkers.engine.dlq import parse_cursor
-from tgworkers.engine.dlq_search import DlqFilter, search, sort_key
+from tgworkers.engine.ops.dlq import parse_cursor
+from tgworkers.engine.ops.dlq_search import DlqFilter, search, sort_key
+from tgworkers.engine.wire.connection import CONNECTION_ERRORS
 from tgworkers.errors import ConflictError, InputError, PayloadError
 from tgworkers.http.auth import AdminAuth, Principal
 from tgworkers.http.limits import (

@@ -15,16 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tgworkers.engine.browse import QueueBrowser
-from tgworkers.engine.finished import FinishedJobs, FinishedPage, sort_field
-from tgworkers.engine.job_actions import (
+from tgworkers.engine.ops.browse import QueueBrowser
+from tgworkers.engine.ops.finished import FinishedJobs, FinishedPage, sort_field
+from tgworkers.engine.ops.job_actions import (
     JobActionResult,
     JobActions,
     JobNotFoundError,
     JobStateError,
 )
-from tgworkers.engine.rates import read_limits
-from tgworkers.engine.schedule_controls import (
+from tgworkers.engine.ops.rates import read_limits
+from tgworkers.engine.ops.schedule_controls import (
     ScheduleControls,
     ScheduleNotFoundError,
     ScheduleState,

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tgworkers.engine.connection import CONNECTION_ERRORS
+from tgworkers.engine.wire.connection import CONNECTION_ERRORS
 from tgworkers.http import admin, admin_controls, health, metrics
 from tgworkers.http.auth import AdminAuth
 from tgworkers.http.console.routes import ROUTES as CONSOLE_ROUTES

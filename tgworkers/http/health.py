@@ -17,8 +17,8 @@ from typing import Any, Final, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tgworkers.engine.runtime import ProcessorRuntime
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.processor import ProcessorRuntime
+from tgworkers.engine.runtime.worker import Worker
 
 STALE_MIN_S: Final = 60.0
 _UNREACHABLE: Final = frozenset({"ConnectionError", "TimeoutError", "OSError",

@@ -1,7 +1,7 @@
 """`GET /metrics`: the OpenTelemetry instruments as Prometheus text.
 
 The text comes from the Prometheus reader `setup_telemetry` attached to the
-process's meter provider (the catalogue is `tgworkers.engine.telemetry_catalogue`). The
+process's meter provider (the catalogue is `tgworkers.engine.telemetry.catalogue`). The
 queue gauges read a stats snapshot; a scrape refreshes it when it is older than
 `DEPTH_MAX_AGE_S`, here in the request, never inside an export callback. When
 `METRICS_TOKEN` is set the scrape must send it as a bearer token.
@@ -16,8 +16,8 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tgworkers.engine import telemetry
-from tgworkers.engine.telemetry_setup import prometheus_text
+from tgworkers.engine.telemetry import recorder as telemetry
+from tgworkers.engine.telemetry.setup import prometheus_text
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 DEPTH_MAX_AGE_S: Final = 5.0

@@ -19,9 +19,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from tgworkers import __version__
-from tgworkers.engine.connection import RedisHealth, guarded
-from tgworkers.engine.worker import Worker
-from tgworkers.engine.workers_view import WorkerInfo, publish_info
+from tgworkers.engine.ops.workers_view import WorkerInfo, publish_info
+from tgworkers.engine.runtime.worker import Worker
+from tgworkers.engine.wire.connection import RedisHealth, guarded
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.services import EngineServices

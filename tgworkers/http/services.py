@@ -11,17 +11,17 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from tgworkers.engine.audit import AuditLog
 from tgworkers.engine.client import Client
-from tgworkers.engine.control import Control
-from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live, live
+from tgworkers.engine.ops.audit import AuditLog
+from tgworkers.engine.ops.control import Control
+from tgworkers.engine.ops.dlq import DeadLetters
+from tgworkers.engine.ops.stats import ScheduleLedger, StatsReader
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.scripts import Scripts
+from tgworkers.engine.runtime.worker import Worker
 from tgworkers.engine.settings import EngineSettings
-from tgworkers.engine.stats import ScheduleLedger, StatsReader
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.wire.scripts import Scripts
 
 
 @dataclass(frozen=True, slots=True)

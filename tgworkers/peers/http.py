@@ -24,10 +24,8 @@ import structlog
 from opentelemetry import propagate
 
 import tgworkers
-from tgworkers.engine import (
-    request_id_var,  # `job_id:attempt`, set per run
-    telemetry,
-)
+from tgworkers.engine import request_id_var  # `job_id:attempt`, set per run
+from tgworkers.engine.telemetry import recorder as telemetry
 from tgworkers.peers.answers import AnswerKind, PeerAnswer, classify, cut_body, to_error
 from tgworkers.peers.errors import (
     PeerConnectionError,
@@ -51,7 +49,7 @@ auth_rejected_hooks: list[AuthRejectedHook] = []
 
 Params = Mapping[str, str | int]
 RateGate = Callable[[str], Awaitable[None]]
-"""Awaited before each call with the peer's name: the shared rate limit (engine/rates.py)."""
+"""Awaited before each call with the peer's name: the shared rate limit (engine/ops/rates.py)."""
 
 
 class PeerTimeouts(msgspec.Struct, frozen=True, kw_only=True):

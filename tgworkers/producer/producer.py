@@ -27,8 +27,8 @@ from redis.asyncio import Redis
 
 from tgworkers.config import Settings, load_settings
 from tgworkers.engine.client import Client, EnqueueRequest, EnqueueResult
-from tgworkers.engine.connection import connect
 from tgworkers.engine.registry import Registry
+from tgworkers.engine.wire.connection import connect
 from tgworkers.errors import InputError
 from tgworkers.producer.catalogue import JobsSource, load_registry
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tgworkers.devstack.fake_peers import RecordedRequest
-from tgworkers.engine.dlq import DeadJob
+from tgworkers.engine.ops.dlq import DeadJob
 from tgworkers.testing.recording import EnqueuedJob
 
 

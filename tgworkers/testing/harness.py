@@ -25,11 +25,11 @@ from tgworkers.config import load_settings
 from tgworkers.devstack.fake_peers import RecordedRequest
 from tgworkers.engine.client import EnqueueResult
 from tgworkers.engine.context import Resources
-from tgworkers.engine.dlq import DeadJob
-from tgworkers.engine.envelope import fields_from_json
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.ops.dlq import DeadJob
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
+from tgworkers.engine.wire.envelope import fields_from_json
+from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.jobs.settings import JobSettings
 from tgworkers.testing import assertions
 from tgworkers.testing.apps import AppSource, load_app

@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 
 from tgworkers.config import Settings
 from tgworkers.engine.client import Client, EnqueueRequest, EnqueueResult
-from tgworkers.engine.envelope import fields_from_json
-from tgworkers.engine.keys import Field
 from tgworkers.engine.registry import Registry
+from tgworkers.engine.wire.envelope import fields_from_json
+from tgworkers.engine.wire.keys import Field
 
 
 class EnqueuedJob(msgspec.Struct, frozen=True, kw_only=True):

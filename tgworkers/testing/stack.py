@@ -31,7 +31,7 @@ from typing import Any, Final, TextIO
 import redis
 
 from tgworkers.devstack.redis import RedisServer
-from tgworkers.engine.keys import GlobalKeys
+from tgworkers.engine.wire.keys import GlobalKeys
 from tgworkers.testing.harness import QUIET
 from tgworkers.testing.peers import FakePeerService
 

@@ -22,8 +22,8 @@ function py(code) {
 
 const wire = JSON.parse(py(`
 import json
-from tgworkers.engine.keys import WIRE_FORMAT_VERSION, Field, partition_of
-from tgworkers.engine.scripts import script_text
+from tgworkers.engine.wire.keys import WIRE_FORMAT_VERSION, Field, partition_of
+from tgworkers.engine.wire.scripts import script_text
 fields = {k: v for k, v in vars(Field).items() if k.isupper()}
 keys = [f"b_{i}" for i in range(64)] + ["", "é", "🎲", "cfb.settle:b_1", "x" * 300]
 vectors = [[k, n, partition_of(k, n)] for k in keys for n in (1, 2, 3, 4, 7, 16, 1000)]
@@ -43,11 +43,11 @@ const schemasSha = createHash("sha256")
   .update(canonical(Object.fromEntries(jobs.map((j) => [j.name, j.schema]))), "utf8").digest("hex");
 
 writeFileSync(join(root, "src", "generated", "wire.ts"), HEADER +
-  `/** The engine's wire format version (tgworkers.engine.keys.WIRE_FORMAT_VERSION): this package's major version. */\n` +
+  `/** The engine's wire format version (tgworkers.engine.wire.keys.WIRE_FORMAT_VERSION): this package's major version. */\n` +
   `export const WIRE_FORMAT_VERSION = ${wire.version};\n\n` +
-  `/** tgworkers/engine/lua/enqueue.lua, byte for byte. */\n` +
+  `/** tgworkers/engine/wire/lua/enqueue.lua, byte for byte. */\n` +
   `export const ENQUEUE_LUA: string = ${lit(wire.lua)};\n\n` +
-  `/** Field names of a job entry (tgworkers/engine/keys.py \`Field\`). */\n` +
+  `/** Field names of a job entry (tgworkers/engine/wire/keys.py \`Field\`). */\n` +
   `export const FIELD = ${lit(wire.fields)} as const;\n`);
 
 writeFileSync(join(root, "test", "partition-vectors.json"), JSON.stringify(wire.vectors) + "\n");

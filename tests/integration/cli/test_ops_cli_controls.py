@@ -8,10 +8,10 @@ from tests.conftest import running_worker
 from tests.support.cli_runner import cli
 from tests.support.wait import wait_until
 
-from tgworkers.engine.audit import AuditLog
 from tgworkers.engine.client import Client
-from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.audit import AuditLog
+from tgworkers.engine.ops.dlq import DeadLetters
 
 
 async def test_stats_shows_each_shared_rate_limit(redis_url):

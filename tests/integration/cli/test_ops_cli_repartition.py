@@ -10,7 +10,7 @@ import pytest
 from tests.support.cli_runner import cli
 
 from tgworkers.engine.client import EnqueueRequest
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.wire.keys import PartitionKeys
 
 
 @pytest.mark.promise(12)

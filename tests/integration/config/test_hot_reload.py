@@ -27,7 +27,7 @@ from tgworkers.cli.run import select_processors
 from tgworkers.config import Settings, load_settings
 from tgworkers.engine.client import Client, EnqueueRequest
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
 
 POLL_S = 0.2
 WITHIN_ONE_POLL_S = POLL_S * 1.2 + 0.5  # one jittered poll plus fetch, validate and apply

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from tests.support.processes import ROOT
 
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.jobs import PROCESSORS
 
 CHART = ROOT / "helm/tgworkers"

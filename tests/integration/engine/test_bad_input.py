@@ -6,8 +6,8 @@ import pytest
 from tests.support.engine_state import pk, runs
 from tests.support.wait import wait_until
 
-from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.dlq import DeadLetters
 from tgworkers.errors import InputError
 
 GOOD = {"id": "good", "name": "test.work", "payload": '{"n": 1}'}

@@ -16,7 +16,7 @@ from tests.support.redis_server import free_port
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.connection import connect
+from tgworkers.engine.wire.connection import connect
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-cli") is None, reason="needs redis-cli")
 

@@ -10,13 +10,13 @@ from tests.integration.engine.test_cluster import cluster_url
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
-from tgworkers.engine.connection import connect
-from tgworkers.engine.finished import FinishedJobs
-from tgworkers.engine.job_actions import JobActions
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
-from tgworkers.engine.rates import RateLimiter
-from tgworkers.engine.scripts import Scripts
+from tgworkers.engine.ops.finished import FinishedJobs
+from tgworkers.engine.ops.job_actions import JobActions
+from tgworkers.engine.ops.rates import RateLimiter
+from tgworkers.engine.wire.connection import connect
+from tgworkers.engine.wire.scripts import Scripts
 
 __all__ = ["cluster_url"]
 

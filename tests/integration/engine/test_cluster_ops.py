@@ -27,9 +27,9 @@ from tests.support.engine_state import runs
 from tests.support.wait import wait_until, wait_until_sync
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.cluster_client import EngineCluster
-from tgworkers.engine.connection import connect
-from tgworkers.engine.keys import PartitionKeys, partition_of
+from tgworkers.engine.wire.cluster_client import EngineCluster
+from tgworkers.engine.wire.connection import connect
+from tgworkers.engine.wire.keys import PartitionKeys, partition_of
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-cli") is None, reason="needs redis-cli")
 

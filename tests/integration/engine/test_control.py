@@ -7,8 +7,8 @@ from tests.support.engine_state import idle, queue_state
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
-from tgworkers.engine.control import Control
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.control import Control
 
 
 async def _count(redis) -> int:

@@ -12,11 +12,11 @@ from tests.support.jobs import WORK
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest, deadline_ms
-from tgworkers.engine.dlq import DeadLetters
-from tgworkers.engine.envelope import fields_from_json, from_fields
-from tgworkers.engine.job_actions import JobStateError
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.dlq import DeadLetters
+from tgworkers.engine.ops.job_actions import JobStateError
 from tgworkers.engine.registry import JobType
+from tgworkers.engine.wire.envelope import fields_from_json, from_fields
 from tgworkers.errors import InputError
 from tgworkers.producer import Producer
 
@@ -72,8 +72,8 @@ async def _ran(redis, n: int) -> bool:
 
 
 async def test_an_expired_job_requeued_runs_its_deadline_dropped(redis, registry, settings, client):
-    from tgworkers.engine.job_actions import JobActions
-    from tgworkers.engine.scripts import Scripts
+    from tgworkers.engine.ops.job_actions import JobActions
+    from tgworkers.engine.wire.scripts import Scripts
 
     late = await client.enqueue("test.work", {"n": 9}, id="late-9", expires_at_ms=now_ms() - 1)
     dlq = DeadLetters(redis, registry, Layout(settings))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from tests.support.engine_state import pk
 
-from tgworkers.engine.dlq import DeadLetters
-from tgworkers.engine.dlq_search import DlqFilter, search
-from tgworkers.engine.envelope import Envelope, HistoryEntry, to_fields
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.dlq import DeadLetters
+from tgworkers.engine.ops.dlq_search import DlqFilter, search
+from tgworkers.engine.wire.envelope import Envelope, HistoryEntry, to_fields
 from tgworkers.errors import InputError
 
 DEAD = [  # id, job name, attempts, reason, history message

@@ -10,9 +10,9 @@ from tests.support.engine_state import idle, pk, runs
 from tests.support.jobs import CLEANUPS_KEY, OVERLAPS_KEY
 from tests.support.wait import wait_until
 
-from tgworkers.engine.broker import Delivery
-from tgworkers.engine.executor import SettleKind
-from tgworkers.engine.keys import GROUP
+from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.runtime.executor import SettleKind
+from tgworkers.engine.wire.keys import GROUP
 
 
 @pytest.mark.promise(3)

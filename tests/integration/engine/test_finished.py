@@ -10,9 +10,9 @@ from tests.support.engine_state import pk
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
-from tgworkers.engine.finished import FinishedJobs
 from tgworkers.engine.layout import Layout
-from tgworkers.engine.scripts import script_text
+from tgworkers.engine.ops.finished import FinishedJobs
+from tgworkers.engine.wire.scripts import script_text
 from tgworkers.errors import InputError
 
 

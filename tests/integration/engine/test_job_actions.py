@@ -10,10 +10,10 @@ from tests.support.engine_state import pk, queue_state, runs
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
-from tgworkers.engine.dlq import DeadLetters
-from tgworkers.engine.job_actions import JobActions, JobNotFoundError, JobStateError
 from tgworkers.engine.layout import Layout
-from tgworkers.engine.scripts import Scripts
+from tgworkers.engine.ops.dlq import DeadLetters
+from tgworkers.engine.ops.job_actions import JobActions, JobNotFoundError, JobStateError
+from tgworkers.engine.wire.scripts import Scripts
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from tests.support.engine_state import idle, queue_state
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
-from tgworkers.engine.keys import GROUP
-from tgworkers.engine.scripts import SCRIPT_NAMES, script_text
+from tgworkers.engine.wire.keys import GROUP
+from tgworkers.engine.wire.scripts import SCRIPT_NAMES, script_text
 
 N = 100_000
 

@@ -20,7 +20,7 @@ from tests.support.redis_server import free_port
 from tests.support.wait import wait_until, wait_until_sync
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import PartitionKeys, partition_of
+from tgworkers.engine.wire.keys import PartitionKeys, partition_of
 
 KEYS = [f"key-{i}" for i in range(16)]
 TAG = re.compile(rb"^\{([^}]*)\}")

@@ -9,7 +9,7 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
 from tgworkers.engine.live import Live
-from tgworkers.engine.rates import RateLimiter, read_limits
+from tgworkers.engine.ops.rates import RateLimiter, read_limits
 
 
 async def test_permits_are_booked_one_interval_apart_and_refused_past_the_longest_wait(

@@ -23,9 +23,9 @@ from tests.support.processes import ROOT
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import PartitionKeys
+from tgworkers.engine.ops.repartition import Repartitioner
 from tgworkers.engine.partitions import PartitionRecords
-from tgworkers.engine.repartition import Repartitioner
+from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.errors import ConfigError, OperationError
 
 QUEUE = "test.exclusive"

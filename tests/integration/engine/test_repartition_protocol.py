@@ -24,8 +24,8 @@ from tests.support.processes import WorkerProcess, start_worker
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import GROUP, PartitionKeys, partition_of
-from tgworkers.engine.repartition import Repartitioner
+from tgworkers.engine.ops.repartition import Repartitioner
+from tgworkers.engine.wire.keys import GROUP, PartitionKeys, partition_of
 
 QUEUE = "test.exclusive"
 RECORD = "{tgw}:partitions"

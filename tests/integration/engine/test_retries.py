@@ -6,8 +6,8 @@ import pytest
 from tests.support.engine_state import idle, queue_state, runs
 from tests.support.wait import wait_until
 
-from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.dlq import DeadLetters
 
 
 async def _ran(redis, n):

@@ -28,8 +28,8 @@ from tests.support.helm import render
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client, EnqueueRequest
-from tgworkers.engine.keys import GROUP
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.wire.keys import GROUP
 
 N = 120
 P = 3

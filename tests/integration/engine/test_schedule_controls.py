@@ -10,8 +10,8 @@ from tests.integration.engine.test_scheduler import T0, Clock, scheduler, tick_j
 from tests.support.jobs import TEST_TICK
 
 from tgworkers.engine.client import Client
-from tgworkers.engine.schedule_controls import ScheduleControls, ScheduleNotFoundError
-from tgworkers.engine.scheduler import build_schedules, schedules_document
+from tgworkers.engine.ops.schedule_controls import ScheduleControls, ScheduleNotFoundError
+from tgworkers.engine.schedule.scheduler import build_schedules, schedules_document
 
 
 def controls(redis, registry, redis_url) -> ScheduleControls:

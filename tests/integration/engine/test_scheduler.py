@@ -11,7 +11,7 @@ from tests.support.jobs import TEST_TICK
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
-from tgworkers.engine.scheduler import Scheduler, build_schedules, schedules_document
+from tgworkers.engine.schedule.scheduler import Scheduler, build_schedules, schedules_document
 
 T0 = 1_800_000_000_000  # a multiple of 10 s, so ticks of a 10-second schedule fall on it
 

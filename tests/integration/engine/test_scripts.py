@@ -10,9 +10,9 @@ import pytest
 from tests.support.engine_state import pk
 from tests.support.wait import wait_until
 
-from tgworkers.engine.envelope import Envelope, fields_json, to_fields
-from tgworkers.engine.keys import GROUP
-from tgworkers.engine.scripts import (
+from tgworkers.engine.wire.envelope import Envelope, fields_json, to_fields
+from tgworkers.engine.wire.keys import GROUP
+from tgworkers.engine.wire.scripts import (
     AcquireItem,
     DoneItem,
     LaterItem,
@@ -94,7 +94,7 @@ async def test_settle_later_moves_to_delayed_with_the_new_envelope(redis):
 
 
 async def test_renew_leases_never_takes_back_an_entry_another_consumer_owns(redis):
-    from tgworkers.engine.scripts import LeaseItem
+    from tgworkers.engine.wire.scripts import LeaseItem
 
     s = Scripts(redis)
     await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
@@ -135,7 +135,7 @@ async def test_forget_stale_drops_only_records_whose_job_is_gone(redis):
 
 
 async def test_renew_leases_reports_an_entry_deleted_while_held_and_counts_it_lost(redis):
-    from tgworkers.engine.scripts import LeaseItem
+    from tgworkers.engine.wire.scripts import LeaseItem
 
     s = Scripts(redis)
     await s.enqueue(P, [job("held")], dedupe_ttl_ms=1000)
@@ -279,7 +279,7 @@ async def test_drain_and_the_stale_walk_remove_step_records(redis):
 
 
 async def test_a_snooze_due_in_the_past_waits_a_floor_that_doubles_per_past_due_snooze(redis):
-    from tgworkers.engine.scripts import SNOOZE_FLOOR_MS
+    from tgworkers.engine.wire.scripts import SNOOZE_FLOOR_MS
 
     s = Scripts(redis)
     await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
@@ -312,7 +312,7 @@ async def _redeliver(redis, s: Scripts) -> list[bytes]:
 
 
 async def test_a_job_whose_key_is_held_waits_longer_each_time(redis):
-    from tgworkers.engine.exclusive import (
+    from tgworkers.engine.runtime.exclusive import (
         EXCLUSIVE_WAIT_MAX_MS,
         EXCLUSIVE_WAIT_MS,
         exclusive_wait_ms,

@@ -4,8 +4,8 @@ import pytest
 from tests.support.engine_state import idle, pk, runs
 from tests.support.wait import wait_until
 
-from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.dlq import DeadLetters
 
 
 @pytest.mark.promise(5)

@@ -66,7 +66,7 @@ async def test_raw_producer_partition_formula_matches_the_engine(
         )
     async with worker_factory(settings, registry, "test.exclusive"):
         await wait_until(lambda: _n(redis, 3), timeout_s=5, what="3 ran")
-    from tgworkers.engine.keys import partition_of
+    from tgworkers.engine.wire.keys import partition_of
 
     assert all(partition_of(k, 2) == partition(k, 2) for k in ("escrow-a", "escrow-b", "escrow-c"))
 
@@ -79,7 +79,7 @@ async def _n(redis, n):
 async def test_raw_producer_can_enqueue_uniquely_with_the_shipped_script(redis):
     from pathlib import Path
 
-    from tgworkers.engine import lua
+    from tgworkers.engine.wire import lua
 
     text = (Path(lua.__file__).parent / "enqueue.lua").read_text()
     sha = await redis.script_load(text)

@@ -9,10 +9,10 @@ from tests.support.admin_http import ADMIN, admin_client, bearer, make_jwt, ops_
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
-from tgworkers.engine.dlq import DeadLetters
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
-from tgworkers.engine.rates import RateLimiter
+from tgworkers.engine.ops.dlq import DeadLetters
+from tgworkers.engine.ops.rates import RateLimiter
 
 
 async def test_limits_lists_each_configured_limit_with_its_counters(redis, redis_url, registry):

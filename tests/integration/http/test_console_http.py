@@ -20,7 +20,7 @@ from tests.support.wait import wait_until
 
 from tgworkers import __version__
 from tgworkers.devstack.redis import free_port
-from tgworkers.engine.envelope import Envelope, to_fields
+from tgworkers.engine.wire.envelope import Envelope, to_fields
 
 READONLY = "readonly-token-for-console-tests-0123"
 PAGES = ["/ui/", "/ui/queues/test.work", "/ui/queues/test.work?kind=delayed",

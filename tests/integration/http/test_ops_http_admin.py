@@ -11,7 +11,7 @@ from tests.support.engine_state import pk, queue_state
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
-from tgworkers.engine.envelope import from_fields
+from tgworkers.engine.wire.envelope import from_fields
 
 
 async def test_queues_answers_the_stats_document_equal_to_stats_json(

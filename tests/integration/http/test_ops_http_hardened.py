@@ -16,7 +16,7 @@ from tests.support.admin_http import (
 from tests.support.cli_runner import seed_dead
 
 from tgworkers.cli.app import registry_for
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
 
 READONLY_TOKEN = "readonly-token-for-tests-0123456789"  # noqa: S105 - a test value
 

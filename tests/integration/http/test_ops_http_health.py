@@ -16,7 +16,7 @@ from tests.support.processes import start_worker
 from tests.support.wait import wait_until
 
 from tgworkers.engine.client import EnqueueRequest
-from tgworkers.engine.worker import Worker
+from tgworkers.engine.runtime.worker import Worker
 
 
 async def test_readyz_is_503_until_started_and_while_redis_is_down_then_200(

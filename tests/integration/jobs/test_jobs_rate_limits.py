@@ -15,8 +15,8 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.stats import StatsReader
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.stats import StatsReader
 from tgworkers.jobs import PROCESSORS
 
 RATE = 20

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import tgworkers
-from tgworkers.engine.keys import partition_of
+from tgworkers.engine.wire.keys import partition_of
 from tgworkers.errors import InputError
 from tgworkers.producer import Job
 from tgworkers.testing.example.producer import enqueue_some

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tests.integration.jobs.conftest import fake, fake_server, jobs, jwk_text  # noqa: F401
 
-from tgworkers.engine import telemetry
-from tgworkers.engine.telemetry import Telemetry
+from tgworkers.engine.telemetry import recorder as telemetry
+from tgworkers.engine.telemetry.recorder import Telemetry
 
 
 class Otel:

@@ -24,13 +24,13 @@ from tests.support.platform_jobs import ISSUER
 from tests.support.wait import wait_until
 
 from tgworkers.bootstrap.reload import FileSource, Reloader
-from tgworkers.engine.broker import Broker
 from tgworkers.engine.client import Client
-from tgworkers.engine.keys import GROUP
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.stats import StatsReader
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.stats import StatsReader
-from tgworkers.engine.telemetry import INSTRUMENTS, count_ledger_violation
+from tgworkers.engine.runtime.broker import Broker
+from tgworkers.engine.telemetry.recorder import INSTRUMENTS, count_ledger_violation
+from tgworkers.engine.wire.keys import GROUP
 from tgworkers.jobs.payhub import ledger_recalc
 from tgworkers.peers import PeerAuthError, ServiceKey, open_peers
 

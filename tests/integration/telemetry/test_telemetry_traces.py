@@ -13,8 +13,8 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.client import Client
 from tgworkers.engine.context import Resources
-from tgworkers.engine.keys import GROUP
 from tgworkers.engine.registry import Registry
+from tgworkers.engine.wire.keys import GROUP
 from tgworkers.peers import ServiceKey, open_peers
 
 INVARIANTS = "/internal/v1/ledger/invariants"

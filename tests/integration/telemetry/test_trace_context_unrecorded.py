@@ -25,11 +25,11 @@ from tests.support.telemetry_jobs import PROCESSORS
 from tests.support.wait import wait_until
 
 from tgworkers.devstack.fake_peers import FakePeers
-from tgworkers.engine import telemetry
 from tgworkers.engine.client import Client
 from tgworkers.engine.context import Resources
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.telemetry import RateBudget, Telemetry
+from tgworkers.engine.telemetry import recorder as telemetry
+from tgworkers.engine.telemetry.recorder import RateBudget, Telemetry
 from tgworkers.peers import ServiceKey, open_peers
 
 INVARIANTS = "/internal/v1/ledger/invariants"

@@ -11,7 +11,7 @@ from typing import Final
 
 from markupsafe import Markup
 
-from tgworkers.engine.history import MINUTE_MS, Point
+from tgworkers.engine.ops.history import MINUTE_MS, Point
 
 WIDTH: Final = 600
 HEIGHT: Final = 140

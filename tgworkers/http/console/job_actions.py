@@ -13,7 +13,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from tgworkers.engine.job_actions import JobStateError
+from tgworkers.engine.ops.job_actions import JobStateError
 from tgworkers.http.admin import known_queue
 from tgworkers.http.admin_controls import (
     act,

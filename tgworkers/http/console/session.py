@@ -31,7 +31,7 @@ from typing import Any, Final
 import msgspec
 from redis.asyncio import Redis
 
-from tgworkers.engine.keys import GlobalKeys
+from tgworkers.engine.wire.keys import GlobalKeys
 from tgworkers.http.auth import Principal, Role
 from tgworkers.http.settings import HttpSettings
 

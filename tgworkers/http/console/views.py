@@ -14,12 +14,12 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from tgworkers.engine.browse import Kind, QueueBrowser
-from tgworkers.engine.dlq_search import search as search_dlq
-from tgworkers.engine.history import MINUTE_MS, MinuteHistory
 from tgworkers.engine.layout import Layout
-from tgworkers.engine.stats import QueueStats
-from tgworkers.engine.workers_view import list_workers
+from tgworkers.engine.ops.browse import Kind, QueueBrowser
+from tgworkers.engine.ops.dlq_search import search as search_dlq
+from tgworkers.engine.ops.history import MINUTE_MS, MinuteHistory
+from tgworkers.engine.ops.stats import QueueStats
+from tgworkers.engine.ops.workers_view import list_workers
 from tgworkers.http.admin import cursor_param, dlq_filter, known_queue, services
 from tgworkers.http.console.charts import rate_chart
 from tgworkers.http.console.web import Caller, render

@@ -1,1 +1,0 @@
-"""The engine's Lua scripts, one per file (loaded by `tgworkers.engine.scripts`)."""

@@ -1,0 +1,434 @@
+"""Runs ONE delivery as a pipeline of small steps and says how to settle it.
+
+1. `_check`: a malformed entry, an unknown job name, an oversize or invalid
+   payload becomes a dead-letter decision naming the problem (promise 7);
+2. `_perform`: the handler under its timeout, every exception captured as data;
+3. `decide_*`: the result classified into a `Decision` (retry.py);
+4. `_settlement`: exactly one settle item per decision, built here and sent by
+   the runtime in batches.
+
+Nothing here touches Redis except through the handler's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, assert_never, cast, runtime_checkable
+
+import msgspec
+import structlog
+
+from tgworkers.engine.context import JobContext, Resources, StepsWriter, request_id_var
+from tgworkers.engine.ops.rates import QueueGate
+from tgworkers.engine.outcome import DeadReason, Disposition, Done, Outcome
+from tgworkers.engine.retry import (
+    DONE,
+    Decision,
+    HandlerTimeoutError,
+    RetryPolicy,
+    decide_failure,
+    decide_outcome,
+)
+from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.telemetry.recorder import Telemetry, active as active_telemetry
+from tgworkers.engine.wire.envelope import Envelope, HistoryEntry, fields_json, to_fields
+from tgworkers.engine.wire.keys import Field
+from tgworkers.engine.wire.scripts import DeadItem, DoneItem, HandBackItem, LaterItem, Scripts
+
+if TYPE_CHECKING:
+    from tgworkers.engine.registry import JobType
+
+log = structlog.get_logger("tgworkers.job")
+
+
+class SettleKind(enum.Enum):
+    """What the runtime does with a finished delivery."""
+
+    DONE = "done"
+    LATER = "later"
+    DEAD = "dead"
+    HAND_BACK = "hand_back"
+    DROP = "drop"
+
+
+@dataclass(slots=True)
+class Settlement:
+    """How one delivery ends on this worker: the script item to send, if any."""
+
+    kind: SettleKind
+    delivery: Delivery
+    item: DoneItem | LaterItem | DeadItem | HandBackItem | None = None
+    decision: Decision | None = None
+    duration_s: float = 0.0
+
+
+def _no_hook(waiting: bool) -> None:  # noqa: FBT001
+    """No runtime listening (an executor used on its own)."""
+
+
+def _invalid(d: Delivery, problem: str) -> HistoryEntry | None:
+    """The history entry of a job dead-lettered before it ran (None: no envelope to hold it)."""
+    if d.envelope is None or d.problem is not None:
+        return None
+    return HistoryEntry(attempt=d.envelope.attempt, at_ms=now_ms(), kind="invalid", message=problem)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+Clock = Callable[[], float]
+"""Unix seconds, like `time.time`: what a handler's `ctx.now_ms()` reads."""
+
+
+@runtime_checkable
+class MovedClock(Protocol):
+    """A clock set ahead of Redis's on purpose, whose owner moves Redis's data to match.
+
+    `tgworkers.testing`'s `FakeClock`: after `advance(3600)` handlers read an hour later,
+    and the harness moved every due time in Redis an hour earlier. An absolute time a
+    handler hands back (`Snooze(at_ms=)`, `ctx.enqueue(run_at_ms=)`) is then moved by
+    `skew_ms()` too. Any other clock (`time.time`, a host clock that is simply wrong) is
+    taken at its word: the engine does not correct a worker whose clock disagrees.
+    """
+
+    def __call__(self) -> float: ...
+
+    def skew_ms(self) -> int:
+        """How far this clock is ahead of the engine's (Redis's) clock, in ms."""
+        ...
+
+
+T = TypeVar("T")
+
+
+@types.coroutine
+def resume(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]:
+    """Await the rest of a coroutine that was stepped once by hand (`coro.send(None)`).
+
+    What `await coro` would have done from its first suspension on: each thing it
+    waits on goes up to the task, results and exceptions (a timeout's cancellation
+    included) come back down into it. Stepping by hand first lets a handler that
+    finishes without waiting skip the timeout's timer (a third of the per-job cost
+    of a no-op job, profiled); one that waits runs under the timeout as before.
+    """
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the handler, as `await` does
+            try:
+                pending = coro.throw(exc)
+            except StopIteration as finished:
+                return cast(T, finished.value)
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as finished:
+                return cast(T, finished.value)
+
+
+def cancelled_decision(env: Envelope, by: str) -> Decision:
+    """Dead-letter a run an operator cancelled, naming who; the attempt is recorded."""
+    message = f"cancelled by {by}"
+    record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="cancelled", message=message)
+    return Decision(
+        disposition=Disposition.DEAD, record=record, reason=message,
+        dead_reason=DeadReason.CANCELLED,
+    )  # fmt: skip
+
+
+class Executor:
+    """Turns deliveries of one processor into settlements."""
+
+    def __init__(  # noqa: PLR0913 - wiring, built once per processor
+        self,
+        *,
+        queue: str,
+        policy_of: Any,
+        timeout_of: Any,
+        max_payload_bytes: int,
+        resources: Resources,
+        client: Any,
+        redis: Any,
+        scripts: Scripts,
+        consumer: str,
+        clock: Clock = time.time,
+    ) -> None:
+        self.queue = queue
+        self.policy_of = policy_of  # (JobType) -> RetryPolicy, read per run (hot reload)
+        self.timeout_of = timeout_of  # (JobType) -> float
+        self.max_payload_bytes = max_payload_bytes
+        self.resources = resources
+        self.client = client
+        self.redis = redis
+        self.scripts = scripts
+        self.consumer = consumer
+        self.clock = clock
+        """The handlers' clock (`ctx.now_ms()`); a test's `FakeClock` under `tgworkers.testing`."""
+        self._moved = isinstance(clock, MovedClock)
+        self.telemetry: Telemetry = active_telemetry()
+        self.on_wait: Callable[[bool], None] = _no_hook
+        """Told when a handler starts (True) and stops (False) waiting: the runtime
+        wakes another consumer only then (runtime._take)."""
+        self.rate: QueueGate | None = None
+        """The queue's shared rate limit (rates.py), awaited before a run: None, none set."""
+        self.cancelled: dict[bytes, str] = {}
+        """Entry id -> who cancelled its run (job_actions.py): dead-lettered, not retried."""
+
+    async def run(self, d: Delivery) -> Settlement:
+        if d.lost:  # taken over while it waited here: it never runs (promise 3)
+            return Settlement(SettleKind.DROP, d)
+        if d.handback:
+            return self.hand_back(d)
+        problem = self._check(d)
+        if problem is not None:  # a failed attempt too: counted, and in the job's history
+            return self.dead(d, problem, failed=True, record=_invalid(d, problem))
+        assert d.envelope is not None  # noqa: S101
+        assert d.job_type is not None  # noqa: S101
+        limited = self.rate is not None and self.rate.per_s() is not None
+        if d.envelope.expires_ms is not None or self.cancelled or limited:
+            held = await self._before(d, d.envelope)
+            if held is not None:
+                return held
+        started = time.perf_counter()
+        run = self.telemetry.start_process(self.queue, d)  # span and log context
+        decision: Decision | None = None
+        try:
+            decision = await self._perform(d, d.envelope, d.payload)
+        finally:
+            self.telemetry.end_process(run, d, decision)
+            if self.cancelled:
+                self.cancelled.pop(d.entry_id, None)  # a run that ended before it noticed
+        if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
+            return self._ended_early(d)
+        settlement = self._settlement(d, d.envelope, decision)
+        settlement.duration_s = time.perf_counter() - started
+        return settlement
+
+    async def _before(self, d: Delivery, env: Envelope) -> Settlement | None:
+        """A deadline passed, the queue's rate limit, or a cancel that came before the run."""
+        if env.expires_ms is not None and now_ms() >= env.expires_ms:
+            return self.expired(d, env)
+        if self.rate is not None and self.rate.per_s() is not None:
+            held = await self._admit(d, env)
+            if held is not None:
+                return held
+        if d.entry_id in self.cancelled:  # before it started, or while it waited for a permit
+            return self._cancelled(d, env)
+        return None
+
+    async def _admit(self, d: Delivery, env: Envelope) -> Settlement | None:
+        """Wait for the queue's rate permit; refused, the job waits delayed, attempt unspent."""
+        assert self.rate is not None  # noqa: S101
+        self.on_wait(True)  # noqa: FBT003 - another consumer may take a job meanwhile
+        try:
+            wait_ms = await self.rate.admit()
+        finally:
+            self.on_wait(False)  # noqa: FBT003
+        if d.interrupted():
+            return self._ended_early(d)
+        if wait_ms is None:
+            return None
+        snooze = Decision(disposition=Disposition.SNOOZE, delay_ms=max(wait_ms, 1))
+        return self._settlement(d, env, snooze)
+
+    def cancel_job(self, deliveries: Iterable[Delivery], job_id: str, by: str) -> bool:
+        """Interrupt this worker's run of `job_id` (an operator's cancel); False: not ours."""
+        for d in deliveries:
+            if d.job_id == job_id and not d.settling and not d.interrupted():
+                self.cancelled[d.entry_id] = by
+                d.cancel()  # its timeout fires now; `_perform` reads who cancelled it
+                return True
+        return False
+
+    def _cancelled(self, d: Delivery, env: Envelope) -> Settlement:
+        by = self.cancelled.pop(d.entry_id)
+        return self._settlement(d, env, cancelled_decision(env, by))
+
+    def expired(self, d: Delivery, env: Envelope) -> Settlement:
+        """Dead-letter a job delivered at or after its deadline; its handler never runs."""
+        deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((env.expires_ms or 0) / 1000))
+        message = f"expired at {deadline} (expiresAt {env.expires_ms}) before it ran"
+        record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="expired", message=message)
+        return self.dead(d, "expired", failed=False, record=record, why=DeadReason.EXPIRED)
+
+    def _ended_early(self, d: Delivery) -> Settlement:
+        """A lost delivery is dropped (fenced: someone else owns it); shutdown hands back."""
+        return Settlement(SettleKind.DROP, d) if d.lost else self.hand_back(d)
+
+    def _check(self, d: Delivery) -> str | None:
+        if d.problem is not None:
+            return d.problem
+        env = d.envelope
+        assert env is not None  # noqa: S101
+        if d.job_type is None:
+            return f"unknown job name {env.name!r} for queue {self.queue!r}"
+        if len(env.payload) > self.max_payload_bytes:
+            size, limit = len(env.payload), self.max_payload_bytes
+            return f"payload is {size} bytes, over MAX_PAYLOAD_BYTES ({limit})"
+        try:
+            payload = d.job_type.decoder.decode(env.payload)
+            if d.job_type.validate is not None:
+                d.job_type.validate(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+            return f"invalid payload for {env.name}: {exc}"
+        d.payload = payload
+        return None
+
+    async def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision:
+        jt = d.job_type
+        assert jt is not None  # noqa: S101
+        ctx = JobContext(
+            job_id=env.id, name=env.name, attempt=env.attempt, queue=self.queue,
+            partition=d.pk, enqueued_ms=env.enqueued_ms, deliveries=d.deliveries,
+            origin=env.origin, history=env.history, resources=self.resources,
+            client=self.client, redis=self.redis, steps_writer=self._steps_writer(d),
+            clock=self.clock, to_engine_ms=self._engine_ms if self._moved else None,
+        )  # fmt: skip
+        token = request_id_var.set(f"{env.id}:{env.attempt}")
+        try:
+            outcome = await self._call(d, jt.handler(ctx, payload), jt)
+        except TimeoutError as exc:
+            if self.cancelled and (by := self.cancelled.pop(d.entry_id, None)) is not None:
+                return cancelled_decision(env, by)
+            error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
+            if d.timeout is not None and d.timeout.expired() and not d.interrupted():
+                timeout_s = self.timeout_of(jt)
+                error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
+            return self._failed(d, env, error)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
+            return self._failed(d, env, exc)
+        finally:
+            d.timeout = None
+            request_id_var.reset(token)
+        if type(outcome) is Done:
+            return DONE  # most runs: no clock read, no new decision
+        decision = decide_outcome(outcome, self._now_ms())
+        if decision.disposition is Disposition.SNOOZE:
+            decision = self.policy_of(jt).capped(decision, self._now_ms())
+        return decision
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _engine_ms(self, handler_ms: int) -> int:
+        """An absolute time from the handlers' clock on the engine's (the same in production)."""
+        if isinstance(self.clock, MovedClock):
+            return handler_ms - self.clock.skew_ms()
+        return handler_ms
+
+    async def _call(self, d: Delivery, run: Awaitable[Outcome], jt: JobType[Any]) -> Outcome:
+        """The handler's outcome, under a timeout from its first wait on.
+
+        asyncio's timeout, not an anyio cancel scope: a quarter of the cost per job
+        (profiled), and `Delivery.cancel()` can still interrupt it at once. The
+        timeout (read per run: hot reload) is looked up only for a handler that waits.
+        """
+        if isinstance(run, Coroutine):
+            try:  # up to its first wait by hand: many handlers never wait at all
+                pending = run.send(None)
+            except StopIteration as finished:
+                return cast(Outcome, finished.value)  # no wait: no timer to arm or cancel
+            self.on_wait(True)  # noqa: FBT003
+            try:
+                async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
+                    return await resume(run, pending)
+            finally:
+                self.on_wait(False)  # noqa: FBT003
+        self.on_wait(True)  # noqa: FBT003
+        try:
+            async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
+                return await run
+        finally:
+            self.on_wait(False)  # noqa: FBT003
+
+    def _steps_writer(self, d: Delivery) -> StepsWriter:
+        """Step records of this run, written only while it holds its delivery."""
+
+        async def write(job_id: str, steps_json: bytes) -> bool:
+            ok = await self.scripts.record_steps(
+                d.pk, self.consumer, d.entry_id, d.token, job_id, steps_json
+            )
+            if not ok:
+                d.lost = True  # its settle would be refused too: end it as lost
+            return ok
+
+        return write
+
+    def _failed(self, d: Delivery, env: Envelope, exc: BaseException) -> Decision:
+        d.error_type = type(exc).__name__  # telemetry's error.type
+        policy: RetryPolicy = self.policy_of(d.job_type)  # only failures need the policy
+        return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=self._now_ms())
+
+    def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:
+        match dec.disposition:
+            case Disposition.DONE:
+                done = DoneItem(d.entry_id, env.id, not env.auto_id, d.lock, d.token)
+                return Settlement(SettleKind.DONE, d, done, dec)
+            case Disposition.RETRY | Disposition.SNOOZE:
+                retry = dec.disposition is Disposition.RETRY
+                nxt = msgspec.structs.replace(
+                    env,
+                    attempt=env.attempt + 1 if retry else env.attempt,
+                    history=env.history + ((dec.record,) if dec.record else ()),
+                    due_ms=None,
+                    snoozes=0,  # the script counts a past-due snooze (from env.snoozes)
+                    waits=0,
+                )
+                blob = fields_json(to_fields(nxt))
+                at_ms = self._engine_ms(dec.at_ms) if dec.at_ms else 0
+                later = LaterItem(
+                    d.entry_id, env.id, at_ms, dec.delay_ms, retry, blob, d.lock,
+                    d.token, snoozes=env.snoozes,
+                )  # fmt: skip
+                return Settlement(SettleKind.LATER, d, later, dec)
+            case Disposition.DEAD:
+                why = dec.dead_reason or DeadReason.HANDLER
+                return self.dead(
+                    d, dec.reason or "dead-lettered", failed=True, record=dec.record, why=why
+                )
+            case _ as unreachable:
+                assert_never(unreachable)
+
+    def dead(
+        self,
+        d: Delivery,
+        reason: str,
+        *,
+        failed: bool,
+        record: HistoryEntry | None = None,
+        why: DeadReason = DeadReason.INVALID,
+    ) -> Settlement:
+        """Dead-letter a delivery; a malformed entry keeps its raw fields untouched."""
+        env = d.envelope
+        if env is None or (d.problem is not None):
+            fields: list[str | bytes] = [x for kv in d.fields.items() for x in kv]
+        else:
+            history = env.history + ((record,) if record else ())
+            fields = to_fields(msgspec.structs.replace(env, history=history, due_ms=None))
+        fields += [Field.REASON, reason]
+        item = DeadItem(d.entry_id, d.job_id, failed, fields, d.lock, d.token)
+        return Settlement(
+            SettleKind.DEAD,
+            d,
+            item,
+            Decision(disposition=Disposition.DEAD, reason=reason, dead_reason=why),
+        )
+
+    def hand_back(self, d: Delivery) -> Settlement:
+        """Give an unfinished job back to the queue as a fresh entry (shutdown)."""
+        if d.envelope is None:
+            fields: list[str | bytes] = [x for kv in d.fields.items() for x in kv]
+        else:
+            fields = to_fields(msgspec.structs.replace(d.envelope, due_ms=None))
+        return Settlement(
+            SettleKind.HAND_BACK, d, HandBackItem(d.entry_id, d.job_id, fields, d.lock, d.token)
+        )

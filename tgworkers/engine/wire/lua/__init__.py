@@ -1,0 +1,1 @@
+"""The engine's Lua scripts, one per file (loaded by `tgworkers.engine.wire.scripts`)."""
