@@ -1,7 +1,8 @@
 """Operator surfaces over a large DLQ: answer time and size, and the console's pages.
 
-20,000 dead letters in one queue (the issue's case: `?limit=999999999` used to build
-one 32 MB answer on the worker's event loop). Measures, over ASGI on real Redis:
+100,000 dead letters in one queue by default (`TGW_BENCH_DEAD=N` for another count;
+issue 26 asks for answers under 200 ms at 100,000; an earlier issue's case was
+`?limit=999999999`, which built one 32 MB answer on the worker's event loop). Measures, over ASGI on real Redis:
 the largest API page now allowed (`limit=1000`), the default page, the refused
 unbounded request, the console's DLQ page (50 a page), the overview and a job page.
 Prints, never asserts on time. Run: `pytest bench/test_console_bench.py -m bench -s`.
@@ -9,6 +10,7 @@ Prints, never asserts on time. Run: `pytest bench/test_console_bench.py -m bench
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -20,7 +22,7 @@ from tests.support.jobs import PROCESSORS
 from tgworkers.engine.registry import Registry
 
 pytestmark = pytest.mark.bench
-N_DEAD = 20_000
+N_DEAD = int(os.environ.get("TGW_BENCH_DEAD", "100000"))
 RUNS = 5
 
 
@@ -34,7 +36,7 @@ async def _timed(http, path: str) -> tuple[float, int, int]:
     return statistics.median(times) * 1000, size, status
 
 
-async def test_console_and_api_answers_over_20k_dead_letters(redis_server_url):
+async def test_console_and_api_answers_over_many_dead_letters(redis_server_url):
     redis_url = redis_server_url
     from redis.asyncio import Redis
 
@@ -49,7 +51,13 @@ async def test_console_and_api_answers_over_20k_dead_letters(redis_server_url):
             ("console DLQ page (50)", "/ui/queues/test.work/dlq"),
             ("console overview", "/ui/"),
             ("console queue page", "/ui/queues/test.work"),
-            ("console job page (dead)", "/ui/queues/test.work/jobs/dead-19999"),
+            ("console job page (dead)", f"/ui/queues/test.work/jobs/dead-{N_DEAD - 1}"),
+            ("console DLQ, id prefix", "/ui/queues/test.work/dlq?idPrefix=dead-9999"),
+            ("console DLQ, error text", "/ui/queues/test.work/dlq?error=bad+thing"),
+            ("console DLQ, no match", "/ui/queues/test.work/dlq?error=no+such+text"),
+            ("console DLQ, sorted", "/ui/queues/test.work/dlq?sort=-attempts"),
+            ("console finished, prefix", "/ui/finished?prefix=dead-"),
+            ("console schedules", "/ui/schedules"),
             ("API audit (100)", "/admin/v1/audit"),
         ]
         print(f"\n{N_DEAD} dead letters, median of {RUNS}")

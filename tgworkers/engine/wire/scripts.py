@@ -24,6 +24,7 @@ from importlib import resources
 from typing import Any, Final, NamedTuple
 
 import msgspec
+from redis import exceptions as rex
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -210,7 +211,16 @@ class Scripts:
         }
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._s[name](keys=list(keys), args=list(args))
+        """EVALSHA; a script the server lost is loaded again (redis-py), and once more.
+
+        redis-py answers NOSCRIPT by SCRIPT LOAD and a second EVALSHA; a Redis restarted
+        between those two (a restart under load, a failover) loses the script again, and
+        the second NOSCRIPT would fail the caller's turn for nothing.
+        """
+        try:
+            return await self._s[name](keys=list(keys), args=list(args))
+        except rex.NoScriptError:
+            return await self._s[name](keys=list(keys), args=list(args))
 
     async def enqueue(
         self, pk: PartitionKeys, jobs: Sequence[NewJob], *, dedupe_ttl_ms: int
