@@ -5,6 +5,8 @@ clean-up holds back new runs of its key here, but no other key (promise 6)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from tests.support.engine_state import idle, pk, runs
 from tests.support.jobs import CLEANUPS_KEY, OVERLAPS_KEY
@@ -50,6 +52,30 @@ async def test_a_delivery_lost_while_queued_locally_never_runs(
         d.lost = True  # taken over (lease renewal said so) before a consumer picked it up
         settlement = await rt.executor.run(d)
     assert settlement.kind is SettleKind.DROP
+    assert "x" not in [x.job_id for x in await runs(redis)]
+
+
+@pytest.mark.promise(3)
+async def test_a_delivery_that_waited_out_its_lease_here_never_starts(
+    redis, client, settings, registry, worker_factory
+):
+    # as after an event loop blocked past VT: the delivery waited in the local queue, its
+    # renewals could not be sent, and a consumer takes it before the watchdog's next pass
+    # (the fault-schedule checker's seeds 268 and 279: a run started after its job was done)
+    async with worker_factory(settings, registry, "test.work") as worker:
+        rt = worker.runtime("test.work")
+        await client.enqueue("test.work", {"n": 1})
+        await wait_until(lambda: idle(redis), timeout_s=5, what="first job done")
+        stale = time.monotonic() - 3600
+        d = Delivery(pk(), b"1-1", {b"id": b"x", b"name": b"test.work", b"payload": b"{}"},
+                     leased_at=stale)  # fmt: skip
+        d.decode()
+        d.job_type = rt.job_types["test.work"]
+        rt.owned[d.held_as] = d
+        rt.active += 1  # as dispatch counts it
+        await rt._consume_once(d)
+        assert d.lost
+        assert rt.counters["lease_expired"] == 1
     assert "x" not in [x.job_id for x in await runs(redis)]
 
 

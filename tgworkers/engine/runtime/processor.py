@@ -318,6 +318,15 @@ class ProcessorRuntime:
     async def _consume_once(self, d: Delivery) -> None:
         if self.stopping and not d.running:
             d.handback = True
+        if (
+            not (d.running or d.lost)
+            and d.leased_at < time.monotonic() - self.options.lease_budget_s
+        ):
+            # the watchdog's rule, checked as a consumer takes it: a delivery that waited
+            # here through a stall (a blocked loop) may be another worker's by now, and the
+            # watchdog's next pass would cancel it only after its handler began
+            self.leases.lose(d.held_as, expired=True, delivery=d)
+            d.lost = True
         runs = not (d.lost or d.handback)  # a lost delivery is dropped, a handed-back one not run
         if runs and (blocker := self.unfinished.start(d)) is not None:
             self.counters["waited_unfinished"] += 1
