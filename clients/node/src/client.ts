@@ -17,8 +17,7 @@ import { traceFields } from "./trace.js";
 export const WRITTEN_FOR = {
   enqueueLuaSha256: "c30ed9d87c4245c3429f00511cf0e7566e7f7619abed23b3f06d53b7e42e72c4",
   // snoozes, waits, moved_deliveries, errors, due_ms, reason, failed_ms: the engine's own;
-  // a producer never sets them. expires_ms (a job's deadline, optional): this client does not
-  // write it yet
+  // a producer never sets them. expires_ms: a job's deadline, written when `expiresAt` is given
   fields: ["id", "name", "payload", "attempt", "enqueued_ms", "due_ms", "key", "origin",
     "traceparent", "tracestate", "errors", "auto_id", "expires_ms", "snoozes", "waits",
     "moved_deliveries", "reason", "failed_ms"],
@@ -74,6 +73,13 @@ export interface EnqueueOptions {
   runAt?: Date | number;
   /** Run after this many milliseconds. */
   delayMs?: number;
+  /**
+   * The job's deadline (a Date or Unix ms): delivered at or after it, the job is
+   * dead-lettered with reason `expired` instead of run (wire field `expires_ms`). Must be
+   * after `runAt`. A job type's own default (`JobType(expires_after_s=…)`) is applied
+   * by the Python producers only: none of the platform's job types sets one.
+   */
+  expiresAt?: Date | number;
   origin?: string;
   /** The OpenTelemetry context whose trace the job joins (default: the active one). */
   context?: Context;
@@ -195,6 +201,8 @@ export class TgworkersClient<P extends object = JobPayloads> {
       if (value !== undefined && value !== null) fields.push(field, value);
     }
     if (job.id === undefined && derived === undefined) fields.push(FIELD.AUTO_ID, "1");
+    const expires = expiresMs(job, due, name);
+    if (expires !== undefined) fields.push(FIELD.EXPIRES_MS, String(expires));
     return {
       keys: [pk.ready, pk.delayed, pk.delayedJobs, pk.jobs, pk.done, pk.dlq, pk.wake],
       partitions,
@@ -240,6 +248,14 @@ function derive(spec: JobSpec, what: "jobId" | "partitionKey", payload: Record<s
     throw new Error(`${name}: its ${what} is derived in code that \`jobs --json\` cannot publish; pass it explicitly`);
   }
   return undefined;
+}
+
+function expiresMs(job: EnqueueOptions, due: number, name: string): number | undefined {
+  if (job.expiresAt === undefined) return undefined;
+  const at = job.expiresAt instanceof Date ? job.expiresAt.getTime() : Math.trunc(job.expiresAt);
+  if (!Number.isFinite(at) || at <= 0) throw new RangeError(`${name}: expiresAt: expected Unix ms, got ${at}`);
+  if (due && at <= due) throw new RangeError(`${name}: expiresAt is not after runAt: the job could never run`);
+  return at;
 }
 
 function dueMs(job: EnqueueOptions, now: number): number {

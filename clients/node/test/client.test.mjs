@@ -101,6 +101,22 @@ asyncio.run(main())
   assert.match(fields.reason, /invalid payload for cfb.settle: Object contains unknown field `betid`/);
 });
 
+test("a job past its deadline is dead-lettered as expired, never run", async () => {
+  await stack.command({ op: "seed", kind: "bet", id: "n_exp", tEndMs: 0 });
+  await assert.rejects(client.enqueue("cfb.settle", { betId: "n_x" }, { runAt: 2_000_000_000_000, expiresAt: 1_999_999_999_999 }),
+    /expiresAt is not after runAt/);
+  const result = await client.enqueue("cfb.settle", { betId: "n_exp" }, { expiresAt: new Date(Date.now() - 1) });
+  assert.equal(result.created, true);
+  const dead = await waitUntil(async () => {
+    const entries = await redis.xrange(`${tag("n_exp")}:dlq`, "-", "+");
+    return entries.find((e) => e[1].includes("cfb.settle:n_exp")) ?? null;
+  }, { what: "n_exp dead-lettered" });
+  const fields = Object.fromEntries(dead[1].reduce((acc, v, i, a) => (i % 2 ? acc : [...acc, [v, a[i + 1]]]), []));
+  assert.match(fields.reason, /^expired/);
+  assert.ok(Number(fields.expires_ms) > 0);
+  assert.equal(await settled("n_exp"), null, "an expired job never calls the peer");
+});
+
 test("a payload the templates cannot fill is refused before Redis", async () => {
   await assert.rejects(client.enqueue("cfb.settle", /** @type {any} */ ({})), /betId/);
   await assert.rejects(client.enqueue("nope", {}), /unknown job type "nope"/);
