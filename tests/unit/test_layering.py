@@ -289,9 +289,6 @@ and no engine module imports it."""
 
 KNOWN_ENGINE_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
     {
-        # the finished-job log is looked up by operators but written by the runtime's settle
-        # observer, whose `Settlement` it reads: the writer belongs in runtime/
-        ("tgworkers.engine.ops.finished", "tgworkers.engine.runtime.executor"),
         # cancel requests are written by operators but applied by each worker to its own
         # runtimes (`apply_cancels`): the applying half belongs in runtime/
         ("tgworkers.engine.ops.job_actions", "tgworkers.engine.runtime.processor"),
