@@ -287,13 +287,7 @@ wire format; the job-facing model; telemetry; the client; schedules; the operato
 the runtime. `tgworkers.engine` itself (the job authors' API) re-exports from any of them
 and no engine module imports it."""
 
-KNOWN_ENGINE_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # cancel requests are written by operators but applied by each worker to its own
-        # runtimes (`apply_cancels`): the applying half belongs in runtime/
-        ("tgworkers.engine.ops.job_actions", "tgworkers.engine.runtime.processor"),
-    }
-)
+KNOWN_ENGINE_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset()
 """Imports against ENGINE_ORDER still to remove, each named so a new one fails at once."""
 
 

@@ -16,8 +16,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import anyio
 import msgspec
@@ -30,9 +29,6 @@ from tgworkers.engine.registry import Registry
 from tgworkers.engine.wire.keys import GROUP, PartitionKeys
 from tgworkers.engine.wire.scripts import Scripts, script_text
 from tgworkers.errors import InputError
-
-if TYPE_CHECKING:
-    from tgworkers.engine.runtime.processor import ProcessorRuntime
 
 STALE_MS: Final = 60_000
 """A cancel request no worker acted on within a minute is dropped (its job had ended)."""
@@ -58,7 +54,7 @@ class CancelRequest(msgspec.Struct, frozen=True):
     at: int
 
 
-_decode_request = msgspec.json.Decoder(CancelRequest)
+decode_request = msgspec.json.Decoder(CancelRequest).decode
 
 
 class JobActionResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,7 +67,7 @@ class JobActionResult(msgspec.Struct, frozen=True, kw_only=True):
     by: str | None = None
 
 
-def _s(raw: Any) -> str:
+def text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
@@ -91,13 +87,13 @@ class JobActions:
         for pk in self.layout.partitions(self.registry.queue(queue)):
             state: Any = await self.redis.hget(pk.jobs, job_id)
             if state:
-                return pk, _s(state)
+                return pk, text(state)
         raise JobNotFoundError(f"no job {job_id!r} in {queue} (finished jobs are not kept)")
 
     async def delete(self, queue: str, job_id: str) -> JobActionResult:
         pk, _ = await self.locate(queue, job_id)
         keys = [pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs]
-        where = _s(await self._delete(keys=keys, args=[GROUP, job_id]))
+        where = text(await self._delete(keys=keys, args=[GROUP, job_id]))
         if where == "missing":
             raise JobNotFoundError(f"no job {job_id!r} in {queue} (it finished meanwhile)")
         if where not in ("ready", "delayed"):
@@ -142,7 +138,7 @@ class JobActions:
         await self.redis.hset(self.key, field, _json.encode(CancelRequest(by, _now_ms())))
         with anyio.move_on_after(wait_s):
             # polled: the owner's settle publishes nothing to wait on
-            while not _s(await self.redis.hget(pk.jobs, job_id) or b"").startswith("x:"):  # noqa: ASYNC110
+            while not text(await self.redis.hget(pk.jobs, job_id) or b"").startswith("x:"):  # noqa: ASYNC110
                 await anyio.sleep(0.05)
             return JobActionResult(queue=queue, id=job_id, action="cancel", state="dead", by=by)
         return JobActionResult(queue=queue, id=job_id, action="cancel", state="cancelling", by=by)
@@ -166,31 +162,3 @@ def _state_name(state: str) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-async def apply_cancels(redis: Redis, key: str, runtimes: Iterable[ProcessorRuntime]) -> int:
-    """The control loop's step: interrupt every job of ours an operator cancelled.
-
-    One HGETALL (empty almost always). A request for a delivery this worker holds
-    is acted on and deleted; one nobody acted on for `STALE_MS` is deleted by
-    whoever sees it. Returns how many handlers this worker interrupted.
-    """
-    raw: Any = await redis.hgetall(key)
-    if not raw:
-        return 0
-    by_queue = {rt.queue: rt for rt in runtimes}
-    acted, now = 0, _now_ms()
-    for field, value in raw.items():
-        queue, _, job_id = _s(field).partition("/")
-        try:
-            request = _decode_request.decode(value)
-        except msgspec.DecodeError:
-            await redis.hdel(key, field)
-            continue
-        rt = by_queue.get(queue)
-        if rt is not None and rt.executor.cancel_job(rt.owned.values(), job_id, request.by):
-            acted += 1
-            await redis.hdel(key, field)
-        elif now - request.at > STALE_MS:
-            await redis.hdel(key, field)
-    return acted

@@ -29,12 +29,12 @@ from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.ops.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.ops.dlq import DeadLetters
-from tgworkers.engine.ops.job_actions import apply_cancels
 from tgworkers.engine.ops.rates import RateLimiter
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime.broker import Broker
+from tgworkers.engine.runtime.cancels import apply_cancels
 from tgworkers.engine.runtime.executor import Clock, Executor
 from tgworkers.engine.runtime.finished_log import FinishedLog
 from tgworkers.engine.runtime.processor import ProcessorRuntime
