@@ -125,17 +125,9 @@ class DeadLetters:
     async def count(self, queue: str) -> int:
         return sum([await self.redis.xlen(pk.dlq) for pk in self._partitions(queue)])
 
-    async def iterate(self, queue: str) -> AsyncIterator[DeadJob]:
+    def iterate(self, queue: str) -> AsyncIterator[DeadJob]:
         """Every dead-lettered job of a queue, oldest first per partition, paged."""
-        for pk in self._partitions(queue):
-            start = "-"
-            while True:
-                page = await xrange_entries(self.redis, pk.dlq, start, count=PAGE)
-                for entry_id, fields in page:
-                    yield dead_job(pk, entry_id, fields)
-                if len(page) < PAGE:
-                    break
-                start = "(" + page[-1][0].decode()
+        return self.iterate_from(queue, None)
 
     async def iterate_from(self, queue: str, cursor: str | None) -> AsyncIterator[DeadJob]:
         """Like `iterate`, resuming after `cursor` (`<partition>:<entry id>`)."""

@@ -27,7 +27,7 @@ from tgworkers.engine.layout import Layout
 from tgworkers.engine.ops.dlq import DeadLetters
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.wire.keys import GROUP, PartitionKeys
-from tgworkers.engine.wire.scripts import Scripts, script_text
+from tgworkers.engine.wire.scripts import Scripts
 from tgworkers.errors import InputError
 
 STALE_MS: Final = 60_000
@@ -80,7 +80,6 @@ class JobActions:
         self.layout = layout
         self.scripts = scripts
         self.key = layout.globals.cancels
-        self._delete = redis.register_script(script_text("job_delete"))
 
     async def locate(self, queue: str, job_id: str) -> tuple[PartitionKeys, str]:
         """The job's partition and state (`r:<entry>`, `d`, `x:<entry>`)."""
@@ -92,8 +91,7 @@ class JobActions:
 
     async def delete(self, queue: str, job_id: str) -> JobActionResult:
         pk, _ = await self.locate(queue, job_id)
-        keys = [pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs]
-        where = text(await self._delete(keys=keys, args=[GROUP, job_id]))
+        where = await self.scripts.job_delete(pk, job_id)
         if where == "missing":
             raise JobNotFoundError(f"no job {job_id!r} in {queue} (it finished meanwhile)")
         if where not in ("ready", "delayed"):

@@ -30,7 +30,7 @@ from tgworkers.engine.live import Live
 from tgworkers.engine.outcome import NotDue
 from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.wire.keys import GlobalKeys
-from tgworkers.engine.wire.scripts import script_text
+from tgworkers.engine.wire.scripts import Scripts
 
 MAX_WAIT_MS: Final = 2_000
 """Longest a worker sleeps for a booked permit; a later one goes back to the delayed set."""
@@ -91,16 +91,18 @@ class QueueGate:
 class RateLimiter:
     """Takes permits of the configured limits; reads the limits per call (hot reload)."""
 
-    def __init__(self, redis: Redis, live: Live[EngineSettings]) -> None:
+    def __init__(
+        self, redis: Redis, live: Live[EngineSettings], scripts: Scripts | None = None
+    ) -> None:
         self.redis = redis
         self.live = live
         self.keys = GlobalKeys(live.value.queue_prefix)
-        self._script = redis.register_script(script_text("rate_take"))
+        self.scripts = scripts or Scripts(redis)  # the process's one, when it is handed in
 
     async def take(self, scope: str, name: str, per_s: float, *, max_wait_ms: int) -> Permit:
         key = self.keys.rate(scope, name)
-        wait_ms, booked = await self._script(keys=[key], args=[repr(per_s), BURST, max_wait_ms])
-        return Permit(int(wait_ms), bool(booked))
+        wait_ms, booked = await self.scripts.rate_take(key, per_s, BURST, max_wait_ms)
+        return Permit(wait_ms, booked)
 
     async def admit(self, scope: str, name: str, per_s: float | None) -> int | None:
         """Sleep for a booked permit and return None; or the ms a refused caller should wait."""

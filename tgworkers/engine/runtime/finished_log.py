@@ -27,7 +27,7 @@ from tgworkers.engine.ops.finished import (
 from tgworkers.engine.runtime.executor import SettleKind, Settlement
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
-from tgworkers.engine.wire.scripts import DoneItem, script_text
+from tgworkers.engine.wire.scripts import DoneItem, Scripts
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -35,7 +35,9 @@ log = structlog.get_logger("tgworkers.engine")
 class FinishedLog:
     """Buffers finish records from the settle observer and writes them in batches."""
 
-    def __init__(self, redis: Redis, live: Live[Any], consumer: str, health: RedisHealth) -> None:
+    def __init__(
+        self, redis: Redis, live: Live[Any], consumer: str, health: RedisHealth, scripts: Scripts
+    ) -> None:
         self.redis = redis
         self.live = live
         self.consumer = consumer
@@ -43,7 +45,7 @@ class FinishedLog:
         self._pending: dict[PartitionKeys, list[tuple[str, int, bytes]]] = defaultdict(list)
         self._count = 0
         self._wake = anyio.Event()
-        self._script = redis.register_script(script_text("finished_record"))
+        self.scripts = scripts
 
     def observe(self, s: Settlement) -> None:
         """The runtime's settle observer: a DONE settle of a producer-chosen id."""
@@ -84,7 +86,6 @@ class FinishedLog:
         batch, self._pending, self._count = self._pending, defaultdict(list), 0
         keep_ms = self.live.value.dedupe_ttl_s * 1000
         for pk, rows in batch.items():
-            args: list[Any] = [keep_ms, FORGET_PER_CALL]
-            for job_id, at, blob in rows:
-                args += [job_id, at, blob]
-            await self._script(keys=[pk.finished, pk.finished_at, pk.finished_ids], args=args)
+            await self.scripts.finished_record(
+                pk, rows, keep_ms=keep_ms, forget_per_call=FORGET_PER_CALL
+            )

@@ -112,8 +112,8 @@ class Worker:
         self.control = Control(self.redis, registry, self.layout, self.scripts)
         self.partition_records = PartitionRecords(self.redis, self.layout)
         self.broker = Broker(self.redis, self.blocking, consumer)
-        self.rates = RateLimiter(self.redis, self.live)  # shared limits; peers take it too
-        self.finished = FinishedLog(self.redis, self.live, consumer, self.health)
+        self.rates = RateLimiter(self.redis, self.live, self.scripts)  # peers take it too
+        self.finished = FinishedLog(self.redis, self.live, consumer, self.health, self.scripts)
         self.runtimes = [self._runtime(p) for p in self.processors]
         self.scheduler: Scheduler | None = None
         if schedules := build_schedules(self.processors, settings):

@@ -47,6 +47,9 @@ SCRIPT_NAMES: Final = (
     "forget_stale",
     "record_steps",
     "audit_append",
+    "rate_take",
+    "finished_record",
+    "job_delete",
 )
 
 Fields = Sequence[str | bytes]
@@ -385,6 +388,29 @@ class Scripts:
             args += (name, value)
         entry = await self._run("audit_append", (key,), args)
         return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+    async def rate_take(
+        self, key: str, per_s: float, burst: int, max_wait_ms: int
+    ) -> tuple[int, bool]:
+        """A permit of one shared limit (GCRA on Redis's clock): (wait ms, booked)."""
+        wait_ms, booked = await self._run("rate_take", (key,), [repr(per_s), burst, max_wait_ms])
+        return int(wait_ms), bool(booked)
+
+    async def finished_record(
+        self, pk: PartitionKeys, rows: Sequence[tuple[str, int, bytes]], *, keep_ms: int,
+        forget_per_call: int,
+    ) -> None:  # fmt: skip
+        """Finish records of one partition, written and aged out in one call."""
+        args: list[Any] = [keep_ms, forget_per_call]
+        for job_id, at, blob in rows:
+            args += [job_id, at, blob]
+        await self._run("finished_record", (pk.finished, pk.finished_at, pk.finished_ids), args)
+
+    async def job_delete(self, pk: PartitionKeys, job_id: str) -> str:
+        """Delete a ready (untaken) or delayed job: where it was, or why it was not."""
+        keys = (pk.ready, pk.delayed, pk.delayed_jobs, pk.jobs)
+        where = await self._run("job_delete", keys, [GROUP, job_id])
+        return where.decode() if isinstance(where, bytes) else str(where)
 
     async def dlq_drop(self, pk: PartitionKeys, items: Sequence[tuple[bytes, str]]) -> int:
         args: list[Any] = [len(items)]
