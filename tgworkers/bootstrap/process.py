@@ -47,7 +47,12 @@ def telemetry_settings(settings: Settings) -> TelemetrySettings:
     return TelemetrySettings(
         sdk_disabled=settings.otel_sdk_disabled,
         otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+        traces_endpoint=settings.otel_exporter_otlp_traces_endpoint,
+        metrics_endpoint=settings.otel_exporter_otlp_metrics_endpoint,
+        metric_export_interval_ms=settings.otel_metric_export_interval,
         service_name=settings.otel_service_name,
+        histogram_samples_per_s=settings.histogram_samples_per_s,
+        process_spans_per_s=settings.process_spans_per_s,
     )
 
 
