@@ -15,12 +15,17 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from opentelemetry import context as otel_context, metrics, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from tgworkers.engine.telemetry.budget import (
+    HISTOGRAM_SAMPLES_PER_S,
+    PROCESS_SPANS_PER_S,
+    RateBudget,
+)
 from tgworkers.engine.telemetry.catalogue import (
     COUNTER,
     HISTOGRAM,
@@ -77,35 +82,6 @@ def _reason(s: SettlementView) -> str:
 
 
 # ---------------------------------------------------------------- the instruments
-
-
-class RateBudget:
-    """At most `per_s` yeses per second: keeps per-job telemetry cheap under load.
-
-    Below the budget every job is traced and measured; above it (tens of thousands
-    of jobs per second) a fixed number per second is, which keeps the histograms'
-    shape and the traces representative while the counters stay exact.
-    """
-
-    __slots__ = ("_count", "_window", "per_s")
-
-    def __init__(self, per_s: int) -> None:
-        self.per_s = per_s
-        self._window = 0
-        self._count = 0
-
-    def allow(self) -> bool:
-        now = int(time.monotonic())
-        if now != self._window:
-            self._window, self._count = now, 0
-        self._count += 1
-        return self._count <= self.per_s
-
-
-HISTOGRAM_SAMPLES_PER_S: Final = 500
-"""Default per-job histogram records per second and instrument (counters stay exact)."""
-PROCESS_SPANS_PER_S: Final = 200
-"""Default `process` spans per second per process; jobs beyond it run untraced."""
 
 
 class Telemetry:

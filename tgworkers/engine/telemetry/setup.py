@@ -13,13 +13,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from opentelemetry import trace
 
-from tgworkers.engine.telemetry.recorder import (
-    HISTOGRAM_SAMPLES_PER_S,
-    PROCESS_SPANS_PER_S,
-    Telemetry,
-    active,
-    install,
-)
+from tgworkers.engine.telemetry.budget import HISTOGRAM_SAMPLES_PER_S, PROCESS_SPANS_PER_S
+from tgworkers.engine.telemetry.recorder import Telemetry, active, install
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
