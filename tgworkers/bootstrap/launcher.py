@@ -75,7 +75,8 @@ class Injected:
     """None: providers built from the settings and flushed at exit; else this one,
     left to its owner (a test's in-memory providers)."""
     peers: Peers | None = None
-    """None: peer clients built from the settings when a processor calls peers."""
+    """None: peer clients built from the settings when a processor calls peers; either
+    way the launcher gives them the shared rate gate and closes them on exit."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
