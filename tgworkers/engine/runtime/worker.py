@@ -30,7 +30,7 @@ from tgworkers.engine.live import Live
 from tgworkers.engine.ops.control import POLL_INTERVAL_S, Control
 from tgworkers.engine.ops.dlq import DeadLetters
 from tgworkers.engine.ops.rates import RateLimiter
-from tgworkers.engine.options import RuntimeOptions
+from tgworkers.engine.options import RuntimeOptions, check_cleanup_budgets
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime.broker import Broker
@@ -143,6 +143,7 @@ class Worker:
 
     def _runtime(self, proc: Processor) -> ProcessorRuntime:
         s = self.settings
+        check_cleanup_budgets(proc.job_types, s.visibility_timeout_ms)  # before anything runs
         over = s.processor_overrides(proc.env_name)
 
         def policy_of(jt: JobType[Any]) -> Any:
