@@ -138,7 +138,7 @@ class Leases:
     def _log_overran(self, d: Delivery, now: float, *, running: bool, **extra: bool) -> None:
         took_ms, budget_ms = round((now - d.cancelled_at) * 1000), round(d.cleanup_s * 1000)
         log.warning("job.cleanup_overran", queue=self.rt.queue,
-                    job=d.envelope.name if d.envelope else None, job_id=d.job_id,
+                    job=d.job_type.name if d.job_type else None, job_id=d.job_id,
                     took_ms=took_ms, budget_ms=budget_ms, running=running, **extra)  # fmt: skip
 
     async def run_watchdog(self) -> None:
