@@ -102,3 +102,18 @@ def test_a_lost_run_back_after_its_budget_or_its_lock_is_reported() -> None:
         assert event["took_ms"] == pytest.approx(took * 1000, abs=50)
         assert event["lock_lapsed"] is lapsed and event["running"] is False
         assert host.counters["cleanup_overran"] == 1
+
+
+def test_a_read_that_blocked_long_enough_to_miss_the_watchdog_renews_at_once() -> None:
+    # VT 2 s less a 0.2 s margin less a 0.5 s budget: 1.3 s, of which the next pass may
+    # take VT/3 and the margin; a delivery whose read was sent 1 s ago cannot wait for it
+    host, stale = _returning(0)
+    leases = Leases(cast(LeaseHost, host))
+    now = time.monotonic()
+    stale.leased_at = now - 1.0
+    leases.renew_soon_if_stale([stale], now)
+    assert leases._soon.is_set()
+    fresh = Leases(cast(LeaseHost, host))
+    stale.leased_at = now - 0.1
+    fresh.renew_soon_if_stale([stale], now)
+    assert not fresh._soon.is_set()

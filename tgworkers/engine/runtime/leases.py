@@ -69,11 +69,29 @@ class Leases:
     def __init__(self, runtime: LeaseHost) -> None:
         self.rt = runtime
         self._overran: set[Delivery] = set()  # lost runs reported still in their clean-up
+        self._soon = anyio.Event()  # set: the next renewal pass is due now
 
     async def run_renewals(self) -> None:
         while True:
-            await anyio.sleep(self.rt.options.lease_interval_s)
+            with anyio.move_on_after(self.rt.options.lease_interval_s):
+                await self._soon.wait()
+            self._soon = anyio.Event()
             await guarded(self.rt.health, "lease", self.renew_once)
+
+    def renew_soon_if_stale(self, deliveries: list[Delivery], now: float) -> None:
+        """Renew now, not at the next pass, deliveries already too old to wait for it.
+
+        A delivery's lease counts from when its read was *sent*; a read that blocked
+        (BLOCK 1000 on an idle queue) hands out entries up to a second old. With a
+        short VT and a long clean-up budget the next pass (up to VT/3 away) could come
+        after the watchdog's limit and cancel a healthy run (the checker's seed 36, VT
+        2 s and 0.6 s: cancelled 0.3 s after it started). Only such reads cost a pass
+        earlier; at the default VT nothing read is ever that old.
+        """
+        options = self.rt.options
+        slack = options.lease_interval_s + options.margin_s
+        if any(d.leased_at < now - options.run_budget_s(d.cleanup_s) + slack for d in deliveries):
+            self._soon.set()
 
     async def renew_once(self) -> None:
         for pk, group in by_partition(list(self.rt.owned.values())).items():

@@ -240,6 +240,7 @@ class ProcessorRuntime:
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
         now = time.monotonic()
+        self.leases.renew_soon_if_stale(runnable, now)
         for d in runnable:
             if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
                 d.lost = True
