@@ -24,7 +24,8 @@ compensate()`), while a worker with the new count runs the moved copy: the overl
 one job in two partitions the checker reports. (A run that stops at once on that
 cancellation ends before any new worker is up: that is how the `repartition` fault's
 short jobs hid the bug.) With the protocol the move waits the running jobs out: nothing
-cancels them, and they never compensate.
+cancels them, and they never compensate, so their clean-up may exceed the job type's
+declared budget (app.CLEANUP_S, which 440beec did not have).
 """
 
 from __future__ import annotations
