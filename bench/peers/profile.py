@@ -1,0 +1,128 @@
+"""`python -m bench.peers.profile`: the cost of a no-op drain, counted where timing is noise.
+
+The 1-process drain of `bench.peers` (same producer, probe and barrier), with the worker
+run under a tool, measured from the barrier (`bench:go`) to the last job only:
+
+- `--tool callgrind`: the worker under `valgrind --tool=callgrind`; its counters are
+  zeroed at go and dumped at the last job (`callgrind_control`), so the figure is the
+  worker's **instructions per job**: repeatable to a few tenths of a percent on a shared
+  machine, where CPU time per job moves by 15 % between identical runs. Slow (~50x):
+  use a few thousand jobs. The dump (`--out`) opens in `callgrind_annotate`/kcachegrind.
+- `--tool py-spy`: `py-spy record` attached to the worker at go and stopped at the last
+  job (`--out x.svg` for a flame graph, `x.txt` for py-spy's raw collapsed stacks).
+- `--tool none`: worker and Redis CPU per job and commands per job, as `bench.peers.ab`.
+
+`--tree DIR` measures another `tgworkers/` (`git archive REV tgworkers | tar -x -C DIR`).
+Prints one line; never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.peers import probe
+from bench.peers.cost import Meter
+from bench.peers.driver import Driver
+from tgworkers.devstack.redis import RedisServer
+
+MODULE = "bench.peers.peer_tgworkers"
+
+
+def _callgrind_total(out: Path) -> int:
+    """Instructions (Ir) of the last callgrind dump written under `out`'s prefix."""
+    dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_mtime)
+    text = dumps[-1].read_text(errors="replace")
+    found = re.findall(r"^(?:summary|totals):\s+(\d+)", text, flags=re.MULTILINE)
+    return int(found[-1])
+
+
+def _callgrind_control(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
+
+
+def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str) -> str:  # noqa: PLR0915
+    servers = [RedisServer(), RedisServer()]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    try:
+        for server in servers:
+            server.start()
+        driver = Driver(servers[0].url, servers[1].url)
+        driver._reset()  # noqa: SLF001 - the same phases as Driver.drain, with a tool around
+        produced = driver._produce(MODULE, sys.executable, tree, "--mode", "bulk", "--n", str(jobs))  # noqa: SLF001
+        prefix: list[str] = []
+        cg_out = scratch / "callgrind.out"
+        if tool == "callgrind":
+            prefix = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                      f"--callgrind-out-file={cg_out}.%p", "--dump-instr=no"]  # fmt: skip
+        log = (scratch / "worker.log").open("wb")
+        worker = subprocess.Popen(
+            [*prefix, sys.executable, "-m", MODULE, "work", "--concurrency", "100"],
+            cwd=scratch, env=driver._env(tree), stdout=log, stderr=subprocess.STDOUT,  # noqa: SLF001
+        )  # fmt: skip
+        spy: subprocess.Popen[bytes] | None = None
+        try:
+            ready = lambda: driver.ctl.hlen(probe.READY_KEY) >= 1  # noqa: E731
+            driver._wait("start barrier", ready, [worker], 900)  # noqa: SLF001
+            if tool == "callgrind":
+                _callgrind_control("-z", str(worker.pid))
+            if tool == "py-spy":
+                assert out is not None  # noqa: S101
+                fmt = "flamegraph" if out.suffix == ".svg" else "raw"
+                spy = subprocess.Popen([pyspy, "record", "--pid", str(worker.pid), "--rate", "500",
+                                        "--format", fmt, "--output", str(out), "--gil"])  # fmt: skip
+                time.sleep(1.0)  # py-spy attached before the first job
+            meter = Meter(driver.r, [worker.pid])
+            go = time.time()
+            driver.ctl.set(probe.GO_KEY, go)
+            done = lambda: driver._progress()[0] >= jobs  # noqa: E731, SLF001
+            driver._wait(f"{jobs} jobs run", done, [worker], 3600)  # noqa: SLF001
+            cost = meter.read(jobs)
+            rate = jobs / (driver._progress()[1] - go)  # noqa: SLF001
+            if tool == "callgrind":
+                _callgrind_control("-d", str(worker.pid))
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(120)
+        finally:
+            worker.kill()
+            worker.wait(30)
+        line = (f"{tool}: {jobs} jobs, worker {cost.process_us:.1f} us/job, Redis"
+                f" {cost.redis_us:.1f} us/job, {cost.commands:.3f} commands/job"
+                f" ({', '.join(f'{n} {c:.3f}' for n, c in cost.top)}), {rate:,.0f} jobs/s,"
+                f" enqueue {produced['rate']:,.0f} jobs/s")  # fmt: skip
+        if tool == "callgrind":
+            total = _callgrind_total(cg_out)
+            line += f"; {total / jobs:,.0f} instructions/job (worker, callgrind)"
+            if out is not None:
+                dumps = sorted(scratch.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
+                shutil.copy(dumps[-1], out)
+        return line
+    finally:
+        for server in servers:
+            server.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.peers.profile")
+    parser.add_argument("--tool", choices=("none", "callgrind", "py-spy"), default="none")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--tree", default="", help="a directory holding another tgworkers/")
+    parser.add_argument("--out", type=Path, help="callgrind dump, or py-spy .svg/.txt")
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    args = parser.parse_args()
+    tree = os.path.abspath(args.tree) if args.tree else ""
+    print(run(args.tool, args.jobs, tree, args.out, args.py_spy), flush=True)
+
+
+if __name__ == "__main__":
+    main()
