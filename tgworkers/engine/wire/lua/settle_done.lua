@@ -128,7 +128,8 @@ if #owned > 0 then
 end
 if #ids > 0 then
   redis.call('HDEL', KEYS[2], unpack(ids))
-  redis.call('HDEL', KEYS[5], unpack(ids))
+  -- step records are rare (multi-step jobs): no hash, no arguments to build per job
+  if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('HDEL', KEYS[5], unpack(ids)) end
 end
 if #done > 0 then redis.call('ZADD', KEYS[3], unpack(done)) end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[3])))
