@@ -49,15 +49,38 @@ def _callgrind_control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
 
 
-def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str) -> str:  # noqa: PLR0915
+def _attach(tool: str, pid: int, out: Path | None, pyspy: str) -> subprocess.Popen[bytes] | None:
+    """Start counting at go: zero callgrind's counters, or attach py-spy."""
+    if tool == "callgrind":
+        _callgrind_control("-z", str(pid))
+    if tool != "py-spy":
+        return None
+    if out is None:
+        raise SystemExit("--tool py-spy needs --out (.svg or .txt)")
+    fmt = "flamegraph" if out.suffix == ".svg" else "raw"
+    args = ["record", "--pid", str(pid), "--rate", "500", "--format", fmt, "--output", str(out)]
+    spy = subprocess.Popen([pyspy, *args, "--gil"])  # only samples holding the GIL: no idle
+    time.sleep(1.0)  # attached before the first job
+    return spy
+
+
+def _detach(tool: str, pid: int, spy: subprocess.Popen[bytes] | None) -> None:
+    if tool == "callgrind":
+        _callgrind_control("-d", str(pid))
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(120)
+
+
+def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str) -> str:
     servers = [RedisServer(), RedisServer()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     try:
         for server in servers:
             server.start()
         driver = Driver(servers[0].url, servers[1].url)
-        driver._reset()  # noqa: SLF001 - the same phases as Driver.drain, with a tool around
-        produced = driver._produce(MODULE, sys.executable, tree, "--mode", "bulk", "--n", str(jobs))  # noqa: SLF001
+        driver._reset()
+        produced = driver._produce(MODULE, sys.executable, tree, "--mode", "bulk", "--n", str(jobs))
         prefix: list[str] = []
         cg_out = scratch / "callgrind.out"
         if tool == "callgrind":
@@ -66,32 +89,20 @@ def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str) -> str:  
         log = (scratch / "worker.log").open("wb")
         worker = subprocess.Popen(
             [*prefix, sys.executable, "-m", MODULE, "work", "--concurrency", "100"],
-            cwd=scratch, env=driver._env(tree), stdout=log, stderr=subprocess.STDOUT,  # noqa: SLF001
+            cwd=scratch, env=driver._env(tree), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        spy: subprocess.Popen[bytes] | None = None
         try:
             ready = lambda: driver.ctl.hlen(probe.READY_KEY) >= 1  # noqa: E731
-            driver._wait("start barrier", ready, [worker], 900)  # noqa: SLF001
-            if tool == "callgrind":
-                _callgrind_control("-z", str(worker.pid))
-            if tool == "py-spy":
-                assert out is not None  # noqa: S101
-                fmt = "flamegraph" if out.suffix == ".svg" else "raw"
-                spy = subprocess.Popen([pyspy, "record", "--pid", str(worker.pid), "--rate", "500",
-                                        "--format", fmt, "--output", str(out), "--gil"])  # fmt: skip
-                time.sleep(1.0)  # py-spy attached before the first job
+            driver._wait("start barrier", ready, [worker], 900)
+            spy = _attach(tool, worker.pid, out, pyspy)
             meter = Meter(driver.r, [worker.pid])
             go = time.time()
             driver.ctl.set(probe.GO_KEY, go)
-            done = lambda: driver._progress()[0] >= jobs  # noqa: E731, SLF001
-            driver._wait(f"{jobs} jobs run", done, [worker], 3600)  # noqa: SLF001
+            done = lambda: driver._progress()[0] >= jobs  # noqa: E731
+            driver._wait(f"{jobs} jobs run", done, [worker], 3600)
             cost = meter.read(jobs)
-            rate = jobs / (driver._progress()[1] - go)  # noqa: SLF001
-            if tool == "callgrind":
-                _callgrind_control("-d", str(worker.pid))
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(120)
+            rate = jobs / (driver._progress()[1] - go)
+            _detach(tool, worker.pid, spy)
         finally:
             worker.kill()
             worker.wait(30)

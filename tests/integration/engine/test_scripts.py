@@ -391,9 +391,13 @@ async def test_settle_done_reads_the_pending_entries_of_the_batchs_span_only(red
     job. Now it spans the batch's milliseconds: one page, and the one that finds the trim line."""
     s = Scripts(redis)
     for i in range(150):  # an older read, still running
-        await redis.xadd(P.ready, {"id": f"o{i}", "name": "test.work", "payload": "{}"}, id=f"10-{i}")
+        await redis.xadd(
+            P.ready, {"id": f"o{i}", "name": "test.work", "payload": "{}"}, id=f"10-{i}"
+        )
     for i in range(3):
-        await redis.xadd(P.ready, {"id": f"n{i}", "name": "test.work", "payload": "{}"}, id=f"20-{i}")
+        await redis.xadd(
+            P.ready, {"id": f"n{i}", "name": "test.work", "payload": "{}"}, id=f"20-{i}"
+        )
     await redis.xadd(P.ready, {"id": "later", "name": "test.work", "payload": "{}"}, id="30-0")
     entries = await deliver(redis, "me")
     entries += [e for e, _ in (await redis.xreadgroup(GROUP, "me", {P.ready: ">"}))[0][1]]
