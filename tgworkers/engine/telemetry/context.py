@@ -79,6 +79,17 @@ current_run: Final[contextvars.ContextVar[JobRun | None]] = contextvars.ContextV
 )
 
 
+def current_request_id() -> str | None:
+    """`job_id:attempt` of the run in progress (peers send it as X-Request-Id), else None.
+
+    Read from the run's one ContextVar when a request is sent, instead of a second
+    ContextVar set and reset around every run (a twentieth of a no-op job's CPU with
+    the context it was built with, profiled).
+    """
+    run = current_run.get()
+    return None if run is None else f"{run.job_id}:{run.attempt}"
+
+
 def add_job_context(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Log processor: the run's job id, name, attempt, queue and trace id.
 
