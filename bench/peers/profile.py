@@ -37,12 +37,12 @@ from tgworkers.devstack.redis import RedisServer
 MODULE = "bench.peers.peer_tgworkers"
 
 
-def _callgrind_total(out: Path) -> int:
-    """Instructions (Ir) of the last callgrind dump written under `out`'s prefix."""
+def _callgrind_total(out: Path) -> tuple[int, Path]:
+    """Instructions (Ir) of the last callgrind dump written under `out`'s prefix, and it."""
     dumps = sorted(out.parent.glob(out.name + "*"), key=lambda p: p.stat().st_mtime)
     text = dumps[-1].read_text(errors="replace")
     found = re.findall(r"^(?:summary|totals):\s+(\d+)", text, flags=re.MULTILINE)
-    return int(found[-1])
+    return int(found[-1]), dumps[-1]
 
 
 def _callgrind_control(*args: str) -> None:
@@ -64,6 +64,31 @@ def _attach(tool: str, pid: int, out: Path | None, pyspy: str) -> subprocess.Pop
     return spy
 
 
+def _idle_rate(pid: int, out: Path, idle_s: float) -> float:
+    """Instructions per second of the worker's periodic loops, idle after the drain.
+
+    Under callgrind a drain takes tens of seconds, more on a loaded machine, and the
+    periodic loops (leases, recovery, promoter, control, heartbeat) run by the clock: their
+    share per job moves with the drain's length unless taken out.
+    """
+    if idle_s <= 0:
+        return 0.0
+    _callgrind_control("-z", str(pid))
+    time.sleep(idle_s)
+    _callgrind_control("-d", str(pid))
+    return _callgrind_total(out)[0] / idle_s
+
+
+def _counted(
+    pid: int, cg_out: Path, out: Path | None, idle_s: float, drain_s: float
+) -> tuple[int, float, float]:
+    """The drain's instructions (its dump copied to `out`), the idle rate, the drain's time."""
+    total, dump = _callgrind_total(cg_out)
+    if out is not None:
+        shutil.copy(dump, out)
+    return total, _idle_rate(pid, cg_out, idle_s), drain_s
+
+
 def _detach(tool: str, pid: int, spy: subprocess.Popen[bytes] | None) -> None:
     if tool == "callgrind":
         _callgrind_control("-d", str(pid))
@@ -72,7 +97,7 @@ def _detach(tool: str, pid: int, spy: subprocess.Popen[bytes] | None) -> None:
         spy.wait(120)
 
 
-def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str) -> str:
+def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str, idle_s: float) -> str:
     servers = [RedisServer(), RedisServer()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     try:
@@ -103,6 +128,7 @@ def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str) -> str:
             cost = meter.read(jobs)
             rate = jobs / (driver._progress()[1] - go)
             _detach(tool, worker.pid, spy)
+            counted = _counted(worker.pid, cg_out, out, idle_s, jobs / rate) if prefix else None
         finally:
             worker.kill()
             worker.wait(30)
@@ -110,12 +136,11 @@ def run(tool: str, jobs: int, tree: str, out: Path | None, pyspy: str) -> str:
                 f" {cost.redis_us:.1f} us/job, {cost.commands:.3f} commands/job"
                 f" ({', '.join(f'{n} {c:.3f}' for n, c in cost.top)}), {rate:,.0f} jobs/s,"
                 f" enqueue {produced['rate']:,.0f} jobs/s")  # fmt: skip
-        if tool == "callgrind":
-            total = _callgrind_total(cg_out)
-            line += f"; {total / jobs:,.0f} instructions/job (worker, callgrind)"
-            if out is not None:
-                dumps = sorted(scratch.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
-                shutil.copy(dumps[-1], out)
+        if counted is not None:
+            total, idle_per_s, drain_s = counted
+            line += (f"; {total / jobs:,.0f} instructions/job (worker, callgrind), less the idle"
+                     f" loops' {idle_per_s:,.0f}/s over the {drain_s:.1f} s drain:"
+                     f" {(total - idle_per_s * drain_s) / jobs:,.0f}")  # fmt: skip
         return line
     finally:
         for server in servers:
@@ -129,10 +154,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--tree", default="", help="a directory holding another tgworkers/")
     parser.add_argument("--out", type=Path, help="callgrind dump, or py-spy .svg/.txt")
+    parser.add_argument("--idle-s", type=float, default=20.0, help="callgrind: idle rate over")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     args = parser.parse_args()
     tree = os.path.abspath(args.tree) if args.tree else ""
-    print(run(args.tool, args.jobs, tree, args.out, args.py_spy), flush=True)
+    print(run(args.tool, args.jobs, tree, args.out, args.py_spy, args.idle_s), flush=True)
 
 
 if __name__ == "__main__":
