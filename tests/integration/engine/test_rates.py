@@ -83,4 +83,3 @@ async def _full(redis, n: int) -> list[bytes] | None:
 async def _stats(worker):
     queue_of = {p.env_name: p.queue for p in worker.registry.processors.values()}
     return await read_limits(worker.redis, worker.settings, queue_of)
-
