@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,8 +40,12 @@ class Delivery:
     handback: bool = False
     settling: bool = False
     leased_at: float = 0.0
-    """Monotonic time just before the call that last claimed or renewed this entry:
-    Redis may hand it to another worker VT after that, so the run stops before then."""
+    """Monotonic time just before the call that last claimed or renewed this entry (or,
+    once lost, extended its key lock): Redis may hand it to another worker VT after
+    that, so the run stops before then."""
+    cancelled_at: float = 0.0
+    """Monotonic time its running handler was first cancelled (0: never): how long its
+    clean-up took is measured from here (`job.cleanup_overran`)."""
     payload: Any = None
     """The payload decoded and validated by the executor's check, for the handler."""
     error_type: str | None = None
@@ -66,7 +71,14 @@ class Delivery:
     def cancel(self) -> None:
         """Interrupt the running handler now (its lease was lost, or shutdown)."""
         if self.timeout is not None:
-            self.timeout.reschedule(asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            self.cancelled_at = self.cancelled_at or time.monotonic()
+            self.timeout.reschedule(now)
+
+    @property
+    def cleanup_s(self) -> float:
+        """Its job type's clean-up budget (0 for an entry that is not a known job)."""
+        return self.job_type.cleanup_s if self.job_type is not None else 0.0
 
     @property
     def running(self) -> bool:

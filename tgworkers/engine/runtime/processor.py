@@ -36,7 +36,7 @@ from tgworkers.engine.runtime.broker import Broker, Delivery
 from tgworkers.engine.runtime.exclusive import exclusive_wait_ms, waiting_fields
 from tgworkers.engine.runtime.executor import Executor, SettleKind, Settlement
 from tgworkers.engine.runtime.handoff import Handoff
-from tgworkers.engine.runtime.leases import Leases
+from tgworkers.engine.runtime.leases import Leases, by_partition, held_lock, out_of_budget
 from tgworkers.engine.runtime.promoter import Promoter
 from tgworkers.engine.runtime.recovery import Recovery
 from tgworkers.engine.runtime.unfinished import Unfinished
@@ -239,9 +239,10 @@ class ProcessorRuntime:
         self.track(batch)
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
-        limit = time.monotonic() - self.options.lease_budget_s
+        now = time.monotonic()
+        self.leases.renew_soon_if_stale(runnable, now)
         for d in runnable:
-            if d.leased_at < limit:  # claimed too long ago (a stall): someone may hold it now
+            if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
                 d.lost = True
                 log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id,
                             entry=d.entry_id.decode(), reason="expired", running=False)  # fmt: skip
@@ -318,10 +319,7 @@ class ProcessorRuntime:
     async def _consume_once(self, d: Delivery) -> None:
         if self.stopping and not d.running:
             d.handback = True
-        if (
-            not (d.running or d.lost)
-            and d.leased_at < time.monotonic() - self.options.lease_budget_s
-        ):
+        if not (d.running or d.lost) and out_of_budget(d, self.options, time.monotonic()):
             # the watchdog's rule, checked as a consumer takes it: a delivery that waited
             # here through a stall (a blocked loop) may be another worker's by now, and the
             # watchdog's next pass would cancel it only after its handler began
@@ -341,6 +339,8 @@ class ProcessorRuntime:
             self._slot_freed.set()
             if runs and (behind := self.unfinished.end(d)):
                 self._handoff.put(behind)
+            if d.lost and d.cancelled_at:  # its lock is released with its drop, below
+                self.leases.returned(d)
         self.last_progress = time.monotonic()
         d.settling = True
         self._pending.append(settlement)
@@ -363,10 +363,13 @@ class ProcessorRuntime:
         """Send every pending settlement: one script call per partition and kind."""
         batch, self._pending = self._pending, []
         groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
+        dropped: list[Delivery] = []
         for s in batch:
             if s.kind is SettleKind.DROP:
                 self._forget(s.delivery)
                 self.counters["lease_lost"] += 1
+                if s.delivery.lock is not None:
+                    dropped.append(s.delivery)
             else:
                 groups[(s.delivery.pk, s.kind)].append(s)
         for (pk, kind), group in groups.items():
@@ -375,6 +378,11 @@ class ProcessorRuntime:
             for s in group:
                 self._forget(s.delivery)
                 self._observe(s, refused=s.delivery.entry_id in refused)
+        for lost in by_partition(dropped).values():
+            # a lost run returned (or never ran): its key lock, if it still names it, is
+            # released now rather than left to expire (promise 6; leases.py)
+            locks = [held_lock(d) for d in lost]
+            await self._with_redis(functools.partial(self.scripts.hold_locks, locks, ttl_ms=0))
         if not self._pending and self.active == 0:
             self._settled_all.set()
 

@@ -50,6 +50,7 @@ SCRIPT_NAMES: Final = (
     "rate_take",
     "finished_record",
     "job_delete",
+    "hold_locks",
 )
 
 Fields = Sequence[str | bytes]
@@ -126,6 +127,15 @@ class LeaseItem:
     entry_id: bytes
     job_id: str
     lock: str | None
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLock:
+    """A lost run's exclusivity lock, for `hold_locks`: the key and the delivery it names."""
+
+    lock: str
+    entry_id: bytes
     token: int
 
 
@@ -318,6 +328,16 @@ class Scripts:
         keys = [pk.ready, pk.jobs, pk.stats, pk.steps, *locks.keys]
         lost, deleted = await self._run("renew_leases", keys, args)
         return list(lost), list(deleted)
+
+    async def hold_locks(self, held: Sequence[HeldLock], *, ttl_ms: int) -> list[bool]:
+        """Extend (`ttl_ms` > 0) or release (0) each lock while it names its delivery.
+
+        The locks of one call must be one partition's (one hash slot on a cluster).
+        """
+        args: list[Any] = [ttl_ms]
+        for h in held:
+            args += (h.entry_id, h.token)
+        return [bool(x) for x in await self._run("hold_locks", [h.lock for h in held], args)]
 
     async def record_steps(
         self, pk: PartitionKeys, consumer: str, entry_id: bytes, token: int, job_id: str,
