@@ -24,7 +24,7 @@ from tgworkers.engine.ops.finished import (
     FinishedRecord,
     encode_record,
 )
-from tgworkers.engine.runtime.executor import SettleKind, Settlement
+from tgworkers.engine.runtime.settlement import SettleKind, Settlement
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.engine.wire.scripts import DoneItem, Scripts

@@ -32,14 +32,17 @@ from anyio.abc import TaskGroup
 
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.registry import JobType, Processor
-from tgworkers.engine.runtime.broker import Broker, Delivery
+from tgworkers.engine.runtime.broker import Broker
+from tgworkers.engine.runtime.counters import RuntimeCounters
+from tgworkers.engine.runtime.deliveries import Deliveries
+from tgworkers.engine.runtime.delivery import Delivery, HeldAs
 from tgworkers.engine.runtime.exclusive import exclusive_wait_ms, waiting_fields
-from tgworkers.engine.runtime.executor import Executor, SettleKind, Settlement
+from tgworkers.engine.runtime.executor import Executor
 from tgworkers.engine.runtime.handoff import Handoff
 from tgworkers.engine.runtime.leases import Leases
 from tgworkers.engine.runtime.promoter import Promoter
 from tgworkers.engine.runtime.recovery import Recovery
-from tgworkers.engine.runtime.unfinished import Unfinished
+from tgworkers.engine.runtime.settlement import SettleKind, Settlement
 from tgworkers.engine.telemetry.recorder import active as active_telemetry
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
@@ -76,11 +79,12 @@ class ProcessorRuntime:
         self.job_types: dict[str, JobType[Any]] = {jt.name: jt for jt in processor.job_types}
         self.paused = False
         self.stopping = False
-        self.owned: dict[tuple[int, bytes], Delivery] = {}  # by `Delivery.held_as`
-        self.unfinished = Unfinished()
+        self.counters = RuntimeCounters()
+        self.deliveries = Deliveries(self.queue, self.job_types, self.counters)
+        """Every delivery held here and each change of its state (deliveries.py)."""
+        executor.deliveries = self.deliveries
         self.active = 0
         self.running_consumers = 0
-        self.counters: dict[str, int] = defaultdict(int)
         self.last_progress = time.monotonic()
         self._pending: list[Settlement] = []
         self._settle_wake = anyio.Event()
@@ -142,13 +146,11 @@ class ProcessorRuntime:
 
     @property
     def running(self) -> list[Delivery]:
-        return [d for d in self.owned.values() if d.running]
+        return self.deliveries.running()
 
     def cancel_running(self) -> None:
         """After the grace period: cancel handlers; their entries are handed back."""
-        for d in list(self.owned.values()):
-            d.handback = True
-            d.cancel()
+        self.deliveries.hand_back_all()
 
     async def wait_idle(self) -> None:
         """Until nothing is buffered, running or waiting to be settled."""
@@ -182,17 +184,6 @@ class ProcessorRuntime:
 
     def free_slots(self) -> int:
         return self.options.concurrency - self.active
-
-    def track(self, deliveries: list[Delivery]) -> None:
-        now = time.monotonic()
-        for d in deliveries:
-            d.leased_at = d.leased_at or now
-            self.owned[d.held_as] = d
-            if d.envelope is not None:
-                d.job_type = self.job_types.get(d.envelope.name)
-                if d.job_type is not None and d.job_type.exclusive:
-                    key = d.envelope.key or d.envelope.id
-                    d.lock = d.pk.lock(key)
 
     # ------------------------------------------------------------------ reading
 
@@ -228,25 +219,23 @@ class ProcessorRuntime:
         self.health.ok("read")
         self.last_progress = time.monotonic()
         if batch:
+            self.deliveries.leased(batch, sent)
             for d in batch:
-                d.leased_at = sent
                 d.decode()
             if batch := self.recovery.quarantine(batch):  # a moved job may be poison
                 await self.dispatch(batch)
 
     async def dispatch(self, batch: list[Delivery]) -> None:
         """Hand read or reclaimed deliveries to the consumers (locks taken first)."""
-        self.track(batch)
+        self.deliveries.taken(batch)
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
         limit = time.monotonic() - self.options.lease_budget_s
         for d in runnable:
             if d.leased_at < limit:  # claimed too long ago (a stall): someone may hold it now
-                d.lost = True
-                log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id,
-                            entry=d.entry_id.decode(), reason="expired", running=False)  # fmt: skip
+                self.deliveries.expired_queued(d)
             elif self.paused or self.stopping:
-                d.handback = True
+                self.deliveries.hand_back((d,))
         self._handoff.put(runnable)
 
     async def _take_locks(self, batch: list[Delivery]) -> list[Delivery]:
@@ -256,7 +245,7 @@ class ProcessorRuntime:
         by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
         for d in needing:
             by_pk[d.pk].append(d)
-        refused: set[tuple[int, bytes]] = set()  # by `Delivery.held_as`
+        refused: set[HeldAs] = set()
         for pk, group in by_pk.items():
             items = [
                 AcquireItem(
@@ -277,31 +266,10 @@ class ProcessorRuntime:
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
                     refused.add(d.held_as)
-                    self._forget(d)
-                    self.counters["exclusive_waits" if verdict == 0 else "lease_lost"] += 1
+                    self.deliveries.key_refused(d, waits=verdict == 0)
         if refused:
             self.promoter.wake()
         return [d for d in batch if d.held_as not in refused]
-
-    def _forget(self, d: Delivery) -> None:
-        """Stop tracking `d`, never a newer delivery of the same entry."""
-        if self.owned.get(d.held_as) is d:
-            del self.owned[d.held_as]
-
-    def supersede(self, old: Delivery, new: Delivery) -> None:
-        """Our own sweep reclaimed an entry `old` still holds: `new` takes its place.
-
-        This process stalled past the visibility timeout (event loop blocked, Redis
-        paused). `old` is fenced by the new token and cancelled; `new` is dispatched
-        like any delivery and, like any, runs only once `old`'s coroutine has
-        returned (`_consume_once`), so the job never runs twice at once here.
-        """
-        self._forget(old)
-        old.lost = True
-        self.counters["superseded"] += 1
-        log.warning("job.superseded", queue=self.queue, job_id=old.job_id,
-                    entry=old.entry_id.decode(), deliveries=new.deliveries)  # fmt: skip
-        old.cancel()
 
     # ------------------------------------------------------------------ consuming
 
@@ -316,8 +284,9 @@ class ProcessorRuntime:
             self.running_consumers -= 1
 
     async def _consume_once(self, d: Delivery) -> None:
+        table = self.deliveries
         if self.stopping and not d.running:
-            d.handback = True
+            table.hand_back((d,))
         if (
             not (d.running or d.lost)
             and d.leased_at < time.monotonic() - self.options.lease_budget_s
@@ -325,24 +294,19 @@ class ProcessorRuntime:
             # the watchdog's rule, checked as a consumer takes it: a delivery that waited
             # here through a stall (a blocked loop) may be another worker's by now, and the
             # watchdog's next pass would cancel it only after its handler began
-            self.leases.lose(d.held_as, expired=True, delivery=d)
-            d.lost = True
+            table.expired_taken(d)
         runs = not (d.lost or d.handback)  # a lost delivery is dropped, a handed-back one not run
-        if runs and (blocker := self.unfinished.start(d)) is not None:
-            self.counters["waited_unfinished"] += 1
-            log.warning("job.waits_for_unfinished", queue=self.queue, job_id=d.job_id,
-                        entry=d.entry_id.decode(), unfinished_job_id=blocker.job_id,
-                        unfinished_entry=blocker.entry_id.decode())  # fmt: skip
-            return  # handed out again when `blocker` returns
+        if runs and table.begins(d) is not None:
+            return  # parked: handed out again when the run it waits for returns
         try:
             settlement = await self.executor.run(d)
         finally:
             self.active -= 1
             self._slot_freed.set()
-            if runs and (behind := self.unfinished.end(d)):
+            if runs and (behind := table.ended(d)):
                 self._handoff.put(behind)
         self.last_progress = time.monotonic()
-        d.settling = True
+        table.settling(d)
         self._pending.append(settlement)
         self._settle_wake.set()
 
@@ -365,15 +329,14 @@ class ProcessorRuntime:
         groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
         for s in batch:
             if s.kind is SettleKind.DROP:
-                self._forget(s.delivery)
-                self.counters["lease_lost"] += 1
+                self.deliveries.dropped(s.delivery)
             else:
                 groups[(s.delivery.pk, s.kind)].append(s)
         for (pk, kind), group in groups.items():
             send = functools.partial(self._send_group, pk, kind, group)
             refused: set[bytes] = await self._with_redis(send)
+            self.deliveries.settled(s.delivery for s in group)
             for s in group:
-                self._forget(s.delivery)
                 self._observe(s, refused=s.delivery.entry_id in refused)
         if not self._pending and self.active == 0:
             self._settled_all.set()
@@ -384,7 +347,7 @@ class ProcessorRuntime:
         items: Any = [s.item for s in group]
         if kind is SettleKind.DONE:
             ttl = self.options.dedupe_ttl_ms
-            held = len(self.owned)
+            held = len(self.deliveries)
             done = self.scripts.settle_done
             return set(await done(pk, self.consumer, items, dedupe_ttl_ms=ttl, held=held))
         if kind is SettleKind.LATER:
@@ -400,11 +363,11 @@ class ProcessorRuntime:
     def _observe(self, s: Settlement, *, refused: bool) -> None:
         d = s.delivery
         if refused:
-            self.counters["settle_refused"] += 1
+            self.counters.settle_refused += 1
             log.warning("job.settle_refused", queue=self.queue, job_id=d.job_id,
                         entry=d.entry_id.decode(), reason="ownership lost")  # fmt: skip
             return
-        self.counters[s.kind.value] += 1
+        self.counters.settled(s.kind)
         for observer in self.observers:
             observer(s)
         if s.kind is SettleKind.DEAD:

@@ -12,7 +12,7 @@ entries and keys are not held up. Another process is kept off the key by its loc
 
 from __future__ import annotations
 
-from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.runtime.delivery import Delivery
 
 
 class Unfinished:
