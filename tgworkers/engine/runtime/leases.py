@@ -21,7 +21,8 @@ import anyio
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.runtime.deliveries import Deliveries, LostBy
 from tgworkers.engine.wire.connection import RedisHealth, guarded
-from tgworkers.engine.wire.scripts import LeaseItem, Scripts
+from tgworkers.engine.wire.script_items import LeaseItem
+from tgworkers.engine.wire.scripts import Scripts
 
 
 class LeaseHost(Protocol):

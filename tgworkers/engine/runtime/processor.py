@@ -46,7 +46,8 @@ from tgworkers.engine.runtime.settlement import SettleKind, Settlement
 from tgworkers.engine.telemetry.recorder import active as active_telemetry
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
-from tgworkers.engine.wire.scripts import AcquireItem, Scripts
+from tgworkers.engine.wire.script_items import AcquireItem
+from tgworkers.engine.wire.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.engine")
 

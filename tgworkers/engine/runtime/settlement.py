@@ -21,7 +21,7 @@ from tgworkers.engine.retry import Decision
 from tgworkers.engine.runtime.delivery import Delivery
 from tgworkers.engine.wire.envelope import Envelope, HistoryEntry, fields_json, to_fields
 from tgworkers.engine.wire.keys import Field
-from tgworkers.engine.wire.scripts import DeadItem, DoneItem, HandBackItem, LaterItem
+from tgworkers.engine.wire.script_items import DeadItem, DoneItem, HandBackItem, LaterItem
 
 
 class SettleKind(enum.Enum):
