@@ -5,7 +5,7 @@ Duties, each a named loop whose one-iteration body is testable on its own:
    free slots; exclusive job types take their key locks first;
 2. `_consume_loop` (x concurrency): runs deliveries through the executor; a
    delivery whose entry or key has a run here that has not returned yet (lost
-   and cancelled, but still in its clean-up) waits for it (unfinished.py);
+   and cancelled, but still in its clean-up) waits for it (`Deliveries.begins`);
 3. `_settle_loop`: sends finished settlements in batches (one script call per
    partition and kind), so a busy worker pays one round trip per batch;
 4. `Leases` (leases.py): renews the lease of every entry this worker holds, every
@@ -15,6 +15,8 @@ Duties, each a named loop whose one-iteration body is testable on its own:
    timeout, quarantine of poison jobs, counting of lost entries, consumer hygiene;
 6. `Promoter` (promoter.py): moves due delayed jobs to the stream, sleeping exactly
    until the next due time (woken by Pub/Sub when an earlier one arrives).
+
+Every change of a delivery's state goes through `self.deliveries` (deliveries.py).
 """
 
 from __future__ import annotations
