@@ -28,11 +28,11 @@ from tests.support.platform_jobs import JobsHarness, jobs_worker
 from tests.support.wait import wait_until
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.devstack.redis import free_port
+from tgworkers.engine.ops import EngineServices
 from tgworkers.http.app import create_app
 from tgworkers.http.console.session import SessionStore
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.server import EmbeddedServer
-from tgworkers.http.services import EngineServices
 
 __all__ = ["fake", "fake_server", "jwk_text"]
 

@@ -17,11 +17,11 @@ from joserfc.jwk import OKPKey
 from tests.conftest import make_settings
 from tgworkers.bootstrap.process import http_settings
 from tgworkers.config import Settings
+from tgworkers.engine.ops import EngineServices
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.runtime.worker import Worker
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
-from tgworkers.http.services import EngineServices
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"  # noqa: S105 - a test value
 SERVICE_NAME = "tgworkers-test"

@@ -344,3 +344,77 @@ def test_the_order_check_catches_an_upward_import() -> None:
     assert (engine_rank("tgworkers.engine.ops.dlq") or 0) > (
         engine_rank("tgworkers.engine.client") or 0
     )
+
+
+# ------------------------------------------------------------------ the operator API
+
+FRONT_ENDS = ("tgworkers.cli", "tgworkers.http", "tgworkers.testing")
+"""Operator and test front ends: they use the job authors' API (`tgworkers.engine` and its
+top-level modules), the operator API (`engine.ops`) and `engine.telemetry`, never the wire,
+the schedules or the runtime (docs/architecture.md, "The operator API")."""
+
+KNOWN_FRONT_END_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("tgworkers.cli.dev", "tgworkers.engine.runtime.worker"):
+        "assembles a dev process around a Worker (the launcher, bootstrap/, takes it over)",
+    ("tgworkers.http.server", "tgworkers.engine.runtime.worker"):
+        "runs a Worker beside its HTTP server (the launcher takes the assembly over)",
+    ("tgworkers.http.server", "tgworkers.engine.wire.connection"):
+        "the stats sampler and info publisher run under the worker's RedisHealth (`guarded`)",
+    ("tgworkers.testing.harness", "tgworkers.engine.runtime.worker"):
+        "a test runs the production Worker in-process",
+    ("tgworkers.testing.harness", "tgworkers.engine.wire.envelope"):
+        "lists queued jobs from the delayed records, as the test's clock sees them",
+    ("tgworkers.testing.harness", "tgworkers.engine.wire.keys"):
+        "moves the test's time by shifting each partition's delayed and done sets",
+}  # fmt: skip
+"""Front-end imports of engine internals, each with its reason; a new one fails at once,
+and an entry no longer needed fails until it is removed."""
+
+
+def front_end_may_import(target: str) -> bool:
+    """The job authors' API, a top-level engine module, `engine.ops` or `engine.telemetry`."""
+    if not target.startswith("tgworkers.engine"):
+        return True
+    path = MODULES.get(target)
+    top_level = target.count(".") == 2 and path is not None and path.name != "__init__.py"
+    return (
+        target == "tgworkers.engine"
+        or top_level
+        or target.startswith(("tgworkers.engine.ops", "tgworkers.engine.telemetry"))
+    )
+
+
+def front_end_offences(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {
+        (module, target)
+        for module, targets in graph.items()
+        if module.startswith(FRONT_ENDS)
+        for target in targets
+        if not front_end_may_import(target)
+    }
+
+
+def test_front_ends_use_only_the_job_api_ops_and_telemetry() -> None:
+    found = front_end_offences(GRAPH)
+    new = sorted(found - set(KNOWN_FRONT_END_EXCEPTIONS))
+    assert not new, "engine internals imported by cli/http/testing (use engine.ops):\n" + "\n".join(
+        f"{a} → {b}" for a, b in new
+    )
+    gone = sorted(set(KNOWN_FRONT_END_EXCEPTIONS) - found)
+    assert not gone, f"no longer imported, remove from KNOWN_FRONT_END_EXCEPTIONS: {gone}"
+
+
+def test_the_front_end_check_catches_an_internal_import() -> None:
+    """The checker can fail: the console reading the wire's keys is refused, the API not."""
+    graph = {
+        "tgworkers.http.console.views": {
+            "tgworkers.engine.wire.keys", "tgworkers.engine.ops.browse", "tgworkers.engine",
+            "tgworkers.engine.layout", "tgworkers.engine.telemetry.recorder",
+        },
+        "tgworkers.cli.job": {"tgworkers.engine.runtime.worker", "tgworkers.engine.schedule"},
+    }  # fmt: skip
+    assert front_end_offences(graph) == {
+        ("tgworkers.http.console.views", "tgworkers.engine.wire.keys"),
+        ("tgworkers.cli.job", "tgworkers.engine.runtime.worker"),
+        ("tgworkers.cli.job", "tgworkers.engine.schedule"),
+    }

@@ -29,13 +29,13 @@ from tgworkers.bootstrap.processors import job_resources
 from tgworkers.bootstrap.reload import Reloader, Select, build_reloader, source_for
 from tgworkers.bootstrap.signals import EarlySignals
 from tgworkers.config import Settings
+from tgworkers.engine.ops import EngineServices
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.runtime.worker import Worker, open_connections
 from tgworkers.engine.telemetry import recorder as telemetry
 from tgworkers.engine.telemetry.setup import TelemetrySettings
 from tgworkers.http.health import HealthProbe
 from tgworkers.http.server import EmbeddedServer, embedded_server, run_with_server
-from tgworkers.http.services import EngineServices
 from tgworkers.http.settings import HttpSettings
 from tgworkers.peers import Peers
 

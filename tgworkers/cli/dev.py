@@ -40,8 +40,8 @@ from tgworkers.devstack.environment import (
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.devstack.redis import DevRedis, free_port, private_redis, reachable
 from tgworkers.devstack.sample import TICK_S, SampleWork
+from tgworkers.engine.ops import CONNECTION_ERRORS
 from tgworkers.engine.runtime.worker import Worker
-from tgworkers.engine.wire.connection import CONNECTION_ERRORS
 from tgworkers.errors import ConfigError
 from tgworkers.http.console.session import SessionStore
 from tgworkers.peers import ServiceKey

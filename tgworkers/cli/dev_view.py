@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tgworkers.devstack.sample import SampleWork
+from tgworkers.engine.ops import CONNECTION_ERRORS
 from tgworkers.engine.ops.stats import QueueStats, StatsDocument, StatsReader
-from tgworkers.engine.wire.connection import CONNECTION_ERRORS
 
 LIVE_EVERY_S: Final = 1.0
 PLAIN_EVERY_S: Final = 5.0

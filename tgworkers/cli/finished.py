@@ -19,7 +19,6 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.ops.finished import FinishedJobs
 from tgworkers.errors import InputError
 from tgworkers.http.limits import MAX_LIMIT
 
@@ -44,8 +43,7 @@ def main(args: argparse.Namespace) -> int:
 
     async def body() -> int:
         async with open_services(settings, registry) as svc:
-            finder = FinishedJobs(svc.client.redis, registry, svc.control.layout)
-            page = await finder.search(
+            page = await svc.finished.search(
                 args.prefix, queue=args.queue, limit=args.limit, sort=args.sort
             )
         if args.json:

@@ -18,7 +18,6 @@ from tgworkers.cli.services import (
     print_json,
     run_async,
 )
-from tgworkers.engine.ops.browse import QueueBrowser
 from tgworkers.engine.ops.job_actions import JobActionResult, JobActions, JobNotFoundError
 from tgworkers.errors import InputError
 
@@ -57,16 +56,12 @@ def main(args: argparse.Namespace) -> int:
     async def body() -> int:
         async with open_services(settings, registry) as svc:
             if args.op == "show":
-                job = await QueueBrowser(svc.client.redis, registry, svc.control.layout).find(
-                    args.queue, args.id
-                )
+                job = await svc.browser.find(args.queue, args.id)
                 if job is None:
                     raise JobNotFoundError(f"no job {args.id!r} in {args.queue}")
                 print_json(job)
                 return 0
-            actions = JobActions(svc.client.redis, registry, svc.control.layout,
-                                 svc.control.scripts)  # fmt: skip
-            result = await _run(actions, args)
+            result = await _run(svc.jobs, args)
             await audit(svc, f"job.{args.op.replace('-', '_')}", f"{args.queue}/{args.id}",
                         queue=args.queue, job_id=args.id, state=result.state)  # fmt: skip
         if args.json:

@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
 
     async def body() -> int:
         async with open_services(settings, registry) as svc:
-            controls = ScheduleControls(svc.client.redis, registry, svc.live, svc.client)
+            controls = svc.schedule_controls
             controls.find(args.name)  # an unknown name exits 2 before any change
             state = await _run(controls, args)
             await audit(svc, f"schedule.{args.op.replace('-', '_')}", args.name,

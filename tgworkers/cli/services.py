@@ -26,11 +26,10 @@ from tgworkers.cli.app import registry_for, settings_from_env, setup_logging
 from tgworkers.cli.document import with_document
 from tgworkers.config import Settings
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops import CONNECTION_ERRORS, EngineServices, connect
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.wire.connection import CONNECTION_ERRORS, connect
 from tgworkers.errors import OperationError, TgworkersError
-from tgworkers.http.services import EngineServices
 
 _encoder = msgspec.json.Encoder()
 

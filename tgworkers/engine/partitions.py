@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Processor
+from tgworkers.engine.wire.replies import text
 from tgworkers.errors import ConfigError
 
 log = structlog.get_logger("tgworkers.partitions")
@@ -40,10 +41,6 @@ log = structlog.get_logger("tgworkers.partitions")
 RECHECK_S: Final = 1.0
 """A producer re-reads a queue's record at most this often (repartition waits longer)."""
 MOVE_WAIT_S: Final = 60.0
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def moving(record: str) -> tuple[int, int] | None:
@@ -86,7 +83,7 @@ class PartitionRecords:
 
     async def records(self) -> dict[str, str]:
         raw = await self.redis.hgetall(self.key)
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def claim(self, procs: Iterable[Processor]) -> None:
         """Record our count where none is, then refuse if any record differs (start-up)."""
@@ -140,7 +137,7 @@ class PartitionRecords:
             if await self.redis.hsetnx(self.key, proc.queue, mine):
                 break
             raw = await self.redis.hget(self.key, proc.queue)
-            record = _text(raw) if raw is not None else str(mine)
+            record = text(raw) if raw is not None else str(mine)
             if record == str(mine):
                 break
             if moving(record) is None or time.monotonic() > deadline:

@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tgworkers.engine.ops.dlq import parse_cursor
+from tgworkers.engine.ops import CONNECTION_ERRORS, EngineServices
+from tgworkers.engine.ops.cursor import Position, parse_cursor, parse_entry_cursor
 from tgworkers.engine.ops.dlq_search import DlqFilter, search, sort_key
-from tgworkers.engine.wire.connection import CONNECTION_ERRORS
 from tgworkers.errors import ConflictError, InputError, PayloadError
 from tgworkers.http.auth import AdminAuth, Principal
 from tgworkers.http.limits import (
@@ -34,7 +34,6 @@ from tgworkers.http.limits import (
     capped_body,
     page_limit,
 )
-from tgworkers.http.services import EngineServices
 
 log = structlog.get_logger("tgworkers.admin")
 
@@ -178,13 +177,22 @@ async def audit(
              target=target, via=via, **details)  # fmt: skip
 
 
-def cursor_param(request: Request) -> str | None:
+def cursor_param(request: Request, position: Position = "entry") -> str | None:
+    """The `cursor` of a partitioned listing; 400 when it is not a previous page's `next`."""
     cursor = request.query_params.get("cursor") or None
     try:
-        parse_cursor(cursor)
+        parse_cursor(cursor, position=position)
     except InputError as exc:
         raise BadRequestError(str(exc)) from None
     return cursor
+
+
+def audit_cursor(request: Request) -> str | None:
+    """The audit log's `cursor` (an entry id); 400 when it is not a previous page's `next`."""
+    try:
+        return parse_entry_cursor(request.query_params.get("cursor"))
+    except InputError as exc:
+        raise BadRequestError(str(exc)) from None
 
 
 def json_of(value: Any, status: int = 200) -> Response:
@@ -287,11 +295,7 @@ async def schedules(request: Request, _: Principal) -> Response:
 
 
 async def audit_log(request: Request, _: Principal) -> Response:
-    limit, before = page_limit(request), request.query_params.get("cursor") or None
-    if before is not None and not all(p.isdigit() for p in before.split("-", 1)):
-        raise BadRequestError(
-            f"cursor: expected the `next` value of a previous page, got {before!r}"
-        )
+    limit, before = page_limit(request), audit_cursor(request)
     return json_of(await services(request).audit.page(limit=limit, before=before))
 
 

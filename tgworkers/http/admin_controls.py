@@ -15,17 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tgworkers.engine.ops.browse import QueueBrowser
-from tgworkers.engine.ops.finished import FinishedJobs, FinishedPage, sort_field
+from tgworkers.engine.ops.finished import FinishedPage, sort_field
 from tgworkers.engine.ops.job_actions import (
     JobActionResult,
-    JobActions,
     JobNotFoundError,
     JobStateError,
 )
 from tgworkers.engine.ops.rates import read_limits
 from tgworkers.engine.ops.schedule_controls import (
-    ScheduleControls,
     ScheduleNotFoundError,
     ScheduleState,
 )
@@ -42,12 +39,6 @@ from tgworkers.http.admin import (
 )
 from tgworkers.http.auth import Principal
 from tgworkers.http.limits import BadRequestError, page_limit
-
-
-def job_actions(request: Request) -> JobActions:
-    """The actions over the services' own connection, layout and scripts."""
-    svc = services(request)
-    return JobActions(svc.client.redis, svc.registry, svc.control.layout, svc.control.scripts)
 
 
 async def act(
@@ -77,19 +68,21 @@ async def cancel(request: Request, who: Principal) -> Response:
     queue, job_id = known_queue(request), request.path_params["job_id"]
     by = f"{'console' if who.kind == 'session' else 'admin'}:{who.subject}"
     return await _answer(
-        request, who, "cancel", lambda: job_actions(request).cancel(queue, job_id, by=by)
+        request, who, "cancel", lambda: services(request).jobs.cancel(queue, job_id, by=by)
     )
 
 
 async def delete(request: Request, who: Principal) -> Response:
     queue, job_id = known_queue(request), request.path_params["job_id"]
-    return await _answer(request, who, "delete", lambda: job_actions(request).delete(queue, job_id))
+    return await _answer(
+        request, who, "delete", lambda: services(request).jobs.delete(queue, job_id)
+    )
 
 
 async def run_now(request: Request, who: Principal) -> Response:
     queue, job_id = known_queue(request), request.path_params["job_id"]
     return await _answer(
-        request, who, "run_now", lambda: job_actions(request).run_now(queue, job_id)
+        request, who, "run_now", lambda: services(request).jobs.run_now(queue, job_id)
     )
 
 
@@ -100,7 +93,7 @@ async def requeue(request: Request, who: Principal) -> Response:
     by = f"{'console' if who.kind == 'session' else 'admin'}:{who.subject}"
     return await _answer(
         request, who, "requeue",
-        lambda: job_actions(request).requeue(queue, job_id, by=by,
+        lambda: services(request).jobs.requeue(queue, job_id, by=by,
                                              reset_attempts=body.resetAttempts),
     )  # fmt: skip
 
@@ -115,7 +108,7 @@ async def show(request: Request, _: Principal) -> Response:
     """One live job (ready, in flight, delayed or dead) as the console's job page shows it."""
     queue, job_id = known_queue(request), request.path_params["job_id"]
     svc = services(request)
-    job = await QueueBrowser(svc.client.redis, svc.registry, svc.control.layout).find(queue, job_id)
+    job = await svc.browser.find(queue, job_id)
     if job is None:
         return error(404, f"no job {job_id!r} in {queue} (finished jobs are not kept)")
     return json_of(job)
@@ -126,11 +119,6 @@ async def limits(request: Request, _: Principal) -> Response:
     svc = services(request)
     queue_of = {p.env_name: p.queue for p in svc.registry.processors.values()}
     return json_of({"limits": await read_limits(svc.client.redis, svc.settings, queue_of)})
-
-
-def schedule_controls(request: Request) -> ScheduleControls:
-    svc = services(request)
-    return ScheduleControls(svc.client.redis, svc.registry, svc.live, svc.client)
 
 
 async def schedule_action(request: Request, who: Principal) -> Response:
@@ -144,7 +132,7 @@ async def schedule_action(request: Request, who: Principal) -> Response:
 async def run_schedule_action(
     request: Request, who: Principal, name: str, op: str
 ) -> ScheduleState:
-    controls = schedule_controls(request)
+    controls = services(request).schedule_controls
     by = f"{'console' if who.kind == 'session' else 'admin'}:{who.subject}"
     try:
         if op == "pause":
@@ -160,11 +148,6 @@ async def run_schedule_action(
     return state
 
 
-def finished_jobs(request: Request) -> FinishedJobs:
-    svc = services(request)
-    return FinishedJobs(svc.client.redis, svc.registry, svc.control.layout)
-
-
 async def search_finished(request: Request) -> FinishedPage:
     """`?prefix=…&queue=…&limit=N`: finished jobs whose id starts with `prefix`."""
     prefix = request.query_params.get("prefix", "").strip()
@@ -176,7 +159,7 @@ async def search_finished(request: Request) -> FinishedPage:
         sort_field(sort)
     except InputError as exc:
         raise BadRequestError(str(exc)) from None
-    return await finished_jobs(request).search(prefix, queue=queue, limit=limit, sort=sort)
+    return await services(request).finished.search(prefix, queue=queue, limit=limit, sort=sort)
 
 
 async def finished(request: Request, _: Principal) -> Response:

@@ -12,13 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tgworkers.engine.wire.connection import CONNECTION_ERRORS
+from tgworkers.engine.ops import CONNECTION_ERRORS, EngineServices
 from tgworkers.http import admin, admin_controls, health, metrics
 from tgworkers.http.auth import AdminAuth
 from tgworkers.http.console.routes import ROUTES as CONSOLE_ROUTES
 from tgworkers.http.console.session import SessionStore
 from tgworkers.http.console.web import SecurityHeaders
-from tgworkers.http.services import EngineServices
 from tgworkers.http.settings import HttpSettings
 
 
@@ -46,8 +45,7 @@ def create_app(
     app.state.probe = probe
     app.state.auth = AdminAuth(settings)
     app.state.http = settings
-    keys = services.control.layout.globals
-    app.state.sessions = SessionStore(services.client.redis, keys, settings)
+    app.state.sessions = SessionStore(services.redis, services.layout.globals, settings)
     token = settings.metrics_token
     app.state.metrics_token = token.reveal().encode() if token is not None else None
     return app

@@ -12,13 +12,14 @@ the pod would not cure it).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tgworkers.engine.runtime.processor import ProcessorRuntime
-from tgworkers.engine.runtime.worker import Worker
+from tgworkers.engine.registry import Processor
 
 STALE_MIN_S: Final = 60.0
 _UNREACHABLE: Final = frozenset({"ConnectionError", "TimeoutError", "OSError",
@@ -26,7 +27,46 @@ _UNREACHABLE: Final = frozenset({"ConnectionError", "TimeoutError", "OSError",
 """Error kinds that mean Redis cannot be reached (any other: it answers, but refuses)."""
 
 
-def stale_after_s(rt: ProcessorRuntime) -> float:
+class ProbedRuntime(Protocol):
+    """What liveness reads of one processor's runtime (`runtime.processor.ProcessorRuntime`)."""
+
+    @property
+    def queue(self) -> str: ...
+    @property
+    def processor(self) -> Processor: ...
+    @property
+    def last_progress(self) -> float: ...
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def stopping(self) -> bool: ...
+
+
+class ProbedHealth(Protocol):
+    """What readiness reads of the worker's Redis health (`wire.connection.RedisHealth`)."""
+
+    @property
+    def up(self) -> bool: ...
+    @property
+    def failing(self) -> dict[str, str]: ...
+
+
+class ProbedWorker(Protocol):
+    """What the probes read of the worker in this process (`runtime.worker.Worker`).
+
+    Only in-memory state: the probes never touch Redis. A protocol, so the HTTP layer
+    imports nothing of the runtime.
+    """
+
+    @property
+    def runtimes(self) -> Sequence[ProbedRuntime]: ...
+    @property
+    def started(self) -> anyio.Event: ...
+    @property
+    def health(self) -> ProbedHealth: ...
+
+
+def stale_after_s(rt: ProbedRuntime) -> float:
     longest = max((jt.timeout_s for jt in rt.processor.job_types), default=0.0)
     return max(STALE_MIN_S, 2 * longest)
 
@@ -44,7 +84,7 @@ class ConfigState(Protocol):
 class HealthProbe:
     """Reads a worker's state; never touches Redis (a probe must not add load)."""
 
-    def __init__(self, worker: Worker, reloader: ConfigState | None = None) -> None:
+    def __init__(self, worker: ProbedWorker, reloader: ConfigState | None = None) -> None:
         self.worker = worker
         self.reloader = reloader
 

@@ -19,12 +19,12 @@ import uvicorn
 from starlette.applications import Starlette
 
 from tgworkers import __version__
+from tgworkers.engine.ops import EngineServices
 from tgworkers.engine.ops.workers_view import WorkerInfo, publish_info
 from tgworkers.engine.runtime.worker import Worker
 from tgworkers.engine.wire.connection import RedisHealth, guarded
 from tgworkers.http.app import create_app
 from tgworkers.http.health import HealthProbe
-from tgworkers.http.services import EngineServices
 from tgworkers.http.settings import HttpSettings
 
 log = structlog.get_logger("tgworkers.http")

@@ -29,6 +29,7 @@ from tgworkers.engine.telemetry import recorder as telemetry
 from tgworkers.peers.answers import AnswerKind, PeerAnswer, classify, cut_body, to_error
 from tgworkers.peers.errors import (
     PeerConnectionError,
+    PeerPermanentError,
     PeerTimeoutError,
     PeerUnexpectedError,
 )
@@ -50,6 +51,11 @@ auth_rejected_hooks: list[AuthRejectedHook] = []
 Params = Mapping[str, str | int]
 RateGate = Callable[[str], Awaitable[None]]
 """Awaited before each call with the peer's name: the shared rate limit (engine/ops/rates.py)."""
+
+
+def _is_header_value(value: str) -> bool:
+    """Whether `value` can travel as an HTTP header value as it is: printable ASCII, no CR/LF."""
+    return value.isascii() and value.isprintable()
 
 
 class PeerTimeouts(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +133,15 @@ class PeerClient:
     ) -> tuple[PeerAnswer, bytes]:
         if not key:
             raise ValueError("an Idempotency-Key is required on every mutating call")
+        if not _is_header_value(key):
+            # a key built from a producer's id (a betId with an accent, a newline): no attempt
+            # could ever send it, so it is dead-lettered at once instead of retried until the
+            # attempts run out (httpx raises UnicodeEncodeError, LocalProtocolError for these)
+            raise PeerPermanentError(
+                f"POST {path}: the Idempotency-Key {key!r} is not a header value "
+                "(printable ASCII only); the id it is built from must be ASCII",
+                peer=self.audience,
+            )
         content = msgspec.json.encode(body) if body is not None else b""
         return await self._call("POST", path, content=content, key=key, success_codes=success_codes)
 

@@ -16,9 +16,8 @@ from redis.asyncio import Redis
 
 from tgworkers.config import Settings
 from tgworkers.engine.client import Client, EnqueueRequest, EnqueueResult
+from tgworkers.engine.ops.entries import Envelope, envelope_of, payload_of, record_envelope
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.wire.envelope import fields_from_json
-from tgworkers.engine.wire.keys import Field
 
 
 class EnqueuedJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,16 +34,14 @@ class EnqueuedJob(msgspec.Struct, frozen=True, kw_only=True):
 
 def job_from_fields(fields: dict[bytes, bytes], *, at_ms: int, queue: str) -> EnqueuedJob:
     """An `EnqueuedJob` from stream fields (a ready entry or a delayed job's record)."""
-    origin = fields.get(Field.ORIGIN.encode())
-    return EnqueuedJob(
-        id=fields[Field.ID.encode()].decode(),
-        name=fields[Field.NAME.encode()].decode(),
-        payload=msgspec.json.decode(fields[Field.PAYLOAD.encode()]),
-        at_ms=at_ms,
-        origin=origin.decode() if origin is not None else None,
-        queue=queue,
-        delayed=False,
-    )
+    return _job(envelope_of(fields), fields, at_ms=at_ms, queue=queue)
+
+
+def _job(env: Envelope | None, raw: object, *, at_ms: int, queue: str) -> EnqueuedJob:
+    if env is None:
+        raise AssertionError(f"not a job the engine wrote: {raw!r}")
+    return EnqueuedJob(id=env.id, name=env.name, payload=payload_of(env.payload), at_ms=at_ms,
+                       origin=env.origin, queue=queue, delayed=False)  # fmt: skip
 
 
 class RecordingClient(Client):
@@ -67,10 +64,10 @@ class RecordingClient(Client):
         results = []
         for pk, job, result in prepared:
             created = all(j.id != job.id for j in self.recorded)
-            fields = fields_from_json(job.fields_json)
             at_ms = job.due_ms or now_ms
             if created:
-                recorded = job_from_fields(fields, at_ms=at_ms, queue=pk.queue)
+                env = record_envelope(job.fields_json)
+                recorded = _job(env, job.fields_json, at_ms=at_ms, queue=pk.queue)
                 self.recorded.append(msgspec.structs.replace(recorded, delayed=bool(job.due_ms)))
             results.append(msgspec.structs.replace(result, created=created))
         return results

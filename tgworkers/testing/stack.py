@@ -31,7 +31,8 @@ from typing import Any, Final, TextIO
 import redis
 
 from tgworkers.devstack.redis import RedisServer
-from tgworkers.engine.wire.keys import GlobalKeys
+from tgworkers.engine.layout import Layout
+from tgworkers.engine.settings import EngineSettings
 from tgworkers.testing.harness import QUIET
 from tgworkers.testing.peers import FakePeerService
 
@@ -93,7 +94,7 @@ class _Worker:
             stdout=subprocess.DEVNULL if self.args.quiet else sys.stderr,
             stderr=subprocess.STDOUT,
         )
-        key = GlobalKeys(self.env["QUEUE_PREFIX"]).workers
+        key = Layout(EngineSettings(queue_prefix=self.env["QUEUE_PREFIX"])).globals.workers
         with redis.Redis.from_url(self.env["REDIS_URL"]) as client:
             deadline = time.monotonic() + START_TIMEOUT_S
             while not client.zcount(key, since_ms, "+inf"):

@@ -146,3 +146,20 @@ async def test_the_private_key_never_shows_in_logs_errors_or_reprs(
     for text in [logged, caplog.text, *texts]:
         assert d not in text
         assert "Bearer ey" not in text
+
+
+@pytest.mark.parametrize("bet_id", ["b_é", "b_1\r\nX-Injected: 1", "b_\u200b"])
+async def test_a_key_that_is_no_header_value_is_refused_for_good_before_sending(
+    peers: Peers, fake_peers: FakePeers, bet_id: str
+) -> None:
+    """A producer's id with an accent or a newline: dead-lettered at once, never retried.
+
+    httpx would raise UnicodeEncodeError (or a protocol error) on every attempt, which the
+    engine retries until the attempts run out; the key can never be sent, so it is permanent.
+    """
+    fake_peers.state.add_bet(bet_id, t_end_ms=1)
+    with pytest.raises(PeerPermanentError, match="is not a header value") as caught:
+        await peers.playhub.settle_cfb_bet(bet_id, key=f"cfb.settle:{bet_id}")
+    assert caught.value.peer == "playhub"
+    assert "\r\n" not in str(caught.value)  # the key is shown escaped, never as raw header text
+    assert fake_peers.requests() == []

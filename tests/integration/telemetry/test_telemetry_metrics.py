@@ -9,6 +9,7 @@ missing, and a queue stats snapshot.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from typing import Any
@@ -26,6 +27,8 @@ from tests.support.wait import wait_until
 from tgworkers.bootstrap.reload import FileSource, Reloader
 from tgworkers.engine.client import Client
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.live import Live
+from tgworkers.engine.ops.rates import RateLimiter
 from tgworkers.engine.ops.stats import StatsReader
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.runtime.broker import Broker
@@ -58,6 +61,19 @@ async def ledger_and_auth(otel, jobs, fake) -> None:
     ) as p:
         with pytest.raises(PeerAuthError):
             await p.payhub.ledger_invariants()
+
+
+async def rate_permits(otel, redis, redis_url) -> None:
+    """A peer limit of 5/s asked 15 times at once: one permit at once, some booked, the rest
+    refused; each counted by outcome (what an operator tunes `RATE_*_PER_S` by)."""
+    limiter = RateLimiter(redis, Live(make_settings(redis_url)))
+    await asyncio.gather(*(limiter.admit("peer", "playhub", 5.0) for _ in range(15)))
+    points = otel.metrics()["tgworkers.rate_limit.permits"]
+    counts = {p.attributes["tgworkers.outcome"]: p.value for p in points}
+    assert {(p.attributes["tgworkers.rate_limit.scope"], p.attributes["tgworkers.rate_limit.name"])
+            for p in points} == {("peer", "playhub")}  # fmt: skip
+    assert counts.keys() == {"allowed", "waited", "refused"}, counts
+    assert sum(counts.values()) == 15
 
 
 async def ghost_entries(redis, settings, registry) -> None:
@@ -117,6 +133,7 @@ async def test_every_instrument_is_recorded_and_served_on_metrics(
 ):
     otel = otel_prometheus
     await ledger_and_auth(otel, jobs, fake)
+    await rate_permits(otel, redis, redis_url)
     settings, registry, _reloader = await engine_workload(otel, redis, redis_url, tmp_path)
 
     recorded = otel.metrics()

@@ -20,6 +20,7 @@ from typing import Any, Final
 import msgspec
 from redis.asyncio import Redis
 
+from tgworkers.engine.wire.replies import text
 from tgworkers.engine.wire.scripts import Scripts
 
 AUDIT_MAXLEN: Final = 10_000
@@ -45,10 +46,6 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
 
     items: list[AuditEntry]
     next: str | None
-
-
-def _s(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
 
 
 class AuditLog:
@@ -82,7 +79,7 @@ class AuditLog:
         except msgspec.DecodeError:
             details = {}
         return AuditEntry(
-            id=_s(entry_id), at=int(_s(fields.get(b"at")) or 0), via=_s(fields.get(b"via")),
-            who=_s(fields.get(b"who")), role=_s(fields.get(b"role")),
-            action=_s(fields.get(b"action")), target=_s(fields.get(b"target")), details=details,
+            id=text(entry_id), at=int(text(fields.get(b"at")) or 0), via=text(fields.get(b"via")),
+            who=text(fields.get(b"who")), role=text(fields.get(b"role")),
+            action=text(fields.get(b"action")), target=text(fields.get(b"target")), details=details,
         )  # fmt: skip

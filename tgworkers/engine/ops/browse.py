@@ -17,19 +17,17 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.cursor import parse_cursor
+from tgworkers.engine.ops.entries import envelope_of, payload_of
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.wire.envelope import (
-    Envelope,
-    MalformedEntryError,
-    entry_time_ms,
     fields_from_json,
-    from_fields,
 )
 from tgworkers.engine.wire.keys import GROUP, PartitionKeys
+from tgworkers.engine.wire.replies import text
 from tgworkers.engine.wire.streams import xrange_entries
 
 Kind = Literal["ready", "delayed", "inflight"]
-_json = msgspec.json.Decoder()
 
 
 class JobRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,37 +64,19 @@ class JobPage(msgspec.Struct, frozen=True, kw_only=True):
     next: str | None
 
 
-def _s(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
 def row_of(fields: dict[bytes, bytes], *, state: str, entry: str, pk: PartitionKeys) -> JobRow:
     """A job row from stream fields; a malformed entry still shows its id and name."""
-    try:
-        env: Envelope | None = from_fields(fields, entry_ms=entry_time_ms(entry) if entry else 0)
-    except MalformedEntryError:
-        env = None
+    env = envelope_of(fields, entry)
     if env is None:
-        return JobRow(id=_s(fields.get(b"id", b"?")), name=_s(fields.get(b"name", b"?")),
+        return JobRow(id=text(fields.get(b"id", b"?")), name=text(fields.get(b"name", b"?")),
                       state=state, attempt=0, enqueued_ms=0, partition=pk.partition,
                       entry=entry)  # fmt: skip
-    try:
-        payload = _json.decode(env.payload)
-    except msgspec.DecodeError:
-        payload = env.payload.decode(errors="replace")
     return JobRow(
         id=env.id, name=env.name, state=state, attempt=env.attempt, enqueued_ms=env.enqueued_ms,
         due_ms=env.due_ms, expires_ms=env.expires_ms, origin=env.origin,
         traceparent=env.traceparent, history=[msgspec.to_builtins(h) for h in env.history],
-        payload=payload, partition=pk.partition, entry=entry,
+        payload=payload_of(env.payload), partition=pk.partition, entry=entry,
     )  # fmt: skip
-
-
-def split_cursor(cursor: str | None) -> tuple[int, str] | None:
-    if not cursor:
-        return None
-    part, _, pos = cursor.partition(":")
-    return (int(part), pos) if part.isdigit() and pos else None
 
 
 class QueueBrowser:
@@ -111,13 +91,16 @@ class QueueBrowser:
         return self.layout.partitions(self.registry.queue(queue))
 
     async def page(self, queue: str, kind: Kind, *, limit: int, cursor: str | None) -> JobPage:
-        after = split_cursor(cursor)
+        """At most `limit` jobs of one kind after `cursor`; `InputError` for a malformed cursor."""
+        after = parse_cursor(cursor, position="due" if kind == "delayed" else "entry")
         items: list[JobRow] = []
         next_cursor: str | None = None
         for pk in self._partitions(queue):
-            if after is not None and pk.partition < after[0]:
+            if after is not None and pk.partition < after.partition:
                 continue
-            start = after[1] if after is not None and after[0] == pk.partition else None
+            start = (
+                after.position if after is not None and after.partition == pk.partition else None
+            )
             rows, more = await self._rows(pk, kind, start, limit - len(items))
             items += rows
             if more:
@@ -144,7 +127,7 @@ class QueueBrowser:
         if start is None:
             start = await self._last_delivered(pk)
         entries = await xrange_entries(self.redis, pk.ready, "(" + start, count=limit + 1)
-        rows = [row_of(f, state="ready", entry=_s(e), pk=pk) for e, f in entries[:limit]]
+        rows = [row_of(f, state="ready", entry=text(e), pk=pk) for e, f in entries[:limit]]
         return rows, len(entries) > limit
 
     async def _last_delivered(self, pk: PartitionKeys) -> str:
@@ -153,17 +136,14 @@ class QueueBrowser:
         except rex.ResponseError:  # no stream yet: nothing delivered
             return "0-0"
         for g in groups:
-            if _s(g.get("name", "")) == GROUP:
-                return _s(g.get("last-delivered-id", "0-0"))
+            if text(g.get("name", "")) == GROUP:
+                return text(g.get("last-delivered-id", "0-0"))
         return "0-0"
 
     async def _delayed(
         self, pk: PartitionKeys, start: str | None, limit: int
     ) -> tuple[list[JobRow], bool]:
-        low = "-inf"
-        if start:
-            due, _, _ = start.partition("|")
-            low = f"({due}" if due.isdigit() else "-inf"
+        low = f"({start.partition('|')[0]}" if start else "-inf"  # a parsed `<due>|<id>`
         ids: Any = await self.redis.zrangebyscore(
             pk.delayed, low, "+inf", start=0, num=limit + 1, withscores=True
         )
@@ -186,12 +166,12 @@ class QueueBrowser:
             return [], False
         rows = []
         for p in pending[:limit]:
-            entry = _s(p["message_id"])
+            entry = text(p["message_id"])
             found = await xrange_entries(self.redis, pk.ready, entry, entry)
             fields = found[0][1] if found else {b"id": b"?", b"name": b"(entry deleted)"}
             row = row_of(fields, state="in flight", entry=entry, pk=pk)
             rows.append(msgspec.structs.replace(
-                row, consumer=_s(p["consumer"]), deliveries=int(p["times_delivered"]),
+                row, consumer=text(p["consumer"]), deliveries=int(p["times_delivered"]),
                 idle_ms=int(p["time_since_delivered"]),
             ))  # fmt: skip
         return rows, len(pending) > limit
@@ -202,7 +182,7 @@ class QueueBrowser:
             state: Any = await self.redis.hget(pk.jobs, job_id)
             if not state:
                 continue
-            return await self._located(pk, job_id, _s(state))
+            return await self._located(pk, job_id, text(state))
         return None
 
     async def _located(self, pk: PartitionKeys, job_id: str, state: str) -> JobRow | None:
@@ -231,6 +211,6 @@ class QueueBrowser:
             return row
         p = pending[0]
         return msgspec.structs.replace(
-            row, state="in flight", consumer=_s(p["consumer"]),
+            row, state="in flight", consumer=text(p["consumer"]),
             deliveries=int(p["times_delivered"]), idle_ms=int(p["time_since_delivered"]),
         )  # fmt: skip

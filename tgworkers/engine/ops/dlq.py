@@ -17,22 +17,22 @@ import msgspec
 from redis.asyncio import Redis
 
 from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.cursor import parse_cursor
+from tgworkers.engine.ops.entries import envelope_of, payload_of
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.wire.envelope import (
-    Envelope,
     HistoryEntry,
     MalformedEntryError,
-    entry_time_ms,
     from_fields,
     to_fields,
 )
 from tgworkers.engine.wire.keys import Field, PartitionKeys
+from tgworkers.engine.wire.replies import text
 from tgworkers.engine.wire.scripts import Scripts
 from tgworkers.engine.wire.streams import xrange_entries
 from tgworkers.errors import InputError
 
 PAGE: Final = 500
-_json = msgspec.json.Decoder()
 
 
 class DeadJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,7 +62,7 @@ class DeadJob(msgspec.Struct, frozen=True, kw_only=True):
 
 def _text(fields: dict[bytes, bytes], name: str, default: str = "") -> str:
     raw = fields.get(name.encode())
-    return raw.decode(errors="replace") if raw is not None else default
+    return text(raw) if raw is not None else default
 
 
 def _int(text: str) -> int:
@@ -75,37 +75,18 @@ def _int(text: str) -> int:
 
 def dead_job(pk: PartitionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadJob:
     """Decode a dead-letter entry; a malformed original keeps its raw fields."""
-    try:
-        env: Envelope | None = from_fields(fields, entry_ms=entry_time_ms(entry_id))
-    except MalformedEntryError:
-        env = None
-    payload: Any
-    try:
-        payload = _json.decode(env.payload) if env else _text(fields, Field.PAYLOAD)
-    except msgspec.DecodeError:
-        payload = env.payload.decode(errors="replace") if env else None
+    env = envelope_of(fields, entry_id)
     return DeadJob(
         id=env.id if env else _text(fields, Field.ID),
         name=env.name if env else _text(fields, Field.NAME),
         attempts=env.attempt if env else 0,
         reason=_text(fields, Field.REASON),
         failedAt=_int(_text(fields, Field.FAILED_MS, "0")),
-        payload=payload,
+        payload=payload_of(env.payload) if env else _text(fields, Field.PAYLOAD),
         errors=[msgspec.to_builtins(h) for h in env.history] if env else [],
-        entry=entry_id.decode(),
+        entry=text(entry_id),
         partition=pk.partition,
     )
-
-
-def parse_cursor(cursor: str | None) -> tuple[int, str] | None:
-    """`<partition>:<entry id>` from a previous page's `next`; `InputError` when malformed."""
-    if not cursor:
-        return None
-    part, _, entry = cursor.partition(":")
-    ms, _, seq = entry.partition("-")
-    if not (part.isdigit() and ms.isdigit() and seq.isdigit()):
-        raise InputError(f"cursor: expected the `next` value of a previous page, got {cursor!r}")
-    return int(part), entry
 
 
 class DeadLetters:
@@ -130,12 +111,13 @@ class DeadLetters:
         return self.iterate_from(queue, None)
 
     async def iterate_from(self, queue: str, cursor: str | None) -> AsyncIterator[DeadJob]:
-        """Like `iterate`, resuming after `cursor` (`<partition>:<entry id>`)."""
+        """Like `iterate`, after `cursor` (`<partition>:<entry id>`; `InputError` when bad)."""
         after = parse_cursor(cursor)
         for pk in self._partitions(queue):
-            if after is not None and pk.partition < after[0]:
+            if after is not None and pk.partition < after.partition:
                 continue
-            start = "(" + after[1] if after is not None and pk.partition == after[0] else "-"
+            resume = after is not None and pk.partition == after.partition
+            start = "(" + after.position if after is not None and resume else "-"
             while True:
                 page = await xrange_entries(self.redis, pk.dlq, start, count=PAGE)
                 for entry_id, fields in page:

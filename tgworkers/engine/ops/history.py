@@ -21,6 +21,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from tgworkers.engine.wire.keys import GlobalKeys
+from tgworkers.engine.wire.replies import text
 
 MINUTE_MS: Final = 60_000
 KEEP_MS: Final = 24 * 60 * MINUTE_MS + MINUTE_MS
@@ -50,8 +51,7 @@ def _buckets(rows: list[Any]) -> list[tuple[int, int, int]]:
     """(minute, processed, failed) sorted, one per minute (the first sampler wins)."""
     seen: dict[int, tuple[int, int, int]] = {}
     for raw in rows:
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        parts = text.split(":")
+        parts = text(raw).split(":")
         if len(parts) == 3 and all(p.isdigit() for p in parts):  # noqa: PLR2004
             minute, processed, failed = (int(p) for p in parts)
             seen.setdefault(minute, (minute, processed, failed))

@@ -27,6 +27,7 @@ from tgworkers.engine.layout import Layout
 from tgworkers.engine.ops.dlq import DeadLetters
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.wire.keys import GROUP, PartitionKeys
+from tgworkers.engine.wire.replies import text
 from tgworkers.engine.wire.scripts import Scripts
 from tgworkers.errors import InputError
 
@@ -65,10 +66,6 @@ class JobActionResult(msgspec.Struct, frozen=True, kw_only=True):
     action: str
     state: str
     by: str | None = None
-
-
-def text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 class JobActions:

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from tgworkers.engine.live import Live
 from tgworkers.engine.outcome import NotDue
 from tgworkers.engine.settings import EngineSettings
+from tgworkers.engine.telemetry import recorder as telemetry
 from tgworkers.engine.wire.keys import GlobalKeys
 from tgworkers.engine.wire.scripts import Scripts
 
@@ -109,6 +110,8 @@ class RateLimiter:
         if per_s is None:
             return None
         permit = await self.take(scope, name, per_s, max_wait_ms=MAX_WAIT_MS)
+        outcome = "refused" if not permit.booked else "waited" if permit.wait_ms > 0 else "allowed"
+        telemetry.active().rate_permit(scope, name, outcome)
         if not permit.booked:
             return permit.wait_ms
         if permit.wait_ms > 0:

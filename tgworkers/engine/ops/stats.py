@@ -45,6 +45,7 @@ from tgworkers.engine.schedule.scheduler import (
 )
 from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.wire.keys import GROUP, PartitionKeys
+from tgworkers.engine.wire.replies import text
 
 LIVE_CONSUMER_MS: Final = 10_000
 SAMPLE_EVERY_MS: Final = 10_000
@@ -94,22 +95,18 @@ def _int(raw: Any) -> int:
         return 0
 
 
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
 def _group(reply: Any) -> dict[str, Any] | None:
     """Our consumer group's XINFO GROUPS row, or None (no stream / no group yet)."""
     if isinstance(reply, Exception) or not reply:
         return None
     for row in reply:
-        if _text(row.get("name", "")) == GROUP:
+        if text(row.get("name", "")) == GROUP:
             return dict(row)
     return None
 
 
 def entry_ms(entry_id: Any) -> int:
-    return _int(_text(entry_id).split("-", 1)[0])
+    return _int(text(entry_id).split("-", 1)[0])
 
 
 class _Partial:
@@ -170,7 +167,7 @@ class StatsReader:
             pipe.zrevrange(g.minutes(name), 0, 0, withscores=True)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         self._raise_connection_errors(replies)
-        control, live = replies[0], {_text(x) for x in replies[1]}
+        control, live = replies[0], {text(x) for x in replies[1]}
         parts: dict[str, Any] = {p.name: _Partial() for p in procs}
         i = 2
         for name, pks in plan:
@@ -180,7 +177,7 @@ class StatsReader:
             parts[name].samples = (replies[i], replies[i + 1], replies[i + 2])
             parts[name].last_minute = int(replies[i + 3][0][1]) if replies[i + 3] else 0
             i += 4
-        operator = {_text(k) for k, v in control.items() if v == b"paused"}
+        operator = {text(k) for k, v in control.items() if v == b"paused"}
         parts["__paused__"] = {
             OPERATOR: operator, CONFIGURATION: set(self.layout.settings.paused_queues),
         }  # fmt: skip
@@ -210,9 +207,9 @@ class StatsReader:
             for field in ("processed", "failed", "retried"):
                 acc.counts[field] += _int(totals.get(field.encode()))
         if not isinstance(consumers, Exception):
-            acc.consumers |= {_text(c["name"]) for c in consumers} & live
+            acc.consumers |= {text(c["name"]) for c in consumers} & live
         if length and (group is None or undelivered):
-            last = _text(group["last-delivered-id"]) if group else "0-0"
+            last = text(group["last-delivered-id"]) if group else "0-0"
             acc.cursors.append((pk, last))
 
     async def _oldest_ready(self, cursors: list[tuple[PartitionKeys, str]]) -> dict[str, int]:
@@ -260,7 +257,7 @@ class StatsReader:
         base = minute_old or short_old
         if not base:
             return Rates()
-        at, processed, failed = (_int(x) for x in _text(base[0]).split(":"))
+        at, processed, failed = (_int(x) for x in text(base[0]).split(":"))
         span = max(1, now - at)
 
         def per_min(delta: int) -> int:

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.wire.keys import GROUP
+from tgworkers.engine.wire.replies import text
 
 
 class WorkerRow(msgspec.Struct, kw_only=True):
@@ -57,49 +58,60 @@ async def publish_info(redis: Redis, layout: Layout, consumer: str, info: Worker
         await redis.hdel(key, *gone)
 
 
-def _s(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+class WorkersView:
+    """The workers page, over one connection and layout (built once, with the operator API)."""
+
+    def __init__(self, redis: Redis, registry: Registry, layout: Layout) -> None:
+        self.redis = redis
+        self.registry = registry
+        self.layout = layout
+
+    async def rows(self) -> list[WorkerRow]:
+        """Every worker with a heartbeat or jobs in flight, live ones first, by name."""
+        layout = self.layout
+        plan = [(p.queue, pk) for p in self.registry.processors.values()
+                for pk in layout.partitions(p)]  # fmt: skip
+        pipe: Any = self.redis.pipeline(transaction=False)
+        pipe.zrange(layout.globals.workers, 0, -1, withscores=True)
+        pipe.hgetall(layout.globals.worker_info)
+        for _, pk in plan:
+            pipe.xinfo_consumers(pk.ready, GROUP)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        rows = _beats(replies[0], now=int(time.time() * 1000))
+        _add_info(rows, replies[1])
+        for (queue, _), reply in zip(plan, replies[2:], strict=True):
+            _add_consumers(rows, queue, reply)
+        return sorted(rows.values(), key=lambda r: (r.heartbeat_ms is None, r.name))
 
 
-async def list_workers(redis: Redis, registry: Registry, layout: Layout) -> list[WorkerRow]:
-    now = int(time.time() * 1000)
-    pipe: Any = redis.pipeline(transaction=False)
-    pipe.zrange(layout.globals.workers, 0, -1, withscores=True)
-    pipe.hgetall(layout.globals.worker_info)
-    plan = [(p.queue, pk) for p in registry.processors.values() for pk in layout.partitions(p)]
-    for _, pk in plan:
-        pipe.xinfo_consumers(pk.ready, GROUP)
-    replies: list[Any] = await pipe.execute(raise_on_error=False)
+def _beats(reply: Any, *, now: int) -> dict[str, WorkerRow]:
     rows: dict[str, WorkerRow] = {}
-    for name, score in replies[0] if not isinstance(replies[0], Exception) else []:
-        beat = int(score)
-        rows[_s(name)] = WorkerRow(name=_s(name), heartbeat_ms=beat, heartbeat_age_ms=now - beat,
-                                   queues=[], inflight=0)  # fmt: skip
-    _add_info(rows, replies[1])
-    for (queue, _), reply in zip(plan, replies[2:], strict=True):
-        if isinstance(reply, Exception):
-            continue
-        for consumer in reply:
-            name = _s(consumer["name"])
-            if name not in rows and not int(consumer.get("pending", 0)):
-                continue  # a long-gone consumer the group still remembers
-            row = rows.setdefault(
-                name,
-                WorkerRow(
-                    name=name, heartbeat_ms=None, heartbeat_age_ms=None, queues=[], inflight=0
-                ),
-            )
-            if queue not in row.queues:
-                row.queues.append(queue)
-            row.inflight += int(consumer.get("pending", 0))
-    return sorted(rows.values(), key=lambda r: (r.heartbeat_ms is None, r.name))
+    for name, score in reply if not isinstance(reply, Exception) else []:
+        beat, who = int(score), text(name)
+        rows[who] = WorkerRow(name=who, heartbeat_ms=beat, heartbeat_age_ms=now - beat,
+                              queues=[], inflight=0)  # fmt: skip
+    return rows
+
+
+def _add_consumers(rows: dict[str, WorkerRow], queue: str, reply: Any) -> None:
+    if isinstance(reply, Exception):
+        return
+    for consumer in reply:
+        name = text(consumer["name"])
+        if name not in rows and not int(consumer.get("pending", 0)):
+            continue  # a long-gone consumer the group still remembers
+        gone = WorkerRow(name=name, heartbeat_ms=None, heartbeat_age_ms=None, queues=[], inflight=0)
+        row = rows.setdefault(name, gone)
+        if queue not in row.queues:
+            row.queues.append(queue)
+        row.inflight += int(consumer.get("pending", 0))
 
 
 def _add_info(rows: dict[str, WorkerRow], reply: Any) -> None:
     if isinstance(reply, Exception):
         return
     for name, raw in reply.items():
-        row = rows.get(_s(name))
+        row = rows.get(text(name))
         if row is None:
             continue
         try:

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from tgworkers.engine.ops.job_actions import STALE_MS, decode_request, text
+from tgworkers.engine.ops.job_actions import STALE_MS, decode_request
 from tgworkers.engine.runtime.processor import ProcessorRuntime
+from tgworkers.engine.wire.replies import text
 
 
 async def apply_cancels(redis: Redis, key: str, runtimes: Iterable[ProcessorRuntime]) -> int:

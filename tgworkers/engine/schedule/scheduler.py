@@ -33,6 +33,7 @@ from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry.recorder import active as active_telemetry
 from tgworkers.engine.wire.connection import RedisHealth, guarded
 from tgworkers.engine.wire.keys import GlobalKeys
+from tgworkers.engine.wire.replies import text
 
 log = structlog.get_logger("tgworkers.scheduler")
 
@@ -117,7 +118,7 @@ async def paused_schedules(redis: Redis, prefix: str) -> dict[str, Paused]:
     raw: Any = await redis.hgetall(GlobalKeys(prefix).schedules_paused)
     out: dict[str, Paused] = {}
     for name, value in raw.items():
-        key = name.decode() if isinstance(name, bytes) else name
+        key = text(name)
         try:
             out[key] = _paused_decoder.decode(value)
         except msgspec.DecodeError:
@@ -215,7 +216,7 @@ class Scheduler:
         now = self.now_ms()
         records = await self.read_ledger()
         names: Any = await self.redis.hkeys(self.paused_key)
-        self._paused = frozenset(n.decode() if isinstance(n, bytes) else n for n in names)
+        self._paused = frozenset(text(n) for n in names)
         soonest: int | None = None
         for sched in list(self.schedules):
             record = records.get(sched.name) or LedgerRecord(

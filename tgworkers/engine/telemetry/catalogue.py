@@ -42,6 +42,8 @@ class Attr:
     HTTP_METHOD: Final = "http.request.method"
     HTTP_STATUS: Final = "http.response.status_code"
     URL_PATH: Final = "url.path"
+    RATE_SCOPE: Final = "tgworkers.rate_limit.scope"
+    RATE_NAME: Final = "tgworkers.rate_limit.name"
 
 
 A = Attr
@@ -147,6 +149,11 @@ INSTRUMENTS: Final = (
     InstrumentSpec("tgworkers.ledger.violations", COUNTER, "{violation}",
                    "Payhub ledger invariant violations found by payhub.ledger.recalc",
                    (A.LEDGER_CODE,)),
+    InstrumentSpec("tgworkers.rate_limit.permits", COUNTER, "{permit}",
+                   "Permits asked of a shared rate limit (scope queue or peer, and its name), "
+                   "by outcome: allowed (at once), waited (booked ahead, the caller slept), "
+                   "refused (the job went back to the delayed set)",
+                   (A.RATE_SCOPE, A.RATE_NAME, A.OUTCOME)),
     InstrumentSpec("tgworkers.config.reloads", OBS_COUNTER, "{reload}",
                    "Config reload attempts by outcome: applied, rejected, unchanged, "
                    "unavailable", (A.OUTCOME,)),

@@ -210,6 +210,10 @@ class Telemetry:
     def ledger_violation(self, code: str) -> None:
         self.i["tgworkers.ledger.violations"].add(1, self.attrs(A.LEDGER_CODE, code))
 
+    def rate_permit(self, scope: str, name: str, outcome: str) -> None:
+        labels = self.attrs(A.RATE_SCOPE, scope, A.RATE_NAME, name, A.OUTCOME, outcome)
+        self.i["tgworkers.rate_limit.permits"].add(1, labels)
+
     def auth_rejected(self, peer: str, status: int) -> None:
         labels = {A.PEER: peer, A.HTTP_STATUS: status}
         self.i["tgworkers.peer.auth_rejections"].add(1, labels)

@@ -15,6 +15,7 @@ from typing import Final
 import msgspec
 
 from tgworkers.engine.wire.keys import Field
+from tgworkers.engine.wire.replies import text
 
 BODY_LIMIT_BYTES: Final = 2048
 MESSAGE_LIMIT_CHARS: Final = 1000
@@ -200,5 +201,4 @@ def from_fields(
 
 def entry_time_ms(entry_id: bytes | str) -> int:
     """The Unix ms time encoded in a stream entry id (`<ms>-<seq>`)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.split("-", 1)[0])
+    return int(text(entry_id).split("-", 1)[0])

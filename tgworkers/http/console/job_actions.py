@@ -14,10 +14,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tgworkers.engine.ops.job_actions import JobStateError
-from tgworkers.http.admin import known_queue
+from tgworkers.http.admin import known_queue, services
 from tgworkers.http.admin_controls import (
     act,
-    job_actions,
     run_schedule_action,
     search_finished,
 )
@@ -27,7 +26,7 @@ from tgworkers.http.console.web import Caller, refused, render
 async def job_action(request: Request, caller: Caller) -> Response:
     queue, job_id = known_queue(request), request.path_params["job_id"]
     op = request.url.path.rsplit("/", 1)[-1]
-    actions = job_actions(request)
+    actions = services(request).jobs
     runs = {
         "cancel": lambda: actions.cancel(queue, job_id, by=f"console:{caller.principal.who}"),
         "delete": lambda: actions.delete(queue, job_id),

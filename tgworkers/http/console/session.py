@@ -26,12 +26,11 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 from redis.asyncio import Redis
 
-from tgworkers.engine.wire.keys import GlobalKeys
 from tgworkers.http.auth import Principal, Role
 from tgworkers.http.settings import HttpSettings
 
@@ -81,10 +80,16 @@ def signing_key(settings: HttpSettings) -> bytes:
     return hashlib.sha256(material).digest()
 
 
+class ConsoleKeys(Protocol):
+    """Where console records live (the engine's `Layout(...).globals` names them)."""
+
+    def console(self, kind: str, token_id: str) -> str: ...
+
+
 class SessionStore:
     """Opens, reads and ends console sessions; issues and redeems login links."""
 
-    def __init__(self, redis: Redis, keys: GlobalKeys, settings: HttpSettings) -> None:
+    def __init__(self, redis: Redis, keys: ConsoleKeys, settings: HttpSettings) -> None:
         self.redis = redis
         self.keys = keys
         self._key = signing_key(settings)

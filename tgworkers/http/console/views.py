@@ -14,13 +14,11 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from tgworkers.engine.layout import Layout
-from tgworkers.engine.ops.browse import Kind, QueueBrowser
+from tgworkers.engine.ops.browse import Kind
 from tgworkers.engine.ops.dlq_search import search as search_dlq
-from tgworkers.engine.ops.history import MINUTE_MS, MinuteHistory
+from tgworkers.engine.ops.history import MINUTE_MS
 from tgworkers.engine.ops.stats import QueueStats
-from tgworkers.engine.ops.workers_view import list_workers
-from tgworkers.http.admin import cursor_param, dlq_filter, known_queue, services
+from tgworkers.http.admin import audit_cursor, cursor_param, dlq_filter, known_queue, services
 from tgworkers.http.console.charts import rate_chart
 from tgworkers.http.console.web import Caller, render
 from tgworkers.http.limits import BadRequestError, page_limit
@@ -29,16 +27,9 @@ PAGE_SIZE: Final = 50
 KINDS: Final[tuple[Kind, ...]] = ("ready", "delayed", "inflight")
 
 
-def browser(request: Request) -> QueueBrowser:
-    svc = services(request)
-    return QueueBrowser(svc.client.redis, svc.registry, Layout(svc.settings))
-
-
 async def charts(request: Request, queues: list[str]) -> dict[str, Any]:
-    svc = services(request)
     now = int(time.time() * 1000)
-    history = MinuteHistory(svc.client.redis, Layout(svc.settings).globals)
-    day = await history.series(queues, since_ms=now - 24 * 60 * MINUTE_MS)
+    day = await services(request).history.series(queues, since_ms=now - 24 * 60 * MINUTE_MS)
     hour = [p for p in day if p.minute >= now - 60 * MINUTE_MS]
     return {
         "hour": rate_chart(hour, now_ms=now, minutes=60, bin_minutes=1, label="last hour"),
@@ -83,8 +74,8 @@ async def queue_page(request: Request, caller: Caller) -> Response:
     if kind not in KINDS:
         raise BadRequestError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     limit = page_limit(request, default=PAGE_SIZE)
-    cursor = request.query_params.get("cursor") or None
-    jobs = await browser(request).page(queue, kind, limit=limit, cursor=cursor)
+    cursor = cursor_param(request, "due" if kind == "delayed" else "entry")
+    jobs = await services(request).browser.page(queue, kind, limit=limit, cursor=cursor)
     return render(
         request, caller, "queue.html", queue=queue, stats=await queue_stats(request, queue),
         kind=kind, kinds=KINDS, jobs=jobs, limit=limit,
@@ -107,7 +98,7 @@ def _here(request: Request) -> str:
 async def job_page(request: Request, caller: Caller) -> Response:
     queue = known_queue(request)
     job_id: str = request.path_params["job_id"]
-    job = await browser(request).find(queue, job_id)
+    job = await services(request).browser.find(queue, job_id)
     template: str | None = request.app.state.http.trace_url_template
     trace_url = (
         template.replace("{traceId}", job.trace_id) if job and job.trace_id and template else None
@@ -149,17 +140,11 @@ async def schedules_page(request: Request, caller: Caller) -> Response:
 
 
 async def workers_page(request: Request, caller: Caller) -> Response:
-    svc = services(request)
-    rows = await list_workers(svc.client.redis, svc.registry, Layout(svc.settings))
+    rows = await services(request).workers.rows()
     return render(request, caller, "workers.html", workers=rows)
 
 
 async def audit_page(request: Request, caller: Caller) -> Response:
     limit = page_limit(request, default=PAGE_SIZE)
-    before = request.query_params.get("cursor") or None
-    if before is not None and not all(p.isdigit() for p in before.split("-", 1)):
-        raise BadRequestError(
-            f"cursor: expected the `next` value of a previous page, got {before!r}"
-        )
-    doc = await services(request).audit.page(limit=limit, before=before)
+    doc = await services(request).audit.page(limit=limit, before=audit_cursor(request))
     return render(request, caller, "audit.html", page=doc, limit=limit)
