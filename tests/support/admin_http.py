@@ -15,7 +15,7 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import OKPKey
 
 from tests.conftest import make_settings
-from tgworkers.bootstrap.process import http_settings
+from tgworkers.bootstrap.layer_settings import http_settings
 from tgworkers.config import Settings
 from tgworkers.engine.ops import EngineServices
 from tgworkers.engine.registry import Registry

@@ -115,7 +115,7 @@ async def jobs_worker(
         async with running_worker(
             settings, registry, processors, resources=resources, clock=clock
         ) as worker:
-            peers.use_rate_gate(worker.rates.peer_gate)  # as build_process wires it
+            peers.use_rate_gate(worker.rates.peer_gate)  # as the launcher wires it
             yield JobsHarness(worker, fake)
     finally:
         await peers.aclose()

@@ -355,9 +355,9 @@ the schedules or the runtime (docs/architecture.md, "The operator API")."""
 
 KNOWN_FRONT_END_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("tgworkers.cli.dev", "tgworkers.engine.runtime.worker"):
-        "assembles a dev process around a Worker (the launcher, bootstrap/, takes it over)",
+        "dev's console link and sample work read the Worker the launcher built (type only)",
     ("tgworkers.http.server", "tgworkers.engine.runtime.worker"):
-        "runs a Worker beside its HTTP server (the launcher takes the assembly over)",
+        "the info publisher reads the Worker the launcher built (its health, consumer, runtimes)",
     ("tgworkers.http.server", "tgworkers.engine.wire.connection"):
         "the stats sampler and info publisher run under the worker's RedisHealth (`guarded`)",
     ("tgworkers.testing.harness", "tgworkers.engine.runtime.worker"):
@@ -418,3 +418,44 @@ def test_the_front_end_check_catches_an_internal_import() -> None:
         ("tgworkers.cli.job", "tgworkers.engine.runtime.worker"),
         ("tgworkers.cli.job", "tgworkers.engine.schedule"),
     }
+
+
+# --------------------------------------------------------------------------- environment
+
+ENVIRONMENT_READERS = frozenset({"environ", "environb", "getenv", "getenvb"})
+
+
+def reads_of_the_environment(source: str) -> list[str]:
+    """`os.environ`, `os.getenv` (or either imported from `os`) in a module's source."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in ENVIRONMENT_READERS
+        ):
+            found.append(f"line {node.lineno}: os.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            names = [a.name for a in node.names if a.name in ENVIRONMENT_READERS]
+            found += [f"line {node.lineno}: from os import {name}" for name in names]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("path", modules("engine"), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_engine_reads_no_environment(path: Path) -> None:
+    """Settings reach the engine as values (config → launcher → engine), never from `os`.
+
+    The config layer (`tgworkers.config`) is the one reader of the environment; a
+    variable read inside the engine would escape validation, `docs/configuration.md`
+    and hot reload's static/dynamic rules.
+    """
+    found = reads_of_the_environment(path.read_text())
+    assert not found, f"{path.relative_to(PACKAGE)} reads the environment: {found}"
+
+
+def test_the_environment_check_catches_each_form() -> None:
+    source = "import os\nfrom os import getenv\nA = os.environ.get('X')\nB = os.getenv('Y')\n"
+    assert reads_of_the_environment(source) == [
+        "line 2: from os import getenv", "line 3: os.environ", "line 4: os.getenv",
+    ]  # fmt: skip

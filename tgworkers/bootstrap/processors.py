@@ -62,14 +62,19 @@ def check_requirements(
                             reason="required variables are not set")  # fmt: skip
 
 
-def job_resources(registry: Registry, settings: Settings) -> tuple[Resources, Peers | None]:
-    """The jobs' settings and, when a processor calls peers and a key is set, the peers."""
+def job_resources(
+    registry: Registry, settings: Settings, peers: Peers | None = None
+) -> tuple[Resources, Peers | None]:
+    """The jobs' settings and the peers: `peers` when given (a test's fakes).
+
+    Else the peers are built when a processor calls them and a service key is set.
+    """
     resources = Resources(JobSettings.from_settings(settings))
     jwk = settings.service_jwt_private_jwk
-    if jwk is None or not needs_peers(tuple(registry.processors.values())):
-        return resources, None
-    peers = build_peers(peers_config(settings), ServiceKey.from_jwk_text(jwk))
-    resources.add(peers)
+    if peers is None and jwk is not None and needs_peers(tuple(registry.processors.values())):
+        peers = build_peers(peers_config(settings), ServiceKey.from_jwk_text(jwk))
+    if peers is not None:
+        resources.add(peers)
     return resources, peers
 
 

@@ -10,17 +10,16 @@ by mtime) is a JSON object holding the same keys as the environment. Invariants:
    static keys (Redis URL, queue prefix, port, partitions, …) are ignored with a
    warning logged once per key, so a document can never redirect the worker or
    leak a credential into it.
-3. Applying swaps one reference (`worker.settings`, a `Live` every reader of the
-   settings shares), so a job reads either the old
-   or the new policy, never a mix; then concurrency, pause flags, processors and
-   the reload hooks (the scheduler's `replace`) follow.
+3. Applying is one call, `Worker.follow`: it swaps one reference (the worker's
+   `Live`, which every reader of the settings shares), so a job reads either the
+   old or the new policy, never a mix; then what holds state built from the
+   settings (processors, concurrency, pause flags, schedules) follows, in the engine.
 4. A config service that is down is retried with backoff (cap 5 min) and never
    touches processing: the worker simply keeps the last good settings.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import random
 import time
@@ -39,7 +38,7 @@ from tgworkers.bootstrap.config_sources import (
     digest,
     source_for,
 )
-from tgworkers.config import Settings, load_settings
+from tgworkers.config import Settings
 from tgworkers.engine.registry import Processor, Registry
 from tgworkers.engine.runtime.worker import Worker
 from tgworkers.errors import ConfigError
@@ -63,10 +62,6 @@ log = structlog.get_logger("tgworkers.config")
 BACKOFF_CAP_S: Final = 300.0
 
 
-def _desired_concurrency(settings: Settings, proc: Processor) -> int:
-    return settings.processor_overrides(proc.env_name).concurrency or proc.concurrency
-
-
 class Reloader:
     """Polls one source and applies each new good document to one worker."""
 
@@ -78,19 +73,17 @@ class Reloader:
         base_env: Mapping[str, str],
         select: Select,
         source: ConfigSource,
+        settings: Settings,
         poll_s: float | None = None,
-        settings: Settings | None = None,
     ) -> None:
         self.worker = worker
         self.registry = registry
         self.base_env = dict(base_env)
         self.select = select
         self.source = source
-        current = settings if settings is not None else worker.settings
-        if not isinstance(current, Settings):  # the worker holds only its engine's part
-            current = load_settings(self.base_env, None)
-        self.settings: Settings = current
-        """The whole settings in force; the worker gets the same value on each swap."""
+        self.settings = settings
+        """The whole settings in force (the worker's `Live` holds the same value, typed
+        as the engine's part: `worker.settings` is an `EngineSettings`)."""
         self.poll_s = poll_s or self.settings.config_poll_s
         self.version: str | None = None
         self.counters: dict[str, int] = {
@@ -184,20 +177,10 @@ class Reloader:
     # ------------------------------------------------------------------ apply
 
     async def apply(self, new: Settings, processors: Sequence[Processor], version: str) -> None:
-        """Swap the settings, then bring processors, concurrency, pauses, hooks in line."""
-        worker, old = self.worker, self.settings
-        changes = settings_diff(old, new)
-        self.settings = worker.settings = new  # one reference: new attempts read the new policy
-        switched = await self._switch_processors(processors)
-        for rt in worker.runtimes:
-            wanted = _desired_concurrency(new, rt.processor)
-            if wanted != _desired_concurrency(old, rt.processor):
-                rt.set_concurrency(wanted)
-        await worker.control_once()  # pause flags at once, not at the next control poll
-        for hook in list(worker.reload_hooks):  # typed for the engine's part of the settings
-            result = hook(old, new)
-            if inspect.isawaitable(result):
-                await result
+        """Hand the new settings to the worker (`Worker.follow`: one `Live` swap), then log."""
+        changes = settings_diff(self.settings, new)
+        self.settings = new  # the whole settings; the worker's `Live` gets the same value
+        switched = await self.worker.follow(new, processors)
         previous, self.version = self.version, version
         self.awaiting_first = False
         if not changes and not switched:
@@ -208,20 +191,6 @@ class Reloader:
         self.last_applied_at = time.time()
         log.info("config.applied", version=version, previous_version=previous,
                  changes=changes, processors=switched)  # fmt: skip
-
-    async def _switch_processors(self, processors: Sequence[Processor]) -> dict[str, str]:
-        """Start the processors switched on and drain the ones switched off."""
-        wanted = {p.name for p in processors}
-        running = {rt.queue for rt in self.worker.runtimes}
-        switched: dict[str, str] = {}
-        for queue in sorted(running - wanted):
-            self.worker.remove_runtime(queue)
-            switched[queue] = "off"
-        for proc in processors:
-            if proc.name not in running:
-                await self.worker.add_runtime(proc)
-                switched[proc.name] = "on"
-        return switched
 
 
 def build_reloader(

@@ -3,9 +3,9 @@
 Starts, in order: a Redis (a reachable `REDIS_URL`, else a private `redis-server`
 on a free port in a temp dir), the stub peers (the fakes the tests use) verifying
 a freshly generated Ed25519 service key, and then exactly what `run` starts (the
-same `select_processors`, `job_resources` and `serve`) with every processor on,
-short schedules and the HTTP server on a free port. Sample work keeps flowing and
-a compact view shows queues and outcomes.
+same launcher, so the same telemetry, ledger hook and HTTP server) with every
+processor on, short schedules and the HTTP server on a free port. Sample work
+keeps flowing and a compact view shows queues and outcomes.
 
 Ctrl-C (SIGINT) or SIGTERM: the worker drains as in `run`, then the stub peers
 stop and the private Redis is killed and its directory removed (an `ExitStack`,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shlex
 import sys
@@ -26,7 +27,8 @@ from typing import Final
 import anyio
 import structlog
 
-from tgworkers.bootstrap.process import ProcessParts, build_process, http_settings, serve
+from tgworkers.bootstrap.launcher import Launcher, launch
+from tgworkers.bootstrap.layer_settings import http_settings
 from tgworkers.bootstrap.processors import check_requirements, select_processors
 from tgworkers.cli.app import registry_for, setup_logging
 from tgworkers.cli.dev_view import DevView, is_terminal
@@ -119,14 +121,14 @@ def http_port(args: argparse.Namespace, base: dict[str, str]) -> int:
     return int(raw) if raw.isdigit() else free_port()
 
 
-def build_worker(settings: Settings) -> ProcessParts:
+def build_worker(settings: Settings) -> Launcher:
     """The process `run` would build for these settings (same helpers, same checks)."""
     registry = registry_for(None)
     processors = select_processors(registry, settings, None)
     if not processors:
         raise ConfigError("no processor selected: check PROCESSORS / ENABLE_*")
     check_requirements(registry, settings, processors)
-    return build_process(settings, registry, processors, consumer=default_consumer_name())
+    return launch(settings, registry, processors, consumer=default_consumer_name())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -140,26 +142,19 @@ def main(args: argparse.Namespace) -> int:
         fake = stack.enter_context(FakePeers(public, issuer=ISSUER))
         settings = dev_settings(base, redis, fake, http_port(args, base), jwk_text)
         setup_logging(settings)
-        parts = build_worker(settings)
-        worker = parts.worker
+        launcher = build_worker(settings)
+        worker = launcher.worker
         sample = SampleWork(fake, worker.client.enqueue, tick_s=args.tick)
-        stats = parts.services.stats  # the one StatsReader of the process
+        stats = launcher.services.stats  # the one StatsReader of the process
         live = is_terminal() and not args.plain
         running = frozenset(p.queue for p in worker.processors)
         banner = Stack(redis, fake, settings).banner()
         view = DevView(stats, sample, banner, queues=running, live=live)
         with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the worker listens
-            anyio.run(serve_dev, parts, sample, view)
+            # `run`'s process, plus the sample producer and the view while the worker runs
+            launcher.run(functools.partial(extras, worker, settings, sample, view))
     print("dev: stopped; nothing left running", file=sys.stderr)
     return 0
-
-
-async def serve_dev(parts: ProcessParts, sample: SampleWork, view: DevView) -> None:
-    """`run`'s `serve`, plus the sample producer and the view while the worker runs."""
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(extras, parts.worker, parts.settings, sample, view)
-        await serve(parts)
-        tg.cancel_scope.cancel()
 
 
 async def console_link(worker: Worker, settings: Settings) -> str:

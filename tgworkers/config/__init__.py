@@ -107,6 +107,11 @@ class Settings(EngineSettings, frozen=True, kw_only=True):
     otel_sdk_disabled: bool = False
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_metrics_endpoint: str | None = None
+    otel_metric_export_interval: int = 15_000
+    histogram_samples_per_s: int = 500
+    process_spans_per_s: int = 200
 
     def enabled(self, flag: str | None, default: bool) -> bool:  # noqa: FBT001
         if flag is None:

@@ -83,6 +83,17 @@ SCALARS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "OTEL_SDK_DISABLED": ("otel_sdk_disabled", parse_bool),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_exporter_otlp_endpoint", url("http", "https")),
     "OTEL_SERVICE_NAME": ("otel_service_name", text),
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": (
+        "otel_exporter_otlp_traces_endpoint",
+        url("http", "https"),
+    ),
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": (
+        "otel_exporter_otlp_metrics_endpoint",
+        url("http", "https"),
+    ),
+    "OTEL_METRIC_EXPORT_INTERVAL": ("otel_metric_export_interval", int_in(1)),
+    "TGW_HISTOGRAM_SAMPLES_PER_S": ("histogram_samples_per_s", int_in(0)),
+    "TGW_PROCESS_SPANS_PER_S": ("process_spans_per_s", int_in(0)),
     "ADMIN_JWT_ISSUERS": ("admin_jwt_issuers", csv),
     "ADMIN_JWT_MAX_LIFETIME_S": ("admin_jwt_max_lifetime_s", int_in(1, 86_400)),
     "CONSOLE_SESSION_TTL_S": ("console_session_ttl_s", int_in(60, 7 * 86_400)),
@@ -93,12 +104,9 @@ OTEL_SAMPLERS: Final = (
     "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio",
 )  # fmt: skip
 OTEL_CHECKED: Final[dict[str, Callable[[str], Any]]] = {
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": url("http", "https"),
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": url("http", "https"),
     "OTEL_EXPORTER_OTLP_PROTOCOL": choice("http/protobuf", "http/json", "grpc"),
     "OTEL_TRACES_SAMPLER": choice(*OTEL_SAMPLERS),
     "OTEL_TRACES_SAMPLER_ARG": float_min(0),
-    "OTEL_METRIC_EXPORT_INTERVAL": int_in(1),
     "OTEL_EXPORTER_OTLP_TIMEOUT": int_in(1),
 }
 """Standard OpenTelemetry variables the SDK reads itself: checked, not stored."""

@@ -1,8 +1,10 @@
-"""Serve the app with uvicorn in the worker's event loop, for as long as it runs.
+"""The embedded uvicorn server and the two tasks that run beside it.
 
 uvicorn's own signal capture is turned off: the worker owns SIGTERM/SIGINT and
-its graceful drain, and the server stops only after the worker has stopped, so
-`/healthz` and `/readyz` keep answering during the drain.
+its graceful drain. The launcher (`tgworkers.bootstrap.launcher`) runs the server,
+the stats sampler and the info publisher beside the worker and stops the server
+only after the worker has stopped, so `/healthz` and `/readyz` keep answering
+during the drain.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Final
 import anyio
 import structlog
 import uvicorn
-from starlette.applications import Starlette
 
 from tgworkers import __version__
 from tgworkers.engine.ops import EngineServices
@@ -83,23 +84,3 @@ async def sample_stats(services: EngineServices, health: RedisHealth) -> None:
     while True:
         await anyio.sleep(SAMPLER_EVERY_S)
         await guarded(health, "sampler", services.stats.snapshot)
-
-
-async def run_with_server(worker: Worker, server: EmbeddedServer | None, port: int | None) -> None:
-    """Run the worker and, when there is a server, it and the stats sampler beside it."""
-    if server is None:
-        await worker.run()
-        return
-    app = server.config.app
-    assert isinstance(app, Starlette)  # noqa: S101 - embedded_server builds it
-    services: EngineServices = app.state.services
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        log.info("http.started", port=port)
-        async with anyio.create_task_group() as sampler:
-            sampler.start_soon(sample_stats, services, worker.health)
-            sampler.start_soon(publish_self, worker)
-            await worker.run()
-            sampler.cancel_scope.cancel()
-        server.should_exit = True
-    log.info("http.stopped", port=port)

@@ -1,6 +1,6 @@
 """`HttpSettings`: what the HTTP server reads, mapped from the parsed environment.
 
-The mapping is `bootstrap.process.http_settings`, beside the engine's and the
+The mapping is `bootstrap.layer_settings.http_settings`, beside the engine's and the
 telemetry's, so the server never reads a peer URL or the service key.
 """
 

@@ -1,12 +1,13 @@
 """`run_worker`: the real engine in the test's event loop, with the test in charge of time.
 
-A `Harness` is one `Worker` (the production class, with the resources `run`
-registers) on a real Redis, reaching the fake peers over loopback. The test
-enqueues, `drain`s a queue until nothing is ready or running, reads what is
-queued, delayed or dead, and moves time with `advance`: every delayed job and
-every dedupe record is moved that much earlier on Redis's clock, the promoters
-are woken, and the schedules are ticked on the fake clock, which handlers read from
-`ctx.now_ms()` too. Nobody sleeps.
+A `Harness` is one process built by the launcher `run` uses
+(`tgworkers.bootstrap.launcher`: the same worker, resources and hooks, no HTTP server,
+no signal handling) on a real Redis, reaching the fake peers over loopback; the test's
+clock and peers are injected into it. The test enqueues, `drain`s a queue until
+nothing is ready or running, reads what is queued, delayed or dead, and moves time
+with `advance`: every delayed job and every dedupe record is moved that much earlier
+on Redis's clock, the promoters are woken, and the schedules are ticked on the fake
+clock, which handlers read from `ctx.now_ms()` too. Nobody sleeps.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ import anyio
 import msgspec
 from redis.asyncio import Redis
 
+from tgworkers.bootstrap.launcher import Injected, launch
 from tgworkers.config import load_settings
 from tgworkers.devstack.fake_peers import RecordedRequest
 from tgworkers.engine.client import EnqueueResult
-from tgworkers.engine.context import Resources
 from tgworkers.engine.ops.dlq import DeadJob
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.runtime.worker import Worker
+from tgworkers.engine.telemetry.recorder import active as active_telemetry
 from tgworkers.engine.wire.envelope import fields_from_json
 from tgworkers.engine.wire.keys import PartitionKeys
-from tgworkers.jobs.settings import JobSettings
 from tgworkers.testing import assertions
 from tgworkers.testing.apps import AppSource, load_app
 from tgworkers.testing.clock import FakeClock
@@ -200,32 +201,20 @@ async def run_worker(
     settings = load_settings(values, None)
     runs: list[JobRun] = []
     registry = recording_registry(load_app(app), runs.append)
-    resources = Resources(JobSettings.from_settings(settings))
-    peer_clients = peers.network_peers(settings) if peers is not None else None
-    if peer_clients is not None:
-        resources.add(peer_clients)
     clock = clock or FakeClock(ticking=True)
     if peers is not None:
         peers.state.clock = clock  # the fakes' "now" (a bet's tEnd) follows advance()
-    worker = Worker(
-        settings=settings,
-        registry=registry,
-        processors=registry.select(processors),
-        consumer="tgworkers-testing",
-        resources=resources,
+    injected = Injected(
         clock=clock,  # handlers' ctx.now_ms() and the schedules follow advance()
+        telemetry=active_telemetry(),  # whatever the test installed, left to it
+        peers=peers.network_peers(settings) if peers is not None else None,
     )
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: worker.run(handle_signals=False))
+    launcher = launch(
+        settings, registry, registry.select(processors), consumer="tgworkers-testing",
+        injected=injected, serve_http=False, handle_signals=False,
+    )  # fmt: skip
+    async with launcher.running() as worker:
+        if worker.scheduler is not None:  # seen before any advance() moves the clock
             with anyio.fail_after(10):
-                await worker.started.wait()
-                if worker.scheduler is not None:  # seen before any advance() moves the clock
-                    await worker.scheduler.first_pass.wait()
-            try:
-                yield Harness(worker, peers, clock, runs)
-            finally:
-                worker.request_stop()
-    finally:
-        if peer_clients is not None:
-            await peer_clients.aclose()
+                await worker.scheduler.first_pass.wait()
+        yield Harness(worker, peers, clock, runs)

@@ -24,7 +24,7 @@ from tests.support.wait import wait_until
 
 from tgworkers.bootstrap.reload import ConfigSource, FileSource, HttpSource, Reloader
 from tgworkers.cli.run import select_processors
-from tgworkers.config import Settings, load_settings
+from tgworkers.config import load_settings
 from tgworkers.engine.client import Client, EnqueueRequest
 from tgworkers.engine.registry import Registry
 from tgworkers.engine.runtime.worker import Worker
@@ -54,7 +54,7 @@ async def reloading_worker(
     )
     reloader = Reloader(
         worker=worker, registry=registry, base_env=base_env, select=select, source=source,
-        poll_s=POLL_S,
+        settings=settings, poll_s=POLL_S,
     )  # fmt: skip
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: worker.run(handle_signals=False))
@@ -286,20 +286,23 @@ async def test_pause_flags_follow_the_document(
         server.stop()
 
 
-async def test_reload_hooks_get_the_changed_schedule(redis_url: str, registry: Registry) -> None:
+async def test_a_changed_schedule_reaches_the_worker_through_its_live_settings(
+    redis_url: str, registry: Registry
+) -> None:
+    """One way to reload: the reloader hands the document to `Worker.follow`, which swaps
+    the one `Live` every reader shares (the scheduler, the views, the HTTP services)."""
     server = ConfigServer({})
-    seen: list[tuple[dict[str, str], dict[str, str], str]] = []
-
-    async def hook(old: Settings, new: Settings) -> None:
-        seen.append((old.crons, new.crons, new.schedules_tz))
-
     try:
         async with reloading_worker(redis_url, registry, HttpSource(server.url)) as (w, reloader):
-            w.reload_hooks.append(hook)
+            readers = (w.layout.live, w.client.layout.live, w.rates.live, w.finished.live)
             await wait_until(lambda: reloader.version == server.etag, what="first document")
             server.set({"CRON_TEST_TICK": "*/5 * * * *", "SCHEDULES_TZ": "Europe/Berlin"})
-            await wait_until(lambda: seen and seen[-1][1], what="hook called")
-            assert seen[-1] == ({}, {"CRON_TEST_TICK": "*/5 * * * *"}, "Europe/Berlin")
+            await wait_until(lambda: w.settings.crons, what="document applied")
+            assert w.settings is reloader.settings  # the whole settings, one value
+            assert (w.settings.crons, w.settings.schedules_tz) == (
+                {"CRON_TEST_TICK": "*/5 * * * *"}, "Europe/Berlin",
+            )  # fmt: skip
+            assert all(live is w.live for live in readers)
     finally:
         server.stop()
 

@@ -15,12 +15,19 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tests.support.processes import ROOT
+from tests.support.redis_server import free_port
 from tests.support.wait import wait_until_sync
 
 PRIVATE = re.compile(r"redis\s+(redis://\S+)\s+\(private redis-server pid (\d+), dir (\S+)\)")
@@ -144,3 +151,68 @@ def test_dev_without_redis_server_or_redis_url_exits_2_naming_how_to_get_one(tmp
         "(apt-get install -y redis-server, or set REDIS_URL to a running Redis)"
     )
     assert done.stdout == ""
+
+
+class Collector:
+    """An OTLP/HTTP receiver on a loopback port: keeps every export request it is sent."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append((self.path, body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:  # keep the test output quiet
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def span_names(self) -> set[str]:
+        names: set[str] = set()
+        for path, body in list(self.received):
+            if path == "/v1/traces":
+                request = ExportTraceServiceRequest.FromString(body)
+                names |= {s.name for r in request.resource_spans for ss in r.scope_spans
+                          for s in ss.spans}  # fmt: skip
+        return names
+
+    def metric_names(self) -> set[str]:
+        names: set[str] = set()
+        for path, body in list(self.received):
+            if path == "/v1/metrics":
+                request = ExportMetricsServiceRequest.FromString(body)
+                names |= {m.name for r in request.resource_metrics for sm in r.scope_metrics
+                          for m in sm.metrics}  # fmt: skip
+        return names
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_dev_exports_telemetry_like_run(dev, redis_url):
+    """`dev` goes through the launcher `run` uses: OTLP spans and metrics, and `/metrics`."""
+    collector = Collector()
+    port = free_port()
+    try:
+        process = dev(REDIS_URL=redis_url, PORT=str(port),
+                      OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+                      OTEL_METRIC_EXPORT_INTERVAL="500", OTEL_BSP_SCHEDULE_DELAY="200")  # fmt: skip
+        wait_until_sync(lambda: "process cfb.settle" in collector.span_names(), timeout_s=60,
+                        what="a process span exported over OTLP")  # fmt: skip
+        wait_until_sync(lambda: "messaging.process.duration" in collector.metric_names(),
+                        timeout_s=30, what="the handler-duration histogram exported")  # fmt: skip
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert scrape.status_code == 200
+        assert "tgworkers_jobs_processed_total" in scrape.text  # the Prometheus reader too
+        assert process.interrupt() == 0, process.stderr()
+    finally:
+        collector.close()

@@ -122,7 +122,8 @@ async def engine_workload(otel, redis, redis_url, tmp_path) -> tuple[Any, Regist
         await otel.telemetry.refresh_depth(StatsReader(redis, registry, Layout(settings)))
         reloader = Reloader(worker=worker, registry=registry, base_env={},
                             select=lambda *_: worker.processors,
-                            source=FileSource(tmp_path / "missing.json"))  # fmt: skip
+                            source=FileSource(tmp_path / "missing.json"),
+                            settings=settings)  # fmt: skip
         otel.telemetry.track_reloader(reloader)
         await reloader.poll_once()
     return settings, registry, reloader  # tracked weakly: keep it alive until collected

@@ -15,76 +15,41 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
 
 import anyio
 import structlog
 from anyio.abc import TaskGroup
-from redis.asyncio import Redis
 
-from tgworkers.engine.client import Client
 from tgworkers.engine.context import Resources
-from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
-from tgworkers.engine.ops.control import POLL_INTERVAL_S, Control
-from tgworkers.engine.ops.dlq import DeadLetters
-from tgworkers.engine.ops.rates import RateLimiter
-from tgworkers.engine.options import RuntimeOptions
-from tgworkers.engine.partitions import PartitionRecords
-from tgworkers.engine.registry import JobType, Processor, Registry
-from tgworkers.engine.runtime.broker import Broker
+from tgworkers.engine.ops.control import POLL_INTERVAL_S
+from tgworkers.engine.registry import Processor, Registry
+from tgworkers.engine.runtime.assembly import (
+    Connections,
+    EngineParts,
+    concurrency_of,
+    open_connections,
+)
 from tgworkers.engine.runtime.cancels import apply_cancels
-from tgworkers.engine.runtime.executor import Clock, Executor
-from tgworkers.engine.runtime.finished_log import FinishedLog
+from tgworkers.engine.runtime.executor import Clock
 from tgworkers.engine.runtime.processor import ProcessorRuntime
 from tgworkers.engine.runtime.upkeep import check_eviction_policy, heartbeat, listen_for_wakeups
 from tgworkers.engine.schedule.scheduler import Scheduler, build_schedules
 from tgworkers.engine.settings import EngineSettings
-from tgworkers.engine.telemetry.recorder import active as active_telemetry
-from tgworkers.engine.wire.connection import (
-    REDIS_ERRORS,
-    RedisHealth,
-    connect,
-    connect_for_blocking,
-    guarded,
-)
+from tgworkers.engine.wire.connection import REDIS_ERRORS, guarded
 from tgworkers.engine.wire.keys import HEARTBEAT_S
-from tgworkers.engine.wire.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.worker")
 
 
-ReloadHook = Callable[[EngineSettings, EngineSettings], Awaitable[None] | None]
-"""Called with (old, new) after a hot reload swapped `worker.settings`."""
-
-
-class Connections(NamedTuple):
-    """A worker's two clients: short commands and scripts, and the blocking reads."""
-
-    redis: Redis
-    blocking: Redis
-
-
-def open_connections(settings: EngineSettings, registry: Registry) -> Connections:
-    """The clients of one worker process, sized for the processors it may ever run.
-
-    Opened by the bootstrap (`tgworkers.bootstrap.process`) and handed to the worker;
-    a worker built without them (tests, tools) opens its own the same way.
-    """
-    url, cluster = settings.redis_url.reveal(), settings.redis_cluster
-    readers = max(4, len(registry.processors) + 1)  # one per processor that may run
-    if cluster:  # one reader per partition: one XREADGROUP cannot span slots
-        counts = [Layout(settings).partition_count(p) for p in registry.processors.values()]
-        readers = max(readers, sum(counts) + 1)
-    blocking = connect_for_blocking(url, block_ms=1000, max_connections=readers, cluster=cluster)
-    return Connections(connect(url, cluster=cluster), blocking)
+__all__ = ["Connections", "Worker", "open_connections"]
 
 
 class Worker:
     """Runs the selected processors of one process until told to stop."""
 
-    def __init__(  # noqa: PLR0913 - parts the bootstrap or the test harness passes in
+    def __init__(  # noqa: PLR0913 - parts the launcher or an engine test passes in
         self,
         *,
         settings: EngineSettings,
@@ -101,34 +66,24 @@ class Worker:
         self.processors = tuple(processors)
         self.consumer = consumer
         self.resources = resources or Resources()
-        conns = connections or open_connections(settings, registry)  # bootstrap passes them
-        self.redis, self.blocking = conns.redis, conns.blocking
-        self.health = RedisHealth()
-        active_telemetry().track_health(self.health)  # error counts per kind, exported
-        self.layout = Layout(self.live)
-        self.scripts = Scripts(self.redis)  # one Layout and one Scripts, shared by the parts
-        self.client = Client(
-            self.redis, registry, self.live, layout=self.layout, scripts=self.scripts
+        conns = connections or open_connections(settings, registry)  # the launcher passes them
+        parts = self.parts = EngineParts.build(  # engine/runtime/assembly.py
+            self.live, registry, conns, consumer, self.resources, clock
         )
-        self.control = Control(self.redis, registry, self.layout, self.scripts)
-        self.partition_records = PartitionRecords(self.redis, self.layout)
-        self.broker = Broker(self.redis, self.blocking, consumer)
-        self.rates = RateLimiter(self.redis, self.live, self.scripts)  # peers take it too
-        self.finished = FinishedLog(self.redis, self.live, consumer, self.health, self.scripts)
-        self.runtimes = [self._runtime(p) for p in self.processors]
+        self.redis, self.blocking, self.health = parts.redis, parts.blocking, parts.health
+        self.layout, self.scripts, self.client = parts.layout, parts.scripts, parts.client
+        self.control, self.dead_letters = parts.control, parts.dead_letters
+        self.partition_records, self.broker = parts.partition_records, parts.broker
+        self.rates, self.finished = parts.rates, parts.finished
+        self.runtimes = [parts.runtime(p, self.is_alive) for p in self.processors]
         self.scheduler: Scheduler | None = None
         if schedules := build_schedules(self.processors, settings):
-            self.scheduler = Scheduler(
-                redis=self.redis, client=self.client, schedules=schedules,
-                prefix=settings.queue_prefix, health=self.health, clock=clock,
-            )  # fmt: skip
+            self.scheduler = parts.scheduler(schedules)
         self.started = anyio.Event()
         self.stop_requested = anyio.Event()
         self._force = anyio.Event()
-        self.dead_letters = DeadLetters(self.redis, registry, self.layout, self.scripts)
         self.resources.add(self.client)
         self.resources.add(self.dead_letters)
-        self.reload_hooks: list[ReloadHook] = [self._reschedule]
         self.draining: list[ProcessorRuntime] = []
         self._tg: TaskGroup | None = None
         self._stops: dict[ProcessorRuntime, anyio.Event] = {}
@@ -136,56 +91,49 @@ class Worker:
 
     @property
     def settings(self) -> EngineSettings:
+        """The engine's part of the settings in force (a reload swaps them: `follow`)."""
         return self.live.value
 
-    @settings.setter
-    def settings(self, new: EngineSettings) -> None:
-        self.live.value = new
+    async def follow(self, new: EngineSettings, processors: Sequence[Processor]) -> dict[str, str]:
+        """A hot reload: swap the one `Live`, then bring what holds settings-derived state in line.
 
-    def _runtime(self, proc: Processor) -> ProcessorRuntime:
-        s = self.settings
-        over = s.processor_overrides(proc.env_name)
+        Every reader of the settings reads through `self.live`; what keeps state built
+        from them follows here, in one place: the processors switched on and off, each
+        runtime's concurrency, the pause flags (at once, not at the next control poll)
+        and the schedules. Returns the processors switched (`{queue: "on"|"off"}`).
+        """
+        old, self.live.value = self.settings, new
+        switched = await self._switch_processors(processors)
+        for rt in self.runtimes:
+            if (wanted := concurrency_of(new, rt.processor)) != concurrency_of(old, rt.processor):
+                rt.set_concurrency(wanted)
+        await self.control_once()
+        self._reschedule()
+        return switched
 
-        def policy_of(jt: JobType[Any]) -> Any:
-            return jt.retry or self.settings.retry_policy(proc.env_name)
+    async def _switch_processors(self, processors: Sequence[Processor]) -> dict[str, str]:
+        """Start the processors switched on and drain the ones switched off."""
+        wanted = {p.name for p in processors}
+        running = {rt.queue for rt in self.runtimes}
+        switched: dict[str, str] = {}
+        for queue in sorted(running - wanted):
+            self.remove_runtime(queue)
+            switched[queue] = "off"
+        for proc in processors:
+            if proc.name not in running:
+                await self.add_runtime(proc)
+                switched[proc.name] = "on"
+        return switched
 
-        def timeout_of(jt: JobType[Any]) -> float:
-            return self.settings.processor_overrides(proc.env_name).timeout_s or jt.timeout_s
-
-        executor = Executor(
-            queue=proc.queue, policy_of=policy_of, timeout_of=timeout_of,
-            max_payload_bytes=s.max_payload_bytes, resources=self.resources,
-            client=self.client, redis=self.redis, scripts=self.scripts, consumer=self.consumer,
-            clock=self.clock,
-        )  # fmt: skip
-        executor.rate = self.rates.queue_gate(proc.queue, proc.env_name)
-        options = RuntimeOptions(
-            concurrency=over.concurrency or proc.concurrency,
-            visibility_timeout_ms=s.visibility_timeout_ms,
-            max_deliveries=s.max_deliveries_effective,
-            dedupe_ttl_ms=s.dedupe_ttl_s * 1000,
-            read_per_partition=s.redis_cluster,
-        )
-        rt = ProcessorRuntime(
-            processor=proc, partitions=self.layout.partitions(proc), broker=self.broker,
-            scripts=self.scripts, executor=executor, options=options, health=self.health,
-            is_alive=self.is_alive,
-        )  # fmt: skip
-        rt.observers.append(self.finished.observe)  # finish records for lookup (finished.py)
-        return rt
-
-    def _reschedule(self, old: EngineSettings, new: EngineSettings) -> None:
-        """Reload hook: schedules follow `CRON_*`, `SCHEDULES_TZ` and processors switched.
+    def _reschedule(self) -> None:
+        """Schedules follow `CRON_*`, `SCHEDULES_TZ` and processors switched (`follow`).
 
         Applied without a restart; a scheduler is started if there was none.
         """
-        schedules = build_schedules(self.processors, new)
+        schedules = build_schedules(self.processors, self.settings)
         if self.scheduler is None:
             if schedules and self._tg is not None:
-                self.scheduler = Scheduler(
-                    redis=self.redis, client=self.client, schedules=schedules,
-                    prefix=new.queue_prefix, health=self.health, clock=self.clock,
-                )  # fmt: skip
+                self.scheduler = self.parts.scheduler(schedules)
                 self._tg.start_soon(self.scheduler.run)
             return
         names = [(s.name, s.expression, s.spec) for s in schedules]
@@ -211,7 +159,7 @@ class Worker:
         """Start a processor on a running worker (a hot reload switched it on)."""
         if self._tg is None:
             raise RuntimeError("add_runtime needs a running worker")
-        rt = self._runtime(proc)
+        rt = self.parts.runtime(proc, self.is_alive)
         self.runtimes.append(rt)
         self.processors = (*self.processors, proc)
         await self._tg.start(self._host_runtime, rt)

@@ -1,29 +1,31 @@
 """The recorder: per-job spans and histograms, and the process's active telemetry.
 
-What is recorded and under which names is `catalogue.py`; the observable
-instruments' sources are `exports.py`; the run's log and trace context
-is `context.py`; the process's providers are built by
-`setup.py`. Per job, only the `process` span (within its budget) and two
-histograms touch the SDK; outcomes are dict increments exported later.
+What is recorded and under which names is `catalogue.py`; the observable instruments'
+sources are `exports.py`; the run's log and trace context is `context.py`; the process's
+providers are built by `setup.py`. Per job, only the `process` span (within its budget)
+and two histograms touch the SDK; outcomes are dict increments exported later.
 
-A `Telemetry` is built from provider objects, so tests install in-memory ones with
-`install()` instead of the global setters.
+A `Telemetry` is built from provider objects (tests `install()` in-memory ones).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from opentelemetry import context as otel_context, metrics, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from tgworkers.engine.telemetry.budget import (
+    HISTOGRAM_SAMPLES_PER_S,
+    PROCESS_SPANS_PER_S,
+    RateBudget,
+)
 from tgworkers.engine.telemetry.catalogue import (
     COUNTER,
     HISTOGRAM,
@@ -82,42 +84,16 @@ def _reason(s: SettlementView) -> str:
 # ---------------------------------------------------------------- the instruments
 
 
-class RateBudget:
-    """At most `per_s` yeses per second: keeps per-job telemetry cheap under load.
-
-    Below the budget every job is traced and measured; above it (tens of thousands
-    of jobs per second) a fixed number per second is, which keeps the histograms'
-    shape and the traces representative while the counters stay exact.
-    """
-
-    __slots__ = ("_count", "_window", "per_s")
-
-    def __init__(self, per_s: int) -> None:
-        self.per_s = per_s
-        self._window = 0
-        self._count = 0
-
-    def allow(self) -> bool:
-        now = int(time.monotonic())
-        if now != self._window:
-            self._window, self._count = now, 0
-        self._count += 1
-        return self._count <= self.per_s
-
-
-HISTOGRAM_SAMPLES_PER_S: Final = int(os.environ.get("TGW_HISTOGRAM_SAMPLES_PER_S", "500"))
-"""Per-job histogram records per second and instrument (counters are always exact)."""
-PROCESS_SPANS_PER_S: Final = int(os.environ.get("TGW_PROCESS_SPANS_PER_S", "200"))
-"""`process` spans per second per worker process; jobs beyond it run untraced."""
-
-
 class Telemetry:
     """The tracer, the instruments and the engine sources they read."""
 
-    def __init__(
+    def __init__(  # the budgets: TGW_*_PER_S, read by the config layer (setup.py)
         self,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
+        *,
+        histogram_samples_per_s: int = HISTOGRAM_SAMPLES_PER_S,
+        process_spans_per_s: int = PROCESS_SPANS_PER_S,
     ) -> None:
         self.tracing = tracer_provider is not None
         tp = tracer_provider or trace.NoOpTracerProvider()
@@ -131,9 +107,9 @@ class Telemetry:
         self._static: dict[str, dict[str, Any]] = {}
         callbacks = self.sources.callbacks()
         self.i: dict[str, Any] = {s.name: self._create(s, callbacks) for s in INSTRUMENTS}
-        self._durations = RateBudget(HISTOGRAM_SAMPLES_PER_S)
-        self._pickups = RateBudget(HISTOGRAM_SAMPLES_PER_S)
-        self._spans = RateBudget(PROCESS_SPANS_PER_S)
+        self._durations = RateBudget(histogram_samples_per_s)
+        self._pickups = RateBudget(histogram_samples_per_s)
+        self._spans = RateBudget(process_spans_per_s)
 
     def _create(self, spec: InstrumentSpec, callbacks: dict[str, Callback]) -> Any:
         m, kw = self.meter, {"unit": spec.unit, "description": spec.description}

@@ -1,19 +1,19 @@
 """The process's telemetry providers: built once at start, flushed on exit.
 
-OTLP/HTTP exporters only when an `OTEL_EXPORTER_OTLP_*ENDPOINT` is set, a
-Prometheus reader for `/metrics`, nothing at all when `OTEL_SDK_DISABLED` is true.
-Tests build in-memory providers and `install()` them instead.
+OTLP/HTTP exporters only when an OTLP endpoint is configured, a Prometheus reader
+for `/metrics`, nothing at all when `OTEL_SDK_DISABLED` is true. The values come in
+a `TelemetrySettings` the config layer parsed: the engine reads no environment
+(tests/unit/test_layering.py). Tests build in-memory providers and `install()` them.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from opentelemetry import trace
 
+from tgworkers.engine.telemetry.budget import HISTOGRAM_SAMPLES_PER_S, PROCESS_SPANS_PER_S
 from tgworkers.engine.telemetry.recorder import Telemetry, active, install
 
 if TYPE_CHECKING:
@@ -23,30 +23,31 @@ if TYPE_CHECKING:
 class TelemetrySettings(msgspec.Struct, frozen=True, kw_only=True):
     """The telemetry layer's settings, mapped from the parsed environment.
 
-    `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`; the
-    other `OTEL_*` variables the SDK reads itself.
+    `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_ENDPOINT` (and its per-signal
+    `_TRACES_`/`_METRICS_` forms), `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`
+    and the per-job budgets `TGW_HISTOGRAM_SAMPLES_PER_S`, `TGW_PROCESS_SPANS_PER_S`;
+    the SDK reads the other `OTEL_*` variables (sampler, protocol, timeout) itself.
     """
 
     sdk_disabled: bool = False
     otlp_endpoint: str | None = None
+    traces_endpoint: str | None = None
+    metrics_endpoint: str | None = None
+    metric_export_interval_ms: int = 15_000
     service_name: str | None = None
+    histogram_samples_per_s: int = HISTOGRAM_SAMPLES_PER_S
+    process_spans_per_s: int = PROCESS_SPANS_PER_S
+
+    def endpoint(self, signal: str) -> str | None:
+        """The OTLP/HTTP URL of one signal (`traces`, `metrics`), None when not configured."""
+        specific = self.traces_endpoint if signal == "traces" else self.metrics_endpoint
+        if specific:
+            return specific
+        base = (self.otlp_endpoint or "").rstrip("/")
+        return f"{base}/v1/{signal}" if base else None
 
 
-def _endpoint(environ: Mapping[str, str], signal: str, fallback: str | None) -> str | None:
-    """The OTLP/HTTP URL of one signal (`traces`, `metrics`), None when not configured."""
-    specific = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
-    if specific:
-        return specific
-    base = (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or fallback or "").rstrip("/")
-    return f"{base}/v1/{signal}" if base else None
-
-
-def setup_telemetry(
-    settings: TelemetrySettings,
-    environ: Mapping[str, str] | None = None,
-    *,
-    prometheus: bool = True,
-) -> Telemetry:
+def setup_telemetry(settings: TelemetrySettings, *, prometheus: bool = True) -> Telemetry:
     """Build the process's providers, set them globally (once) and make them active.
 
     OTLP/HTTP exporters only when an endpoint is configured; the Prometheus reader
@@ -56,18 +57,19 @@ def setup_telemetry(
     from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415 - set-up only
     from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
 
-    env = os.environ if environ is None else environ
     if settings.sdk_disabled:
         return active()
     resource = Resource.create({"service.name": settings.service_name or "tgworkers"})
-    traces_url = _endpoint(env, "traces", settings.otlp_endpoint)
-    metrics_url = _endpoint(env, "metrics", settings.otlp_endpoint)
+    traces_url = settings.endpoint("traces")
     tp = _tracer_provider(resource, traces_url) if traces_url else None
-    readers = _metric_readers(metrics_url, env, prometheus=prometheus)
+    readers = _metric_readers(settings, prometheus=prometheus)
     mp = MeterProvider(resource=resource, metric_readers=readers) if readers else None
     if tp is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         trace.set_tracer_provider(tp)  # for libraries using the global one; set once
-    telemetry = Telemetry(tp, mp)
+    telemetry = Telemetry(
+        tp, mp, histogram_samples_per_s=settings.histogram_samples_per_s,
+        process_spans_per_s=settings.process_spans_per_s,
+    )  # fmt: skip
     install(telemetry)
     return telemetry
 
@@ -84,16 +86,16 @@ def _tracer_provider(resource: Any, url: str) -> TracerProvider:
     return tp
 
 
-def _metric_readers(url: str | None, env: Mapping[str, str], *, prometheus: bool) -> list[Any]:
+def _metric_readers(settings: TelemetrySettings, *, prometheus: bool) -> list[Any]:
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader  # noqa: PLC0415
 
     readers: list[Any] = []
-    if url:
+    if url := settings.endpoint("metrics"):
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
             OTLPMetricExporter,
         )
 
-        interval = int(env.get("OTEL_METRIC_EXPORT_INTERVAL", "") or 15_000)
+        interval = settings.metric_export_interval_ms
         exporter = OTLPMetricExporter(endpoint=url)
         readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
     if prometheus:

@@ -1,0 +1,39 @@
+"""Per-second budgets that bound per-job telemetry under load (docs/observability.md).
+
+The defaults are here; a process's values (`TGW_HISTOGRAM_SAMPLES_PER_S`,
+`TGW_PROCESS_SPANS_PER_S`) are parsed by the config layer and handed to `Telemetry`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+
+class RateBudget:
+    """At most `per_s` yeses per second: keeps per-job telemetry cheap under load.
+
+    Below the budget every job is traced and measured; above it (tens of thousands
+    of jobs per second) a fixed number per second is, which keeps the histograms'
+    shape and the traces representative while the counters stay exact.
+    """
+
+    __slots__ = ("_count", "_window", "per_s")
+
+    def __init__(self, per_s: int) -> None:
+        self.per_s = per_s
+        self._window = 0
+        self._count = 0
+
+    def allow(self) -> bool:
+        now = int(time.monotonic())
+        if now != self._window:
+            self._window, self._count = now, 0
+        self._count += 1
+        return self._count <= self.per_s
+
+
+HISTOGRAM_SAMPLES_PER_S: Final = 500
+"""Default per-job histogram records per second and instrument (counters stay exact)."""
+PROCESS_SPANS_PER_S: Final = 200
+"""Default `process` spans per second per process; jobs beyond it run untraced."""
