@@ -6,8 +6,8 @@ Duties, each a named loop whose one-iteration body is testable on its own:
 2. `_consume_loop` (x concurrency): runs deliveries through the executor; a
    delivery whose entry or key has a run here that has not returned yet (lost
    and cancelled, but still in its clean-up) waits for it (`Deliveries.begins`);
-3. `_settle_loop`: sends finished settlements in batches (one script call per
-   partition and kind), so a busy worker pays one round trip per batch;
+3. `Settler.run` (settler.py): sends finished settlements in batches (one script
+   call per partition and kind), so a busy worker pays one round trip per batch;
 4. `Leases` (leases.py): renews the lease of every entry this worker holds, every
    VT/3, cancels handlers whose entry another delivery took over, and (watchdog)
    those whose renewals have not got through in time;
@@ -44,7 +44,8 @@ from tgworkers.engine.runtime.handoff import Handoff
 from tgworkers.engine.runtime.leases import Leases
 from tgworkers.engine.runtime.promoter import Promoter
 from tgworkers.engine.runtime.recovery import Recovery
-from tgworkers.engine.runtime.settlement import SettleKind, Settlement
+from tgworkers.engine.runtime.settlement import Settlement
+from tgworkers.engine.runtime.settler import Settler, until_done
 from tgworkers.engine.telemetry.recorder import active as active_telemetry
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
@@ -89,17 +90,15 @@ class ProcessorRuntime:
         self.active = 0
         self.running_consumers = 0
         self.last_progress = time.monotonic()
-        self._pending: list[Settlement] = []
-        self._settle_wake = anyio.Event()
         # cleared, never replaced: several read loops (one per partition on a cluster)
         # may wait on it at once, and a replaced event would strand the others
         self._slot_freed = asyncio.Event()
         self._resumed = anyio.Event()
-        self._settled_all = anyio.Event()
         self._handoff = Handoff(on_drained=self._slot_freed.set)  # to the consumers
         executor.on_wait = self._handoff.handler_waits
         self._tg: TaskGroup | None = None
-        self.observers: list[Callable[[Settlement], None]] = []
+        self.settler = Settler(self)
+        self.observers: list[Callable[[Settlement], None]] = self.settler.observers
         self.recovery = Recovery(self)
         self.leases = Leases(self)
         self.promoter = Promoter(self)
@@ -108,9 +107,10 @@ class ProcessorRuntime:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, tg: TaskGroup) -> None:
-        await self._with_redis(lambda: self.broker.ensure_groups(self.partitions))
+        ensure = functools.partial(self.broker.ensure_groups, self.partitions)
+        await until_done(self.health, ensure, "write")
         self._tg = tg
-        for loop in (self._settle_loop, self.leases.run_renewals, self.leases.run_watchdog):
+        for loop in (self.settler.run, self.leases.run_renewals, self.leases.run_watchdog):
             tg.start_soon(loop)
         # one XREADGROUP over every partition; on a cluster each partition is its own
         # slot, so each gets its own blocking reader
@@ -157,33 +157,9 @@ class ProcessorRuntime:
 
     async def wait_idle(self) -> None:
         """Until nothing is buffered, running or waiting to be settled."""
-        while self.active > 0 or self._pending:
-            self._settled_all = anyio.Event()
-            await self._settled_all.wait()
+        await self.settler.wait_idle()
 
     # ------------------------------------------------------------------ helpers
-
-    async def _with_redis(self, op: Callable[[], Awaitable[Any]], loop: str = "write") -> Any:
-        """Run `op` until it succeeds, riding out any error with backoff (promise 13).
-
-        Not only Redis errors: redis-py on uvloop raises `RuntimeError` for a write
-        to a connection reset under it. Giving up would drop a settle batch whose
-        entries this worker would then renew forever and never settle; every op
-        here is a fenced script, so running it again after a success is harmless.
-        """
-        while True:
-            try:
-                result = await op()
-            except REDIS_ERRORS as exc:
-                self.health.failed(exc, loop)
-                await self.health.backoff()
-                continue
-            except Exception as exc:  # noqa: BLE001 - retried, logged once a minute
-                self.health.unexpected(loop, exc)
-                await self.health.backoff()
-                continue
-            self.health.ok(loop)
-            return result
 
     def free_slots(self) -> int:
         return self.options.concurrency - self.active
@@ -265,7 +241,7 @@ class ProcessorRuntime:
                 self.scripts.acquire_keys, pk, self.consumer, items,
                 lock_ttl_ms=self.options.visibility_timeout_ms,
             )  # fmt: skip
-            verdicts: list[int] = await self._with_redis(acquire)  # fmt: skip
+            verdicts: list[int] = await until_done(self.health, acquire, "write")
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
                     refused.add(d.held_as)
@@ -310,74 +286,8 @@ class ProcessorRuntime:
                 self._handoff.put(behind)
         self.last_progress = time.monotonic()
         table.settling(d)
-        self._pending.append(settlement)
-        self._settle_wake.set()
-
-    # ------------------------------------------------------------------ settling
+        self.settler.add(settlement)
 
     def queue_settlement(self, settlement: Settlement) -> None:
         """Hand a settlement made outside the consumers (poison) to the settle loop."""
-        self._pending.append(settlement)
-        self._settle_wake.set()
-
-    async def _settle_loop(self) -> None:
-        while True:
-            await self._settle_wake.wait()
-            self._settle_wake = anyio.Event()
-            await guarded(self.health, "settle", self.settle_once)
-
-    async def settle_once(self) -> None:
-        """Send every pending settlement: one script call per partition and kind."""
-        batch, self._pending = self._pending, []
-        groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
-        for s in batch:
-            if s.kind is SettleKind.DROP:
-                self.deliveries.dropped(s.delivery)
-            else:
-                groups[(s.delivery.pk, s.kind)].append(s)
-        for (pk, kind), group in groups.items():
-            send = functools.partial(self._send_group, pk, kind, group)
-            refused: set[bytes] = await self._with_redis(send)
-            self.deliveries.settled(s.delivery for s in group)
-            for s in group:
-                self._observe(s, refused=s.delivery.entry_id in refused)
-        if not self._pending and self.active == 0:
-            self._settled_all.set()
-
-    async def _send_group(
-        self, pk: PartitionKeys, kind: SettleKind, group: list[Settlement]
-    ) -> set[bytes]:
-        items: Any = [s.item for s in group]
-        if kind is SettleKind.DONE:
-            ttl = self.options.dedupe_ttl_ms
-            held = len(self.deliveries)
-            done = self.scripts.settle_done
-            return set(await done(pk, self.consumer, items, dedupe_ttl_ms=ttl, held=held))
-        if kind is SettleKind.LATER:
-            refused, earliest = await self.scripts.settle_later(pk, self.consumer, items)
-            if earliest >= 0:
-                self.promoter.wake()
-            return set(refused)
-        if kind is SettleKind.DEAD:
-            return set(await self.scripts.dead_letter(pk, self.consumer, items))
-        await self.scripts.hand_back(pk, self.consumer, items)
-        return set()
-
-    def _observe(self, s: Settlement, *, refused: bool) -> None:
-        d = s.delivery
-        if refused:
-            self.counters.settle_refused += 1
-            log.warning("job.settle_refused", queue=self.queue, job_id=d.job_id,
-                        entry=d.entry_id.decode(), reason="ownership lost")  # fmt: skip
-            return
-        self.counters.settled(s.kind)
-        for observer in self.observers:
-            observer(s)
-        if s.kind is SettleKind.DEAD:
-            log.warning("job.dead_lettered", queue=self.queue, job_id=d.job_id,
-                        job=d.envelope.name if d.envelope else None,
-                        reason=s.decision.reason if s.decision else None)  # fmt: skip
-        elif s.kind is SettleKind.LATER and s.decision and s.decision.record:
-            log.info("job.retry_scheduled", queue=self.queue, job_id=d.job_id,
-                     attempt=s.decision.record.attempt, error=s.decision.record.message,
-                     delay_ms=s.decision.delay_ms)  # fmt: skip
+        self.settler.add(settlement)
