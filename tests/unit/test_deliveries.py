@@ -80,6 +80,19 @@ def test_a_superseded_delivery_is_forgotten_never_its_successor() -> None:
     assert table.counters.superseded == 1
 
 
+def test_a_new_run_of_an_entry_waits_for_its_unfinished_run_then_is_handed_out() -> None:
+    lost, new = _delivery(1), _delivery(2)
+    table = _table(lost)
+    assert table.begins(lost) is None
+    table.lose(KEY)  # cancelled, but its coroutine has not returned
+    table.superseded(lost, new)
+    table.taken([new])
+    assert table.begins(new) is lost  # parked behind it
+    assert table.counters.waited_unfinished == 1
+    assert table.ended(lost) == [new]
+    assert table.begins(new) is None
+
+
 def _assigned_attributes(tree: ast.AST) -> set[tuple[int, str]]:
     """(line, attribute) of every `x.attr = …`, `x.attr += …` and `with … as x.attr`."""
     targets: list[ast.expr] = []

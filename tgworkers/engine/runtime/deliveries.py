@@ -232,6 +232,13 @@ class Deliveries:
         """The handler returned or raised: no longer cancellable."""
         d.timeout = None
 
+    def interrupt(self, d: Delivery) -> None:
+        """An operator cancelled its run: its handler is interrupted now.
+
+        It stays held; the executor dead-letters it, naming who cancelled it.
+        """
+        d.cancel()
+
     def failed(self, d: Delivery, error: BaseException) -> None:
         """The handler raised `error` (telemetry's error.type)."""
         d.error_type = type(error).__name__

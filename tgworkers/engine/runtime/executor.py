@@ -213,7 +213,7 @@ class Executor:
         for d in deliveries:
             if d.job_id == job_id and not d.settling and not d.interrupted():
                 self.cancelled[d.entry_id] = by
-                d.cancel()  # its timeout fires now; `_perform` reads who cancelled it
+                self.deliveries.interrupt(d)  # its timeout fires now; `_perform` reads who
                 return True
         return False
 
