@@ -30,6 +30,7 @@ from tgworkers.engine.registry import Registry
 from tgworkers.engine.wire.keys import GROUP, PartitionKeys
 
 VT_MS = 3000
+APP = "tests.support.jobs:PROCESSORS"
 BASE_ENV: Mapping[str, str] = {
     "VISIBILITY_TIMEOUT_MS": str(VT_MS),
     "SHUTDOWN_GRACE_S": "2",
@@ -50,17 +51,17 @@ class Fleet:
         self.names: dict[int, str] = {}
         self.seq = 0
 
-    def start(self, processors: str, **env: str) -> WorkerProcess:
+    def start(self, processors: str, *, app: str = APP, **env: str) -> WorkerProcess:
         """Start a worker; its consumer name starts `w<n>~` so tests can find its PEL."""
         self.seq += 1
         merged = {**BASE_ENV, "CONSUMER_NAME": f"w{self.seq}", **env}
-        proc = start_worker(self.url, processors=processors, env=merged)
+        proc = start_worker(self.url, processors=processors, app=app, env=merged)
         self.names[proc.pid] = merged["CONSUMER_NAME"]
         self.procs.append(proc)
         return proc
 
-    async def start_ready(self, processors: str, **env: str) -> WorkerProcess:
-        proc = self.start(processors, **env)
+    async def start_ready(self, processors: str, *, app: str = APP, **env: str) -> WorkerProcess:
+        proc = self.start(processors, app=app, **env)
         await wait_started(proc)
         return proc
 

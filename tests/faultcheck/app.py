@@ -6,7 +6,9 @@ the faults pause, fill and restart), every run here writes its start and end to 
 file of its process (tests/faultcheck/history.py). The payload picks what a run does:
 
 - sleep `sleep_ms` (the work, inside the key's exclusive section);
-- `cleanup_ms`: when cancelled, await a clean-up that long, then re-raise;
+- `cleanup_ms`: when cancelled, await a clean-up that long, then re-raise (within the
+  job type's declared budget, `CLEANUP_S`: the watchdog cancels a run that much
+  earlier, so a process cut off from Redis ends its clean-up before its lock expires);
 - `block_ms`: on its first delivery, block the event loop that long (a bug in a
   handler: the whole process stalls, renewals included);
 - `not_due_ms`: "not due" until `enqueued_ms + not_due_ms` by this worker's clock.
@@ -80,9 +82,13 @@ def _skew_clock() -> None:
 
 _skew_clock()
 
+CLEANUP_S = 0.6
+"""The clean-up budget of the checked job type; the schedules' clean-ups take 0.15-0.45 s.
+At the checker's VT of 2 s the watchdog then cancels a run 1.2 s after its last renewal."""
+
 CHECKED = JobType(
     name="fc.exclusive", payload=Checked, handler=checked, timeout_s=60.0,
-    partition_key=lambda p: p.key, exclusive=True,
+    partition_key=lambda p: p.key, exclusive=True, cleanup_s=CLEANUP_S,
 )  # fmt: skip
 FC_EXCLUSIVE = Processor(name="fc.exclusive", job_types=(CHECKED,), concurrency=8, partitions=2)
 PROCESSORS = (FC_EXCLUSIVE,)

@@ -133,7 +133,10 @@ def _payload(n: int, rng: random.Random, o: Options, faults: list[Fault]) -> Che
         if n not in f.jobs:
             continue
         if f.kind == "cleanup":
-            sleep_ms, cleanup_ms = rng.randint(1500, 4000), rng.randint(1000, 3000)
+            # 150-450 ms, within the job type's budget (app.CLEANUP_S) yet longer than the
+            # watchdog's margin (0.2 s): without the budget it would outlast the lock. Drawn
+            # as before (1000-3000, scaled) so every seed keeps the rest of its schedule.
+            sleep_ms, cleanup_ms = rng.randint(1500, 4000), rng.randint(1000, 3000) * 3 // 20
         elif f.kind == "block":
             block_ms = o.vt_ms + rng.randint(300, 1000)
         elif f.kind == "clock":

@@ -21,6 +21,8 @@ ENTRY = b"1-0"
 KEY = (0, ENTRY)
 PACKAGE = Path(__file__).resolve().parents[2] / "tgworkers"
 OWNERS = {"tgworkers/engine/runtime/delivery.py", "tgworkers/engine/runtime/deliveries.py"}
+FIXTURES = {"tests/unit/test_leases.py"}
+"""Tests that build a delivery's past (cancelled, renewed so long ago) directly."""
 
 
 def _table(held: Delivery) -> Deliveries:
@@ -62,7 +64,7 @@ def test_a_delivery_being_settled_is_left_to_its_settle_script_unless_deleted() 
     held = _delivery(1)
     table = _table(held)
     table.settling(held)
-    table.expire(limit=float("inf"))
+    table.expire(lambda d: True)
     assert table.held() == [held]
     table.lose(KEY, by=LostBy.DELETED)
     assert held.lost
@@ -128,7 +130,7 @@ def test_only_the_delivery_table_changes_a_deliverys_state() -> None:
         f"{path.relative_to(PACKAGE.parent)}:{line} sets .{attr}"
         for root in roots
         for path in root.rglob("*.py")
-        if str(path.relative_to(PACKAGE.parent)) not in OWNERS
+        if str(path.relative_to(PACKAGE.parent)) not in OWNERS | FIXTURES
         for line, attr in _assigned_attributes(ast.parse(path.read_text()))
         if attr in fields
     )

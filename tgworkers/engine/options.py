@@ -5,6 +5,14 @@ Its own module so the runtime and its recovery both read it without importing ea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from tgworkers.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tgworkers.engine.registry import JobType
+
 
 class RuntimeOptions:
     """The knobs a runtime reads on every use, so a hot reload applies live."""
@@ -33,11 +41,61 @@ class RuntimeOptions:
         return self.visibility_timeout_ms / 3000
 
     @property
+    def margin_s(self) -> float:
+        """What the watchdog keeps between cancelling a run and its lease's end (VT/10, ≥ 0.1 s)."""
+        return lease_margin_s(self.visibility_timeout_ms)
+
+    @property
     def lease_budget_s(self) -> float:
-        """How long a run may go without a renewed lease: VT less a margin for cancelling."""
-        vt_s = self.visibility_timeout_ms / 1000
-        return vt_s - max(vt_s / 10, 0.1)
+        """How long a run may go without a renewed lease: VT less a margin for cancelling.
+
+        A job type's declared clean-up (`JobType.cleanup_s`) comes off it too
+        (`run_budget_s`): its runs are cancelled that much earlier.
+        """
+        return self.visibility_timeout_ms / 1000 - self.margin_s
+
+    def run_budget_s(self, cleanup_s: float) -> float:
+        """How long a run of a job type with this clean-up may go without a renewed lease."""
+        return self.lease_budget_s - cleanup_s
+
+    @property
+    def watchdog_interval_s(self) -> float:
+        """Half the margin (at most 0.25 s): a run is cancelled well inside its margin."""
+        return min(self.margin_s / 2, 0.25)
 
     @property
     def sweep_interval_s(self) -> float:
         return min(max(self.visibility_timeout_ms / 4000, 0.25), 2.0)
+
+
+def lease_margin_s(visibility_timeout_ms: int) -> float:
+    """The watchdog's margin: a tenth of VT, at least 100 ms (its passes, a busy loop)."""
+    return max(visibility_timeout_ms / 10_000, 0.1)
+
+
+def cleanup_limit_s(visibility_timeout_ms: int) -> float:
+    """The longest clean-up a job type may declare under this visibility timeout.
+
+    The watchdog cancels a run `cleanup_s` earlier than VT less the margin, so what
+    is left must still span one renewal interval (VT/3) plus the margin; with less, a
+    healthy run would be cancelled between two renewals. So at most 2·VT/3 less twice
+    the margin: 0.93 s at VT 2 s, 14 s at the default 30 s, 0.13 s at the minimum 500 ms.
+    """
+    vt_s = visibility_timeout_ms / 1000
+    return vt_s * 2 / 3 - 2 * lease_margin_s(visibility_timeout_ms)
+
+
+def check_cleanup_budgets(job_types: Iterable[JobType[Any]], visibility_timeout_ms: int) -> None:
+    """Refuse, naming the job type and the numbers, a clean-up the leases cannot cover."""
+    limit = cleanup_limit_s(visibility_timeout_ms)
+    for jt in job_types:
+        if jt.cleanup_s > limit:
+            vt_s = visibility_timeout_ms / 1000
+            left = vt_s - lease_margin_s(visibility_timeout_ms) - jt.cleanup_s
+            raise ConfigError(
+                f"job type {jt.name}: cleanup_s {jt.cleanup_s:g} s is too long for "
+                f"VISIBILITY_TIMEOUT_MS {visibility_timeout_ms}: it leaves the lease watchdog "
+                f"{max(left, 0):.3g} s, under one renewal interval ({vt_s / 3:.3g} s) plus its "
+                f"margin ({lease_margin_s(visibility_timeout_ms):.3g} s); declare at most "
+                f"{limit:.3g} s or raise VISIBILITY_TIMEOUT_MS"
+            )

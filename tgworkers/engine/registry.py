@@ -8,8 +8,9 @@ processors, and `run` hands the selected ones to the worker.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import msgspec
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from tgworkers.engine.context import JobContext
 
 P = TypeVar("P", bound=msgspec.Struct)
+
+DEFAULT_CLEANUP_S: Final = 0.1
+"""A cancelled run's clean-up budget unless its job type declares one: a clean-up write."""
 
 
 class JobType(Generic[P]):
@@ -41,9 +45,16 @@ class JobType(Generic[P]):
         expires_after_s: the default deadline of its jobs, counted from when a job is
             due (enqueued, or its run-at time); an enqueue's own `expires_at_ms` wins.
             A job delivered after it is dead-lettered `expired` instead of run.
+        cleanup_s: how long a run may take to return once cancelled (a handler's
+            `except CancelledError: await compensate(); raise`). A run whose lease
+            cannot be renewed (its process cut off from Redis) is cancelled this much
+            earlier, so its clean-up ends before its key lock and entry can pass to
+            another worker. Default 0.1 s; at most 2·VT/3 less twice the lease margin,
+            checked when a worker starts (a longer one stops start-up naming both).
     """
 
     __slots__ = (
+        "cleanup_s",
         "decoder",
         "exclusive",
         "expires_after_s",
@@ -70,9 +81,11 @@ class JobType(Generic[P]):
         timeout_s: float = 30.0,
         validate: Callable[[P], None] | None = None,
         expires_after_s: float | None = None,
+        cleanup_s: float = DEFAULT_CLEANUP_S,
     ) -> None:
         if exclusive and partition_key is None:
             raise ValueError(f"job type {name}: exclusive needs a partition_key")
+        self.cleanup_s = _seconds(name, "cleanup_s", cleanup_s)
         self.name = name
         self.payload = payload
         self.handler = handler
@@ -111,6 +124,15 @@ class JobType(Generic[P]):
     def schema(self) -> dict[str, Any]:
         """The payload's JSON Schema (msgspec's), published by `jobs --json`."""
         return msgspec.json.schema(self.payload)
+
+
+def _seconds(job: str, name: str, value: object) -> float:
+    """A declared duration: a finite number of seconds, at least 0 (else a clear error)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"job type {job}: {name} must be a number of seconds, got {value!r}")
+    if value < 0:
+        raise ValueError(f"job type {job}: {name} must be >= 0, got {value!r}")
+    return float(value)
 
 
 def _type_name(t: msgspec.inspect.Type) -> str:

@@ -12,7 +12,14 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.wire.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.wire.keys import GROUP
-from tgworkers.engine.wire.script_items import AcquireItem, DoneItem, LaterItem, LeaseItem, NewJob
+from tgworkers.engine.wire.script_items import (
+    AcquireItem,
+    DoneItem,
+    HeldLock,
+    LaterItem,
+    LeaseItem,
+    NewJob,
+)
 from tgworkers.engine.wire.scripts import Scripts
 
 P = pk()
@@ -201,6 +208,26 @@ async def test_the_key_lock_names_the_delivery_that_holds_it_not_the_job_id(redi
     done = DoneItem(a, "x", dedupe=False, lock=lock, token=2)
     assert await s.settle_done(P, "me", [done], dedupe_ttl_ms=1000) == []
     assert not await redis.exists(lock)
+
+
+@pytest.mark.promise(6)
+async def test_hold_locks_extends_and_releases_only_a_lock_naming_the_delivery_never_takes_one(
+    redis,
+):
+    """A lost run still in its clean-up keeps its lock (extended) and releases it on return;
+    a lock that expired, or names another delivery, is left as it is."""
+    s = Scripts(redis)
+    mine, other, gone = P.lock("a"), P.lock("b"), P.lock("c")
+    await redis.set(mine, "1-0/1", px=1000)
+    await redis.set(other, "1-0/2", px=1000)  # a newer delivery of the same entry holds it
+    held = [HeldLock(mine, b"1-0", 1), HeldLock(other, b"1-0", 1), HeldLock(gone, b"1-0", 1)]
+    assert await s.hold_locks(held, ttl_ms=60_000) == [True, False, False]
+    assert await redis.pttl(mine) > 50_000
+    assert await redis.pttl(other) <= 1000
+    assert not await redis.exists(gone)  # never taken
+    assert await s.hold_locks(held, ttl_ms=0) == [True, False, False]
+    assert not await redis.exists(mine)
+    assert await redis.get(other) == b"1-0/2"
 
 
 @pytest.mark.promise(3)

@@ -22,7 +22,7 @@ from tgworkers.engine.live import Live
 from tgworkers.engine.ops.control import Control
 from tgworkers.engine.ops.dlq import DeadLetters
 from tgworkers.engine.ops.rates import RateLimiter
-from tgworkers.engine.options import RuntimeOptions
+from tgworkers.engine.options import RuntimeOptions, check_cleanup_budgets
 from tgworkers.engine.partitions import PartitionRecords
 from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.runtime.broker import Broker
@@ -124,6 +124,7 @@ class EngineParts:
         attempt, so a reload reaches the next one.
         """
         live, s = self.live, self.live.value
+        check_cleanup_budgets(proc.job_types, s.visibility_timeout_ms)  # before anything runs
 
         def policy_of(jt: JobType[Any]) -> Any:
             return jt.retry or live.value.retry_policy(proc.env_name)

@@ -33,6 +33,8 @@ class RuntimeCounters:
     """Deliveries parked behind a lost run still finishing here (the table)."""
     exclusive_waits: int = 0
     """Deliveries whose key was held: back to the delayed set (the table)."""
+    cleanup_overran: int = 0
+    """Lost runs whose clean-up outlasted its budget or its lock (the leases)."""
     settle_refused: int = 0
     """Settles the scripts refused: the entry was no longer ours (the settle loop)."""
     done: int = 0

@@ -22,7 +22,7 @@ import asyncio
 import enum
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -36,6 +36,14 @@ if TYPE_CHECKING:
     from tgworkers.engine.registry import JobType
 
 log = structlog.get_logger("tgworkers.engine")
+
+
+def by_partition(deliveries: Iterable[Delivery]) -> dict[PartitionKeys, list[Delivery]]:
+    """`deliveries` grouped as the per-partition scripts take them."""
+    groups: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
+    for d in deliveries:
+        groups[d.pk].append(d)
+    return groups
 
 
 class LostBy(enum.Enum):
@@ -83,10 +91,11 @@ class Deliveries:
 
     def by_partition(self) -> dict[PartitionKeys, list[Delivery]]:
         """The held deliveries, grouped as the per-partition scripts take them."""
-        groups: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
-        for d in self._held.values():
-            groups[d.pk].append(d)
-        return groups
+        return by_partition(self._held.values())
+
+    def lost_with_locks(self) -> list[Delivery]:
+        """Lost runs that have not returned and hold a key lock: theirs to keep (promise 6)."""
+        return self._unfinished.lost_with_locks()
 
     # ------------------------------------------------------------------ taking
 
@@ -166,10 +175,10 @@ class Deliveries:
             log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id, entry=entry)
         d.cancel()
 
-    def expire(self, limit: float) -> None:
-        """The watchdog: lose every run not renewed since `limit` (monotonic), unasked."""
+    def expire(self, out_of_budget: Callable[[Delivery], bool]) -> None:
+        """The watchdog: lose, unasked, every run whose lease may end before its clean-up."""
         for d in self.held():
-            if d.leased_at < limit and not d.settling and not d.lost:
+            if not d.settling and not d.lost and out_of_budget(d):
                 self.lose(d.held_as, by=LostBy.EXPIRED)
 
     def expired_queued(self, d: Delivery) -> None:

@@ -10,6 +10,7 @@ entry, and a misspelt field is an error rather than a new attribute.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from tgworkers.engine.wire.envelope import Envelope, MalformedEntryError, from_fields
@@ -26,6 +27,7 @@ class Delivery:
     """One stream entry handed to this worker, and what became of it here."""
 
     __slots__ = (
+        "cancelled_at",
         "deliveries",
         "entry_id",
         "envelope",
@@ -69,8 +71,12 @@ class Delivery:
     """Changed by `Deliveries.settling`: its settlement is built and waits to be sent."""
     leased_at: float
     """Changed by `Deliveries.leased`: monotonic time just before the call that last
-    claimed or renewed this entry: Redis may hand it to another worker VT after that,
-    so the run stops before then."""
+    claimed or renewed this entry (or, once lost, extended its key lock): Redis may hand
+    it to another worker VT after that, so the run stops before then."""
+    cancelled_at: float
+    """Set by `cancel` (called by the `Deliveries` transitions and an operator's cancel):
+    monotonic time its running handler was first cancelled (0: never); how long its
+    clean-up took is measured from here (`job.cleanup_overran`)."""
     error_type: str | None
     """Changed by `Deliveries.failed`: the class name of what the handler raised
     (telemetry's error.type)."""
@@ -98,6 +104,7 @@ class Delivery:
         self.handback = False
         self.settling = False
         self.error_type = None
+        self.cancelled_at = 0.0
 
     def __repr__(self) -> str:
         state = [n for n in ("lost", "handback", "settling", "running") if getattr(self, n)]
@@ -119,7 +126,14 @@ class Delivery:
     def cancel(self) -> None:
         """Interrupt the running handler now (its lease was lost, or shutdown)."""
         if self.timeout is not None:
-            self.timeout.reschedule(asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            self.cancelled_at = self.cancelled_at or time.monotonic()
+            self.timeout.reschedule(now)
+
+    @property
+    def cleanup_s(self) -> float:
+        """Its job type's clean-up budget (0 for an entry that is not a known job)."""
+        return self.job_type.cleanup_s if self.job_type is not None else 0.0
 
     @property
     def running(self) -> bool:

@@ -41,7 +41,7 @@ from tgworkers.engine.runtime.delivery import Delivery, HeldAs
 from tgworkers.engine.runtime.exclusive import exclusive_wait_ms, waiting_fields
 from tgworkers.engine.runtime.executor import Executor
 from tgworkers.engine.runtime.handoff import Handoff
-from tgworkers.engine.runtime.leases import Leases
+from tgworkers.engine.runtime.leases import Leases, out_of_budget
 from tgworkers.engine.runtime.promoter import Promoter
 from tgworkers.engine.runtime.recovery import Recovery
 from tgworkers.engine.runtime.settlement import Settlement
@@ -209,9 +209,10 @@ class ProcessorRuntime:
         self.deliveries.taken(batch)
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
-        limit = time.monotonic() - self.options.lease_budget_s
+        now = time.monotonic()
+        self.leases.renew_soon_if_stale(runnable, now)
         for d in runnable:
-            if d.leased_at < limit:  # claimed too long ago (a stall): someone may hold it now
+            if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
                 self.deliveries.expired_queued(d)
             elif self.paused or self.stopping:
                 self.deliveries.hand_back((d,))
@@ -266,10 +267,7 @@ class ProcessorRuntime:
         table = self.deliveries
         if self.stopping and not d.running:
             table.hand_back((d,))
-        if (
-            not (d.running or d.lost)
-            and d.leased_at < time.monotonic() - self.options.lease_budget_s
-        ):
+        if not (d.running or d.lost) and out_of_budget(d, self.options, time.monotonic()):
             # the watchdog's rule, checked as a consumer takes it: a delivery that waited
             # here through a stall (a blocked loop) may be another worker's by now, and the
             # watchdog's next pass would cancel it only after its handler began
@@ -284,6 +282,8 @@ class ProcessorRuntime:
             self._slot_freed.set()
             if runs and (behind := table.ended(d)):
                 self._handoff.put(behind)
+            if d.lost and d.cancelled_at:  # its lock is released with its drop (settler.py)
+                self.leases.returned(d)
         self.last_progress = time.monotonic()
         table.settling(d)
         self.settler.add(settlement)

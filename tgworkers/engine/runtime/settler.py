@@ -5,7 +5,9 @@ the first and sends everything pending with one script call per partition and ki
 (`settle_once`), so a busy worker pays one round trip per batch, not per job. Every
 script is fenced (promise 3): a settle the fence refuses is counted and logged, never
 retried. A batch is retried on any error until it goes through (`until_done`): giving
-up would leave entries this worker renews forever and never settles.
+up would leave entries this worker renews forever and never settles. A lost run that
+held a key lock releases it with its drop (`hold_locks` with no TTL; leases.py keeps it
+while the run is still in its clean-up).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import structlog
 
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.runtime.counters import RuntimeCounters
-from tgworkers.engine.runtime.deliveries import Deliveries
+from tgworkers.engine.runtime.deliveries import Deliveries, by_partition
+from tgworkers.engine.runtime.delivery import Delivery
+from tgworkers.engine.runtime.leases import held_lock
 from tgworkers.engine.runtime.settlement import SettleKind, Settlement
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
@@ -99,9 +103,12 @@ class Settler:
         batch, self.pending = self.pending, []
         table = self.rt.deliveries
         groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
+        dropped: list[Delivery] = []
         for s in batch:
             if s.kind is SettleKind.DROP:
                 table.dropped(s.delivery)
+                if s.delivery.lock is not None:
+                    dropped.append(s.delivery)
             else:
                 groups[(s.delivery.pk, s.kind)].append(s)
         for (pk, kind), group in groups.items():
@@ -110,6 +117,13 @@ class Settler:
             table.settled(s.delivery for s in group)
             for s in group:
                 self._observe(s, refused=s.delivery.entry_id in refused)
+        for lost in by_partition(dropped).values():
+            # a lost run returned (or never ran): its key lock, if it still names it, is
+            # released now rather than left to expire (promise 6; leases.py)
+            release = functools.partial(
+                self.rt.scripts.hold_locks, [held_lock(d) for d in lost], ttl_ms=0
+            )
+            await until_done(self.rt.health, release, "write")
         if not self.pending and self.rt.active == 0:
             self._settled_all.set()
 

@@ -7,7 +7,9 @@ re-raises, and it still runs until its coroutine returns. So no new run of its e
 of its exclusive key starts in this process before then (promise 3, promise 6): the
 consumer that takes such a delivery parks it behind the unfinished run and goes on to
 the next one, and the parked delivery is handed out again when that run returns. Other
-entries and keys are not held up. Another process is kept off the key by its lock.
+entries and keys are not held up. Another process is kept off the key by its lock,
+which the lost run keeps (extended by each renewal pass, `Leases.hold_lost_locks`)
+until it returns, and which is released then (its drop settlement).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class Unfinished:
         if d.lock is not None:
             self._by_lock[d.lock] = d
         return None
+
+    def lost_with_locks(self) -> list[Delivery]:
+        """Lost runs that have not returned and hold a key lock: theirs to keep (promise 6)."""
+        return [d for d in self._by_lock.values() if d.lost]
 
     def end(self, d: Delivery) -> list[Delivery] | None:
         """`d`'s coroutine returned: the deliveries parked behind it, to hand out again."""

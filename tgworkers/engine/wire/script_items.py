@@ -74,6 +74,15 @@ class LeaseItem:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldLock:
+    """A lost run's exclusivity lock, for `hold_locks`: the key and the delivery it names."""
+
+    lock: str
+    entry_id: bytes
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class AcquireItem:
     """A delivered job that needs its exclusivity lock."""
 

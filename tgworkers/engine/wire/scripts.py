@@ -38,6 +38,7 @@ from tgworkers.engine.wire.script_items import (
     DoneItem,
     Fields,
     HandBackItem,
+    HeldLock,
     LaterItem,
     LeaseItem,
     NewJob,
@@ -65,6 +66,7 @@ SCRIPT_NAMES: Final = (
     "rate_take",
     "finished_record",
     "job_delete",
+    "hold_locks",
 )
 
 MAX_DUE_MS: Final = 253_402_300_799_999
@@ -218,6 +220,16 @@ class Scripts:
         keys = [pk.ready, pk.jobs, pk.stats, pk.steps, *locks.keys]
         lost, deleted = await self._run("renew_leases", keys, args)
         return list(lost), list(deleted)
+
+    async def hold_locks(self, held: Sequence[HeldLock], *, ttl_ms: int) -> list[bool]:
+        """Extend (`ttl_ms` > 0) or release (0) each lock while it names its delivery.
+
+        The locks of one call must be one partition's (one hash slot on a cluster).
+        """
+        args: list[Any] = [ttl_ms]
+        for h in held:
+            args += (h.entry_id, h.token)
+        return [bool(x) for x in await self._run("hold_locks", [h.lock for h in held], args)]
 
     async def record_steps(
         self, pk: PartitionKeys, consumer: str, entry_id: bytes, token: int, job_id: str,
