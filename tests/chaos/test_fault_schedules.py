@@ -1,4 +1,4 @@
-"""The fault-schedule checker's quick form (issue #22; promises 1, 3, 6).
+"""The fault-schedule checker's quick form (issue #22; promises 1, 3, 6, 12).
 
 Three short seeded schedules (tests/faultcheck/): three worker subprocesses, 40
 exclusive jobs on 6 keys, three faults each (together: latency, pause, sigstop, block,
@@ -9,10 +9,13 @@ schedules, is `python -m tests.faultcheck --schedules 500` (docs/engine.md).
 
 Item 4 of issue #22, which the checker caught on e2e9404, has its own schedule here (two
 plain XADDs of one job id: `--seed 1 --kinds dup`), passing since the lock names the
-delivery. Item 3's schedule (`--seed 206 --jobs 100 --faults 2-2 --kinds pause,cleanup`)
-is not in CI: its same-process overlap is fixed (and tested by test_redis_faults.py), but
-the same schedule also meets the open cross-process case (a cancelled run's clean-up
-outliving its key lock, docs/engine.md), which it hits about one run in four.
+delivery. So has item 1, caught on 440beec (c292835's parent): a repartition met by reads
+(`--seed 5 --jobs 30 --keys 6 --faults 1-1 --kinds moveread`, ~20 s), passing since the
+move waits out every delivery that may be running. Item 3's schedule (`--seed 206 --jobs
+100 --faults 2-2 --kinds pause,cleanup`) is not in CI: its same-process overlap is fixed
+(and tested by test_redis_faults.py), but the same schedule also meets the open
+cross-process case (a cancelled run's clean-up outliving its key lock, docs/engine.md),
+which it hits about one run in four.
 """
 
 from __future__ import annotations
@@ -48,3 +51,10 @@ async def test_a_short_fault_schedule_keeps_every_promise(seed: int) -> None:
 @pytest.mark.promise(6)
 async def test_two_plain_xadds_of_one_job_id_never_run_at_once() -> None:
     await _check(1, Options(workers=3, jobs=20, keys=2, faults=(1, 1), kinds=("dup",), span_s=2.0))
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.promise(6)
+@pytest.mark.promise(12)
+async def test_a_repartition_met_by_reads_never_runs_a_moved_job_beside_its_first_run() -> None:
+    await _check(5, Options(jobs=30, keys=6, faults=(1, 1), kinds=("moveread",)))

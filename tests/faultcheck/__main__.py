@@ -21,7 +21,7 @@ import msgspec
 
 from tests.faultcheck.checker import KINDS
 from tests.faultcheck.runner import Result, offending, run_schedule
-from tests.faultcheck.schedule import FAULT_KINDS, Options, Schedule, generate
+from tests.faultcheck.schedule import FAULT_KINDS, KNOWN_KINDS, Options, Schedule, generate
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,7 +35,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keys", type=int, default=Options().keys)
     p.add_argument("--faults", default="2-3", help="faults per schedule, LOW-HIGH (default 2-3)")
     p.add_argument("--kinds", default=",".join(FAULT_KINDS),
-                   help=f"fault kinds to draw from (default all: {','.join(FAULT_KINDS)})")  # fmt: skip
+                   help=f"fault kinds to draw from (default: {','.join(FAULT_KINDS)}; "
+                   f"also: {','.join(KNOWN_KINDS[len(FAULT_KINDS):])})")  # fmt: skip
     p.add_argument("--keep", type=Path, help="keep each schedule's history under this folder")
     p.add_argument("--json", type=Path, help="write every result here (JSON lines)")
     p.add_argument("--show-excused", action="store_true", help="print excused overlaps too")
@@ -45,8 +46,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def options(args: argparse.Namespace) -> Options:
     low, _, high = args.faults.partition("-")
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    if unknown := set(kinds) - set(FAULT_KINDS):
-        raise SystemExit(f"--kinds: unknown {sorted(unknown)}; known: {','.join(FAULT_KINDS)}")
+    if unknown := set(kinds) - set(KNOWN_KINDS):
+        raise SystemExit(f"--kinds: unknown {sorted(unknown)}; known: {','.join(KNOWN_KINDS)}")
     return Options(workers=args.workers, jobs=args.jobs, keys=args.keys,
                    faults=(int(low), int(high or low)), kinds=kinds)  # fmt: skip
 
@@ -81,7 +82,7 @@ def summary(results: list[Result], schedules: list[Schedule]) -> str:
         ("excused overlaps (a stalled process)", str(sum(len(r.verdict.excused) for r in results))),
         ("skipped faults", str(sum(len(r.skipped) for r in results))),
     ]
-    rows += [(f"fault {k} (in failing schedules)", f"{faults[k]} ({caught[k]})") for k in FAULT_KINDS
+    rows += [(f"fault {k} (in failing schedules)", f"{faults[k]} ({caught[k]})") for k in KNOWN_KINDS
              if faults[k]]  # fmt: skip
     rows += [(f"violations: {k}", str(violations[k])) for k in KINDS]
     width = max(len(a) for a, _ in rows)

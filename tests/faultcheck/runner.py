@@ -34,6 +34,7 @@ from tests.chaos.conftest import BASE_ENV, events
 from tests.faultcheck.app import FC_EXCLUSIVE, PROCESSORS
 from tests.faultcheck.checker import History, Job, Outcome, Verdict, check
 from tests.faultcheck.history import HISTORY_DIR_ENV, Run, Stall, load_runs
+from tests.faultcheck.moveread import held_back, moveread
 from tests.faultcheck.schedule import Fault, Schedule
 from tests.support.processes import ROOT, WorkerProcess, start_worker
 from tests.support.redis_server import RedisServer
@@ -201,9 +202,10 @@ class ScheduleRun:
     async def produce(self) -> None:
         o = self.s.options
         dups = {n for f in self.s.faults if f.kind == "dup" for n in f.jobs}
+        later = held_back(self.s.faults)
         for wave in range(o.waves):
             await self.until(wave * o.span_s / o.waves)
-            ns = [n for n in range(o.jobs) if self.s.wave_of[n] == wave]
+            ns = [n for n in range(o.jobs) if self.s.wave_of[n] == wave and n not in later]
             plain = [n for n in ns if n not in dups]
             reqs = [
                 EnqueueRequest(name="fc.exclusive", id=self.s.job_id(n),
@@ -341,6 +343,9 @@ class ScheduleRun:
         self.max_partitions = max(self.max_partitions, new)
         await self.rolling_restart()
 
+    async def f_moveread(self, f: Fault) -> None:
+        await moveread(self, f)
+
     async def repartition(self, f: Fault, new: int) -> bool:
         """`tgworkers repartition` to `new`; True once the record says `new`."""
         env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": self.server.url,
@@ -359,11 +364,19 @@ class ScheduleRun:
             self.skipped.append(f"{f.describe()}: repartition exited {done.returncode}: {out}")
         return record == str(new)
 
-    async def rolling_restart(self) -> None:
-        """Workers with the new count up first, then the old ones SIGTERMed."""
+    async def rolling_restart(self, *, wait_new: bool = False) -> None:
+        """Workers with the new count up first, then the old ones SIGTERMed.
+
+        `wait_new`: the old ones only once the new ones have started (bounded), as an
+        operator rolls a deployment; otherwise at once, while the new ones start.
+        """
         old = [s.proc for s in self.slots]
         for slot in self.slots:
             self.start_in(slot)
+        if wait_new:
+            with anyio.move_on_after(START_TIMEOUT_S):
+                for slot in self.slots:
+                    await self.wait_started(slot)
         for proc in old:
             if proc is not None and proc.alive():
                 proc.terminate()

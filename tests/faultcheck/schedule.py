@@ -15,11 +15,22 @@ from typing import Final
 import msgspec
 
 from tests.faultcheck.app import Checked
+from tgworkers.engine.wire.keys import partition_of
 
 FAULT_KINDS: Final = (
     "sigkill", "sigstop", "sigterm", "pause", "maxmemory", "latency", "blackhole", "reset",
     "restart", "dup", "repartition", "cleanup", "block", "clock",
 )  # fmt: skip
+FOCUSED_KINDS: Final = ("moveread",)
+"""Kinds drawn only when named in `--kinds` (so the default mix, and its seeds, stay as they were).
+
+`moveread`: a repartition started when nothing of the queue is running, met by reads:
+as the mark lands, a producer that read the partition record just before it (its re-check
+is a second old) plain-XADDs three long jobs (5-7 s, and when cancelled they compensate
+for 8-10 s, past the job type's clean-up budget: nothing should cancel them) of keys that
+move into their old partitions, and idle workers' blocked reads take them (issue #22
+item 1)."""
+KNOWN_KINDS: Final = FAULT_KINDS + FOCUSED_KINDS
 HANDLER_KINDS: Final = ("cleanup", "block", "clock")
 """Faults the jobs carry from the start (in their payloads, or one worker's clock)."""
 
@@ -30,7 +41,8 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     worker: int = 0
     duration_s: float = 0.0
     jobs: tuple[int, ...] = ()
-    """The jobs it applies to (dup: enqueued twice by plain XADD; block: blocking)."""
+    """The jobs it applies to (dup: enqueued twice by plain XADD; block: blocking;
+    moveread: held back from the waves, enqueued at the repartition's mark)."""
 
     def describe(self) -> str:
         parts = [f"{self.at_s:5.2f}s {self.kind}"]
@@ -112,6 +124,8 @@ def generate(seed: int, options: Options | None = None) -> Schedule:
             duration = round(rng.uniform(1.0, 3.0), 2)
         elif kind == "dup":
             jobs = tuple(sorted(rng.sample(range(o.jobs), min(5, o.jobs))))
+        elif kind == "moveread":
+            jobs = tuple(sorted(rng.sample(range(o.jobs), min(3, o.jobs))))
         elif kind == "block":
             jobs = tuple(sorted(rng.sample(range(o.jobs), min(2, o.jobs))))
         elif kind == "cleanup":
@@ -127,6 +141,12 @@ def generate(seed: int, options: Options | None = None) -> Schedule:
 
 def _payload(n: int, rng: random.Random, o: Options, faults: list[Fault]) -> Checked:
     key = f"k{rng.randrange(o.keys)}"
+    moves = [f for f in faults if f.kind == "moveread"]
+    if moves and n in moves[0].jobs:  # keys the first move (2 -> 3 partitions) moves, one each
+        moving = [k for k in (f"k{i}" for i in range(o.keys)) if _moves(k, 2, 3)] or [key]
+        i = moves[0].jobs.index(n) + moves[0].jobs[0]
+        return Checked(n=n, key=moving[i % len(moving)], sleep_ms=rng.randint(5000, 7000),
+                       cleanup_ms=rng.randint(8000, 10000))  # fmt: skip
     sleep_ms = rng.randint(20, 250)
     cleanup_ms = block_ms = not_due_ms = 0
     for f in faults:
@@ -145,3 +165,8 @@ def _payload(n: int, rng: random.Random, o: Options, faults: list[Fault]) -> Che
             sleep_ms = rng.randint(300, 700)
     return Checked(n=n, key=key, sleep_ms=sleep_ms, cleanup_ms=cleanup_ms, block_ms=block_ms,
                    not_due_ms=not_due_ms)  # fmt: skip
+
+
+def _moves(key: str, old: int, new: int) -> bool:
+    """A repartition from `old` to `new` moves this key's jobs (repartition_entries.target_of)."""
+    return partition_of(key, new) != partition_of(key, old)

@@ -48,6 +48,30 @@ def test_the_common_entry_and_one_with_optional_fields_decode_alike():
         from_fields({**common, b"payload": b"\xff"}, entry_ms=0)
 
 
+_field_values = st.sampled_from([b"", b"0", b"1", b"-3", b"7", b"1_0", b" 2", b"x", b"\xff",
+                                  b"{}", '{"\u00e9":1}'.encode(), b"1700000000123"])  # fmt: skip
+
+
+_field_names = st.sampled_from([b"id", b"name", b"payload", b"attempt", b"enqueued_ms",
+                                 b"auto_id", b"key", b"due_ms", b"other"])  # fmt: skip
+
+
+@given(st.dictionaries(_field_names, _field_values))
+def test_the_one_step_reading_of_the_common_entry_agrees_with_the_field_by_field_one(fields):
+    """`from_fields` reads our producers' entry in one step: whatever the bytes, the same
+    envelope as reading each field on its own, or the same error."""
+    from tgworkers.engine.wire.envelope import _read_fields
+
+    def outcome(read):
+        try:
+            return read()
+        except MalformedEntryError as exc:
+            return str(exc)
+
+    expected = outcome(lambda: _read_fields(fields, None, b"1700000000999-0"))
+    assert outcome(lambda: from_fields(fields, entry_id=b"1700000000999-0")) == expected
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

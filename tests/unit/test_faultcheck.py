@@ -7,7 +7,10 @@ from pathlib import Path
 
 from tests.faultcheck.checker import History, Job, Outcome, check
 from tests.faultcheck.history import How, Run, Stall, load_runs
+from tests.faultcheck.moveread import held_back
 from tests.faultcheck.schedule import FAULT_KINDS, Options, generate
+
+from tgworkers.engine.wire.keys import partition_of
 
 
 def run(rid: str, job: str, start: float, end: float, *, key: str = "k", pid: int = 1,
@@ -181,3 +184,20 @@ def test_an_overlap_of_one_job_in_two_partitions_says_it_was_moved() -> None:
                 outcome=done(j_1=2.6))  # fmt: skip
     (v,) = check(h).violations
     assert "partitions 0 and 2 (moved)" in v.detail
+
+
+def test_moveread_is_drawn_only_when_named_and_holds_back_long_jobs_of_moving_keys() -> None:
+    """The default mix (and so every documented seed) is as before; `moveread`'s jobs run
+    past the move (5-7 s), compensate when cancelled, and have keys the 2 -> 3 move moves,
+    one key each."""
+    assert "moveread" not in FAULT_KINDS
+    s = generate(2, Options(jobs=60, faults=(1, 1), kinds=("moveread",)))
+    (f,) = s.faults
+    assert f.kind == "moveread" and len(f.jobs) == 3 and held_back(s.faults) == set(f.jobs)
+    for n in f.jobs:
+        p = s.payloads[n]
+        assert 5000 <= p.sleep_ms <= 7000 and 8000 <= p.cleanup_ms <= 10000
+        assert partition_of(p.key, 2) != partition_of(p.key, 3)
+    assert len({s.payloads[n].key for n in f.jobs}) == 3, "one key each: none waits on another"
+    others = [p for p in s.payloads if p.n not in f.jobs]
+    assert all(p.sleep_ms <= 250 and not p.cleanup_ms for p in others)

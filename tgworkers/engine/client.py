@@ -55,9 +55,34 @@ def _due_of(delayed: Any, state: Any, done: Any) -> int | None:
     return int(float(done)) if done is not None else None
 
 
+class _RandomIds:
+    """96-bit random ids cut from one `os.urandom` read of 256 at a time.
+
+    A syscall per job was a twentieth of a bulk enqueue's CPU (profiled). A forked child
+    starts a buffer of its own, so parent and child never hand out the same ids.
+    """
+
+    def __init__(self) -> None:
+        self._buf, self._at = b"", 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._buf, self._at = b"", 0
+
+    def next(self) -> str:
+        at = self._at
+        if at + 12 > len(self._buf):
+            self._buf, at = os.urandom(12 * 256), 0
+        self._at = at + 12
+        return self._buf[at : at + 12].hex()
+
+
+_ids = _RandomIds()
+
+
 def new_job_id() -> str:
     """A random 96-bit id for jobs whose type does not derive one."""
-    return os.urandom(12).hex()
+    return _ids.next()
 
 
 def payload_error(jt: JobType[Any], exc: Exception) -> PayloadError:

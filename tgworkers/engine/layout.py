@@ -20,6 +20,21 @@ class Layout:
     def __init__(self, settings: EngineSettings | Live[EngineSettings]) -> None:
         self.live = live(settings)
         self.globals = GlobalKeys(self.live.value.queue_prefix)  # QUEUE_PREFIX is static
+        self._for: EngineSettings | None = None
+        """The settings `_counts` and `_keys` were computed under (a reload clears them)."""
+        self._counts: dict[str, int] = {}
+        self._keys: dict[tuple[str, int], PartitionKeys] = {}
+
+    def _cached(self) -> EngineSettings:
+        """The settings in force, with the per-settings caches cleared if they changed.
+
+        A bulk enqueue asks for every job's partition: the overrides' lookup and a new
+        `PartitionKeys` per job were a tenth of `enqueue_many`'s CPU (profiled).
+        """
+        s = self.live.value
+        if s is not self._for:
+            self._for, self._counts, self._keys = s, {}, {}
+        return s
 
     @property
     def settings(self) -> EngineSettings:
@@ -27,7 +42,12 @@ class Layout:
         return self.live.value
 
     def partition_count(self, proc: Processor) -> int:
-        return self.settings.processor_overrides(proc.env_name).partitions or proc.partitions
+        s = self._cached()
+        n = self._counts.get(proc.env_name)
+        if n is None:
+            n = s.processor_overrides(proc.env_name).partitions or proc.partitions
+            self._counts[proc.env_name] = n
+        return n
 
     def partitions(self, proc: Processor) -> list[PartitionKeys]:
         s = self.settings
@@ -37,6 +57,10 @@ class Layout:
         ]
 
     def partition_for(self, proc: Processor, partition_key: str) -> PartitionKeys:
-        s = self.settings
         index = partition_of(partition_key, self.partition_count(proc))
-        return PartitionKeys(s.queue_prefix, proc.queue, index, s.dlq_suffix)
+        pk = self._keys.get((proc.queue, index))
+        if pk is None:  # after partition_count: the cache belongs to the settings in force
+            s = self.settings
+            pk = PartitionKeys(s.queue_prefix, proc.queue, index, s.dlq_suffix)
+            self._keys[(proc.queue, index)] = pk
+        return pk

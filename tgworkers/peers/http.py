@@ -24,8 +24,9 @@ import structlog
 from opentelemetry import propagate
 
 import tgworkers
-from tgworkers.engine import request_id_var  # `job_id:attempt`, set per run
+from tgworkers.engine import request_id_var  # `job_id:attempt` where the harness sets it
 from tgworkers.engine.telemetry import recorder as telemetry
+from tgworkers.engine.telemetry.context import current_request_id
 from tgworkers.peers.answers import AnswerKind, PeerAnswer, classify, cut_body, to_error
 from tgworkers.peers.errors import (
     PeerConnectionError,
@@ -182,7 +183,8 @@ class PeerClient:
         raise to_error(answer, peer=self.audience, operation=operation)
 
     def _headers(self, key: str | None, *, has_body: bool) -> dict[str, str]:
-        headers = {"X-Request-Id": request_id_var.get() or uuid.uuid4().hex}
+        rid = request_id_var.get() or current_request_id()  # the harness's, else the run's
+        headers = {"X-Request-Id": rid or uuid.uuid4().hex}
         if key is not None:
             headers["Idempotency-Key"] = key
         if has_body:

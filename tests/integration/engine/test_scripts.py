@@ -406,6 +406,32 @@ async def test_settle_done_checks_entries_beyond_a_cut_pending_page_one_by_one(r
     assert await redis.hget(P.jobs, "j98") is not None
 
 
+async def test_settle_done_reads_the_pending_entries_of_the_batchs_span_only(redis):
+    """The page was this consumer's whole PEL: the next read's entries too (about one more
+    per settled job, each a Lua table), or, past the bound, a cut page and one XPENDING per
+    job. Now it spans the batch's milliseconds: one page, and the one that finds the trim line."""
+    s = Scripts(redis)
+    for i in range(150):  # an older read, still running
+        await redis.xadd(
+            P.ready, {"id": f"o{i}", "name": "test.work", "payload": "{}"}, id=f"10-{i}"
+        )
+    for i in range(3):
+        await redis.xadd(
+            P.ready, {"id": f"n{i}", "name": "test.work", "payload": "{}"}, id=f"20-{i}"
+        )
+    await redis.xadd(P.ready, {"id": "later", "name": "test.work", "payload": "{}"}, id="30-0")
+    entries = await deliver(redis, "me")
+    entries += [e for e, _ in (await redis.xreadgroup(GROUP, "me", {P.ready: ">"}))[0][1]]
+    assert len(entries) == 154
+    batch = [DoneItem(e, f"n{i}", dedupe=False, lock=None, token=1)
+             for i, e in enumerate(entries[150:153])]  # fmt: skip
+    await redis.config_resetstat()
+    assert await s.settle_done(P, "me", batch, dedupe_ttl_ms=1000, held=0) == []
+    calls = await redis.info("commandstats")
+    assert calls["cmdstat_xpending"]["calls"] == 2
+    assert await _stream_ids(redis) == [*entries[:150], entries[153]]
+
+
 async def _stream_ids(redis) -> list[bytes]:
     return [entry for entry, _ in await redis.xrange(P.ready)]
 

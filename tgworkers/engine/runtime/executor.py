@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkabl
 import msgspec
 import structlog
 
-from tgworkers.engine.context import JobContext, Resources, StepsWriter, request_id_var
+from tgworkers.engine.context import JobContext, Resources, RunShared, StepsWriter
 from tgworkers.engine.ops.rates import QueueGate
 from tgworkers.engine.outcome import Disposition, Done, Outcome
 from tgworkers.engine.retry import (
@@ -139,6 +139,12 @@ class Executor:
         self.clock = clock
         """The handlers' clock (`ctx.now_ms()`); a test's `FakeClock` under `tgworkers.testing`."""
         self._moved = isinstance(clock, MovedClock)
+        self._shared = RunShared(
+            queue=queue, resources=resources, client=client, redis=redis, clock=clock,
+            to_engine_ms=self._engine_ms if self._moved else None,
+            steps_writer_of=self._steps_writer,
+        )  # fmt: skip
+        """What every run's context shares (`JobContext.of_run`)."""
         self.telemetry: Telemetry = active_telemetry()
         self.on_wait: Callable[[bool], None] = _no_hook
         """Told when a handler starts (True) and stops (False) waiting: the runtime
@@ -243,15 +249,8 @@ class Executor:
     async def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision:
         jt = d.job_type
         assert jt is not None  # noqa: S101
-        ctx = JobContext(
-            job_id=env.id, name=env.name, attempt=env.attempt, queue=self.queue,
-            partition=d.pk, enqueued_ms=env.enqueued_ms, deliveries=d.deliveries,
-            origin=env.origin, history=env.history, resources=self.resources,
-            client=self.client, redis=self.redis, steps_writer=self._steps_writer(d),
-            clock=self.clock, to_engine_ms=self._engine_ms if self._moved else None,
-        )  # fmt: skip
-        token = request_id_var.set(f"{env.id}:{env.attempt}")
-        try:
+        ctx = JobContext.of_run(self._shared, env, d.pk, d.deliveries, d)
+        try:  # X-Request-Id is the run's (telemetry's current run, set by start_process)
             outcome = await self._call(d, jt.handler(ctx, payload), jt)
         except TimeoutError as exc:
             if self.cancelled and (by := self.cancelled.pop(d.entry_id, None)) is not None:
@@ -266,7 +265,6 @@ class Executor:
         finally:
             if d.timeout is not None:
                 self.deliveries.returned(d)
-            request_id_var.reset(token)
         if type(outcome) is Done:
             return DONE  # most runs: no clock read, no new decision
         decision = decide_outcome(outcome, self._now_ms())

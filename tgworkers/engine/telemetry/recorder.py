@@ -153,7 +153,8 @@ class Telemetry:
         """Runtime observer, once per settled job: dict increments and two histograms."""
         d = s.delivery
         queue, job = d.pk.queue, d.envelope.name if d.envelope else "unknown"
-        kind, dec = s.kind.value, s.decision
+        # `_value_`, the member's own attribute: `.value` is a descriptor call per job
+        kind, dec = s.kind._value_, s.decision
         error = d.error_type
         if error is not None:
             self.settled[(queue, job, "failed", error)] += 1
@@ -244,12 +245,10 @@ class Telemetry:
             self.i["tgworkers.job.pickup_latency"].record(pickup_s, labels)
         if self.tracing and self._spans.allow():
             span = self._process_span(queue, d)
-            run = JobRun(env.id, env.name, env.attempt, queue, span)
+            run = JobRun(env, queue, span)
             run.otel_token = otel_context.attach(trace.set_span_in_context(span))
         else:  # unrecorded: the carried context is sent with a fresh span id (trace_headers)
-            run = JobRun(
-                env.id, env.name, env.attempt, queue, None, (env.traceparent, env.tracestate)
-            )
+            run = JobRun(env, queue, None)
         run.var_token = current_run.set(run)
         return run
 

@@ -30,6 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from tgworkers.engine.wire.cluster_client import EngineCluster
+from tgworkers.engine.wire.streams import stream_rows
 
 log = structlog.get_logger("tgworkers.redis")
 
@@ -126,7 +127,7 @@ def connect_for_blocking(
     if cluster:
         timeout_s = block_ms / 1000 + 5.0
         return _cluster(url, socket_timeout_s=timeout_s, max_connections=max_connections)
-    return Redis.from_url(
+    client = Redis.from_url(
         url,
         socket_timeout=block_ms / 1000 + 5.0,
         socket_connect_timeout=5.0,
@@ -134,6 +135,9 @@ def connect_for_blocking(
         protocol=2,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=1),
     )
+    # a read's entries paired in one pass, in redis-py's shape (streams.py)
+    client.set_response_callback("XREADGROUP", stream_rows)
+    return client
 
 
 class RedisHealth:

