@@ -31,7 +31,8 @@ from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry.recorder import active as active_telemetry, carried_trace_headers
 from tgworkers.engine.wire.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.wire.keys import PartitionKeys
-from tgworkers.engine.wire.scripts import MAX_DUE_MS, NewJob, Scripts
+from tgworkers.engine.wire.script_items import NewJob
+from tgworkers.engine.wire.scripts import MAX_DUE_MS, Scripts
 from tgworkers.errors import InputError, PayloadError
 
 __all__ = ["CHUNK", "Client", "EnqueueRequest", "EnqueueResult", "encode_payload", "new_job_id"]

@@ -111,7 +111,7 @@ async def test_concurrency_raised_and_lowered_under_load_follows_within_one_poll
             assert reloader.counters["applied"] == 4
         done = await runs(redis)
         assert sorted(r.n for r in done) == list(range(150))  # each once: none dropped
-        assert rt.counters["lease_lost"] == 0
+        assert rt.counters.lease_lost == 0
     finally:
         server.stop()
 

@@ -12,8 +12,8 @@ from tests.support.engine_state import idle, pk, runs
 from tests.support.jobs import CLEANUPS_KEY, OVERLAPS_KEY
 from tests.support.wait import wait_until
 
-from tgworkers.engine.runtime.broker import Delivery
-from tgworkers.engine.runtime.executor import SettleKind
+from tgworkers.engine.runtime.delivery import Delivery
+from tgworkers.engine.runtime.settlement import SettleKind
 from tgworkers.engine.wire.keys import GROUP
 
 
@@ -30,7 +30,7 @@ async def test_own_sweep_reclaiming_a_running_entry_supersedes_it_never_runs_it_
         await redis.xclaim(pk().ready, GROUP, worker.consumer, 0, [entry], idle=10_000_000,
                            justid=True)  # fmt: skip
         assert await rt.recovery.reclaim_once() == 1
-        assert rt.counters["superseded"] == 1
+        assert rt.counters.superseded == 1
         await wait_until(lambda: idle(redis), timeout_s=10, what="settled")
     assert await redis.lrange(OVERLAPS_KEY, 0, -1) == []
     (run,) = [x for x in await runs(redis) if x.job_id == job.id]  # the older run never ended
@@ -48,8 +48,8 @@ async def test_a_delivery_lost_while_queued_locally_never_runs(
         await wait_until(lambda: idle(redis), timeout_s=5, what="first job done")
         d = Delivery(pk(), b"1-1", {b"id": b"x", b"name": b"test.work", b"payload": b"{}"})
         d.decode()
-        d.job_type = rt.job_types["test.work"]
-        d.lost = True  # taken over (lease renewal said so) before a consumer picked it up
+        rt.deliveries.taken([d])
+        rt.deliveries.lose(d.held_as)  # a renewal's verdict before a consumer picked it up
         settlement = await rt.executor.run(d)
     assert settlement.kind is SettleKind.DROP
     assert "x" not in [x.job_id for x in await runs(redis)]
@@ -70,12 +70,11 @@ async def test_a_delivery_that_waited_out_its_lease_here_never_starts(
         d = Delivery(pk(), b"1-1", {b"id": b"x", b"name": b"test.work", b"payload": b"{}"},
                      leased_at=stale)  # fmt: skip
         d.decode()
-        d.job_type = rt.job_types["test.work"]
-        rt.owned[d.held_as] = d
+        rt.deliveries.taken([d])
         rt.active += 1  # as dispatch counts it
         await rt._consume_once(d)
         assert d.lost
-        assert rt.counters["lease_expired"] == 1
+        assert rt.counters.lease_expired == 1
     assert "x" not in [x.job_id for x in await runs(redis)]
 
 
@@ -90,7 +89,7 @@ async def test_a_lost_run_in_its_clean_up_holds_back_a_new_run_of_its_key_but_no
         await client.enqueue("test.exclusive", slow)
         await wait_until(lambda: redis.get("test:sleeping:k0"), timeout_s=5, what="k0 running")
         (lost,) = rt.running
-        rt.leases.lose(lost.held_as)  # a renewal's verdict: cancelled, now compensating
+        rt.deliveries.lose(lost.held_as)  # a renewal's verdict: cancelled, now compensating
         assert lost.lock is not None
         await redis.delete(lost.lock)  # its lock expired unrenewed meanwhile
         same = await client.enqueue("test.exclusive", {"n": 2, "key": "k0", "mode": "track"})
@@ -104,7 +103,7 @@ async def test_a_lost_run_in_its_clean_up_holds_back_a_new_run_of_its_key_but_no
         assert not await ran(same.id)
         await wait_until(lambda: ran(same.id), timeout_s=15, what="k0's new job ran after it")
         assert await redis.llen(CLEANUPS_KEY) == 1
-        assert rt.counters["waited_unfinished"] >= 1
+        assert rt.counters.waited_unfinished >= 1
     assert await redis.lrange(OVERLAPS_KEY, 0, -1) == []
 
 
@@ -127,7 +126,7 @@ async def test_two_partitions_entries_with_one_id_are_two_deliveries_never_one(
             return {"twin-0", "twin-1"} <= {x.job_id for x in await runs(redis)}
 
         await wait_until(both_ran, timeout_s=20, what="both twins ran")
-        assert rt.counters["superseded"] == 0
+        assert rt.counters.superseded == 0
     assert sorted((x.job_id, x.deliveries) for x in await runs(redis)) == [
         ("twin-0", 1),
         ("twin-1", 1),

@@ -12,15 +12,15 @@ from tests.support.wait import wait_until
 
 from tgworkers.engine.wire.envelope import Envelope, fields_json, to_fields
 from tgworkers.engine.wire.keys import GROUP
-from tgworkers.engine.wire.scripts import (
+from tgworkers.engine.wire.script_items import (
     AcquireItem,
     DoneItem,
     HeldLock,
     LaterItem,
     LeaseItem,
     NewJob,
-    Scripts,
 )
+from tgworkers.engine.wire.scripts import Scripts
 
 P = pk()
 
@@ -95,7 +95,7 @@ async def test_settle_later_moves_to_delayed_with_the_new_envelope(redis):
 
 
 async def test_renew_leases_never_takes_back_an_entry_another_consumer_owns(redis):
-    from tgworkers.engine.wire.scripts import LeaseItem
+    from tgworkers.engine.wire.script_items import LeaseItem
 
     s = Scripts(redis)
     await s.enqueue(P, [job("z")], dedupe_ttl_ms=1000)
@@ -136,7 +136,7 @@ async def test_forget_stale_drops_only_records_whose_job_is_gone(redis):
 
 
 async def test_renew_leases_reports_an_entry_deleted_while_held_and_counts_it_lost(redis):
-    from tgworkers.engine.wire.scripts import LeaseItem
+    from tgworkers.engine.wire.script_items import LeaseItem
 
     s = Scripts(redis)
     await s.enqueue(P, [job("held")], dedupe_ttl_ms=1000)

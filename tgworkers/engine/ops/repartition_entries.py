@@ -30,7 +30,8 @@ from redis.asyncio import Redis
 
 from tgworkers.engine.wire.envelope import fields_json
 from tgworkers.engine.wire.keys import GROUP, Field, PartitionKeys, partition_of_bytes
-from tgworkers.engine.wire.scripts import NewJob, Scripts
+from tgworkers.engine.wire.script_items import NewJob
+from tgworkers.engine.wire.scripts import Scripts
 
 CHUNK: Final = 200
 _REQUIRED: Final = (b"id", b"name", b"payload")

@@ -39,7 +39,7 @@ async def apply_cancels(redis: Redis, key: str, runtimes: Iterable[ProcessorRunt
             await redis.hdel(key, field)
             continue
         rt = by_queue.get(queue)
-        if rt is not None and rt.executor.cancel_job(rt.owned.values(), job_id, request.by):
+        if rt is not None and rt.executor.cancel_job(rt.deliveries.held(), job_id, request.by):
             acted += 1
             await redis.hdel(key, field)
         elif now - request.at > STALE_MS:

@@ -12,7 +12,7 @@ from typing import Final
 
 import msgspec
 
-from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.runtime.delivery import Delivery
 from tgworkers.engine.wire.envelope import fields_json, to_fields
 
 EXCLUSIVE_WAIT_MS: Final = 200

@@ -4,28 +4,27 @@
    payload becomes a dead-letter decision naming the problem (promise 7);
 2. `_perform`: the handler under its timeout, every exception captured as data;
 3. `decide_*`: the result classified into a `Decision` (retry.py);
-4. `_settlement`: exactly one settle item per decision, built here and sent by
-   the runtime in batches.
+4. `settlement.py`: exactly one settle item per decision, sent by the runtime in
+   batches.
 
-Nothing here touches Redis except through the handler's context.
+Nothing here touches Redis except through the handler's context; a delivery's state
+changes only through the runtime's table (`Deliveries`: waits, returned, failed, fenced).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, assert_never, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 import msgspec
 import structlog
 
 from tgworkers.engine.context import JobContext, Resources, RunShared, StepsWriter
 from tgworkers.engine.ops.rates import QueueGate
-from tgworkers.engine.outcome import DeadReason, Disposition, Done, Outcome
+from tgworkers.engine.outcome import Disposition, Done, Outcome
 from tgworkers.engine.retry import (
     DONE,
     Decision,
@@ -34,11 +33,19 @@ from tgworkers.engine.retry import (
     decide_failure,
     decide_outcome,
 )
-from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.runtime import settlement as settle
+from tgworkers.engine.runtime.deliveries import Deliveries
+from tgworkers.engine.runtime.delivery import Delivery
+from tgworkers.engine.runtime.settlement import (
+    SettleKind,
+    Settlement,
+    cancelled_decision,
+    invalid_record,
+    now_ms,
+)
 from tgworkers.engine.telemetry.recorder import Telemetry, active as active_telemetry
-from tgworkers.engine.wire.envelope import Envelope, HistoryEntry, fields_json, to_fields
-from tgworkers.engine.wire.keys import Field
-from tgworkers.engine.wire.scripts import DeadItem, DoneItem, HandBackItem, LaterItem, Scripts
+from tgworkers.engine.wire.envelope import Envelope
+from tgworkers.engine.wire.scripts import Scripts
 
 if TYPE_CHECKING:
     from tgworkers.engine.registry import JobType
@@ -46,40 +53,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("tgworkers.job")
 
 
-class SettleKind(enum.Enum):
-    """What the runtime does with a finished delivery."""
-
-    DONE = "done"
-    LATER = "later"
-    DEAD = "dead"
-    HAND_BACK = "hand_back"
-    DROP = "drop"
-
-
-@dataclass(slots=True)
-class Settlement:
-    """How one delivery ends on this worker: the script item to send, if any."""
-
-    kind: SettleKind
-    delivery: Delivery
-    item: DoneItem | LaterItem | DeadItem | HandBackItem | None = None
-    decision: Decision | None = None
-    duration_s: float = 0.0
-
-
 def _no_hook(waiting: bool) -> None:  # noqa: FBT001
     """No runtime listening (an executor used on its own)."""
-
-
-def _invalid(d: Delivery, problem: str) -> HistoryEntry | None:
-    """The history entry of a job dead-lettered before it ran (None: no envelope to hold it)."""
-    if d.envelope is None or d.problem is not None:
-        return None
-    return HistoryEntry(attempt=d.envelope.attempt, at_ms=now_ms(), kind="invalid", message=problem)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 Clock = Callable[[], float]
@@ -135,16 +110,6 @@ def resume(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]
                 return cast(T, finished.value)
 
 
-def cancelled_decision(env: Envelope, by: str) -> Decision:
-    """Dead-letter a run an operator cancelled, naming who; the attempt is recorded."""
-    message = f"cancelled by {by}"
-    record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="cancelled", message=message)
-    return Decision(
-        disposition=Disposition.DEAD, record=record, reason=message,
-        dead_reason=DeadReason.CANCELLED,
-    )  # fmt: skip
-
-
 class Executor:
     """Turns deliveries of one processor into settlements."""
 
@@ -188,15 +153,18 @@ class Executor:
         """The queue's shared rate limit (rates.py), awaited before a run: None, none set."""
         self.cancelled: dict[bytes, str] = {}
         """Entry id -> who cancelled its run (job_actions.py): dead-lettered, not retried."""
+        self.deliveries = Deliveries(queue)
+        """The runtime's delivery table, whose transitions a run goes through (the
+        runtime hands its own; this one serves an executor used on its own)."""
 
     async def run(self, d: Delivery) -> Settlement:
         if d.lost:  # taken over while it waited here: it never runs (promise 3)
             return Settlement(SettleKind.DROP, d)
         if d.handback:
-            return self.hand_back(d)
-        problem = self._check(d)
+            return settle.hand_back(d)
+        problem, payload = self._check(d)
         if problem is not None:  # a failed attempt too: counted, and in the job's history
-            return self.dead(d, problem, failed=True, record=_invalid(d, problem))
+            return settle.dead(d, problem, failed=True, record=invalid_record(d, problem))
         assert d.envelope is not None  # noqa: S101
         assert d.job_type is not None  # noqa: S101
         limited = self.rate is not None and self.rate.per_s() is not None
@@ -208,21 +176,21 @@ class Executor:
         run = self.telemetry.start_process(self.queue, d)  # span and log context
         decision: Decision | None = None
         try:
-            decision = await self._perform(d, d.envelope, d.payload)
+            decision = await self._perform(d, d.envelope, payload)
         finally:
             self.telemetry.end_process(run, d, decision)
             if self.cancelled:
                 self.cancelled.pop(d.entry_id, None)  # a run that ended before it noticed
         if d.interrupted():  # lease lost (drop, fenced) or shutdown (hand back)
-            return self._ended_early(d)
-        settlement = self._settlement(d, d.envelope, decision)
+            return settle.ended_early(d)
+        settlement = settle.settlement(d, d.envelope, decision, self._engine_ms)
         settlement.duration_s = time.perf_counter() - started
         return settlement
 
     async def _before(self, d: Delivery, env: Envelope) -> Settlement | None:
         """A deadline passed, the queue's rate limit, or a cancel that came before the run."""
         if env.expires_ms is not None and now_ms() >= env.expires_ms:
-            return self.expired(d, env)
+            return settle.expired(d, env)
         if self.rate is not None and self.rate.per_s() is not None:
             held = await self._admit(d, env)
             if held is not None:
@@ -240,54 +208,43 @@ class Executor:
         finally:
             self.on_wait(False)  # noqa: FBT003
         if d.interrupted():
-            return self._ended_early(d)
+            return settle.ended_early(d)
         if wait_ms is None:
             return None
         snooze = Decision(disposition=Disposition.SNOOZE, delay_ms=max(wait_ms, 1))
-        return self._settlement(d, env, snooze)
+        return settle.settlement(d, env, snooze, self._engine_ms)
 
     def cancel_job(self, deliveries: Iterable[Delivery], job_id: str, by: str) -> bool:
         """Interrupt this worker's run of `job_id` (an operator's cancel); False: not ours."""
         for d in deliveries:
             if d.job_id == job_id and not d.settling and not d.interrupted():
                 self.cancelled[d.entry_id] = by
-                d.cancel()  # its timeout fires now; `_perform` reads who cancelled it
+                self.deliveries.interrupt(d)  # its timeout fires now; `_perform` reads who
                 return True
         return False
 
     def _cancelled(self, d: Delivery, env: Envelope) -> Settlement:
         by = self.cancelled.pop(d.entry_id)
-        return self._settlement(d, env, cancelled_decision(env, by))
+        return settle.settlement(d, env, cancelled_decision(env, by), self._engine_ms)
 
-    def expired(self, d: Delivery, env: Envelope) -> Settlement:
-        """Dead-letter a job delivered at or after its deadline; its handler never runs."""
-        deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((env.expires_ms or 0) / 1000))
-        message = f"expired at {deadline} (expiresAt {env.expires_ms}) before it ran"
-        record = HistoryEntry(attempt=env.attempt, at_ms=now_ms(), kind="expired", message=message)
-        return self.dead(d, "expired", failed=False, record=record, why=DeadReason.EXPIRED)
-
-    def _ended_early(self, d: Delivery) -> Settlement:
-        """A lost delivery is dropped (fenced: someone else owns it); shutdown hands back."""
-        return Settlement(SettleKind.DROP, d) if d.lost else self.hand_back(d)
-
-    def _check(self, d: Delivery) -> str | None:
+    def _check(self, d: Delivery) -> tuple[str | None, Any]:
+        """The problem that makes `d` no job to run, or None and its decoded payload."""
         if d.problem is not None:
-            return d.problem
+            return d.problem, None
         env = d.envelope
         assert env is not None  # noqa: S101
         if d.job_type is None:
-            return f"unknown job name {env.name!r} for queue {self.queue!r}"
+            return f"unknown job name {env.name!r} for queue {self.queue!r}", None
         if len(env.payload) > self.max_payload_bytes:
             size, limit = len(env.payload), self.max_payload_bytes
-            return f"payload is {size} bytes, over MAX_PAYLOAD_BYTES ({limit})"
+            return f"payload is {size} bytes, over MAX_PAYLOAD_BYTES ({limit})", None
         try:
             payload = d.job_type.decoder.decode(env.payload)
             if d.job_type.validate is not None:
                 d.job_type.validate(payload)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-            return f"invalid payload for {env.name}: {exc}"
-        d.payload = payload
-        return None
+            return f"invalid payload for {env.name}: {exc}", None
+        return None, payload
 
     async def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision:
         jt = d.job_type
@@ -306,7 +263,8 @@ class Executor:
         except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
             return self._failed(d, env, exc)
         finally:
-            d.timeout = None
+            if d.timeout is not None:
+                self.deliveries.returned(d)
         if type(outcome) is Done:
             return DONE  # most runs: no clock read, no new decision
         decision = decide_outcome(outcome, self._now_ms())
@@ -337,13 +295,15 @@ class Executor:
                 return cast(Outcome, finished.value)  # no wait: no timer to arm or cancel
             self.on_wait(True)  # noqa: FBT003
             try:
-                async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
+                async with asyncio.timeout(self.timeout_of(jt)) as timeout:
+                    self.deliveries.waits(d, timeout)
                     return await resume(run, pending)
             finally:
                 self.on_wait(False)  # noqa: FBT003
         self.on_wait(True)  # noqa: FBT003
         try:
-            async with asyncio.timeout(self.timeout_of(jt)) as d.timeout:
+            async with asyncio.timeout(self.timeout_of(jt)) as timeout:
+                self.deliveries.waits(d, timeout)
                 return await run
         finally:
             self.on_wait(False)  # noqa: FBT003
@@ -356,77 +316,12 @@ class Executor:
                 d.pk, self.consumer, d.entry_id, d.token, job_id, steps_json
             )
             if not ok:
-                d.lost = True  # its settle would be refused too: end it as lost
+                self.deliveries.fenced(d)  # its settle would be refused too: end it as lost
             return ok
 
         return write
 
     def _failed(self, d: Delivery, env: Envelope, exc: BaseException) -> Decision:
-        d.error_type = type(exc).__name__  # telemetry's error.type
+        self.deliveries.failed(d, exc)  # telemetry's error.type
         policy: RetryPolicy = self.policy_of(d.job_type)  # only failures need the policy
         return decide_failure(exc, attempt=env.attempt, policy=policy, now_ms=self._now_ms())
-
-    def _settlement(self, d: Delivery, env: Envelope, dec: Decision) -> Settlement:
-        match dec.disposition:
-            case Disposition.DONE:
-                done = DoneItem(d.entry_id, env.id, not env.auto_id, d.lock, d.token)
-                return Settlement(SettleKind.DONE, d, done, dec)
-            case Disposition.RETRY | Disposition.SNOOZE:
-                retry = dec.disposition is Disposition.RETRY
-                nxt = msgspec.structs.replace(
-                    env,
-                    attempt=env.attempt + 1 if retry else env.attempt,
-                    history=env.history + ((dec.record,) if dec.record else ()),
-                    due_ms=None,
-                    snoozes=0,  # the script counts a past-due snooze (from env.snoozes)
-                    waits=0,
-                )
-                blob = fields_json(to_fields(nxt))
-                at_ms = self._engine_ms(dec.at_ms) if dec.at_ms else 0
-                later = LaterItem(
-                    d.entry_id, env.id, at_ms, dec.delay_ms, retry, blob, d.lock,
-                    d.token, snoozes=env.snoozes,
-                )  # fmt: skip
-                return Settlement(SettleKind.LATER, d, later, dec)
-            case Disposition.DEAD:
-                why = dec.dead_reason or DeadReason.HANDLER
-                return self.dead(
-                    d, dec.reason or "dead-lettered", failed=True, record=dec.record, why=why
-                )
-            case _ as unreachable:
-                assert_never(unreachable)
-
-    def dead(
-        self,
-        d: Delivery,
-        reason: str,
-        *,
-        failed: bool,
-        record: HistoryEntry | None = None,
-        why: DeadReason = DeadReason.INVALID,
-    ) -> Settlement:
-        """Dead-letter a delivery; a malformed entry keeps its raw fields untouched."""
-        env = d.envelope
-        if env is None or (d.problem is not None):
-            fields: list[str | bytes] = [x for kv in d.fields.items() for x in kv]
-        else:
-            history = env.history + ((record,) if record else ())
-            fields = to_fields(msgspec.structs.replace(env, history=history, due_ms=None))
-        fields += [Field.REASON, reason]
-        item = DeadItem(d.entry_id, d.job_id, failed, fields, d.lock, d.token)
-        return Settlement(
-            SettleKind.DEAD,
-            d,
-            item,
-            Decision(disposition=Disposition.DEAD, reason=reason, dead_reason=why),
-        )
-
-    def hand_back(self, d: Delivery) -> Settlement:
-        """Give an unfinished job back to the queue as a fresh entry (shutdown)."""
-        if d.envelope is None:
-            fields: list[str | bytes] = [x for kv in d.fields.items() for x in kv]
-        else:
-            fields = to_fields(msgspec.structs.replace(d.envelope, due_ms=None))
-        return Settlement(
-            SettleKind.HAND_BACK, d, HandBackItem(d.entry_id, d.job_id, fields, d.lock, d.token)
-        )

@@ -24,10 +24,11 @@ from tgworkers.engine.ops.finished import (
     FinishedRecord,
     encode_record,
 )
-from tgworkers.engine.runtime.executor import SettleKind, Settlement
+from tgworkers.engine.runtime.settlement import SettleKind, Settlement
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
-from tgworkers.engine.wire.scripts import DoneItem, Scripts
+from tgworkers.engine.wire.script_items import DoneItem
+from tgworkers.engine.wire.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.engine")
 

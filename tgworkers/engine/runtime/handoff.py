@@ -15,7 +15,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.runtime.delivery import Delivery
 
 
 class Handoff:

@@ -1,4 +1,4 @@
-"""The leases of the entries one runtime holds: renewal, the watchdog, and losing one.
+"""The leases of the entries one runtime holds: renewal, the watchdog, lost runs' locks.
 
 1. `run_renewals`: every VT/3 renews the lease (and exclusivity lock) of every
    entry held, fenced by each delivery's token; an entry another delivery owns now,
@@ -12,23 +12,27 @@
    returned (it awaits its clean-up) keeps its key lock while this process can
    reach Redis; the lock is released when it returns (the runtime's drop settle).
    A clean-up that outlasts its budget is logged (`job.cleanup_overran`).
+
+Losing a delivery, and every other change of its state, is the delivery table's
+transition (`Deliveries`, deliveries.py); this module decides when, from Redis's
+verdicts and the clock.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from typing import Protocol
 
 import anyio
 import structlog
 
 from tgworkers.engine.options import RuntimeOptions
-from tgworkers.engine.runtime.broker import Delivery
-from tgworkers.engine.runtime.unfinished import Unfinished
+from tgworkers.engine.runtime.counters import RuntimeCounters
+from tgworkers.engine.runtime.deliveries import Deliveries, LostBy, by_partition
+from tgworkers.engine.runtime.delivery import Delivery
 from tgworkers.engine.wire.connection import RedisHealth, guarded
-from tgworkers.engine.wire.keys import PartitionKeys
-from tgworkers.engine.wire.scripts import HeldLock, LeaseItem, Scripts
+from tgworkers.engine.wire.script_items import HeldLock, LeaseItem
+from tgworkers.engine.wire.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -41,21 +45,13 @@ class LeaseHost(Protocol):
     options: RuntimeOptions
     scripts: Scripts
     health: RedisHealth
-    owned: dict[tuple[int, bytes], Delivery]
-    unfinished: Unfinished
-    counters: dict[str, int]
+    deliveries: Deliveries
+    counters: RuntimeCounters
 
 
 def held_lock(d: Delivery) -> HeldLock:
     """`d`'s key lock as `hold_locks` takes it (only for a delivery with a lock)."""
     return HeldLock(d.lock or "", d.entry_id, d.token)
-
-
-def by_partition(deliveries: list[Delivery]) -> dict[PartitionKeys, list[Delivery]]:
-    groups: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
-    for d in deliveries:
-        groups[d.pk].append(d)
-    return groups
 
 
 def out_of_budget(d: Delivery, options: RuntimeOptions, now: float) -> bool:
@@ -94,19 +90,19 @@ class Leases:
             self._soon.set()
 
     async def renew_once(self) -> None:
-        for pk, group in by_partition(list(self.rt.owned.values())).items():
+        table = self.rt.deliveries
+        for pk, group in table.by_partition().items():
             items = [LeaseItem(d.entry_id, d.job_id, d.lock, d.token) for d in group]
             sent = time.monotonic()
             lost, deleted = await self.rt.scripts.renew_leases(
                 pk, self.rt.consumer, items, lock_ttl_ms=self.rt.options.visibility_timeout_ms
             )
-            for d in group:
-                d.leased_at = max(d.leased_at, sent)
+            table.leased(group, sent)
             sent_for = {d.entry_id: d for d in group}
             for entry in lost:  # about the delivery we sent, never a newer one of the entry
-                self.lose((pk.partition, entry), delivery=sent_for.get(entry))
+                table.lose((pk.partition, entry), delivery=sent_for.get(entry))
             for entry in deleted:
-                self.lose((pk.partition, entry), deleted=True, delivery=sent_for.get(entry))
+                table.lose((pk.partition, entry), by=LostBy.DELETED, delivery=sent_for.get(entry))
         await self.hold_lost_locks()
 
     async def hold_lost_locks(self) -> None:
@@ -114,11 +110,11 @@ class Leases:
 
         Cancelling a run is a request: a handler may await a compensation before it
         re-raises, and until it returns no other run of its key may start, in this
-        process (`Unfinished`) or another (its lock). Each lock is extended only while
-        it names that run's delivery: never taken back, never another's. One call per
-        partition, and only when such runs exist: nothing is added to a job's path.
+        process (`Deliveries.begins`) or another (its lock). Each lock is extended only
+        while it names that run's delivery: never taken back, never another's. One call
+        per partition, and only when such runs exist: nothing is added to a job's path.
         """
-        lost = self.rt.unfinished.lost_with_locks()
+        lost = self.rt.deliveries.lost_with_locks()
         if not lost:
             return
         now = time.monotonic()
@@ -128,9 +124,7 @@ class Leases:
         for group in by_partition(lost).values():
             sent = time.monotonic()
             kept = await self.rt.scripts.hold_locks([held_lock(d) for d in group], ttl_ms=ttl_ms)
-            for d, ok in zip(group, kept, strict=True):
-                if ok:
-                    d.leased_at = max(d.leased_at, sent)
+            self.rt.deliveries.leased([d for d, ok in zip(group, kept, strict=True) if ok], sent)
 
     def overrunning(self, d: Delivery, now: float) -> None:
         """Report, once, a lost run still in its clean-up past its budget."""
@@ -150,7 +144,7 @@ class Leases:
         self._overran.discard(d)
         lapsed = now > d.leased_at + self.rt.options.visibility_timeout_ms / 1000
         if reported or lapsed or now - d.cancelled_at > d.cleanup_s:
-            self.rt.counters["cleanup_overran"] += 1
+            self.rt.counters.cleanup_overran += 1
             self._log_overran(d, now, running=False, lock_lapsed=lapsed)
 
     def _log_overran(self, d: Delivery, now: float, *, running: bool, **extra: bool) -> None:
@@ -175,45 +169,4 @@ class Leases:
         like any other once Redis answers.
         """
         now, options = time.monotonic(), self.rt.options
-        for d in list(self.rt.owned.values()):
-            if not d.settling and not d.lost and out_of_budget(d, options, now):
-                self.lose(d.held_as, expired=True)
-
-    def lose(
-        self,
-        key: tuple[int, bytes],
-        *,
-        deleted: bool = False,
-        expired: bool = False,
-        delivery: Delivery | None = None,
-    ) -> None:
-        """Give up our delivery of the entry `key` (`Delivery.held_as`), if it is `delivery`.
-
-        `delivery` is given when the verdict is about one (a renewal's). Its reply can
-        arrive after our own sweep reclaimed the entry and a newer delivery took its
-        place here (a Redis pause queues both): the verdict was about the older token,
-        and losing the newer delivery would stop renewing a run that holds its key's
-        lock, letting another job of the key start beside it.
-        """
-        d = self.rt.owned.get(key)
-        if d is None or (delivery is not None and d is not delivery):
-            return
-        if d.settling and not deleted:
-            return  # being settled right now: the settle script decides, fenced
-        del self.rt.owned[key]
-        entry = d.entry_id
-        d.lost = True
-        if deleted:  # counted in the stats hash by the script
-            self.rt.counters["lost"] += 1
-            log.error("job.entries_lost", queue=self.rt.queue, partition=d.pk.partition, count=1,
-                      entries=[entry.decode()], job_id=d.job_id, while_held=True)  # fmt: skip
-        elif expired:
-            self.rt.counters["lease_expired"] += 1
-            log.warning("job.lease_lost", queue=self.rt.queue, job_id=d.job_id,
-                        entry=entry.decode(), reason="expired", running=d.running)  # fmt: skip
-        else:
-            self.rt.counters["lease_lost"] += 1
-            log.warning(
-                "job.lease_lost", queue=self.rt.queue, job_id=d.job_id, entry=entry.decode()
-            )
-        d.cancel()
+        self.rt.deliveries.expire(lambda d: out_of_budget(d, options, now))

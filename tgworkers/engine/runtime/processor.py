@@ -5,9 +5,9 @@ Duties, each a named loop whose one-iteration body is testable on its own:
    free slots; exclusive job types take their key locks first;
 2. `_consume_loop` (x concurrency): runs deliveries through the executor; a
    delivery whose entry or key has a run here that has not returned yet (lost
-   and cancelled, but still in its clean-up) waits for it (unfinished.py);
-3. `_settle_loop`: sends finished settlements in batches (one script call per
-   partition and kind), so a busy worker pays one round trip per batch;
+   and cancelled, but still in its clean-up) waits for it (`Deliveries.begins`);
+3. `Settler.run` (settler.py): sends finished settlements in batches (one script
+   call per partition and kind), so a busy worker pays one round trip per batch;
 4. `Leases` (leases.py): renews the lease of every entry this worker holds, every
    VT/3, cancels handlers whose entry another delivery took over, and (watchdog)
    those whose renewals have not got through in time;
@@ -15,6 +15,8 @@ Duties, each a named loop whose one-iteration body is testable on its own:
    timeout, quarantine of poison jobs, counting of lost entries, consumer hygiene;
 6. `Promoter` (promoter.py): moves due delayed jobs to the stream, sleeping exactly
    until the next due time (woken by Pub/Sub when an earlier one arrives).
+
+Every change of a delivery's state goes through `self.deliveries` (deliveries.py).
 """
 
 from __future__ import annotations
@@ -32,18 +34,23 @@ from anyio.abc import TaskGroup
 
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.registry import JobType, Processor
-from tgworkers.engine.runtime.broker import Broker, Delivery
+from tgworkers.engine.runtime.broker import Broker
+from tgworkers.engine.runtime.counters import RuntimeCounters
+from tgworkers.engine.runtime.deliveries import Deliveries
+from tgworkers.engine.runtime.delivery import Delivery, HeldAs
 from tgworkers.engine.runtime.exclusive import exclusive_wait_ms, waiting_fields
-from tgworkers.engine.runtime.executor import Executor, SettleKind, Settlement
+from tgworkers.engine.runtime.executor import Executor
 from tgworkers.engine.runtime.handoff import Handoff
-from tgworkers.engine.runtime.leases import Leases, by_partition, held_lock, out_of_budget
+from tgworkers.engine.runtime.leases import Leases, out_of_budget
 from tgworkers.engine.runtime.promoter import Promoter
 from tgworkers.engine.runtime.recovery import Recovery
-from tgworkers.engine.runtime.unfinished import Unfinished
+from tgworkers.engine.runtime.settlement import Settlement
+from tgworkers.engine.runtime.settler import Settler, until_done
 from tgworkers.engine.telemetry.recorder import active as active_telemetry
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
-from tgworkers.engine.wire.scripts import AcquireItem, Scripts
+from tgworkers.engine.wire.script_items import AcquireItem
+from tgworkers.engine.wire.scripts import Scripts
 
 log = structlog.get_logger("tgworkers.engine")
 
@@ -76,23 +83,22 @@ class ProcessorRuntime:
         self.job_types: dict[str, JobType[Any]] = {jt.name: jt for jt in processor.job_types}
         self.paused = False
         self.stopping = False
-        self.owned: dict[tuple[int, bytes], Delivery] = {}  # by `Delivery.held_as`
-        self.unfinished = Unfinished()
+        self.counters = RuntimeCounters()
+        self.deliveries = Deliveries(self.queue, self.job_types, self.counters)
+        """Every delivery held here and each change of its state (deliveries.py)."""
+        executor.deliveries = self.deliveries
         self.active = 0
         self.running_consumers = 0
-        self.counters: dict[str, int] = defaultdict(int)
         self.last_progress = time.monotonic()
-        self._pending: list[Settlement] = []
-        self._settle_wake = anyio.Event()
         # cleared, never replaced: several read loops (one per partition on a cluster)
         # may wait on it at once, and a replaced event would strand the others
         self._slot_freed = asyncio.Event()
         self._resumed = anyio.Event()
-        self._settled_all = anyio.Event()
         self._handoff = Handoff(on_drained=self._slot_freed.set)  # to the consumers
         executor.on_wait = self._handoff.handler_waits
         self._tg: TaskGroup | None = None
-        self.observers: list[Callable[[Settlement], None]] = []
+        self.settler = Settler(self)
+        self.observers: list[Callable[[Settlement], None]] = self.settler.observers
         self.recovery = Recovery(self)
         self.leases = Leases(self)
         self.promoter = Promoter(self)
@@ -101,9 +107,10 @@ class ProcessorRuntime:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, tg: TaskGroup) -> None:
-        await self._with_redis(lambda: self.broker.ensure_groups(self.partitions))
+        ensure = functools.partial(self.broker.ensure_groups, self.partitions)
+        await until_done(self.health, ensure, "write")
         self._tg = tg
-        for loop in (self._settle_loop, self.leases.run_renewals, self.leases.run_watchdog):
+        for loop in (self.settler.run, self.leases.run_renewals, self.leases.run_watchdog):
             tg.start_soon(loop)
         # one XREADGROUP over every partition; on a cluster each partition is its own
         # slot, so each gets its own blocking reader
@@ -142,57 +149,20 @@ class ProcessorRuntime:
 
     @property
     def running(self) -> list[Delivery]:
-        return [d for d in self.owned.values() if d.running]
+        return self.deliveries.running()
 
     def cancel_running(self) -> None:
         """After the grace period: cancel handlers; their entries are handed back."""
-        for d in list(self.owned.values()):
-            d.handback = True
-            d.cancel()
+        self.deliveries.hand_back_all()
 
     async def wait_idle(self) -> None:
         """Until nothing is buffered, running or waiting to be settled."""
-        while self.active > 0 or self._pending:
-            self._settled_all = anyio.Event()
-            await self._settled_all.wait()
+        await self.settler.wait_idle()
 
     # ------------------------------------------------------------------ helpers
 
-    async def _with_redis(self, op: Callable[[], Awaitable[Any]], loop: str = "write") -> Any:
-        """Run `op` until it succeeds, riding out any error with backoff (promise 13).
-
-        Not only Redis errors: redis-py on uvloop raises `RuntimeError` for a write
-        to a connection reset under it. Giving up would drop a settle batch whose
-        entries this worker would then renew forever and never settle; every op
-        here is a fenced script, so running it again after a success is harmless.
-        """
-        while True:
-            try:
-                result = await op()
-            except REDIS_ERRORS as exc:
-                self.health.failed(exc, loop)
-                await self.health.backoff()
-                continue
-            except Exception as exc:  # noqa: BLE001 - retried, logged once a minute
-                self.health.unexpected(loop, exc)
-                await self.health.backoff()
-                continue
-            self.health.ok(loop)
-            return result
-
     def free_slots(self) -> int:
         return self.options.concurrency - self.active
-
-    def track(self, deliveries: list[Delivery]) -> None:
-        now = time.monotonic()
-        for d in deliveries:
-            d.leased_at = d.leased_at or now
-            self.owned[d.held_as] = d
-            if d.envelope is not None:
-                d.job_type = self.job_types.get(d.envelope.name)
-                if d.job_type is not None and d.job_type.exclusive:
-                    key = d.envelope.key or d.envelope.id
-                    d.lock = d.pk.lock(key)
 
     # ------------------------------------------------------------------ reading
 
@@ -228,26 +198,24 @@ class ProcessorRuntime:
         self.health.ok("read")
         self.last_progress = time.monotonic()
         if batch:
+            self.deliveries.leased(batch, sent)
             for d in batch:
-                d.leased_at = sent
                 d.decode()
             if batch := self.recovery.quarantine(batch):  # a moved job may be poison
                 await self.dispatch(batch)
 
     async def dispatch(self, batch: list[Delivery]) -> None:
         """Hand read or reclaimed deliveries to the consumers (locks taken first)."""
-        self.track(batch)
+        self.deliveries.taken(batch)
         runnable = await self._take_locks(batch)
         self.active += len(runnable)
         now = time.monotonic()
         self.leases.renew_soon_if_stale(runnable, now)
         for d in runnable:
             if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
-                d.lost = True
-                log.warning("job.lease_lost", queue=self.queue, job_id=d.job_id,
-                            entry=d.entry_id.decode(), reason="expired", running=False)  # fmt: skip
+                self.deliveries.expired_queued(d)
             elif self.paused or self.stopping:
-                d.handback = True
+                self.deliveries.hand_back((d,))
         self._handoff.put(runnable)
 
     async def _take_locks(self, batch: list[Delivery]) -> list[Delivery]:
@@ -257,7 +225,7 @@ class ProcessorRuntime:
         by_pk: dict[PartitionKeys, list[Delivery]] = defaultdict(list)
         for d in needing:
             by_pk[d.pk].append(d)
-        refused: set[tuple[int, bytes]] = set()  # by `Delivery.held_as`
+        refused: set[HeldAs] = set()
         for pk, group in by_pk.items():
             items = [
                 AcquireItem(
@@ -274,35 +242,14 @@ class ProcessorRuntime:
                 self.scripts.acquire_keys, pk, self.consumer, items,
                 lock_ttl_ms=self.options.visibility_timeout_ms,
             )  # fmt: skip
-            verdicts: list[int] = await self._with_redis(acquire)  # fmt: skip
+            verdicts: list[int] = await until_done(self.health, acquire, "write")
             for d, verdict in zip(group, verdicts, strict=True):
                 if verdict != 1:
                     refused.add(d.held_as)
-                    self._forget(d)
-                    self.counters["exclusive_waits" if verdict == 0 else "lease_lost"] += 1
+                    self.deliveries.key_refused(d, waits=verdict == 0)
         if refused:
             self.promoter.wake()
         return [d for d in batch if d.held_as not in refused]
-
-    def _forget(self, d: Delivery) -> None:
-        """Stop tracking `d`, never a newer delivery of the same entry."""
-        if self.owned.get(d.held_as) is d:
-            del self.owned[d.held_as]
-
-    def supersede(self, old: Delivery, new: Delivery) -> None:
-        """Our own sweep reclaimed an entry `old` still holds: `new` takes its place.
-
-        This process stalled past the visibility timeout (event loop blocked, Redis
-        paused). `old` is fenced by the new token and cancelled; `new` is dispatched
-        like any delivery and, like any, runs only once `old`'s coroutine has
-        returned (`_consume_once`), so the job never runs twice at once here.
-        """
-        self._forget(old)
-        old.lost = True
-        self.counters["superseded"] += 1
-        log.warning("job.superseded", queue=self.queue, job_id=old.job_id,
-                    entry=old.entry_id.decode(), deliveries=new.deliveries)  # fmt: skip
-        old.cancel()
 
     # ------------------------------------------------------------------ consuming
 
@@ -317,109 +264,30 @@ class ProcessorRuntime:
             self.running_consumers -= 1
 
     async def _consume_once(self, d: Delivery) -> None:
+        table = self.deliveries
         if self.stopping and not d.running:
-            d.handback = True
+            table.hand_back((d,))
         if not (d.running or d.lost) and out_of_budget(d, self.options, time.monotonic()):
             # the watchdog's rule, checked as a consumer takes it: a delivery that waited
             # here through a stall (a blocked loop) may be another worker's by now, and the
             # watchdog's next pass would cancel it only after its handler began
-            self.leases.lose(d.held_as, expired=True, delivery=d)
-            d.lost = True
+            table.expired_taken(d)
         runs = not (d.lost or d.handback)  # a lost delivery is dropped, a handed-back one not run
-        if runs and (blocker := self.unfinished.start(d)) is not None:
-            self.counters["waited_unfinished"] += 1
-            log.warning("job.waits_for_unfinished", queue=self.queue, job_id=d.job_id,
-                        entry=d.entry_id.decode(), unfinished_job_id=blocker.job_id,
-                        unfinished_entry=blocker.entry_id.decode())  # fmt: skip
-            return  # handed out again when `blocker` returns
+        if runs and table.begins(d) is not None:
+            return  # parked: handed out again when the run it waits for returns
         try:
             settlement = await self.executor.run(d)
         finally:
             self.active -= 1
             self._slot_freed.set()
-            if runs and (behind := self.unfinished.end(d)):
+            if runs and (behind := table.ended(d)):
                 self._handoff.put(behind)
-            if d.lost and d.cancelled_at:  # its lock is released with its drop, below
+            if d.lost and d.cancelled_at:  # its lock is released with its drop (settler.py)
                 self.leases.returned(d)
         self.last_progress = time.monotonic()
-        d.settling = True
-        self._pending.append(settlement)
-        self._settle_wake.set()
-
-    # ------------------------------------------------------------------ settling
+        table.settling(d)
+        self.settler.add(settlement)
 
     def queue_settlement(self, settlement: Settlement) -> None:
         """Hand a settlement made outside the consumers (poison) to the settle loop."""
-        self._pending.append(settlement)
-        self._settle_wake.set()
-
-    async def _settle_loop(self) -> None:
-        while True:
-            await self._settle_wake.wait()
-            self._settle_wake = anyio.Event()
-            await guarded(self.health, "settle", self.settle_once)
-
-    async def settle_once(self) -> None:
-        """Send every pending settlement: one script call per partition and kind."""
-        batch, self._pending = self._pending, []
-        groups: dict[tuple[PartitionKeys, SettleKind], list[Settlement]] = defaultdict(list)
-        dropped: list[Delivery] = []
-        for s in batch:
-            if s.kind is SettleKind.DROP:
-                self._forget(s.delivery)
-                self.counters["lease_lost"] += 1
-                if s.delivery.lock is not None:
-                    dropped.append(s.delivery)
-            else:
-                groups[(s.delivery.pk, s.kind)].append(s)
-        for (pk, kind), group in groups.items():
-            send = functools.partial(self._send_group, pk, kind, group)
-            refused: set[bytes] = await self._with_redis(send)
-            for s in group:
-                self._forget(s.delivery)
-                self._observe(s, refused=s.delivery.entry_id in refused)
-        for lost in by_partition(dropped).values():
-            # a lost run returned (or never ran): its key lock, if it still names it, is
-            # released now rather than left to expire (promise 6; leases.py)
-            locks = [held_lock(d) for d in lost]
-            await self._with_redis(functools.partial(self.scripts.hold_locks, locks, ttl_ms=0))
-        if not self._pending and self.active == 0:
-            self._settled_all.set()
-
-    async def _send_group(
-        self, pk: PartitionKeys, kind: SettleKind, group: list[Settlement]
-    ) -> set[bytes]:
-        items: Any = [s.item for s in group]
-        if kind is SettleKind.DONE:
-            ttl = self.options.dedupe_ttl_ms
-            held = len(self.owned)
-            done = self.scripts.settle_done
-            return set(await done(pk, self.consumer, items, dedupe_ttl_ms=ttl, held=held))
-        if kind is SettleKind.LATER:
-            refused, earliest = await self.scripts.settle_later(pk, self.consumer, items)
-            if earliest >= 0:
-                self.promoter.wake()
-            return set(refused)
-        if kind is SettleKind.DEAD:
-            return set(await self.scripts.dead_letter(pk, self.consumer, items))
-        await self.scripts.hand_back(pk, self.consumer, items)
-        return set()
-
-    def _observe(self, s: Settlement, *, refused: bool) -> None:
-        d = s.delivery
-        if refused:
-            self.counters["settle_refused"] += 1
-            log.warning("job.settle_refused", queue=self.queue, job_id=d.job_id,
-                        entry=d.entry_id.decode(), reason="ownership lost")  # fmt: skip
-            return
-        self.counters[s.kind.value] += 1
-        for observer in self.observers:
-            observer(s)
-        if s.kind is SettleKind.DEAD:
-            log.warning("job.dead_lettered", queue=self.queue, job_id=d.job_id,
-                        job=d.envelope.name if d.envelope else None,
-                        reason=s.decision.reason if s.decision else None)  # fmt: skip
-        elif s.kind is SettleKind.LATER and s.decision and s.decision.record:
-            log.info("job.retry_scheduled", queue=self.queue, job_id=d.job_id,
-                     attempt=s.decision.record.attempt, error=s.decision.record.message,
-                     delay_ms=s.decision.delay_ms)  # fmt: skip
+        self.settler.add(settlement)

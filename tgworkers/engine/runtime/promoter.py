@@ -11,6 +11,7 @@ from typing import Final, Protocol
 import anyio
 import structlog
 
+from tgworkers.engine.runtime.counters import RuntimeCounters
 from tgworkers.engine.wire.connection import RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.engine.wire.scripts import Scripts
@@ -28,7 +29,7 @@ class PromoterHost(Protocol):
     partitions: list[PartitionKeys]
     scripts: Scripts
     health: RedisHealth
-    counters: dict[str, int]
+    counters: RuntimeCounters
 
 
 class Promoter:
@@ -57,10 +58,10 @@ class Promoter:
         for pk in self.rt.partitions:
             done = await self.rt.scripts.promote_due(pk, limit=PROMOTE_LIMIT)
             if done.lost:
-                self.rt.counters["lost"] += done.lost
+                self.rt.counters.lost += done.lost
                 log.error("job.delayed_lost", queue=self.rt.queue, count=done.lost)
             if done.dead:
-                self.rt.counters["dead"] += done.dead
+                self.rt.counters.dead += done.dead
                 log.error("job.delayed_malformed", queue=self.rt.queue, count=done.dead,
                           partition=pk.partition, outcome="dead-lettered")  # fmt: skip
             if done.moved + done.lost + done.dead >= PROMOTE_LIMIT:

@@ -25,8 +25,11 @@ import structlog
 
 from tgworkers.engine.options import RuntimeOptions
 from tgworkers.engine.outcome import DeadReason
-from tgworkers.engine.runtime.broker import Broker, Delivery
-from tgworkers.engine.runtime.executor import Executor, Settlement
+from tgworkers.engine.runtime.broker import Broker
+from tgworkers.engine.runtime.counters import RuntimeCounters
+from tgworkers.engine.runtime.deliveries import Deliveries
+from tgworkers.engine.runtime.delivery import Delivery
+from tgworkers.engine.runtime.settlement import Settlement, dead
 from tgworkers.engine.wire.connection import RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.engine.wire.scripts import Scripts
@@ -47,7 +50,7 @@ class _Room:
 
 
 class RecoveryHost(Protocol):
-    """What recovery needs of the runtime it serves: its state, and five ways to hand work back."""
+    """What recovery needs of the runtime it serves: its parts, and three ways to hand work back."""
 
     queue: str
     consumer: str
@@ -55,23 +58,18 @@ class RecoveryHost(Protocol):
     options: RuntimeOptions
     scripts: Scripts
     broker: Broker
-    executor: Executor
     health: RedisHealth
     is_alive: Callable[[str], Awaitable[bool]] | None
-    owned: dict[tuple[int, bytes], Delivery]
-    counters: dict[str, int]
+    deliveries: Deliveries
+    counters: RuntimeCounters
     paused: bool
     stopping: bool
 
     def free_slots(self) -> int: ...
 
-    def track(self, deliveries: list[Delivery]) -> None: ...
-
     async def dispatch(self, batch: list[Delivery]) -> None: ...
 
     def queue_settlement(self, settlement: Settlement) -> None: ...
-
-    def supersede(self, old: Delivery, new: Delivery) -> None: ...
 
 
 class Recovery:
@@ -138,11 +136,11 @@ class Recovery:
 
     def holds_own_suspect(self) -> bool:
         top = self.rt.options.max_deliveries
-        return any(SUSPECT_DELIVERIES <= d.deliveries <= top for d in self.rt.owned.values())
+        return any(SUSPECT_DELIVERIES <= d.deliveries <= top for d in self.rt.deliveries.held())
 
     def _count_lost(self, pk: PartitionKeys, deleted: list[bytes]) -> None:
         if deleted:
-            self.rt.counters["lost"] += len(deleted)
+            self.rt.counters.lost += len(deleted)
             log.error("job.entries_lost", queue=self.rt.queue, partition=pk.partition,
                       count=len(deleted), entries=[e.decode() for e in deleted[:20]])  # fmt: skip
 
@@ -151,9 +149,9 @@ class Recovery:
         for c in claimed:
             d = Delivery(pk, c.entry_id, c.fields, deliveries=c.deliveries, leased_at=sent)
             d.decode()
-            held = self.rt.owned.get(d.held_as)
+            held = self.rt.deliveries.get(d.held_as)
             if held is not None:  # ours, still here: fenced and cancelled; `d` runs after it
-                self.rt.supersede(held, d)
+                self.rt.deliveries.superseded(held, d)
             fresh.append(d)
         await self.admit(fresh)
         return len(claimed)
@@ -163,7 +161,7 @@ class Recovery:
         rt = self.rt
         batch = self.quarantine(claimed)
         if batch:
-            rt.counters["reclaimed"] += len(batch)
+            rt.counters.reclaimed += len(batch)
             log.info("job.reclaimed", queue=rt.queue, count=len(batch))
             await rt.dispatch(batch)
 
@@ -179,11 +177,10 @@ class Recovery:
         for d in deliveries:
             (poison if d.spent > rt.options.max_deliveries else batch).append(d)
         if poison:
-            rt.track(poison)
+            rt.deliveries.taken(poison)
             for d in poison:
                 reason = f"poison: delivered {d.spent} times without settling"
-                poisoned = rt.executor.dead(d, reason, failed=True, why=DeadReason.POISON)
-                rt.queue_settlement(poisoned)
+                rt.queue_settlement(dead(d, reason, failed=True, why=DeadReason.POISON))
         return batch
 
     async def forget_stale_once(self, page: int = 200) -> int:

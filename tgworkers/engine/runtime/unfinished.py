@@ -14,7 +14,7 @@ until it returns, and which is released then (its drop settlement).
 
 from __future__ import annotations
 
-from tgworkers.engine.runtime.broker import Delivery
+from tgworkers.engine.runtime.delivery import Delivery
 
 
 class Unfinished:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
 
 import anyio
 import structlog
@@ -35,6 +34,7 @@ from tgworkers.engine.runtime.assembly import (
 from tgworkers.engine.runtime.cancels import apply_cancels
 from tgworkers.engine.runtime.executor import Clock
 from tgworkers.engine.runtime.processor import ProcessorRuntime
+from tgworkers.engine.runtime.upkeep import check_eviction_policy, heartbeat, listen_for_wakeups
 from tgworkers.engine.schedule.scheduler import Scheduler, build_schedules
 from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.wire.connection import REDIS_ERRORS, guarded
@@ -209,7 +209,7 @@ class Worker:
             self._tg = tg
             if handle_signals:
                 tg.start_soon(self._signal_loop)
-            await self._check_redis_policy()
+            await check_eviction_policy(self.redis)
             await self._claim_partitions()
             # registered and paused as the flags say before any read: a repartition
             # that marked the queue meanwhile waits for this worker's ack
@@ -300,16 +300,6 @@ class Worker:
                 self.health.ok("partitions")
                 return
 
-    async def _check_redis_policy(self) -> None:
-        try:
-            info: dict[Any, Any] = await self.redis.config_get("maxmemory-policy")
-        except Exception:  # noqa: BLE001 - CONFIG may be disabled (managed Redis); only a warning
-            return
-        policy = info.get(b"maxmemory-policy") or info.get("maxmemory-policy")
-        if policy not in (b"noeviction", "noeviction"):
-            advice = "set maxmemory-policy noeviction, or queue keys can be evicted"
-            log.warning("redis.eviction_policy", policy=policy, advice=advice)
-
     # ------------------------------------------------------------------ loops
 
     async def _control_loop(self) -> None:
@@ -340,35 +330,12 @@ class Worker:
             await anyio.sleep(HEARTBEAT_S)
 
     async def heartbeat_once(self) -> None:
-        """Say this consumer is alive; a write, so it also tells /readyz whether writes work."""
-        key = self.layout.globals.workers
-        now_ms = int(time.time() * 1000)
-        await self.redis.zadd(key, {self.consumer: now_ms})
-        await self.redis.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
+        await heartbeat(self.redis, self.layout.globals.workers, self.consumer)
 
     async def _wake_loop(self) -> None:
         """Pub/Sub: a delayed job earlier than any known wakes its promoter now.
 
         Not on a cluster (the promoters then rely on their own timers and a 1 s poll).
         """
-        if self.settings.redis_cluster:
-            return
-        by_channel = {pk.wake_channel.encode(): rt for rt in self.runtimes for pk in rt.partitions}
-        if not by_channel:
-            return
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(*by_channel)
-                self.health.ok("pubsub")
-                async for message in pubsub.listen():
-                    rt = by_channel.get(bytes(message.get("channel") or b""))
-                    if rt is not None and message.get("type") == "message":
-                        rt.wake_promoter()
-            except REDIS_ERRORS as exc:
-                self.health.failed(exc, "pubsub")
-                await self.health.backoff()
-            finally:
-                # typed from redis-py 8.2 on, untyped before: the cast keeps both releases
-                # of the supported range (pyproject) passing mypy
-                await cast("Callable[[], Awaitable[None]]", pubsub.aclose)()
+        if not self.settings.redis_cluster:
+            await listen_for_wakeups(self.redis, self.runtimes, self.health)

@@ -81,7 +81,7 @@ class EngineSources:
     def _observe_runtimes(self, counter: str) -> Iterator[Observation]:
         totals: dict[str, int] = defaultdict(int)
         for rt in list(self.runtimes):
-            totals[rt.queue] += rt.counters.get(counter, 0)
+            totals[rt.queue] += getattr(rt.counters, counter, 0)  # runtime/counters.py
         for queue, n in totals.items():
             yield Observation(n, {A.DESTINATION: queue})
 

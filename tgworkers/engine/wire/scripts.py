@@ -1,5 +1,8 @@
 """Typed wrappers over the Lua scripts in `lua/`: the only code that runs EVALSHA.
 
+What each script takes and answers is typed in `script_items.py`; this module loads
+the scripts and converts between those values and the scripts' KEYS, ARGV and replies.
+
 Each script is loaded from the package with `importlib.resources` and registered
 with redis-py's `register_script`, which runs EVALSHA and reloads the script
 transparently on NOSCRIPT (after a Redis restart, failover or SCRIPT FLUSH).
@@ -19,9 +22,8 @@ rest (enqueue, promote, step records) are refused whole before their first write
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import msgspec
 from redis import exceptions as rex
@@ -29,6 +31,20 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from tgworkers.engine.wire.keys import GROUP, PartitionKeys
+from tgworkers.engine.wire.script_items import (
+    AcquireItem,
+    Claimed,
+    DeadItem,
+    DoneItem,
+    Fields,
+    HandBackItem,
+    HeldLock,
+    LaterItem,
+    LeaseItem,
+    NewJob,
+    Promoted,
+    ReclaimPage,
+)
 
 SCRIPT_NAMES: Final = (
     "enqueue",
@@ -53,8 +69,6 @@ SCRIPT_NAMES: Final = (
     "hold_locks",
 )
 
-Fields = Sequence[str | bytes]
-
 MAX_DUE_MS: Final = 253_402_300_799_999
 """The latest due time `enqueue.lua` accepts (9999-12-31T23:59:59.999Z); the script holds it too."""
 
@@ -70,128 +84,6 @@ _json = msgspec.json.Encoder()
 def script_text(name: str) -> str:
     """The source of one Lua script shipped with the package."""
     return resources.files("tgworkers.engine.wire.lua").joinpath(f"{name}.lua").read_text()
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """One job for `enqueue`: its id, due time (0 = now) and stream fields as JSON."""
-
-    id: str
-    due_ms: int
-    fields_json: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DoneItem:
-    """A finished job for `settle_done`."""
-
-    entry_id: bytes
-    job_id: str
-    dedupe: bool
-    lock: str | None
-    token: int
-
-
-@dataclass(frozen=True, slots=True)
-class LaterItem:
-    """A job to run again later, for `settle_later`."""
-
-    entry_id: bytes
-    job_id: str
-    at_ms: int
-    delay_ms: int
-    retry: bool
-    fields_json: bytes
-    lock: str | None
-    token: int
-    snoozes: int = 0
-    """Past-due snoozes so far: the script's floor for a due time in the past grows with it."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadItem:
-    """A job for `dead_letter`, with the fields of its DLQ entry."""
-
-    entry_id: bytes
-    job_id: str
-    failed: bool
-    fields: Fields
-    lock: str | None
-    token: int
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseItem:
-    """An entry whose lease `renew_leases` extends."""
-
-    entry_id: bytes
-    job_id: str
-    lock: str | None
-    token: int
-
-
-@dataclass(frozen=True, slots=True)
-class HeldLock:
-    """A lost run's exclusivity lock, for `hold_locks`: the key and the delivery it names."""
-
-    lock: str
-    entry_id: bytes
-    token: int
-
-
-@dataclass(frozen=True, slots=True)
-class AcquireItem:
-    """A delivered job that needs its exclusivity lock."""
-
-    entry_id: bytes
-    job_id: str
-    lock: str
-    fields_json: bytes
-    token: int
-    wait_ms: int
-    """How long the job waits in the delayed set when its key is held (backs off)."""
-
-
-@dataclass(frozen=True, slots=True)
-class HandBackItem:
-    """An unfinished job handed back on shutdown."""
-
-    entry_id: bytes
-    job_id: str
-    fields: Fields
-    lock: str | None
-    token: int
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """An entry taken over by `reclaim_idle`, with its delivery count."""
-
-    entry_id: bytes
-    deliveries: int
-    fields: dict[bytes, bytes]
-
-
-class Promoted(NamedTuple):
-    """One `promote_due` call: what moved, what was missing or malformed, what comes next."""
-
-    moved: int
-    lost: int
-    next_due_ms: int
-    """-1 when nothing is delayed."""
-    now_ms: int
-    """Redis's clock when the script ran."""
-    dead: int
-    """Malformed delayed records dead-lettered with their bytes."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReclaimPage:
-    """One XAUTOCLAIM page: next cursor, claimed entries, deleted ids."""
-
-    cursor: bytes
-    claimed: list[Claimed]
-    deleted: list[bytes]
 
 
 class _Locks:
