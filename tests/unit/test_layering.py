@@ -354,12 +354,6 @@ top-level modules), the operator API (`engine.ops`) and `engine.telemetry`, neve
 the schedules or the runtime (docs/architecture.md, "The operator API")."""
 
 KNOWN_FRONT_END_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("tgworkers.cli.dev", "tgworkers.engine.runtime.worker"):
-        "dev's console link and sample work read the Worker the launcher built (type only)",
-    ("tgworkers.http.server", "tgworkers.engine.runtime.worker"):
-        "the info publisher reads the Worker the launcher built (its health, consumer, runtimes)",
-    ("tgworkers.http.server", "tgworkers.engine.wire.connection"):
-        "the stats sampler and info publisher run under the worker's RedisHealth (`guarded`)",
     ("tgworkers.testing.harness", "tgworkers.engine.runtime.worker"):
         "a test runs the production Worker in-process",
     ("tgworkers.testing.harness", "tgworkers.engine.wire.envelope"):

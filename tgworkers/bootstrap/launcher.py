@@ -39,6 +39,7 @@ import anyio
 import structlog
 
 from tgworkers.bootstrap.first_document import FirstDocument, wait_for_first_document
+from tgworkers.bootstrap.http_upkeep import publish_self, sample_stats
 from tgworkers.bootstrap.layer_settings import http_settings, telemetry_settings
 from tgworkers.bootstrap.processors import job_resources
 from tgworkers.bootstrap.reload import Reloader, Select, build_reloader, source_for
@@ -53,7 +54,7 @@ from tgworkers.engine.telemetry.recorder import Telemetry, count_ledger_violatio
 from tgworkers.engine.telemetry.setup import setup_telemetry, shutdown_telemetry
 from tgworkers.errors import ConfigError
 from tgworkers.http.health import HealthProbe
-from tgworkers.http.server import EmbeddedServer, embedded_server, publish_self, sample_stats
+from tgworkers.http.server import EmbeddedServer, embedded_server
 from tgworkers.jobs.payhub.ledger_recalc import violation_hooks
 from tgworkers.peers import Peers
 

@@ -22,7 +22,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 import structlog
@@ -42,8 +42,7 @@ from tgworkers.devstack.environment import (
 from tgworkers.devstack.fake_peers import FakePeers
 from tgworkers.devstack.redis import DevRedis, free_port, private_redis, reachable
 from tgworkers.devstack.sample import TICK_S, SampleWork
-from tgworkers.engine.ops import CONNECTION_ERRORS
-from tgworkers.engine.runtime.worker import Worker
+from tgworkers.engine.ops import CONNECTION_ERRORS, EngineServices
 from tgworkers.errors import ConfigError
 from tgworkers.http.console.session import SessionStore
 from tgworkers.peers import ServiceKey
@@ -143,31 +142,52 @@ def main(args: argparse.Namespace) -> int:
         settings = dev_settings(base, redis, fake, http_port(args, base), jwk_text)
         setup_logging(settings)
         launcher = build_worker(settings)
-        worker = launcher.worker
-        sample = SampleWork(fake, worker.client.enqueue, tick_s=args.tick)
-        stats = launcher.services.stats  # the one StatsReader of the process
+        services = launcher.services  # the operator API over the worker's own parts
+        sample = SampleWork(fake, services.client.enqueue, tick_s=args.tick)
+        stats = services.stats  # the one StatsReader of the process
         live = is_terminal() and not args.plain
-        running = frozenset(p.queue for p in worker.processors)
+        running = frozenset(p.queue for p in launcher.worker.processors)
         banner = Stack(redis, fake, settings).banner()
         view = DevView(stats, sample, banner, queues=running, live=live)
         with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the worker listens
             # `run`'s process, plus the sample producer and the view while the worker runs
-            launcher.run(functools.partial(extras, worker, settings, sample, view))
+            launcher.run(
+                functools.partial(extras, launcher.worker, services, settings, sample, view)
+            )
     print("dev: stopped; nothing left running", file=sys.stderr)
     return 0
 
 
-async def console_link(worker: Worker, settings: Settings) -> str:
+class Lifecycle(Protocol):
+    """What `dev` reads of the worker the launcher built (`runtime.worker.Worker`).
+
+    Only its start and stop: everything else `dev` uses comes through the operator API
+    (`launcher.services`), so the CLI imports nothing of the runtime.
+    """
+
+    @property
+    def started(self) -> anyio.Event: ...
+    @property
+    def stop_requested(self) -> anyio.Event: ...
+
+
+async def console_link(services: EngineServices, settings: Settings) -> str:
     """A one-time URL that opens the console signed in as an operator."""
-    sessions = SessionStore(worker.redis, worker.layout.globals, http_settings(settings))
+    sessions = SessionStore(services.redis, services.layout.globals, http_settings(settings))
     token = await sessions.issue_link()
     return f"http://127.0.0.1:{settings.port}/ui/login/link?t={token}"
 
 
-async def extras(worker: Worker, settings: Settings, sample: SampleWork, view: DevView) -> None:
+async def extras(
+    worker: Lifecycle,
+    services: EngineServices,
+    settings: Settings,
+    sample: SampleWork,
+    view: DevView,
+) -> None:
     """Seed and produce sample work and show the view, from start until a stop is asked."""
     await worker.started.wait()
-    link = await console_link(worker, settings)
+    link = await console_link(services, settings)
     view.banner = tuple(line.replace(CONSOLE_LINK, link) for line in view.banner)
     if not view.live:
         print("\n".join(view.banner), flush=True)

@@ -1,7 +1,7 @@
 """Per-minute counter buckets in Redis: the console's processed/failed charts.
 
-The stats sampler (`StatsReader.snapshot`, which the HTTP server also runs every
-`SAMPLER_EVERY_S` in each worker) adds, at most once a minute per queue, one
+The stats sampler (`StatsReader.snapshot`, which each worker serving HTTP also runs
+every `SAMPLER_EVERY_S`, `bootstrap/http_upkeep.py`) adds, at most once a minute per queue, one
 member `<minute>:<processed>:<failed>` of the running totals to a sorted set
 scored by the minute, and trims members older than a day: at most ~1,441
 members per queue, whatever the traffic. Nothing lives in worker memory, so any
