@@ -353,16 +353,12 @@ FRONT_ENDS = ("tgworkers.cli", "tgworkers.http", "tgworkers.testing")
 top-level modules), the operator API (`engine.ops`) and `engine.telemetry`, never the wire,
 the schedules or the runtime (docs/architecture.md, "The operator API")."""
 
-KNOWN_FRONT_END_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("tgworkers.testing.harness", "tgworkers.engine.runtime.worker"):
-        "a test runs the production Worker in-process",
-    ("tgworkers.testing.harness", "tgworkers.engine.wire.envelope"):
-        "lists queued jobs from the delayed records, as the test's clock sees them",
-    ("tgworkers.testing.harness", "tgworkers.engine.wire.keys"):
-        "moves the test's time by shifting each partition's delayed and done sets",
-}  # fmt: skip
+KNOWN_FRONT_END_EXCEPTIONS: dict[tuple[str, str], str] = {}
 """Front-end imports of engine internals, each with its reason; a new one fails at once,
-and an entry no longer needed fails until it is removed."""
+and an entry no longer needed fails until it is removed. None left: the sampler and the
+info publisher run in `bootstrap/http_upkeep.py`, `dev` and the testing harness read the
+worker through narrow protocols and the operator API, and the harness's time shift and
+queued-job listing are `engine/ops/timeline.py`'s."""
 
 
 def front_end_may_import(target: str) -> bool:

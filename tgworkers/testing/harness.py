@@ -13,10 +13,10 @@ clock, which handlers read from `ctx.now_ms()` too. Nobody sleeps.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import msgspec
@@ -25,13 +25,12 @@ from redis.asyncio import Redis
 from tgworkers.bootstrap.launcher import Injected, launch
 from tgworkers.config import load_settings
 from tgworkers.devstack.fake_peers import RecordedRequest
-from tgworkers.engine.client import EnqueueResult
-from tgworkers.engine.ops.dlq import DeadJob
+from tgworkers.engine.client import Client, EnqueueResult
+from tgworkers.engine.layout import Layout
+from tgworkers.engine.ops.dlq import DeadJob, DeadLetters
+from tgworkers.engine.ops.timeline import Timeline
 from tgworkers.engine.registry import Registry
-from tgworkers.engine.runtime.worker import Worker
 from tgworkers.engine.telemetry.recorder import active as active_telemetry
-from tgworkers.engine.wire.envelope import fields_from_json
-from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.testing import assertions
 from tgworkers.testing.apps import AppSource, load_app
 from tgworkers.testing.clock import FakeClock
@@ -51,11 +50,54 @@ snooze waits as long as in production (up to WAIT_MAX_MS's default, 5 min): `adv
 gets there. A test's `env` wins."""
 
 
+class Promoting(Protocol):
+    """A processor's runtime as `advance` wakes it (`runtime.processor.ProcessorRuntime`)."""
+
+    def wake_promoter(self) -> None: ...
+
+
+class Ticking(Protocol):
+    """The worker's scheduler as the harness ticks it (`schedule.scheduler.Scheduler`)."""
+
+    @property
+    def first_pass(self) -> anyio.Event: ...
+    async def tick_once(self) -> float: ...
+
+
+class RunningWorker(Protocol):
+    """What the harness and a job test read of the worker the launcher built.
+
+    The production `runtime.worker.Worker`, seen through what a test needs: its
+    connection, registry, layout, client and dead letters, and the two in-process
+    hooks time moves by (the promoters and the scheduler). A protocol, so `testing/`
+    imports nothing of the runtime (tests/unit/test_layering.py).
+    """
+
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def layout(self) -> Layout: ...
+    @property
+    def client(self) -> Client: ...
+    @property
+    def dead_letters(self) -> DeadLetters: ...
+    @property
+    def runtimes(self) -> Sequence[Promoting]: ...
+    @property
+    def scheduler(self) -> Ticking | None: ...
+
+
 class Harness:
     """A running worker and the vocabulary a job test asserts in."""
 
     def __init__(
-        self, worker: Worker, peers: FakePeerService | None, clock: FakeClock, runs: list[JobRun]
+        self,
+        worker: RunningWorker,
+        peers: FakePeerService | None,
+        clock: FakeClock,
+        runs: list[JobRun],
     ) -> None:
         self.worker = worker
         self.peers = peers
@@ -65,37 +107,13 @@ class Harness:
         self.client = worker.client
         self.redis: Redis = worker.redis
         self.registry: Registry = worker.registry
+        self.timeline = Timeline(worker.redis, worker.registry, worker.layout)
 
     async def enqueue(self, name: str, payload: Any, **kw: Any) -> EnqueueResult:
         """`Client.enqueue`: `id=`, `run_at_ms=` (on the test's clock), `delay_s=`, `origin=`."""
         if kw.get("run_at_ms") is not None:
             kw["run_at_ms"] -= self.clock.skew_ms()  # Redis keeps real time
         return await self.client.enqueue(name, payload, **kw)
-
-    def _partitions(self, queue: str | None = None) -> list[PartitionKeys]:
-        procs = [self.registry.queue(queue)] if queue else self.registry.processors.values()
-        return [pk for proc in procs for pk in self.worker.layout.partitions(proc)]
-
-    async def _snapshot(self, queue: str | None) -> tuple[int, int | None, int]:
-        """Jobs ready, running or due; the earliest delayed due time; Redis's now.
-
-        Read per partition in one MULTI, so a job being promoted is never missed.
-        """
-        busy, earliest, now_ms = 0, None, 0
-        for pk in self._partitions(queue):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                tx: Any = pipe  # queued commands are not awaited one by one
-                tx.time()
-                tx.xlen(pk.ready)  # every settle deletes its entry: what is left is live
-                tx.zrange(pk.delayed, 0, 0, withscores=True)
-                replies: Any = await tx.execute()
-            (seconds, micros), live, first = replies
-            now_ms = int(seconds) * 1000 + int(micros) // 1000
-            busy += int(live)
-            for _, score in first:
-                busy += int(score) <= now_ms
-                earliest = int(score) if earliest is None else min(earliest, int(score))
-        return busy, earliest, now_ms
 
     async def drain(
         self, queue: str | None = None, *, with_delayed: bool = False, timeout_s: float = 15.0
@@ -108,13 +126,13 @@ class Harness:
         """
         deadline = time.monotonic() + timeout_s
         while True:
-            busy, due, now_ms = await self._snapshot(queue)
-            if busy:
+            busy = await self.timeline.busy(queue)  # per partition in one MULTI
+            if busy.jobs:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"drain({queue}) still busy after {timeout_s}s")
                 await anyio.sleep(0.01)
-            elif with_delayed and due is not None:
-                await self.advance(timedelta(milliseconds=due - now_ms + 1))
+            elif with_delayed and (due := busy.earliest_due_ms) is not None:
+                await self.advance(timedelta(milliseconds=due - busy.now_ms + 1))
             else:
                 first, self._drained = self._drained, len(self.runs)
                 return [r for r in self.runs[first:] if queue is None or r.queue == queue]
@@ -122,11 +140,7 @@ class Harness:
     async def advance(self, by: float | timedelta) -> None:
         """Move time forward: delayed jobs come due, dedupe windows pass, schedules tick."""
         step_ms = self.clock.advance(by)
-        for pk in self._partitions():
-            for key in (pk.delayed, pk.done):
-                members: Any = await self.redis.zrange(key, 0, -1, withscores=True)
-                if members:
-                    await self.redis.zadd(key, {m: s - step_ms for m, s in members}, xx=True)
+        await self.timeline.shift(step_ms)  # Redis keeps real time: its due times move instead
         for rt in self.worker.runtimes:
             rt.wake_promoter()
         if self.worker.scheduler is not None:
@@ -140,19 +154,9 @@ class Harness:
         queue = self.registry.processor_of[name].queue if name else None
         skew = self.clock.skew_ms()
         jobs = []
-        for pk in self._partitions(queue):
-            entries: Any = await self.redis.xrange(pk.ready)
-            for entry_id, fields in entries:
-                at_ms = int(entry_id.split(b"-")[0]) + skew
-                jobs.append(job_from_fields(fields, at_ms=at_ms, queue=pk.queue))
-            delayed: Any = await self.redis.zrange(pk.delayed, 0, -1, withscores=True)
-            for job_id, due in delayed:
-                raw: Any = await self.redis.hget(pk.delayed_jobs, job_id)
-                if raw is not None:
-                    job = job_from_fields(
-                        fields_from_json(raw), at_ms=int(due) + skew, queue=pk.queue
-                    )
-                    jobs.append(msgspec.structs.replace(job, delayed=True))
+        for waiting in await self.timeline.waiting(queue):
+            job = job_from_fields(waiting.fields, at_ms=waiting.at_ms + skew, queue=waiting.queue)
+            jobs.append(msgspec.structs.replace(job, delayed=True) if waiting.delayed else job)
         return [j for j in jobs if name is None or j.name == name]
 
     async def dead(self, queue: str) -> list[DeadJob]:

@@ -2,7 +2,8 @@
 
 Pause and resume (`control`), dead letters and their search (`dlq`, `dlq_search`), stats and
 history, browsing queues, the workers view, the audit log, repartitioning, single-job and
-schedule actions, the finished-job lookup and the shared rate limits; `EngineServices`
+schedule actions, the finished-job lookup, the shared rate limits, and the testing harness's
+time shift and queued-job listing (`timeline`, not held by the services); `EngineServices`
 (`api`) holds one of each, built once per process. Listings share one cursor parser
 (`cursor`) and one lenient decoder of stored jobs (`entries`). Above the client and the
 schedules, below the runtime: it changes Redis through the wire's scripts and never
