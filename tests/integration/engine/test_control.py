@@ -81,3 +81,30 @@ async def test_drain_removes_ready_and_delayed_jobs_but_in_flight_ones_finish(
 async def _inflight(redis) -> bool:
     groups = await redis.xinfo_groups("{tgw:test.work:0}:ready")
     return any(int(g["pending"]) for g in groups)
+
+
+async def test_a_lowered_concurrency_holds_for_consumers_asleep_when_it_dropped(
+    redis, client, settings, registry, worker_factory
+):
+    """Consumers waiting for work when the limit drops leave as they wake, none runs a job.
+
+    Before, each sleeping consumer ran the delivery it woke for: four jobs at once under a
+    limit of one (the hot-reload test saw it about one run in ten).
+    """
+    async with worker_factory(settings, registry, "test.work") as worker:
+        rt = worker.runtime("test.work")
+        await wait_until(lambda: rt.running_consumers >= 4, what="consumers asleep, no work")
+        rt.set_concurrency(1)
+        await client.enqueue_many(
+            [EnqueueRequest(name="test.work", payload={"n": i, "sleep_ms": 150}) for i in range(4)]
+        )
+        most = 0
+
+        def all_done_sampling_runs() -> bool:
+            nonlocal most
+            most = max(most, len(rt.running))
+            return rt.counters.done == 4
+
+        await wait_until(all_done_sampling_runs, timeout_s=15, interval_s=0.005, what="4 done")
+        assert most == 1, f"{most} jobs ran at once under a concurrency of 1"
+        assert rt.running_consumers == 1

@@ -32,6 +32,13 @@ class Handoff:
         self.ready.extend(deliveries)
         self._wake_if_idle()
 
+    def put_back(self, d: Delivery) -> None:
+        """A delivery a leaving consumer took but will not run: first in line again.
+
+        The consumer's `left` then wakes a sleeper for it.
+        """
+        self.ready.appendleft(d)
+
     def joined(self) -> None:
         """A consumer starts: awake, it looks at `ready` before it sleeps."""
         self._takers += 1

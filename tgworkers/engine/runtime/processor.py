@@ -258,6 +258,11 @@ class ProcessorRuntime:
         try:
             while self.running_consumers <= self.options.concurrency:
                 d = await self._handoff.take()
+                if self.running_consumers > self.options.concurrency:
+                    # concurrency was lowered while this consumer slept: it leaves, and the
+                    # delivery goes back first in line for the consumers that stay
+                    self._handoff.put_back(d)
+                    return
                 await self._consume_once(d)
         finally:
             self._handoff.left()
