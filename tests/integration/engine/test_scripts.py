@@ -46,11 +46,13 @@ async def test_enqueue_twice_is_once_and_survives_script_flush(redis):
 
 async def test_promote_due_moves_each_job_once(redis):
     s = Scripts(redis)
-    due = int(time.time() * 1000) + 50
+    # due 1 s ahead: on a loaded machine two calls can be 50 ms apart, and the first must
+    # still find the job not yet due
+    due = int(time.time() * 1000) + 1000
     await s.enqueue(P, [job("d", due_ms=due)], dedupe_ttl_ms=1000)
     assert (await s.promote_due(P, limit=10))[:3] == (0, 0, due)  # not yet: says when
     await redis.script_flush()
-    await wait_until(lambda: _promoted(s), timeout_s=2, what="promoted")
+    await wait_until(lambda: _promoted(s), timeout_s=5, what="promoted")
     assert (await s.promote_due(P, limit=10))[0] == 0  # twice = once
     entries = await redis.xrange(P.ready)
     assert [f[b"id"] for _, f in entries] == [b"d"]
