@@ -133,7 +133,8 @@ async def test_repartition_gives_up_while_a_job_stays_in_flight_and_moves_nothin
     redis, redis_url, registry, worker_factory
 ):
     settings = make_settings(redis_url)
-    await Client(redis, registry, settings).enqueue(QUEUE, {"n": 1, "key": "a", "sleep_ms": 4000})
+    # long enough to outlast the acks and the producers' re-read wait on a loaded machine
+    await Client(redis, registry, settings).enqueue(QUEUE, {"n": 1, "key": "a", "sleep_ms": 12000})
     async with worker_factory(settings, registry, QUEUE):
         await wait_until(lambda: _pending(redis), timeout_s=10, what="job in flight")
         with pytest.raises(OperationError, match=r"still in flight.*nothing was moved"):
