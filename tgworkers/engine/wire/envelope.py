@@ -170,18 +170,7 @@ def _read_fields(
 ) -> Envelope:
     """`from_fields` for any entry: each field checked, the first problem named."""
     get = fields.get
-    ident, name, payload = _text(fields, b"id"), _text(fields, b"name"), get(b"payload")
-    if not ident:
-        raise MalformedEntryError(f"missing field {Field.ID!r}")
-    if not name:
-        raise MalformedEntryError(f"missing field {Field.NAME!r}")
-    if not payload:
-        raise MalformedEntryError(f"missing field {Field.PAYLOAD!r}")
-    if not payload.isascii():  # checked here, once: later steps encode it as text
-        try:
-            payload.decode()
-        except UnicodeDecodeError as exc:
-            raise MalformedEntryError(f"field 'payload' is not UTF-8 (byte {exc.start})") from None
+    ident, name, payload = _required(fields)
     attempt = _number(fields, b"attempt")
     enqueued_ms = _number(fields, b"enqueued_ms")
     auto_id = get(b"auto_id")
@@ -219,6 +208,23 @@ def _read_fields(
         snoozes=max(_number(fields, b"snoozes") or 0, 0),
         waits=max(_number(fields, b"waits") or 0, 0),
     )
+
+
+def _required(fields: Mapping[bytes, bytes]) -> tuple[str, str, bytes]:
+    """(id, name, payload) of an entry, or `MalformedEntryError` naming the first missing."""
+    ident, name, payload = _text(fields, b"id"), _text(fields, b"name"), fields.get(b"payload")
+    if not ident:
+        raise MalformedEntryError(f"missing field {Field.ID!r}")
+    if not name:
+        raise MalformedEntryError(f"missing field {Field.NAME!r}")
+    if not payload:
+        raise MalformedEntryError(f"missing field {Field.PAYLOAD!r}")
+    if not payload.isascii():  # checked here, once: later steps encode it as text
+        try:
+            payload.decode()
+        except UnicodeDecodeError as exc:
+            raise MalformedEntryError(f"field 'payload' is not UTF-8 (byte {exc.start})") from None
+    return ident, name, payload
 
 
 def entry_time_ms(entry_id: bytes | str) -> int:
