@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -55,18 +56,20 @@ def _due_of(delayed: Any, state: Any, done: Any) -> int | None:
     return int(float(done)) if done is not None else None
 
 
-class _RandomIds:
+class _RandomIds(threading.local):
     """96-bit random ids cut from one `os.urandom` read of 256 at a time.
 
-    A syscall per job was a twentieth of a bulk enqueue's CPU (profiled). A forked child
-    starts a buffer of its own, so parent and child never hand out the same ids.
+    A syscall per job was a twentieth of a bulk enqueue's CPU (profiled). The buffer is
+    per thread (producers may enqueue from several threads, an event loop each: two
+    threads reading one offset would hand out one id twice, and the second job would be
+    a silent duplicate), and a forked child starts a buffer of its own, so parent and
+    child never hand out the same ids.
     """
 
     def __init__(self) -> None:
         self._buf, self._at = b"", 0
-        os.register_at_fork(after_in_child=self._forget)
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         self._buf, self._at = b"", 0
 
     def next(self) -> str:
@@ -78,6 +81,7 @@ class _RandomIds:
 
 
 _ids = _RandomIds()
+os.register_at_fork(after_in_child=_ids.forget)  # the forking thread's buffer
 
 
 def new_job_id() -> str:
