@@ -45,8 +45,10 @@ class Rounds:
             self.c.add_cost(s.name, "drain", rate.worker)
             self.c.add(s.name, "drain_busy", rate.rate * rate.worker.process_us / 1e4)
 
-    def late(self, s: System, key: str, delay_s: float, n: int) -> None:
-        ms = self.d.lateness(s.module, n, delay_s=delay_s, python=s.python, path=s.pythonpath)
+    def late(self, s: System, key: str, delay_s: float, n: int, rate: float = 500.0) -> None:
+        ms = self.d.lateness(
+            s.module, n, delay_s=delay_s, python=s.python, path=s.pythonpath, rate=rate
+        )
         self.c.add(s.name, f"{key}_p50", pct(ms, 0.5))
         self.c.add(s.name, f"{key}_p99", pct(ms, 0.99))
 
@@ -56,6 +58,10 @@ class Rounds:
                 self.attempt(s, f"drain{procs}", lambda s=s, p=procs: self.drain(s, p))  # type: ignore[misc]
         for s in (s for s in systems if s.latency):
             self.attempt(s, "lat", lambda s=s: self.late(s, "lat", 0.0, self.args.latency_jobs))  # type: ignore[misc]
+        if self.args.fast_rate > 0:  # the same sends, ten times as often: pickup under load
+            n, rate = self.args.fast_jobs, self.args.fast_rate
+            for s in (s for s in systems if s.latency):
+                self.attempt(s, "latfast", lambda s=s: self.late(s, "fast", 0.0, n, rate))  # type: ignore[misc]
         for s in (s for s in systems if s.delayed):
             self.attempt(s, "del", lambda s=s: self.late(s, "del", 1.0, self.args.delayed_jobs))  # type: ignore[misc]
 
@@ -66,6 +72,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per drain")
     parser.add_argument("--latency-jobs", type=int, default=2_500)
     parser.add_argument("--delayed-jobs", type=int, default=1_000)
+    parser.add_argument("--fast-rate", type=float, default=5_000,
+                        help="second pickup run's rate, jobs/s (0: skip it)")  # fmt: skip
+    parser.add_argument("--fast-jobs", type=int, default=25_000)
     parser.add_argument("--only", default="", help="comma list of system names")
     parser.add_argument("--no-realistic", action="store_true")
     parser.add_argument("--chart", type=Path, default=CHART, help="where the PNG goes")

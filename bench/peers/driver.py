@@ -132,15 +132,22 @@ class Driver:
             self._stop(workers)
         return Drain(n / (last - go), cost), Enqueue(produced["rate"], enqueue_cost)
 
-    def lateness(
-        self, module: str, n: int, *, delay_s: float, python: str = sys.executable, path: str = ""
+    def lateness(  # noqa: PLR0913
+        self,
+        module: str,
+        n: int,
+        *,
+        delay_s: float,
+        python: str = sys.executable,
+        path: str = "",
+        rate: float = 500.0,
     ) -> list[float]:
-        """Jobs sent one at a time at 500/s; each records start - enqueue time (or - due time)."""
+        """Jobs sent one at a time at `rate`/s; each records start - enqueue time (or - due time)."""
         self._reset()
         self.ctl.set(probe.GO_KEY, time.time())
         workers = [self._worker(module, 0, python, path)]
         try:
-            args = ("--mode", "paced", "--n", str(n), "--delay", str(delay_s))
+            args = ("--mode", "paced", "--n", str(n), "--delay", str(delay_s), "--rate", str(rate))
             self._produce(module, python, path, *args)
             self._wait(f"{n} latency samples", lambda: self.ctl.llen(probe.SAMPLES_KEY) >= n,
                        workers, 120)  # fmt: skip
