@@ -132,7 +132,7 @@ class Driver:
             self._stop(workers)
         return Drain(n / (last - go), cost), Enqueue(produced["rate"], enqueue_cost)
 
-    def lateness(  # noqa: PLR0913
+    def lateness(
         self,
         module: str,
         n: int,
