@@ -15,7 +15,7 @@ import { traceFields } from "./trace.js";
  * a change to the script or the fields cannot ship without a look at this client.
  */
 export const WRITTEN_FOR = {
-  enqueueLuaSha256: "c30ed9d87c4245c3429f00511cf0e7566e7f7619abed23b3f06d53b7e42e72c4",
+  enqueueLuaSha256: "aa8ab063e8070feb1c8325ebbfa6a85716d58f46c1d0ea1a70aded48366db469",
   // snoozes, waits, moved_deliveries, errors, due_ms, reason, failed_ms: the engine's own;
   // a producer never sets them. expires_ms: a job's deadline, written when `expiresAt` is given
   fields: ["id", "name", "payload", "attempt", "enqueued_ms", "due_ms", "key", "origin",

@@ -23,6 +23,7 @@ from tgworkers.engine.wire.script_items import (
 from tgworkers.engine.wire.scripts import Scripts
 
 P = pk()
+LATE = 4_000_000_000_000  # 2096: far in the future
 
 
 def job(job_id: str, due_ms: int = 0) -> NewJob:
@@ -394,6 +395,51 @@ async def test_enqueue_refuses_a_due_time_that_is_not_whole_milliseconds_in_rang
     last = 253402300799999
     assert await s.enqueue(P, [job("late", due_ms=last)], dedupe_ttl_ms=1000) == [True]
     assert await redis.zscore(P.delayed, "late") == last
+
+
+@pytest.mark.promise(7)
+async def test_enqueue_refuses_fields_that_are_not_all_strings_naming_the_job(redis):
+    """The batch's first check is one pass that a non-string field ends by raising; the
+    job is then named by the field-by-field check, and nothing of the batch is written."""
+    from redis.exceptions import ResponseError
+
+    s = Scripts(redis)
+    for fields in (b'["id", "x", "attempt", 1]', b'["id", "x", "n", null]', b'["id", "x", "n", true]',
+                   b'["id", "x", "n", ["y"]]', b'["id", "x", "n"]', b'{"id": "x"}', b'"id"', b"[]",
+                   b"7", b"not json"):  # fmt: skip
+        bad = NewJob(id="x", due_ms=0, fields_json=fields)
+        with pytest.raises(ResponseError, match=r"job 2 \(id x\): fields are not a JSON array"):
+            await s.enqueue(P, [job("good"), bad, job("after")], dedupe_ttl_ms=1000)
+    assert not await redis.exists(P.ready, P.jobs)
+
+
+async def test_enqueue_reads_and_writes_a_batch_in_one_call_each_past_the_unpack_limit(redis):
+    """One HMGET, one ZMSCORE and one HSET per 1,000 jobs (Lua's unpack takes a few
+    thousand values), one XADD per ready job; dedupe answers as before, an id twice in
+    one batch included; a delayed job that becomes the earliest wakes the promoter once."""
+    s = Scripts(redis)
+    assert await s.enqueue(P, [job("old"), job("old-later", due_ms=LATE)], dedupe_ttl_ms=1000)
+    ready = [job(f"r{i}") for i in range(1500)]
+    later = [job(f"d{i}", due_ms=LATE - i) for i in range(1000)]
+    batch = [*ready, job("old"), job("r7"), *later, job("old-later", due_ms=1)]
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(P.wake_channel)
+    await redis.config_resetstat()
+    created = await s.enqueue(P, batch, dedupe_ttl_ms=1000)
+    calls = {k[8:]: v["calls"] for k, v in (await redis.info("commandstats")).items()}
+    assert created == [True] * 1500 + [False, False] + [True] * 1000 + [False]
+    assert {k: calls.get(k) for k in ("hmget", "zmscore", "hset", "zadd", "xadd", "publish")} == {
+        "hmget": 3, "zmscore": 3, "hset": 4, "zadd": 1, "xadd": 1500, "publish": 1,
+    }  # fmt: skip
+    assert await redis.xlen(P.ready) == 1501
+    assert await redis.hlen(P.jobs) == 2502
+    assert await redis.hget(P.jobs, "d999") == b"d"
+    assert (await redis.hget(P.jobs, "r1499")).startswith(b"r:")
+    assert await redis.zrange(P.delayed, 0, 0) == [b"d999"]
+    assert await redis.hget(P.delayed_jobs, "d0") == later[0].fields_json
+    messages = [await pubsub.get_message(timeout=1.0) for _ in range(2)]
+    assert [m["type"] for m in messages if m] == ["subscribe", "message"]
+    await pubsub.aclose()
 
 
 async def test_settle_done_checks_entries_beyond_a_cut_pending_page_one_by_one(redis):
