@@ -79,6 +79,46 @@ async def test_settle_done_is_fenced_and_twice_is_once(redis):
     assert int(await redis.hget(P.stats, "processed")) == 1
 
 
+@pytest.mark.promise(3)
+async def test_settle_done_applies_each_jobs_dedupe_lock_and_token_to_that_job_only(redis):
+    """The batch sends dedupe, locks and tokens other than 1 by position only: each must
+    land on its own job (a position off by one would fence, release or dedupe another)."""
+    s = Scripts(redis)
+    await s.enqueue(P, [job(f"j{i}") for i in range(6)], dedupe_ttl_ms=1000)
+    e = await deliver(redis, "me")
+    await redis.xclaim(P.ready, GROUP, "me", 0, [e[3], e[4]])  # deliveries 2
+    locks = {i: P.lock(f"k{i}") for i in (1, 4, 5)}
+    for i, lock in locks.items():
+        await redis.set(lock, e[i] + (b"/2" if i == 4 else b"/1"))
+    await redis.set(P.lock("k5"), e[5] + b"/2")  # names another delivery: stays
+    items = [
+        DoneItem(e[0], "j0", dedupe=True, lock=None, token=1),
+        DoneItem(e[1], "j1", dedupe=False, lock=locks[1], token=1),
+        DoneItem(e[2], "j2", dedupe=True, lock=None, token=2),  # stale: refused
+        DoneItem(e[3], "j3", dedupe=False, lock=None, token=2),
+        DoneItem(e[4], "j4", dedupe=True, lock=locks[4], token=2),
+        DoneItem(e[5], "j5", dedupe=False, lock=locks[5], token=1),
+    ]
+    assert await s.settle_done(P, "me", items, dedupe_ttl_ms=60_000) == [e[2]]
+    assert [x for x, _ in await redis.zrange(P.done, 0, -1, withscores=True)] == [b"j0", b"j4"]
+    assert await redis.hkeys(P.jobs) == [b"j2"]
+    assert not await redis.exists(locks[1], locks[4])
+    assert await redis.get(locks[5]) == e[5] + b"/2"
+    assert await redis.xlen(P.ready) == 1
+
+
+async def test_settle_done_finds_the_batchs_span_across_millisecond_lengths(redis):
+    """The span's ends are compared as text, length first: 9 < 10 < 100 < 99999 < 100000."""
+    s = Scripts(redis)
+    for ms in (9, 10, 100, 99999, 100000):
+        await redis.xadd(P.ready, {"id": f"m{ms}"}, id=f"{ms}-0")
+    e = await deliver(redis, "me")
+    for order in ([2, 0, 1], [4, 3]):  # in no order: the highest first
+        batch = [DoneItem(e[i], f"m{i}", dedupe=False, lock=None, token=1) for i in order]
+        assert await s.settle_done(P, "me", batch, dedupe_ttl_ms=1000, held=0) == []
+    assert await redis.xlen(P.ready) == 0
+
+
 async def test_settle_later_moves_to_delayed_with_the_new_envelope(redis):
     s = Scripts(redis)
     await s.enqueue(P, [job("r")], dedupe_ttl_ms=1000)
