@@ -15,9 +15,10 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import anyio
+import anyio.lowlevel
 import msgspec
 from opentelemetry import propagate
 from redis import exceptions as rex
@@ -27,7 +28,7 @@ from tgworkers.engine.enqueueing import EnqueueRequest, EnqueueResult
 from tgworkers.engine.layout import Layout
 from tgworkers.engine.live import Live
 from tgworkers.engine.partitions import PartitionRecords
-from tgworkers.engine.registry import JobType, Registry
+from tgworkers.engine.registry import JobType, Processor, Registry
 from tgworkers.engine.settings import EngineSettings
 from tgworkers.engine.telemetry.recorder import active as active_telemetry, carried_trace_headers
 from tgworkers.engine.wire.envelope import Envelope, fields_json, to_fields
@@ -181,6 +182,10 @@ class Client:
         self, req: EnqueueRequest, now_ms: int, trace: Mapping[str, str]
     ) -> tuple[PartitionKeys, NewJob, EnqueueResult]:
         """Validate one request and build its partition, job and (pending) result."""
+        return self._build(self._check(req, now_ms), now_ms, trace)
+
+    def _check(self, req: EnqueueRequest, now_ms: int) -> _Checked:
+        """Everything about one request that can refuse it, and every call into job code."""
         jt = self.registry.job_type(req.name)
         proc = self.registry.processor_of[jt.name]
         raw, value = encode_payload(jt, req.payload, max_bytes=self.settings.max_payload_bytes)
@@ -192,14 +197,26 @@ class Client:
         key = jt.partition_key(value) if jt.partition_key else None
         due = _due_ms(jt.name, req, now_ms)
         expires = deadline_ms(jt, req, now_ms, due)
+        return _Checked(jt, proc, req.origin, raw, job_id, auto, key, due, expires)
+
+    def _build(
+        self, c: _Checked, now_ms: int, trace: Mapping[str, str]
+    ) -> tuple[PartitionKeys, NewJob, EnqueueResult]:
+        """A checked request's partition, job and (pending) result: nothing here refuses."""
         env = Envelope(
-            id=job_id, name=jt.name, payload=raw, enqueued_ms=now_ms, key=key,
-            origin=req.origin, traceparent=trace.get("traceparent"),
-            tracestate=trace.get("tracestate"), auto_id=auto, expires_ms=expires,
+            id=c.job_id, name=c.jt.name, payload=c.raw, enqueued_ms=now_ms, key=c.key,
+            origin=c.origin, traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"), auto_id=c.auto, expires_ms=c.expires,
         )  # fmt: skip
-        pk = self.layout.partition_for(proc, key if key is not None else job_id)
-        result = EnqueueResult(id=job_id, queue=proc.queue, run_at=due or now_ms, created=False)
-        return pk, NewJob(id=job_id, due_ms=due, fields_json=fields_json(to_fields(env))), result
+        pk = self.layout.partition_for(c.proc, c.key if c.key is not None else c.job_id)
+        result = EnqueueResult(
+            id=c.job_id, queue=c.proc.queue, run_at=c.due or now_ms, created=False
+        )
+        return (
+            pk,
+            NewJob(id=c.job_id, due_ms=c.due, fields_json=fields_json(to_fields(env))),
+            result,
+        )
 
     async def _enqueue_through_refusals(
         self, pk: PartitionKeys, jobs: list[NewJob], ttl_ms: int
@@ -234,31 +251,43 @@ class Client:
             return await self._enqueue_many(batch)
 
     async def _enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueResult]:
-        """Enqueue a batch: validated first (all or nothing), then one call per chunk."""
+        """Enqueue a batch: checked first (all or nothing), then one call per chunk.
+
+        Each chunk's call goes out as soon as its jobs are built, and the next chunk is
+        built while Redis runs it: built first and sent all at once, Redis sat idle while
+        the producer built and the producer while Redis ran (bulk enqueue was the sum of
+        the two, ~12 + ~5 us per job; now closer to the larger).
+        """
         now_ms = int(time.time() * 1000)
         trace: dict[str, str] = {}
         propagate.inject(trace)
         if not trace:  # inside a run that records no span: the job's carried context
             trace = carried_trace_headers()
-        prepared = [self.prepare(r, now_ms, trace) for r in requests]
-        for queue in {pk.queue for pk, _, _ in prepared}:  # promise 12: counts agree
+        checked = [self._check(r, now_ms) for r in requests]  # all or nothing (promise 7)
+        for queue in {c.proc.queue for c in checked}:  # promise 12: counts agree
             await self.partition_records.check_producer(self.registry.queue(queue))
-        groups: dict[PartitionKeys, list[int]] = defaultdict(list)
-        for i, (pk, _, _) in enumerate(prepared):
-            groups[pk].append(i)
-        created: list[bool] = [False] * len(prepared)
+        prepared: list[tuple[PartitionKeys, NewJob, EnqueueResult]] = []
+        created: list[bool] = [False] * len(checked)
+        ttl_ms = self.settings.dedupe_ttl_s * 1000
 
         async def send(pk: PartitionKeys, idx: list[int]) -> None:
             jobs = [prepared[i][1] for i in idx]
-            ttl_ms = self.settings.dedupe_ttl_s * 1000
             flags = await self._enqueue_through_refusals(pk, jobs, ttl_ms)
             for i, flag in zip(idx, flags, strict=True):
                 created[i] = flag
 
+        groups: dict[PartitionKeys, list[int]] = defaultdict(list)
         async with anyio.create_task_group() as tg:
+            for i, c in enumerate(checked):
+                prepared.append(built := self._build(c, now_ms, trace))
+                group = groups[built[0]]
+                group.append(i)
+                if len(group) == CHUNK:
+                    tg.start_soon(send, built[0], groups.pop(built[0]))
+                    # the call is written out before the next chunk is built
+                    await anyio.lowlevel.checkpoint()
             for pk, idx in groups.items():
-                for start in range(0, len(idx), CHUNK):
-                    tg.start_soon(send, pk, idx[start : start + CHUNK])
+                tg.start_soon(send, pk, idx)
         results = [
             msgspec.structs.replace(res, created=flag)
             for (_, _, res), flag in zip(prepared, created, strict=True)
@@ -310,6 +339,20 @@ class Client:
         if await self.redis.zscore(pk.done, job_id) is not None:
             return "done"
         return None
+
+
+class _Checked(NamedTuple):
+    """One request, checked: what `Client._build` needs to make its job."""
+
+    jt: JobType[Any]
+    proc: Processor
+    origin: str | None
+    raw: bytes
+    job_id: str
+    auto: bool
+    key: str | None
+    due: int
+    expires: int | None
 
 
 def _due_ms(name: str, req: EnqueueRequest, now_ms: int) -> int:
