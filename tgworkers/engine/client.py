@@ -15,7 +15,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
@@ -182,7 +182,11 @@ class Client:
         self, req: EnqueueRequest, now_ms: int, trace: Mapping[str, str]
     ) -> tuple[PartitionKeys, NewJob, EnqueueResult]:
         """Validate one request and build its partition, job and (pending) result."""
-        return self._build(self._check(req, now_ms), now_ms, trace)
+        c = self._check(req, now_ms)
+        _, proc, _, _, job_id, _, key, due, _ = c
+        pk = self.layout.partition_for(proc, key if key is not None else job_id)
+        result = EnqueueResult(id=job_id, queue=proc.queue, run_at=due or now_ms, created=False)
+        return pk, self._job(c, now_ms, trace), result
 
     def _check(self, req: EnqueueRequest, now_ms: int) -> _Checked:
         """Everything about one request that can refuse it, and every call into job code."""
@@ -197,26 +201,18 @@ class Client:
         key = jt.partition_key(value) if jt.partition_key else None
         due = _due_ms(jt.name, req, now_ms)
         expires = deadline_ms(jt, req, now_ms, due)
-        return _Checked(jt, proc, req.origin, raw, job_id, auto, key, due, expires)
+        return jt, proc, req.origin, raw, job_id, auto, key, due, expires
 
-    def _build(
-        self, c: _Checked, now_ms: int, trace: Mapping[str, str]
-    ) -> tuple[PartitionKeys, NewJob, EnqueueResult]:
-        """A checked request's partition, job and (pending) result: nothing here refuses."""
+    @staticmethod
+    def _job(c: _Checked, now_ms: int, trace: Mapping[str, str]) -> NewJob:
+        """A checked request's job for the script: nothing here refuses."""
+        jt, _, origin, raw, job_id, auto, key, due, expires = c
         env = Envelope(
-            id=c.job_id, name=c.jt.name, payload=c.raw, enqueued_ms=now_ms, key=c.key,
-            origin=c.origin, traceparent=trace.get("traceparent"),
-            tracestate=trace.get("tracestate"), auto_id=c.auto, expires_ms=c.expires,
+            id=job_id, name=jt.name, payload=raw, enqueued_ms=now_ms, key=key, origin=origin,
+            traceparent=trace.get("traceparent"), tracestate=trace.get("tracestate"),
+            auto_id=auto, expires_ms=expires,
         )  # fmt: skip
-        pk = self.layout.partition_for(c.proc, c.key if c.key is not None else c.job_id)
-        result = EnqueueResult(
-            id=c.job_id, queue=c.proc.queue, run_at=c.due or now_ms, created=False
-        )
-        return (
-            pk,
-            NewJob(id=c.job_id, due_ms=c.due, fields_json=fields_json(to_fields(env))),
-            result,
-        )
+        return NewJob(id=job_id, due_ms=due, fields_json=fields_json(to_fields(env)))
 
     async def _enqueue_through_refusals(
         self, pk: PartitionKeys, jobs: list[NewJob], ttl_ms: int
@@ -264,40 +260,50 @@ class Client:
         if not trace:  # inside a run that records no span: the job's carried context
             trace = carried_trace_headers()
         checked = [self._check(r, now_ms) for r in requests]  # all or nothing (promise 7)
-        for queue in {c.proc.queue for c in checked}:  # promise 12: counts agree
+        single: dict[str, PartitionKeys | None] = {}  # per queue: its one partition, if one
+        for queue in {c[1].queue for c in checked}:  # promise 12: counts agree
             await self.partition_records.check_producer(self.registry.queue(queue))
-        prepared: list[tuple[PartitionKeys, NewJob, EnqueueResult]] = []
+        pks: list[PartitionKeys] = []
+        jobs: list[NewJob] = []
         created: list[bool] = [False] * len(checked)
         ttl_ms = self.settings.dedupe_ttl_s * 1000
 
         async def send(pk: PartitionKeys, idx: list[int]) -> None:
-            jobs = [prepared[i][1] for i in idx]
-            flags = await self._enqueue_through_refusals(pk, jobs, ttl_ms)
+            flags = await self._enqueue_through_refusals(pk, [jobs[i] for i in idx], ttl_ms)
             for i, flag in zip(idx, flags, strict=True):
                 created[i] = flag
 
         groups: dict[PartitionKeys, list[int]] = defaultdict(list)
         async with anyio.create_task_group() as tg:
             for i, c in enumerate(checked):
-                prepared.append(built := self._build(c, now_ms, trace))
-                group = groups[built[0]]
+                pk = self._partition(c, single)
+                pks.append(pk)
+                jobs.append(self._job(c, now_ms, trace))
+                group = groups[pk]
                 group.append(i)
                 if len(group) == CHUNK:
-                    tg.start_soon(send, built[0], groups.pop(built[0]))
-                    # the call is written out before the next chunk is built
-                    await anyio.lowlevel.checkpoint()
+                    tg.start_soon(send, pk, groups.pop(pk))
+                    await anyio.lowlevel.checkpoint()  # the call goes out; build the next
             for pk, idx in groups.items():
                 tg.start_soon(send, pk, idx)
         results = [
-            msgspec.structs.replace(res, created=flag)
-            for (_, _, res), flag in zip(prepared, created, strict=True)
+            EnqueueResult(id=c[4], queue=c[1].queue, run_at=c[7] or now_ms, created=flag)
+            for c, flag in zip(checked, created, strict=True)
         ]
-        return await self._existing_due(prepared, results)
+        return await self._existing_due(pks, jobs, results)
+
+    def _partition(self, c: _Checked, single: dict[str, PartitionKeys | None]) -> PartitionKeys:
+        """The job's partition; a queue of one partition is looked up once per batch."""
+        proc, key = c[1], c[6]
+        pk = single.get(proc.queue)
+        if pk is None:
+            pk = self.layout.partition_for(proc, key if key is not None else c[4])
+            if proc.queue not in single:
+                single[proc.queue] = pk if self.layout.partition_count(proc) == 1 else None
+        return pk
 
     async def _existing_due(
-        self,
-        prepared: list[tuple[PartitionKeys, NewJob, EnqueueResult]],
-        results: list[EnqueueResult],
+        self, pks: list[PartitionKeys], jobs: list[NewJob], results: list[EnqueueResult]
     ) -> list[EnqueueResult]:
         """A duplicate answers the existing job's due time, not the one just asked for.
 
@@ -310,7 +316,7 @@ class Client:
             return results
         pipe: Any = self.redis.pipeline(transaction=False)  # queued calls are not awaitables
         for i in dupes:
-            pk, job, _ = prepared[i]
+            pk, job = pks[i], jobs[i]
             pipe.zscore(pk.delayed, job.id)
             pipe.hget(pk.jobs, job.id)
             pipe.zscore(pk.done, job.id)
@@ -341,18 +347,10 @@ class Client:
         return None
 
 
-class _Checked(NamedTuple):
-    """One request, checked: what `Client._build` needs to make its job."""
-
-    jt: JobType[Any]
-    proc: Processor
-    origin: str | None
-    raw: bytes
-    job_id: str
-    auto: bool
-    key: str | None
-    due: int
-    expires: int | None
+_Checked = tuple[JobType[Any], Processor, str | None, bytes, str, bool, str | None, int, int | None]
+"""One checked request: job type, processor, origin, payload JSON, job id, auto id,
+partition key, due ms, expires ms (a plain tuple: a NamedTuple's constructor is Python
+code, and a bulk enqueue makes one per job)."""
 
 
 def _due_ms(name: str, req: EnqueueRequest, now_ms: int) -> int:
