@@ -108,7 +108,9 @@ async def test_settle_done_applies_each_jobs_dedupe_lock_and_token_to_that_job_o
 
 
 async def test_settle_done_finds_the_batchs_span_across_millisecond_lengths(redis):
-    """The span's ends are compared as text, length first: 9 < 10 < 100 < 99999 < 100000."""
+    """The span's ends are found comparing ids as text, right for 13-digit milliseconds;
+    ids of other lengths (9, 10, 100, 99999, 100000) fall outside it and are each checked
+    on their own: settled all the same, in any order."""
     s = Scripts(redis)
     for ms in (9, 10, 100, 99999, 100000):
         await redis.xadd(P.ready, {"id": f"m{ms}"}, id=f"{ms}-0")
@@ -116,6 +118,21 @@ async def test_settle_done_finds_the_batchs_span_across_millisecond_lengths(redi
     for order in ([2, 0, 1], [4, 3]):  # in no order: the highest first
         batch = [DoneItem(e[i], f"m{i}", dedupe=False, lock=None, token=1) for i in order]
         assert await s.settle_done(P, "me", batch, dedupe_ttl_ms=1000, held=0) == []
+    assert await redis.xlen(P.ready) == 0
+
+
+async def test_settle_done_reads_one_page_for_a_batch_in_any_order(redis):
+    """Today's ids (13-digit milliseconds, sequences of any length): the text comparison
+    finds the span's ends, so no entry is checked on its own."""
+    s = Scripts(redis)
+    for ms in (1_700_000_000_000, 1_700_000_000_001):
+        for seq in (0, 9, 10, 100):
+            await redis.xadd(P.ready, {"id": f"{ms}-{seq}"}, id=f"{ms}-{seq}")
+    e = await deliver(redis, "me")
+    batch = [DoneItem(x, x.decode(), dedupe=False, lock=None, token=1) for x in reversed(e)]
+    await redis.config_resetstat()
+    assert await s.settle_done(P, "me", batch, dedupe_ttl_ms=1000, held=0) == []
+    assert (await redis.info("commandstats"))["cmdstat_xpending"]["calls"] == 2
     assert await redis.xlen(P.ready) == 0
 
 
