@@ -113,6 +113,40 @@ class Deliveries:
                 if d.job_type is not None and d.job_type.exclusive:
                     d.lock = d.pk.lock(d.envelope.key or d.envelope.id)
 
+    def read(
+        self, batch: list[Delivery], max_deliveries: int
+    ) -> tuple[list[Delivery], list[Delivery], bool]:
+        """A read's new entries, in one pass: each decoded and `taken`, poison set apart.
+
+        Returns (to run, poison, whether any of those to run takes a key lock first).
+        What `Delivery.decode`, `Recovery.quarantine` and `taken` do batch by batch, done
+        entry by entry in one loop: the read batch is the unit of work (issue 25). Each
+        delivery's lease counts from its read's send time, given when it was built
+        (`Broker.read`). Poison is a job a repartition moved after it had spent its
+        deliveries (`Delivery.spent`); it is held too, to be dead-lettered.
+        """
+        held, job_types = self._held, self.job_types
+        run: list[Delivery] = []
+        poison: list[Delivery] = []
+        locking = False
+        for d in batch:
+            held[d.held_as] = d
+            env = d.decode()
+            if env is not None:
+                jt = d.job_type = job_types.get(env.name)
+                if jt is not None and jt.exclusive:
+                    d.lock = d.pk.lock(env.key or env.id)
+                    locking = True
+            # `d.spent > max_deliveries`, its property read only when it can differ
+            # from the count (a moved job)
+            if (d.deliveries > max_deliveries or b"moved_deliveries" in d.fields) and (
+                d.spent > max_deliveries
+            ):
+                poison.append(d)
+            else:
+                run.append(d)
+        return run, poison, locking
+
     def leased(self, batch: Iterable[Delivery], sent: float) -> None:
         """A claim or renewal of `batch` was sent at `sent` (monotonic): its lease runs VT on."""
         for d in batch:

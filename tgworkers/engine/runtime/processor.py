@@ -81,6 +81,7 @@ class ProcessorRuntime:
         self.is_alive = is_alive
         self.consumer = broker.consumer
         self.job_types: dict[str, JobType[Any]] = {jt.name: jt for jt in processor.job_types}
+        self._longest_cleanup_s = max((jt.cleanup_s for jt in processor.job_types), default=0.0)
         self.paused = False
         self.stopping = False
         self.counters = RuntimeCounters()
@@ -189,7 +190,10 @@ class ProcessorRuntime:
         sent = time.monotonic()
         try:
             batch = await self.broker.read(
-                partitions or self.partitions, count=free, block_ms=self.options.block_ms
+                partitions or self.partitions,
+                count=free,
+                block_ms=self.options.block_ms,
+                sent=sent,
             )
         except REDIS_ERRORS as exc:
             self.health.failed(exc, "read")
@@ -198,24 +202,39 @@ class ProcessorRuntime:
         self.health.ok("read")
         self.last_progress = time.monotonic()
         if batch:
-            self.deliveries.leased(batch, sent)
-            for d in batch:
-                d.decode()
-            if batch := self.recovery.quarantine(batch):  # a moved job may be poison
-                await self.dispatch(batch)
+            run, poison, locking = self.deliveries.read(batch, self.options.max_deliveries)
+            if poison:  # a moved job may be poison
+                self.recovery.dead_letter(poison)
+            if run:
+                await self._hand_out(run, sent, locking=locking)
 
     async def dispatch(self, batch: list[Delivery]) -> None:
-        """Hand read or reclaimed deliveries to the consumers (locks taken first)."""
+        """Hand reclaimed deliveries to the consumers (locks taken first)."""
+        if not batch:
+            return
         self.deliveries.taken(batch)
-        runnable = await self._take_locks(batch)
+        oldest = min(d.leased_at for d in batch)
+        await self._hand_out(batch, oldest, locking=any(d.lock is not None for d in batch))
+
+    async def _hand_out(self, batch: list[Delivery], oldest: float, *, locking: bool) -> None:
+        """Held deliveries to the consumers, their key locks taken first (`locking`).
+
+        `oldest` is the batch's oldest lease (a read's send time): one look at it tells
+        whether any delivery's lease is old enough for the per-delivery rules (a read
+        that blocked long, a stall); they are asked only then.
+        """
+        runnable = await self._take_locks(batch) if locking else batch
         self.active += len(runnable)
         now = time.monotonic()
-        self.leases.renew_soon_if_stale(runnable, now)
-        for d in runnable:
-            if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
-                self.deliveries.expired_queued(d)
-            elif self.paused or self.stopping:
-                self.deliveries.hand_back((d,))
+        if not self.leases.all_fresh(oldest, self._longest_cleanup_s, now):
+            self.leases.renew_soon_if_stale(runnable, now)
+            for d in runnable:
+                if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
+                    self.deliveries.expired_queued(d)
+                elif self.paused or self.stopping:
+                    self.deliveries.hand_back((d,))
+        elif self.paused or self.stopping:
+            self.deliveries.hand_back(runnable)
         self._handoff.put(runnable)
 
     async def _take_locks(self, batch: list[Delivery]) -> list[Delivery]:
