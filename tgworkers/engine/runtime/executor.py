@@ -2,7 +2,8 @@
 
 1. `_check`: a malformed entry, an unknown job name, an oversize or invalid
    payload becomes a dead-letter decision naming the problem (promise 7);
-2. `_perform`: the handler under its timeout, every exception captured as data;
+2. `_perform`: the handler, and (`_finish`) the rest of one that waits under its
+   timeout, every exception captured as data;
 3. `decide_*`: the result classified into a `Decision` (retry.py);
 4. `settlement.py`: exactly one settle item per decision, sent by the runtime in
    batches.
@@ -176,7 +177,11 @@ class Executor:
         run = self.telemetry.start_process(self.queue, d)  # span and log context
         decision: Decision | None = None
         try:
-            decision = await self._perform(d, d.envelope, payload)
+            begun = self._perform(d, d.envelope, payload)
+            if isinstance(begun, Decision):
+                decision = begun
+            else:  # the handler waits
+                decision = await self._finish(d, d.envelope, d.job_type, begun)
         finally:
             self.telemetry.end_process(run, d, decision)
             if self.cancelled:
@@ -246,31 +251,66 @@ class Executor:
             return f"invalid payload for {env.name}: {exc}", None
         return None, payload
 
-    async def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision:
+    def _perform(self, d: Delivery, env: Envelope, payload: Any) -> Decision | Awaitable[Outcome]:
+        """The handler, run by hand up to its first wait: its decision, or the rest to await.
+
+        Most handlers never wait: they end here with no coroutine of the engine's
+        around them and no timer (`_finish` awaits the rest of one that waits, under its
+        timeout). Every exception is captured as data.
+        """
         jt = d.job_type
         assert jt is not None  # noqa: S101
         ctx = JobContext.of_run(self._shared, env, d.pk, d.deliveries, d)
         try:  # X-Request-Id is the run's (telemetry's current run, set by start_process)
-            outcome = await self._call(d, jt.handler(ctx, payload), jt)
+            run = jt.handler(ctx, payload)
+            if type(run) is not types.CoroutineType and not isinstance(run, Coroutine):
+                return run  # an awaitable of another kind: all of it under the timeout
+            try:
+                pending = run.send(None)
+            except StopIteration as finished:
+                outcome = cast(Outcome, finished.value)  # no wait: no timer to arm or cancel
+            else:
+                return resume(run, pending)
         except TimeoutError as exc:
-            if self.cancelled and (by := self.cancelled.pop(d.entry_id, None)) is not None:
-                return cancelled_decision(env, by)
-            error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
-            if d.timeout is not None and d.timeout.expired() and not d.interrupted():
-                timeout_s = self.timeout_of(jt)
-                error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
-            return self._failed(d, env, error)
+            return self._timed_out(d, env, jt, exc)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
+            return self._failed(d, env, exc)
+        return self._decided(outcome, jt)
+
+    async def _finish(
+        self, d: Delivery, env: Envelope, jt: JobType[Any], rest: Awaitable[Outcome]
+    ) -> Decision:
+        """The rest of a handler that waits, under its timeout, and its decision."""
+        try:
+            outcome = await self._call(d, rest, jt)
+        except TimeoutError as exc:
+            return self._timed_out(d, env, jt, exc)
         except Exception as exc:  # noqa: BLE001 - every failure becomes data, then a decision
             return self._failed(d, env, exc)
         finally:
             if d.timeout is not None:
                 self.deliveries.returned(d)
+        return self._decided(outcome, jt)
+
+    def _decided(self, outcome: Outcome, jt: JobType[Any]) -> Decision:
         if type(outcome) is Done:
             return DONE  # most runs: no clock read, no new decision
         decision = decide_outcome(outcome, self._now_ms())
         if decision.disposition is Disposition.SNOOZE:
             decision = self.policy_of(jt).capped(decision, self._now_ms())
         return decision
+
+    def _timed_out(
+        self, d: Delivery, env: Envelope, jt: JobType[Any], exc: TimeoutError
+    ) -> Decision:
+        """A run that ended in TimeoutError: an operator's cancel, its timeout, or its own."""
+        if self.cancelled and (by := self.cancelled.pop(d.entry_id, None)) is not None:
+            return cancelled_decision(env, by)
+        error: BaseException = exc  # the handler's own TimeoutError, unless ours fired
+        if d.timeout is not None and d.timeout.expired() and not d.interrupted():
+            timeout_s = self.timeout_of(jt)
+            error = HandlerTimeoutError(f"handler exceeded its timeout of {timeout_s:g} s")
+        return self._failed(d, env, error)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -282,24 +322,12 @@ class Executor:
         return handler_ms
 
     async def _call(self, d: Delivery, run: Awaitable[Outcome], jt: JobType[Any]) -> Outcome:
-        """The handler's outcome, under a timeout from its first wait on.
+        """The rest of a handler that waits, under its timeout (`_perform` ran it so far).
 
         asyncio's timeout, not an anyio cancel scope: a quarter of the cost per job
         (profiled), and `Delivery.cancel()` can still interrupt it at once. The
         timeout (read per run: hot reload) is looked up only for a handler that waits.
         """
-        if isinstance(run, Coroutine):
-            try:  # up to its first wait by hand: many handlers never wait at all
-                pending = run.send(None)
-            except StopIteration as finished:
-                return cast(Outcome, finished.value)  # no wait: no timer to arm or cancel
-            self.on_wait(True)  # noqa: FBT003
-            try:
-                async with asyncio.timeout(self.timeout_of(jt)) as timeout:
-                    self.deliveries.waits(d, timeout)
-                    return await resume(run, pending)
-            finally:
-                self.on_wait(False)  # noqa: FBT003
         self.on_wait(True)  # noqa: FBT003
         try:
             async with asyncio.timeout(self.timeout_of(jt)) as timeout:

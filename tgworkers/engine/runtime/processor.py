@@ -273,25 +273,26 @@ class ProcessorRuntime:
     # ------------------------------------------------------------------ consuming
 
     async def _consume_loop(self) -> None:
-        self._handoff.joined()
+        handoff = self._handoff
+        handoff.joined()
         try:
             while self.running_consumers <= self.options.concurrency:
-                d = await self._handoff.take()
+                d = handoff.pop() if handoff.ready else await handoff.take()
                 if self.running_consumers > self.options.concurrency:
                     # concurrency was lowered while this consumer slept: it leaves, and the
                     # delivery goes back first in line for the consumers that stay
-                    self._handoff.put_back(d)
+                    handoff.put_back(d)
                     return
                 await self._consume_once(d)
         finally:
-            self._handoff.left()
+            handoff.left()
             self.running_consumers -= 1
 
     async def _consume_once(self, d: Delivery) -> None:
         table = self.deliveries
-        if self.stopping and not d.running:
+        if self.stopping and d.timeout is None:  # not running
             table.hand_back((d,))
-        if not (d.running or d.lost) and out_of_budget(d, self.options, time.monotonic()):
+        if d.timeout is None and not d.lost and out_of_budget(d, self.options, time.monotonic()):
             # the watchdog's rule, checked as a consumer takes it: a delivery that waited
             # here through a stall (a blocked loop) may be another worker's by now, and the
             # watchdog's next pass would cancel it only after its handler began
