@@ -6,14 +6,15 @@ worker renews, by `Delivery.held_as`), the runs that have started and not return
 loop, consumers, executor, settle loop, leases and recovery ask it through named
 transitions, in the order a delivery meets them:
 
-    taken ─▶ (leased …) ─▶ begins ─▶ waits / returned ─▶ ended ─▶ settling ─▶ settled
-      │                      └─ parked behind an unfinished run, handed out again at its end
+    taken / read ─▶ (leased …) ─▶ begins ─▶ waits / returned ─▶ ended ─▶ settling ─▶ settled
+      │                             └─ parked behind an unfinished run, handed out again at its end
       └─▶ lost (renewal verdict, deleted, expired, fenced) / superseded / handed back
 
 A lost or handed-back delivery still goes through the consumer and the settle loop
 (dropped, or handed back whole), so a lost run is listed until its coroutine returns.
 Transitions take lists where their callers have batches (a read, a sweep's page, a
-renewal's group), so the table can later store a batch as one record (issue 25).
+renewal's group); a read batch is taken in one pass (`read`: decoded, held, typed,
+locked, poison set apart), the batch as the unit of work (issue 25).
 """
 
 from __future__ import annotations

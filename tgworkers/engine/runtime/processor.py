@@ -25,7 +25,7 @@ import asyncio
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -283,12 +283,20 @@ class ProcessorRuntime:
                     # delivery goes back first in line for the consumers that stay
                     handoff.put_back(d)
                     return
-                await self._consume_once(d)
+                # `_consume_once`, with no coroutine for a run that never waits
+                if (rest := self._consume_now(d)) is not None:
+                    await rest
         finally:
             handoff.left()
             self.running_consumers -= 1
 
     async def _consume_once(self, d: Delivery) -> None:
+        """Run (or drop, hand back, park) one delivery a consumer took, and settle it."""
+        if (rest := self._consume_now(d)) is not None:
+            await rest
+
+    def _consume_now(self, d: Delivery) -> Coroutine[Any, Any, None] | None:
+        """`_consume_once` up to its run's first wait: None when it ended here (most runs)."""
         table = self.deliveries
         if self.stopping and d.timeout is None:  # not running
             table.hand_back((d,))
@@ -299,18 +307,37 @@ class ProcessorRuntime:
             table.expired_taken(d)
         runs = not (d.lost or d.handback)  # a lost delivery is dropped, a handed-back one not run
         if runs and table.begins(d) is not None:
-            return  # parked: handed out again when the run it waits for returns
+            return None  # parked: handed out again when the run it waits for returns
         try:
-            settlement = await self.executor.run(d)
+            result = self.executor.begin(d)
+        except BaseException:
+            self._returned(d, runs=runs)
+            raise
+        if not isinstance(result, Settlement):  # it waits: `_consume_rest` ends it
+            return self._consume_rest(d, result, runs=runs)
+        self._returned(d, runs=runs)
+        self._settle(d, result)
+        return None
+
+    async def _consume_rest(self, d: Delivery, rest: Awaitable[Settlement], *, runs: bool) -> None:
+        try:
+            settlement = await rest
         finally:
-            self.active -= 1
-            self._slot_freed.set()
-            if runs and (behind := table.ended(d)):
-                self._handoff.put(behind)
-            if d.lost and d.cancelled_at:  # its lock is released with its drop (settler.py)
-                self.leases.returned(d)
+            self._returned(d, runs=runs)
+        self._settle(d, settlement)
+
+    def _returned(self, d: Delivery, *, runs: bool) -> None:
+        """`d`'s run returned (or raised): its slot is free, runs parked behind it go out."""
+        self.active -= 1
+        self._slot_freed.set()
+        if runs and (behind := self.deliveries.ended(d)):
+            self._handoff.put(behind)
+        if d.lost and d.cancelled_at:  # its lock is released with its drop (settler.py)
+            self.leases.returned(d)
+
+    def _settle(self, d: Delivery, settlement: Settlement) -> None:
         self.last_progress = time.monotonic()
-        table.settling(d)
+        self.deliveries.settling(d)
         self.settler.add(settlement)
 
     def queue_settlement(self, settlement: Settlement) -> None:
