@@ -13,6 +13,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import msgspec
+
+from tgworkers.engine import Done, JobContext, JobType, Outcome
 from tgworkers.engine.runtime.deliveries import Deliveries, LostBy
 from tgworkers.engine.runtime.delivery import Delivery
 from tgworkers.engine.wire.keys import PartitionKeys
@@ -23,6 +26,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tgworkers"
 OWNERS = {"tgworkers/engine/runtime/delivery.py", "tgworkers/engine/runtime/deliveries.py"}
 FIXTURES = {"tests/unit/test_leases.py"}
 """Tests that build a delivery's past (cancelled, renewed so long ago) directly."""
+
+
+class Item(msgspec.Struct, frozen=True):
+    key: str
+
+
+async def _handle(ctx: JobContext, p: Item) -> Outcome:
+    return Done()
 
 
 def _table(held: Delivery) -> Deliveries:
@@ -144,3 +155,37 @@ def test_the_check_sees_an_edit_from_outside() -> None:
         "leased_at",
         "timeout",
     }
+
+
+def _entry(job_id: str, name: str = "t.plain", **extra: bytes) -> dict[bytes, bytes]:
+    fields = {b"id": job_id.encode(), b"name": name.encode(), b"payload": b'{"key":"k"}',
+              b"attempt": b"1", b"enqueued_ms": b"1000"}  # fmt: skip
+    return fields | {k.encode(): v for k, v in extra.items()}
+
+
+def test_a_read_batch_is_decoded_held_typed_and_locked_in_one_pass() -> None:
+    """`Deliveries.read` leaves each delivery as decode, quarantine and `taken` did."""
+    plain = JobType(name="t.plain", payload=Item, handler=_handle)
+    exclusive = JobType(name="t.excl", payload=Item, handler=_handle,
+                        partition_key=lambda p: p.key, exclusive=True)  # fmt: skip
+    pk = PartitionKeys("tgw", "q", 0)
+    batch = [
+        Delivery(pk, b"1-0", _entry("a"), 1, 5.0),
+        Delivery(pk, b"2-0", _entry("b", "t.excl", key=b"k1"), 1, 5.0),
+        Delivery(pk, b"3-0", {}, 1, 5.0),  # deleted while pending
+        Delivery(pk, b"4-0", _entry("c", moved_deliveries=b"3"), 1, 5.0),  # poison once moved
+        Delivery(pk, b"5-0", _entry("d", "t.nope", moved_deliveries=b"1"), 1, 5.0),
+    ]
+    table = Deliveries("q", {jt.name: jt for jt in (plain, exclusive)})
+    run, poison, locking = table.read(batch, max_deliveries=3)
+    assert [d.entry_id for d in run] == [b"1-0", b"2-0", b"3-0", b"5-0"]
+    assert [d.entry_id for d in poison] == [b"4-0"]
+    assert locking
+    assert sorted(d.entry_id for d in table.held()) == [d.entry_id for d in batch]
+    a, b, gone, c, d = batch
+    assert a.job_type is plain and a.lock is None and a.envelope and a.envelope.id == "a"
+    assert b.job_type is exclusive and b.lock == pk.lock("k1")
+    assert gone.envelope is None and gone.problem == "entry has no fields (deleted while pending)"
+    assert c.spent == 4 and d.job_type is None and d.spent == 2
+    assert {x.leased_at for x in batch} == {5.0}  # from the read's send time, untouched
+    assert table.read(batch[:1], max_deliveries=3)[2] is False

@@ -191,9 +191,13 @@ class JobContext:
     def of_run(
         cls, shared: RunShared, env: Envelope, partition: PartitionKeys, deliveries: int, run: Any
     ) -> JobContext:
-        """A worker's run: `run` (its delivery) is what `shared.steps_writer_of` is given."""
+        """A worker's run: `run` (its delivery) is what `shared.steps_writer_of` is given.
+
+        `_set`, written out: one call fewer per job.
+        """
         ctx = cls.__new__(cls)
-        ctx._set(shared, env, partition, deliveries, run)  # noqa: SLF001 - its own class
+        ctx._shared, ctx._env, ctx.partition = shared, env, partition  # noqa: SLF001
+        ctx.deliveries, ctx._run, ctx._steps = deliveries, run, None  # noqa: SLF001
         return ctx
 
     @property

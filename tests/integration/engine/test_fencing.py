@@ -79,6 +79,28 @@ async def test_a_delivery_that_waited_out_its_lease_here_never_starts(
 
 
 @pytest.mark.promise(3)
+async def test_a_read_batch_older_than_its_lease_budget_is_expired_as_it_is_handed_out(
+    redis, client, settings, registry, worker_factory
+):
+    # the read loop asks the lease rules per delivery only when the batch's send time
+    # says one may be stale (`Leases.all_fresh`): a read sent an hour ago (a stall) must
+    # still find each delivery out of budget, never run it
+    async with worker_factory(settings, registry, "test.work") as worker:
+        rt = worker.runtime("test.work")
+        await client.enqueue("test.work", {"n": 1})
+        await wait_until(lambda: idle(redis), timeout_s=5, what="first job done")
+        sent = time.monotonic() - 3600
+        fields = {b"id": b"x", b"name": b"test.work", b"payload": b"{}"}
+        d = Delivery(pk(), b"1-1", fields, 1, sent)
+        run, poison, locking = rt.deliveries.read([d], rt.options.max_deliveries)
+        assert run == [d] and not poison
+        await rt._hand_out(run, sent, locking=locking)
+        assert d.lost  # expired as it was handed out, before any consumer took it
+        await wait_until(lambda: rt.deliveries.get(d.held_as) is None, what="dropped")
+    assert "x" not in [x.job_id for x in await runs(redis)]
+
+
+@pytest.mark.promise(3)
 @pytest.mark.promise(6)
 async def test_a_lost_run_in_its_clean_up_holds_back_a_new_run_of_its_key_but_no_other_key(
     redis, client, settings, registry, worker_factory

@@ -63,9 +63,17 @@ class Broker:
         return any(g.get("name") in (GROUP, GROUP.encode()) for g in groups)
 
     async def read(
-        self, pks: Sequence[PartitionKeys], *, count: int, block_ms: int | None
+        self,
+        pks: Sequence[PartitionKeys],
+        *,
+        count: int,
+        block_ms: int | None,
+        sent: float = 0.0,
     ) -> list[Delivery]:
-        """One XREADGROUP over all partitions: new entries, at most `count` each."""
+        """One XREADGROUP over all partitions: new entries, at most `count` each.
+
+        `sent` (monotonic, just before this call) is when each delivery's lease begins.
+        """
         by_key = {pk.ready: pk for pk in pks}
         streams: dict[Any, Any] = dict.fromkeys(by_key, ">")
         try:
@@ -81,7 +89,7 @@ class Broker:
         rows: Any = reply or []
         for stream, entries in rows:
             pk = by_key[stream.decode() if isinstance(stream, bytes) else stream]
-            out.extend(Delivery(pk, entry_id, fields or {}) for entry_id, fields in entries)
+            out += [Delivery(pk, entry_id, fields or {}, 1, sent) for entry_id, fields in entries]
         return out
 
     async def consumers(self, pk: PartitionKeys) -> list[dict[str, Any]]:

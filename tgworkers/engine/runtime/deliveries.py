@@ -6,14 +6,15 @@ worker renews, by `Delivery.held_as`), the runs that have started and not return
 loop, consumers, executor, settle loop, leases and recovery ask it through named
 transitions, in the order a delivery meets them:
 
-    taken ─▶ (leased …) ─▶ begins ─▶ waits / returned ─▶ ended ─▶ settling ─▶ settled
-      │                      └─ parked behind an unfinished run, handed out again at its end
+    taken / read ─▶ (leased …) ─▶ begins ─▶ waits / returned ─▶ ended ─▶ settling ─▶ settled
+      │                             └─ parked behind an unfinished run, handed out again at its end
       └─▶ lost (renewal verdict, deleted, expired, fenced) / superseded / handed back
 
 A lost or handed-back delivery still goes through the consumer and the settle loop
 (dropped, or handed back whole), so a lost run is listed until its coroutine returns.
 Transitions take lists where their callers have batches (a read, a sweep's page, a
-renewal's group), so the table can later store a batch as one record (issue 25).
+renewal's group); a read batch is taken in one pass (`read`: decoded, held, typed,
+locked, poison set apart), the batch as the unit of work (issue 25).
 """
 
 from __future__ import annotations
@@ -112,6 +113,40 @@ class Deliveries:
                 d.job_type = self.job_types.get(d.envelope.name)
                 if d.job_type is not None and d.job_type.exclusive:
                     d.lock = d.pk.lock(d.envelope.key or d.envelope.id)
+
+    def read(
+        self, batch: list[Delivery], max_deliveries: int
+    ) -> tuple[list[Delivery], list[Delivery], bool]:
+        """A read's new entries, in one pass: each decoded and `taken`, poison set apart.
+
+        Returns (to run, poison, whether any of those to run takes a key lock first).
+        What `Delivery.decode`, `Recovery.quarantine` and `taken` do batch by batch, done
+        entry by entry in one loop: the read batch is the unit of work (issue 25). Each
+        delivery's lease counts from its read's send time, given when it was built
+        (`Broker.read`). Poison is a job a repartition moved after it had spent its
+        deliveries (`Delivery.spent`); it is held too, to be dead-lettered.
+        """
+        held, job_types = self._held, self.job_types
+        run: list[Delivery] = []
+        poison: list[Delivery] = []
+        locking = False
+        for d in batch:
+            held[d.held_as] = d
+            env = d.decode()
+            if env is not None:
+                jt = d.job_type = job_types.get(env.name)
+                if jt is not None and jt.exclusive:
+                    d.lock = d.pk.lock(env.key or env.id)
+                    locking = True
+            # `d.spent > max_deliveries`, its property read only when it can differ
+            # from the count (a moved job)
+            if (d.deliveries > max_deliveries or b"moved_deliveries" in d.fields) and (
+                d.spent > max_deliveries
+            ):
+                poison.append(d)
+            else:
+                run.append(d)
+        return run, poison, locking
 
     def leased(self, batch: Iterable[Delivery], sent: float) -> None:
         """A claim or renewal of `batch` was sent at `sent` (monotonic): its lease runs VT on."""

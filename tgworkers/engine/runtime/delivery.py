@@ -113,15 +113,17 @@ class Delivery:
             f"{', ' if state else ''}{', '.join(state)})"
         )
 
-    def decode(self) -> None:
-        """Fill `envelope`, or `problem` naming why the entry is not a job."""
+    def decode(self) -> Envelope | None:
+        """Fill `envelope`, or `problem` naming why the entry is not a job; the envelope."""
         if not self.fields:
             self.problem = "entry has no fields (deleted while pending)"
-            return
+            return None
         try:
-            self.envelope = from_fields(self.fields, entry_id=self.entry_id)
+            env = self.envelope = from_fields(self.fields, entry_id=self.entry_id)
         except MalformedEntryError as exc:
             self.problem = f"malformed entry: {exc}"
+            return None
+        return env
 
     def cancel(self) -> None:
         """Interrupt the running handler now (its lease was lost, or shutdown)."""

@@ -48,6 +48,17 @@ class Handoff:
         self._takers -= 1
         self._wake_if_idle()
 
+    def pop(self) -> Delivery:
+        """The next delivery, when one waits (`ready`): `take` without a coroutine.
+
+        A busy consumer finds one waiting nearly every time; a coroutine per take was 1 %
+        of a no-op job's CPU (profiled).
+        """
+        d = self.ready.popleft()
+        if not self.ready:
+            self._on_drained()
+        return d
+
     async def take(self) -> Delivery:
         """The next delivery; asleep while there is none (counted as a taker on return)."""
         while not self.ready:
@@ -60,10 +71,7 @@ class Handoff:
                 if woken.cancel() or woken.cancelled():  # no waker counted it back
                     self._takers += 1
                 raise
-        d = self.ready.popleft()
-        if not self.ready:
-            self._on_drained()
-        return d
+        return self.pop()
 
     def handler_waits(self, waiting: bool) -> None:  # noqa: FBT001 - the executor's hook
         """A consumer's handler starts (True) or stops (False) waiting."""

@@ -25,7 +25,7 @@ import asyncio
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -81,6 +81,7 @@ class ProcessorRuntime:
         self.is_alive = is_alive
         self.consumer = broker.consumer
         self.job_types: dict[str, JobType[Any]] = {jt.name: jt for jt in processor.job_types}
+        self._longest_cleanup_s = max((jt.cleanup_s for jt in processor.job_types), default=0.0)
         self.paused = False
         self.stopping = False
         self.counters = RuntimeCounters()
@@ -189,7 +190,10 @@ class ProcessorRuntime:
         sent = time.monotonic()
         try:
             batch = await self.broker.read(
-                partitions or self.partitions, count=free, block_ms=self.options.block_ms
+                partitions or self.partitions,
+                count=free,
+                block_ms=self.options.block_ms,
+                sent=sent,
             )
         except REDIS_ERRORS as exc:
             self.health.failed(exc, "read")
@@ -198,24 +202,39 @@ class ProcessorRuntime:
         self.health.ok("read")
         self.last_progress = time.monotonic()
         if batch:
-            self.deliveries.leased(batch, sent)
-            for d in batch:
-                d.decode()
-            if batch := self.recovery.quarantine(batch):  # a moved job may be poison
-                await self.dispatch(batch)
+            run, poison, locking = self.deliveries.read(batch, self.options.max_deliveries)
+            if poison:  # a moved job may be poison
+                self.recovery.dead_letter(poison)
+            if run:
+                await self._hand_out(run, sent, locking=locking)
 
     async def dispatch(self, batch: list[Delivery]) -> None:
-        """Hand read or reclaimed deliveries to the consumers (locks taken first)."""
+        """Hand reclaimed deliveries to the consumers (locks taken first)."""
+        if not batch:
+            return
         self.deliveries.taken(batch)
-        runnable = await self._take_locks(batch)
+        oldest = min(d.leased_at for d in batch)
+        await self._hand_out(batch, oldest, locking=any(d.lock is not None for d in batch))
+
+    async def _hand_out(self, batch: list[Delivery], oldest: float, *, locking: bool) -> None:
+        """Held deliveries to the consumers, their key locks taken first (`locking`).
+
+        `oldest` is the batch's oldest lease (a read's send time): one look at it tells
+        whether any delivery's lease is old enough for the per-delivery rules (a read
+        that blocked long, a stall); they are asked only then.
+        """
+        runnable = await self._take_locks(batch) if locking else batch
         self.active += len(runnable)
         now = time.monotonic()
-        self.leases.renew_soon_if_stale(runnable, now)
-        for d in runnable:
-            if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
-                self.deliveries.expired_queued(d)
-            elif self.paused or self.stopping:
-                self.deliveries.hand_back((d,))
+        if not self.leases.all_fresh(oldest, self._longest_cleanup_s, now):
+            self.leases.renew_soon_if_stale(runnable, now)
+            for d in runnable:
+                if out_of_budget(d, self.options, now):  # claimed too long ago (a stall)
+                    self.deliveries.expired_queued(d)
+                elif self.paused or self.stopping:
+                    self.deliveries.hand_back((d,))
+        elif self.paused or self.stopping:
+            self.deliveries.hand_back(runnable)
         self._handoff.put(runnable)
 
     async def _take_locks(self, batch: list[Delivery]) -> list[Delivery]:
@@ -254,43 +273,71 @@ class ProcessorRuntime:
     # ------------------------------------------------------------------ consuming
 
     async def _consume_loop(self) -> None:
-        self._handoff.joined()
+        handoff = self._handoff
+        handoff.joined()
         try:
             while self.running_consumers <= self.options.concurrency:
-                d = await self._handoff.take()
+                d = handoff.pop() if handoff.ready else await handoff.take()
                 if self.running_consumers > self.options.concurrency:
                     # concurrency was lowered while this consumer slept: it leaves, and the
                     # delivery goes back first in line for the consumers that stay
-                    self._handoff.put_back(d)
+                    handoff.put_back(d)
                     return
-                await self._consume_once(d)
+                # `_consume_once`, with no coroutine for a run that never waits
+                if (rest := self._consume_now(d)) is not None:
+                    await rest
         finally:
-            self._handoff.left()
+            handoff.left()
             self.running_consumers -= 1
 
     async def _consume_once(self, d: Delivery) -> None:
+        """Run (or drop, hand back, park) one delivery a consumer took, and settle it."""
+        if (rest := self._consume_now(d)) is not None:
+            await rest
+
+    def _consume_now(self, d: Delivery) -> Coroutine[Any, Any, None] | None:
+        """`_consume_once` up to its run's first wait: None when it ended here (most runs)."""
         table = self.deliveries
-        if self.stopping and not d.running:
+        if self.stopping and d.timeout is None:  # not running
             table.hand_back((d,))
-        if not (d.running or d.lost) and out_of_budget(d, self.options, time.monotonic()):
+        if d.timeout is None and not d.lost and out_of_budget(d, self.options, time.monotonic()):
             # the watchdog's rule, checked as a consumer takes it: a delivery that waited
             # here through a stall (a blocked loop) may be another worker's by now, and the
             # watchdog's next pass would cancel it only after its handler began
             table.expired_taken(d)
         runs = not (d.lost or d.handback)  # a lost delivery is dropped, a handed-back one not run
         if runs and table.begins(d) is not None:
-            return  # parked: handed out again when the run it waits for returns
+            return None  # parked: handed out again when the run it waits for returns
         try:
-            settlement = await self.executor.run(d)
+            result = self.executor.begin(d)
+        except BaseException:
+            self._returned(d, runs=runs)
+            raise
+        if not isinstance(result, Settlement):  # it waits: `_consume_rest` ends it
+            return self._consume_rest(d, result, runs=runs)
+        self._returned(d, runs=runs)
+        self._settle(d, result)
+        return None
+
+    async def _consume_rest(self, d: Delivery, rest: Awaitable[Settlement], *, runs: bool) -> None:
+        try:
+            settlement = await rest
         finally:
-            self.active -= 1
-            self._slot_freed.set()
-            if runs and (behind := table.ended(d)):
-                self._handoff.put(behind)
-            if d.lost and d.cancelled_at:  # its lock is released with its drop (settler.py)
-                self.leases.returned(d)
+            self._returned(d, runs=runs)
+        self._settle(d, settlement)
+
+    def _returned(self, d: Delivery, *, runs: bool) -> None:
+        """`d`'s run returned (or raised): its slot is free, runs parked behind it go out."""
+        self.active -= 1
+        self._slot_freed.set()
+        if runs and (behind := self.deliveries.ended(d)):
+            self._handoff.put(behind)
+        if d.lost and d.cancelled_at:  # its lock is released with its drop (settler.py)
+            self.leases.returned(d)
+
+    def _settle(self, d: Delivery, settlement: Settlement) -> None:
         self.last_progress = time.monotonic()
-        table.settling(d)
+        self.deliveries.settling(d)
         self.settler.add(settlement)
 
     def queue_settlement(self, settlement: Settlement) -> None:

@@ -178,10 +178,14 @@ class Recovery:
             (poison if d.spent > rt.options.max_deliveries else batch).append(d)
         if poison:
             rt.deliveries.taken(poison)
-            for d in poison:
-                reason = f"poison: delivered {d.spent} times without settling"
-                rt.queue_settlement(dead(d, reason, failed=True, why=DeadReason.POISON))
+            self.dead_letter(poison)
         return batch
+
+    def dead_letter(self, poison: list[Delivery]) -> None:
+        """Dead-letter held deliveries that are poison (the read loop's too, `Deliveries.read`)."""
+        for d in poison:
+            reason = f"poison: delivered {d.spent} times without settling"
+            self.rt.queue_settlement(dead(d, reason, failed=True, why=DeadReason.POISON))
 
     async def forget_stale_once(self, page: int = 200) -> int:
         """One page per partition of the walk that drops stale job-state records."""
