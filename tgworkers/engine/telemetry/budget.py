@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Final
 
+_monotonic: Final = time.monotonic
+
 
 class RateBudget:
     """At most `per_s` yeses per second: keeps per-job telemetry cheap under load.
@@ -26,11 +28,21 @@ class RateBudget:
         self._count = 0
 
     def allow(self) -> bool:
-        now = int(time.monotonic())
+        """One yes or no (a job's span or histogram record)."""
+        now = int(_monotonic())
         if now != self._window:
             self._window, self._count = now, 0
         self._count += 1
         return self._count <= self.per_s
+
+    def take(self, n: int) -> int:
+        """How many of `n` asks are yeses (the first ones): a batch's records, one check."""
+        now = int(_monotonic())
+        if now != self._window:
+            self._window, self._count = now, 0
+        left = self.per_s - self._count
+        self._count += n
+        return n if n <= left else max(left, 0)
 
 
 HISTOGRAM_SAMPLES_PER_S: Final = 500
