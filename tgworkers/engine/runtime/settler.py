@@ -118,7 +118,7 @@ class Settler:
             first = group[0]
             send = functools.partial(self._send_group, first.delivery.pk, first.kind, group)
             refused: set[bytes] = await until_done(self.rt.health, send, "write")
-            table.settled(s.delivery for s in group)
+            table.settled([s.delivery for s in group])
             self._observe(first.kind, group, refused)
         for lost in by_partition(dropped).values():
             # a lost run returned (or never ran): its key lock, if it still names it, is

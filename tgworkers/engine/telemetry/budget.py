@@ -20,29 +20,32 @@ class RateBudget:
     shape and the traces representative while the counters stay exact.
     """
 
-    __slots__ = ("_count", "_window", "per_s")
+    __slots__ = ("_count", "_ends", "per_s")
 
     def __init__(self, per_s: int) -> None:
         self.per_s = per_s
-        self._window = 0
+        self._ends = 0.0
+        """When the current second of the monotonic clock ends (its yeses are `_count`)."""
         self._count = 0
 
     def allow(self) -> bool:
-        """One yes or no (a job's span or histogram record)."""
-        now = int(_monotonic())
-        if now != self._window:
-            self._window, self._count = now, 0
+        """One yes or no (a job's span or histogram record): a clock read and a compare."""
+        if _monotonic() >= self._ends:
+            self._next_second()
         self._count += 1
         return self._count <= self.per_s
 
     def take(self, n: int) -> int:
         """How many of `n` asks are yeses (the first ones): a batch's records, one check."""
-        now = int(_monotonic())
-        if now != self._window:
-            self._window, self._count = now, 0
+        if _monotonic() >= self._ends:
+            self._next_second()
         left = self.per_s - self._count
         self._count += n
         return n if n <= left else max(left, 0)
+
+    def _next_second(self) -> None:
+        self._ends = float(int(_monotonic()) + 1)
+        self._count = 0
 
 
 HISTOGRAM_SAMPLES_PER_S: Final = 500
