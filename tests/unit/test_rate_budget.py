@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tgworkers.engine.telemetry.recorder import RateBudget
 
 
@@ -16,5 +18,15 @@ def test_budget_refills_when_the_second_changes():
     budget = RateBudget(1)
     assert budget.allow()
     assert not budget.allow()
+    budget._ends -= 1  # as if a second had passed
+    assert budget.allow()
+
+
+def test_a_spent_budget_says_until_when_it_says_no():
+    budget = RateBudget(1)
+    assert budget.allow()
+    assert budget.closed_until == 0.0  # not spent yet as far as it knows
+    assert not budget.allow()
+    assert budget.closed_until == budget._ends > time.monotonic()  # callers may skip the call
     budget._ends -= 1  # as if a second had passed
     assert budget.allow()

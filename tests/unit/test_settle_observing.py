@@ -106,9 +106,11 @@ def test_durations_are_sampled_within_the_budget_per_group() -> None:
 def test_budget_take_answers_a_batch_at_once() -> None:
     budget = RateBudget(5)
     budget._ends = 0.0  # a second long gone: the first call starts a new one
+    assert budget.left() == 5
     assert budget.take(3) == 3
     assert budget.take(3) == 2
     assert budget.take(3) == 0
+    assert budget.left() == 0
     assert not budget.allow()
     budget._ends -= 1  # as if a second had passed
     assert budget.take(0) == 0

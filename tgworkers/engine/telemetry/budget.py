@@ -20,20 +20,26 @@ class RateBudget:
     shape and the traces representative while the counters stay exact.
     """
 
-    __slots__ = ("_count", "_ends", "per_s")
+    __slots__ = ("_count", "_ends", "closed_until", "per_s")
 
     def __init__(self, per_s: int) -> None:
         self.per_s = per_s
         self._ends = 0.0
         """When the current second of the monotonic clock ends (its yeses are `_count`)."""
         self._count = 0
+        self.closed_until = 0.0
+        """No yes before this monotonic time: a hot path compares the clock with it and
+        skips the call (under load nearly every answer is no)."""
 
     def allow(self) -> bool:
-        """One yes or no (a job's span or histogram record): a clock read and a compare."""
+        """One yes or no (a job's span or histogram record)."""
         if _monotonic() >= self._ends:
             self._next_second()
         self._count += 1
-        return self._count <= self.per_s
+        if self._count <= self.per_s:
+            return True
+        self.closed_until = self._ends
+        return False
 
     def take(self, n: int) -> int:
         """How many of `n` asks are yeses (the first ones): a batch's records, one check."""
@@ -41,7 +47,16 @@ class RateBudget:
             self._next_second()
         left = self.per_s - self._count
         self._count += n
-        return n if n <= left else max(left, 0)
+        if n < left:
+            return n
+        self.closed_until = self._ends
+        return max(left, 0)
+
+    def left(self) -> int:
+        """Yeses left in this second; asking spends none (`take` does)."""
+        if _monotonic() >= self._ends:
+            self._next_second()
+        return max(self.per_s - self._count, 0)
 
     def _next_second(self) -> None:
         self._ends = float(int(_monotonic()) + 1)
