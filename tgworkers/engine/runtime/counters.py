@@ -43,16 +43,16 @@ class RuntimeCounters:
     """Dead-lettered by a settle, or malformed delayed jobs the promoter moved to the DLQ."""
     hand_back: int = 0
 
-    def settled(self, kind: SettleKind) -> None:
-        """One settle of `kind` went through (DROP is counted as `lease_lost`)."""
+    def settled(self, kind: SettleKind, n: int = 1) -> None:
+        """`n` settles of `kind` went through (DROP is counted as `lease_lost`)."""
         match kind:
             case SettleKind.DONE:
-                self.done += 1
+                self.done += n
             case SettleKind.LATER:
-                self.later += 1
+                self.later += n
             case SettleKind.DEAD:
-                self.dead += 1
+                self.dead += n
             case SettleKind.HAND_BACK:
-                self.hand_back += 1
+                self.hand_back += n
             case SettleKind.DROP:
-                self.lease_lost += 1
+                self.lease_lost += n

@@ -24,7 +24,7 @@ from tgworkers.engine.ops.finished import (
     FinishedRecord,
     encode_record,
 )
-from tgworkers.engine.runtime.settlement import SettleKind, Settlement
+from tgworkers.engine.runtime.settlement import Settlement
 from tgworkers.engine.wire.connection import REDIS_ERRORS, RedisHealth, guarded
 from tgworkers.engine.wire.keys import PartitionKeys
 from tgworkers.engine.wire.script_items import DoneItem
@@ -50,9 +50,10 @@ class FinishedLog:
 
     def observe(self, s: Settlement) -> None:
         """The runtime's settle observer: a DONE settle of a producer-chosen id."""
-        d, item = s.delivery, s.item
-        if s.kind is not SettleKind.DONE or not isinstance(item, DoneItem) or not item.dedupe:
+        item = s.item  # a DoneItem is a DONE settle's (called per job: no enum lookup)
+        if type(item) is not DoneItem or not item.dedupe:
             return
+        d = s.delivery
         env = d.envelope
         if env is None:
             return

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Final
 
+_monotonic: Final = time.monotonic
+
 
 class RateBudget:
     """At most `per_s` yeses per second: keeps per-job telemetry cheap under load.
@@ -18,19 +20,47 @@ class RateBudget:
     shape and the traces representative while the counters stay exact.
     """
 
-    __slots__ = ("_count", "_window", "per_s")
+    __slots__ = ("_count", "_ends", "closed_until", "per_s")
 
     def __init__(self, per_s: int) -> None:
         self.per_s = per_s
-        self._window = 0
+        self._ends = 0.0
+        """When the current second of the monotonic clock ends (its yeses are `_count`)."""
         self._count = 0
+        self.closed_until = 0.0
+        """No yes before this monotonic time: a hot path compares the clock with it and
+        skips the call (under load nearly every answer is no)."""
 
     def allow(self) -> bool:
-        now = int(time.monotonic())
-        if now != self._window:
-            self._window, self._count = now, 0
+        """One yes or no (a job's span or histogram record)."""
+        if _monotonic() >= self._ends:
+            self._next_second()
         self._count += 1
-        return self._count <= self.per_s
+        if self._count <= self.per_s:
+            return True
+        self.closed_until = self._ends
+        return False
+
+    def take(self, n: int) -> int:
+        """How many of `n` asks are yeses (the first ones): a batch's records, one check."""
+        if _monotonic() >= self._ends:
+            self._next_second()
+        left = self.per_s - self._count
+        self._count += n
+        if n < left:
+            return n
+        self.closed_until = self._ends
+        return max(left, 0)
+
+    def left(self) -> int:
+        """Yeses left in this second; asking spends none (`take` does)."""
+        if _monotonic() >= self._ends:
+            self._next_second()
+        return max(self.per_s - self._count, 0)
+
+    def _next_second(self) -> None:
+        self._ends = float(int(_monotonic()) + 1)
+        self._count = 0
 
 
 HISTOGRAM_SAMPLES_PER_S: Final = 500

@@ -1,8 +1,10 @@
 """The typed arguments and replies of the Lua scripts (`scripts.py` calls them).
 
-One frozen value per item a script takes in a batch (a settle, a lease, a lock) or per
-reply it gives (a promote, a reclaim page). The runtime and the client build and read
-these; only `scripts.py` turns them into KEYS and ARGV.
+One value per item a script takes in a batch (a settle, a lease, a lock) or per reply
+it gives (a promote, a reclaim page), frozen but for `DoneItem`: one is built per job
+done, and a frozen dataclass sets each field through `object.__setattr__` (four times
+the cost of a plain slots class; nothing changes an item once built). The runtime and
+the client build and read these; only `scripts.py` turns them into KEYS and ARGV.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ class NewJob:
     fields_json: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DoneItem:
-    """A finished job for `settle_done`."""
+    """A finished job for `settle_done` (one per job: not frozen, see the module's doc)."""
 
     entry_id: bytes
     job_id: str
