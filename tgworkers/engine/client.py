@@ -273,6 +273,11 @@ class Client:
             for i, flag in zip(idx, flags, strict=True):
                 created[i] = flag
 
+        if len(checked) == 1:  # `enqueue`: one call, awaited here (a task is a loop hop)
+            pks.append(self._partition(checked[0], single))
+            jobs.append(self._job(checked[0], now_ms, trace))
+            await send(pks[0], [0])
+            return await self._existing_due(pks, jobs, self._results(checked, created, now_ms))
         groups: dict[PartitionKeys, list[int]] = defaultdict(list)
         async with anyio.create_task_group() as tg:
             for i, c in enumerate(checked):
@@ -286,11 +291,14 @@ class Client:
                     await anyio.lowlevel.checkpoint()  # the call goes out; build the next
             for pk, idx in groups.items():
                 tg.start_soon(send, pk, idx)
-        results = [
+        return await self._existing_due(pks, jobs, self._results(checked, created, now_ms))
+
+    @staticmethod
+    def _results(checked: list[_Checked], created: list[bool], now_ms: int) -> list[EnqueueResult]:
+        return [
             EnqueueResult(id=c[4], queue=c[1].queue, run_at=c[7] or now_ms, created=flag)
             for c, flag in zip(checked, created, strict=True)
         ]
-        return await self._existing_due(pks, jobs, results)
 
     def _partition(self, c: _Checked, single: dict[str, PartitionKeys | None]) -> PartitionKeys:
         """The job's partition; a queue of one partition is looked up once per batch."""
