@@ -261,7 +261,7 @@ class Client:
             trace = carried_trace_headers()
         checked = [self._check(r, now_ms) for r in requests]  # all or nothing (promise 7)
         single: dict[str, PartitionKeys | None] = {}  # per queue: its one partition, if one
-        for queue in {c[1].queue for c in checked}:  # promise 12: counts agree
+        for queue in {proc.queue for _, proc, *_ in checked}:  # promise 12: counts agree
             await self.partition_records.check_producer(self.registry.queue(queue))
         pks: list[PartitionKeys] = []
         jobs: list[NewJob] = []
@@ -295,17 +295,18 @@ class Client:
 
     @staticmethod
     def _results(checked: list[_Checked], created: list[bool], now_ms: int) -> list[EnqueueResult]:
-        return [
-            EnqueueResult(id=c[4], queue=c[1].queue, run_at=c[7] or now_ms, created=flag)
-            for c, flag in zip(checked, created, strict=True)
-        ]
+        results = []
+        for (_, proc, _, _, job_id, _, _, due, _), flag in zip(checked, created, strict=True):
+            results.append(EnqueueResult(id=job_id, queue=proc.queue, run_at=due or now_ms,
+                                         created=flag))  # fmt: skip
+        return results
 
     def _partition(self, c: _Checked, single: dict[str, PartitionKeys | None]) -> PartitionKeys:
         """The job's partition; a queue of one partition is looked up once per batch."""
-        proc, key = c[1], c[6]
+        _, proc, _, _, job_id, _, key, _, _ = c
         pk = single.get(proc.queue)
         if pk is None:
-            pk = self.layout.partition_for(proc, key if key is not None else c[4])
+            pk = self.layout.partition_for(proc, key if key is not None else job_id)
             if proc.queue not in single:
                 single[proc.queue] = pk if self.layout.partition_count(proc) == 1 else None
         return pk

@@ -55,12 +55,21 @@ def held_lock(d: Delivery) -> HeldLock:
 
 
 def out_of_budget(d: Delivery, options: RuntimeOptions, now: float) -> bool:
-    """The watchdog's rule: `d`'s lease may end before a run's clean-up could (promise 6).
+    """The watchdog's rule: `d`'s lease may end before a run's clean-up could (promise 6)."""
+    return d.leased_at < now - options.run_budget_s(d.cleanup_s)
 
-    `options.run_budget_s(d.cleanup_s)`, read without a call: checked for every job.
+
+def too_old_to_wait(
+    leased_at: float, cleanup_s: float, options: RuntimeOptions, now: float
+) -> bool:
+    """A lease from `leased_at` might pass the watchdog's limit before the next renewal pass.
+
+    The watchdog's rule (`out_of_budget`) less one renewal interval and the margin: every
+    delivery out of budget is too old to wait, so a batch with none too old has none out
+    of budget either.
     """
-    jt = d.job_type
-    return d.leased_at < now - (options.lease_budget_s - (jt.cleanup_s if jt is not None else 0.0))
+    slack = options.lease_interval_s + options.margin_s
+    return leased_at < now - options.run_budget_s(cleanup_s) + slack
 
 
 class Leases:
@@ -89,8 +98,7 @@ class Leases:
         earlier; at the default VT nothing read is ever that old.
         """
         options = self.rt.options
-        slack = options.lease_interval_s + options.margin_s
-        if any(d.leased_at < now - options.run_budget_s(d.cleanup_s) + slack for d in deliveries):
+        if any(too_old_to_wait(d.leased_at, d.cleanup_s, options, now) for d in deliveries):
             self._soon.set()
 
     def all_fresh(self, oldest: float, cleanup_s: float, now: float) -> bool:
@@ -99,12 +107,10 @@ class Leases:
         `oldest` is the batch's oldest `leased_at` and `cleanup_s` the longest clean-up
         among its job types: every delivery's lease is then at least as young, and its
         budget at least as long, as this one's, so neither `renew_soon_if_stale` nor
-        `out_of_budget` would act on any (the same sums, so the same rounding). Asked
+        `out_of_budget` would act on any (`too_old_to_wait`, one rule for both). Asked
         once per read batch instead of twice per delivery.
         """
-        options = self.rt.options
-        slack = options.lease_interval_s + options.margin_s
-        return not oldest < now - options.run_budget_s(cleanup_s) + slack
+        return not too_old_to_wait(oldest, cleanup_s, self.rt.options, now)
 
     async def renew_once(self) -> None:
         table = self.rt.deliveries
