@@ -86,10 +86,15 @@ async def ghost_entries(redis, settings, registry) -> None:
     await redis.xdel(pk.ready, got[1].entry_id)
 
 
-async def take_lease(redis, worker) -> None:
-    """Another consumer claims the entry of a running job: its run loses the lease."""
+async def take_lease(redis, worker, job_id: str) -> None:
+    """Another consumer claims the entry of the slow job while it runs: its run loses the lease.
+
+    Only that job's entry: the not-due job is also waiting (on Redis) for a moment, and taking
+    its entry would refuse its snooze, which this test counts."""
     rt = worker.runtime("test.work")
-    running = await wait_until(lambda: rt.running, what="the slow job running")
+    running = await wait_until(
+        lambda: [d for d in rt.running if d.job_id == job_id], what="the slow job running"
+    )
     d = running[0]
     await redis.xclaim(d.pk.ready, GROUP, "ghost", 0, [d.entry_id])
 
@@ -104,8 +109,8 @@ async def engine_workload(otel, redis, redis_url, tmp_path) -> tuple[Any, Regist
     async with running_worker(settings, registry, "test.work,test.tick") as worker:
         for payload in ({"n": 1}, {"n": 2, "fail_times": 1}, {"n": 3, "mode": "not_due"},
                         {"n": 4, "mode": "permanent"}, {"n": 5, "sleep_ms": 1500}):  # fmt: skip
-            await client.enqueue("test.work", payload)
-        await take_lease(redis, worker)
+            slow = await client.enqueue("test.work", payload)
+        await take_lease(redis, worker, slow.id)
         for name in ("tgworkers.jobs.processed", "tgworkers.jobs.retried", "tgworkers.jobs.snoozed",
                      "tgworkers.jobs.dead_lettered", "tgworkers.entries.reclaimed",
                      "tgworkers.entries.lost", "tgworkers.entries.lease_lost",
