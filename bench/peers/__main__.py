@@ -53,7 +53,7 @@ class Rounds:
         self.c.add(s.name, f"{key}_p99", pct(ms, 0.99))
 
     def one(self, systems: list[System]) -> None:
-        for procs in (1, 2):
+        for procs in () if self.args.pickup_only else (1, 2):
             for s in systems:
                 self.attempt(s, f"drain{procs}", lambda s=s, p=procs: self.drain(s, p))  # type: ignore[misc]
         for s in (s for s in systems if s.latency):
@@ -62,7 +62,7 @@ class Rounds:
             n, rate = self.args.fast_jobs, self.args.fast_rate
             for s in (s for s in systems if s.latency):
                 self.attempt(s, "latfast", lambda s=s: self.late(s, "fast", 0.0, n, rate))  # type: ignore[misc]
-        for s in (s for s in systems if s.delayed):
+        for s in (s for s in systems if s.delayed and not self.args.pickup_only):
             self.attempt(s, "del", lambda s=s: self.late(s, "del", 1.0, self.args.delayed_jobs))  # type: ignore[misc]
 
 
@@ -77,6 +77,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--fast-jobs", type=int, default=25_000)
     parser.add_argument("--only", default="", help="comma list of system names")
     parser.add_argument("--no-realistic", action="store_true")
+    parser.add_argument("--pickup-only", action="store_true",
+                        help="only the pickup runs (no drains, delayed or realistic job)")  # fmt: skip
     parser.add_argument("--chart", type=Path, default=CHART, help="where the PNG goes")
     return parser.parse_args()
 
@@ -96,6 +98,8 @@ def _print(
               for s in systems if s.python != sys.executable]  # fmt: skip
     notes += [f"failed {n} {m}: {why}" for n, f in c.failures.items() for m, why in f.items()]
     print("\n".join(notes))
+    if args.pickup_only:
+        return  # the chart's drain and CPU panels would be empty: results.png stays
     try:
         report.chart(c, [s.name for s in systems], args.chart)
         print(f"chart: {args.chart}")
@@ -123,7 +127,7 @@ def main() -> None:
         for server in servers:
             server.close()
     _print(c, systems, skipped, args)
-    if not args.no_realistic:
+    if not (args.no_realistic or args.pickup_only):
         from bench.peers import realistic
 
         try:

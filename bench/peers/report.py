@@ -57,7 +57,7 @@ def main_table(c: Collector, systems: list[tuple[str, str]]) -> str:
     for name, version in systems:
         rows.append(
             f"| {name} | {version} | {cell(c, name, 'enqueue')} | {cell(c, name, 'drain1')} "
-            f"| {cell(c, name, 'drain2')} | {pair(c, name, 'lat_p50', 'lat_p99')} "
+            f"| {cell(c, name, 'drain2')} | {pair(c, name, 'lat_p50', 'lat_p99', ',.2f')} "
             f"| {pair(c, name, 'fast_p50', 'fast_p99')} "
             f"| {pair(c, name, 'del_p50', 'del_p99', ',.0f')} |"
         )

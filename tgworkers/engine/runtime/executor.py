@@ -204,6 +204,7 @@ class Executor:
         waits = False
         try:
             begun = self._perform(d, env, payload)
+            self.telemetry.picked_up(run)  # after the handler's first step, not before it
             if not isinstance(begun, Decision):  # the handler waits: `_waited` ends the run
                 waits = True
                 return self._waited(d, env, begun, run, started)

@@ -29,7 +29,7 @@ class JobRun:
     request asks (most runs ask nothing): one object and three fields per run.
     """
 
-    __slots__ = ("_headers", "env", "otel_token", "queue", "span", "var_token")
+    __slots__ = ("_headers", "env", "otel_token", "pickup_s", "queue", "span", "var_token")
 
     def __init__(self, env: Envelope, queue: str, span: trace.Span | None) -> None:
         self.env, self.queue = env, queue
@@ -37,6 +37,8 @@ class JobRun:
         """The recorded `process` span; None when the run records none (no exporter, budget)."""
         self.otel_token: object = None
         self.var_token: Any = None
+        self.pickup_s: float | None = None
+        """From due to this run's start, when this run samples the pickup histogram."""
         self._headers: dict[str, str] | None = None
 
     @property

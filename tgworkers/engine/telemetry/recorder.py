@@ -281,20 +281,29 @@ class Telemetry:
         """Begin one run: its `process <queue>` span (made current) and log context."""
         env = d.envelope
         assert env is not None  # noqa: S101 - checked by the executor
-        pickups = self._pickups  # spent this second (under load, nearly always): no call
-        if d.deliveries == 1 and _monotonic() >= pickups.closed_until and pickups.allow():
-            due_ms = env.due_ms or int(d.entry_id.split(b"-", 1)[0])
-            labels = self.attrs(A.DESTINATION, queue, A.JOB_NAME, env.name)
-            pickup_s = max(time.time() - due_ms / 1000, 0.0)
-            self.i["tgworkers.job.pickup_latency"].record(pickup_s, labels)
         if self.tracing and _monotonic() >= self._spans.closed_until and self._spans.allow():
             span = self._process_span(queue, d)
             run = JobRun(env, queue, span)
             run.otel_token = otel_context.attach(trace.set_span_in_context(span))
         else:  # unrecorded: the carried context is sent with a fresh span id (trace_headers)
             run = JobRun(env, queue, None)
+        pickups = self._pickups  # spent this second (under load, nearly always): no call
+        if d.deliveries == 1 and _monotonic() >= pickups.closed_until and pickups.allow():
+            due_ms = env.due_ms or int(d.entry_id.split(b"-", 1)[0])
+            run.pickup_s = max(time.time() - due_ms / 1000, 0.0)  # recorded by `picked_up`
         run.var_token = current_run.set(run)
         return run
+
+    def picked_up(self, run: JobRun) -> None:
+        """Record the run's pickup latency (measured as it began) after its handler's first step.
+
+        The histogram's record (~7 µs, several times that with the cold caches of a worker
+        woken for one job) was paid before the handler's first line, by every job's pickup
+        at a low rate: profiled at 500 jobs/s, 30-40 µs of a 0.4 ms pickup.
+        """
+        if run.pickup_s is not None:
+            labels = self.attrs(A.DESTINATION, run.queue, A.JOB_NAME, run.env.name)
+            self.i["tgworkers.job.pickup_latency"].record(run.pickup_s, labels)
 
     def _process_span(self, queue: str, d: RunView) -> trace.Span:
         env = d.envelope
