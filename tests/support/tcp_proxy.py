@@ -28,6 +28,7 @@ class TcpProxy:
         self.latency_s = 0.0
         self._holes = False
         self._conns: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task[Any]] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="tcp-proxy")
@@ -71,6 +72,10 @@ class TcpProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:  # awaited by `_shutdown`, so none is pending when the loop stops
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
@@ -103,6 +108,11 @@ class TcpProxy:
     async def _shutdown(self) -> None:
         self._server.close()
         await self._reset_all()
+        if self._serving:  # their pipes end on the aborted sockets; a black hole's never do
+            _, stuck = await asyncio.wait(self._serving, timeout=1)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:
