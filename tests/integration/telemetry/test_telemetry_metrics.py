@@ -168,3 +168,23 @@ async def test_every_instrument_is_recorded_and_served_on_metrics(
              if s.name == "tgworkers_queue_depth" and s.labels["tgworkers_queue_state"] == "dlq"
              and s.labels["messaging_destination_name"] == "test.work"]  # fmt: skip
     assert ready and ready[0].value >= 1
+
+
+async def test_pickup_latency_is_the_wait_before_a_run_not_the_run(otel, redis, redis_url):
+    """A job whose handler waits 2 s: its pickup is recorded once its first step is over
+    (`Telemetry.picked_up`), measured as it began, so it holds none of the run's time."""
+    settings = make_settings(redis_url)
+    registry = Registry(test_jobs.PROCESSORS)
+    client = Client(redis, registry, settings)
+    async with running_worker(settings, registry, "test.work"):
+        await client.enqueue("test.work", {"n": 1, "sleep_ms": 2000})
+        points = await wait_until(
+            lambda: otel.metrics().get("tgworkers.job.pickup_latency"), what="a pickup recorded"
+        )
+        (point,) = points
+        assert point.count == 1
+        assert point.attributes == {
+            "messaging.destination.name": "test.work", "tgworkers.job.name": "test.work",
+        }  # fmt: skip
+        assert not await redis.lrange(test_jobs.RUNS_KEY, 0, -1), "recorded after the run"
+    assert 0 <= point.sum < 1.5, point.sum  # the run's 2 s is not in it
