@@ -6,6 +6,9 @@ clean-up holds back new runs of its key here, but no other key (promise 6)."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from tests.support.engine_state import idle, pk, runs
@@ -13,8 +16,23 @@ from tests.support.jobs import CLEANUPS_KEY, OVERLAPS_KEY
 from tests.support.wait import wait_until
 
 from tgworkers.engine.runtime.delivery import Delivery
+from tgworkers.engine.runtime.processor import ProcessorRuntime
 from tgworkers.engine.runtime.settlement import SettleKind
 from tgworkers.engine.wire.keys import GROUP
+
+STRAY_FIELDS = {b"id": b"x", b"name": b"test.work", b"payload": b"{}"}
+"""A job `x` that no producer enqueued: any run of it is the fence failing."""
+
+
+@asynccontextmanager
+async def _runtime_after_one_job(
+    redis: Any, client: Any, settings: Any, registry: Any, worker_factory: Any
+) -> AsyncIterator[ProcessorRuntime]:
+    """A `test.work` worker whose loops are up: it has read, run and settled one job."""
+    async with worker_factory(settings, registry, "test.work") as worker:
+        await client.enqueue("test.work", {"n": 1})
+        await wait_until(lambda: idle(redis), timeout_s=5, what="first job done")
+        yield worker.runtime("test.work")
 
 
 @pytest.mark.promise(3)
@@ -42,11 +60,8 @@ async def test_own_sweep_reclaiming_a_running_entry_supersedes_it_never_runs_it_
 async def test_a_delivery_lost_while_queued_locally_never_runs(
     redis, client, settings, registry, worker_factory
 ):
-    async with worker_factory(settings, registry, "test.work") as worker:
-        rt = worker.runtime("test.work")
-        await client.enqueue("test.work", {"n": 1})
-        await wait_until(lambda: idle(redis), timeout_s=5, what="first job done")
-        d = Delivery(pk(), b"1-1", {b"id": b"x", b"name": b"test.work", b"payload": b"{}"})
+    async with _runtime_after_one_job(redis, client, settings, registry, worker_factory) as rt:
+        d = Delivery(pk(), b"1-1", STRAY_FIELDS)
         d.decode()
         rt.deliveries.taken([d])
         rt.deliveries.lose(d.held_as)  # a renewal's verdict before a consumer picked it up
@@ -62,13 +77,8 @@ async def test_a_delivery_that_waited_out_its_lease_here_never_starts(
     # as after an event loop blocked past VT: the delivery waited in the local queue, its
     # renewals could not be sent, and a consumer takes it before the watchdog's next pass
     # (the fault-schedule checker's seeds 268 and 279: a run started after its job was done)
-    async with worker_factory(settings, registry, "test.work") as worker:
-        rt = worker.runtime("test.work")
-        await client.enqueue("test.work", {"n": 1})
-        await wait_until(lambda: idle(redis), timeout_s=5, what="first job done")
-        stale = time.monotonic() - 3600
-        d = Delivery(pk(), b"1-1", {b"id": b"x", b"name": b"test.work", b"payload": b"{}"},
-                     leased_at=stale)  # fmt: skip
+    async with _runtime_after_one_job(redis, client, settings, registry, worker_factory) as rt:
+        d = Delivery(pk(), b"1-1", STRAY_FIELDS, leased_at=time.monotonic() - 3600)
         d.decode()
         rt.deliveries.taken([d])
         rt.active += 1  # as dispatch counts it
@@ -85,13 +95,9 @@ async def test_a_read_batch_older_than_its_lease_budget_is_expired_as_it_is_hand
     # the read loop asks the lease rules per delivery only when the batch's send time
     # says one may be stale (`Leases.all_fresh`): a read sent an hour ago (a stall) must
     # still find each delivery out of budget, never run it
-    async with worker_factory(settings, registry, "test.work") as worker:
-        rt = worker.runtime("test.work")
-        await client.enqueue("test.work", {"n": 1})
-        await wait_until(lambda: idle(redis), timeout_s=5, what="first job done")
+    async with _runtime_after_one_job(redis, client, settings, registry, worker_factory) as rt:
         sent = time.monotonic() - 3600
-        fields = {b"id": b"x", b"name": b"test.work", b"payload": b"{}"}
-        d = Delivery(pk(), b"1-1", fields, 1, sent)
+        d = Delivery(pk(), b"1-1", STRAY_FIELDS, 1, sent)
         run, poison, locking = rt.deliveries.read([d], rt.options.max_deliveries)
         assert run == [d] and not poison
         await rt._hand_out(run, sent, locking=locking)
