@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -52,6 +51,7 @@ from tgworkers.engine.telemetry.context import (
     remote_context,
 )
 from tgworkers.engine.telemetry.exports import Callback, EngineSources
+from tgworkers.engine.telemetry.peer_call import PeerCall
 from tgworkers.engine.wire.connection import REDIS_ERRORS
 from tgworkers.engine.wire.keys import GROUP
 
@@ -371,34 +371,6 @@ class Telemetry:
                  status_class(call.status), A.PEER_OUTCOME, call.outcome)  # fmt: skip
         labels = self.attrs(*pairs, A.ERROR_TYPE, call.error) if call.error else self.attrs(*pairs)
         self.i["http.client.request.duration"].record(took_s, labels)
-
-
-@dataclass(slots=True)
-class PeerCall:
-    """What one peer call answered, filled in by `PeerClient._call`."""
-
-    peer: str
-    method: str
-    status: int | None = None
-    outcome: str = "error"
-    error: str | None = None
-    span: trace.Span | None = None
-
-    def answered(self, status: int, outcome: str) -> None:
-        self.status, self.outcome = status, outcome
-        if self.span is not None:
-            self.span.set_attribute(A.HTTP_STATUS, status)
-            self.span.set_attribute(A.PEER_OUTCOME, outcome)
-            if status >= 400:  # noqa: PLR2004
-                self.span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
-                self.span.set_attribute(A.ERROR_TYPE, str(status))
-
-    def failed(self, exc: BaseException) -> None:
-        if self.status is None:  # no answer at all: timeout, connection
-            self.error = type(exc).__name__
-            if self.span is not None:
-                self.span.set_attribute(A.ERROR_TYPE, self.error)
-                self.span.set_status(Status(StatusCode.ERROR, self.error))
 
 
 # ---------------------------------------------------------------- the process's one
