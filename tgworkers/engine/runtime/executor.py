@@ -204,7 +204,8 @@ class Executor:
         waits = False
         try:
             begun = self._perform(d, env, payload)
-            self.telemetry.picked_up(run)  # after the handler's first step, not before it
+            if run.pickup_s is not None:  # sampled: recorded after the first step, not before
+                self.telemetry.picked_up(run)
             if not isinstance(begun, Decision):  # the handler waits: `_waited` ends the run
                 waits = True
                 return self._waited(d, env, begun, run, started)
